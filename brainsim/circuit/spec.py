@@ -1,0 +1,408 @@
+"""Typed, validated form of a circuit document (``apiVersion: brainsim/v1``).
+
+The loader (:mod:`brainsim.circuit.loader`) turns YAML/JSON text into these frozen records after
+schema and semantic validation, with ``${...}`` parameter references substituted and every default
+filled in. The engine reads only these records, never the raw document.
+
+Units are part of every field name (``tau_m_ms``, ``v_th_mV``, ``weight`` is documented per synapse
+kind). A "value" is either a constant or a per-neuron/per-synapse random quantity (a distribution,
+or an expression of per-neuron random variables); see :data:`Value`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "API_VERSION",
+    "AllToAll",
+    "Circuit",
+    "Connectivity",
+    "DCStimulus",
+    "Distribution",
+    "Expr",
+    "FixedIndegree",
+    "FixedOutdegree",
+    "FixedTotalNumber",
+    "FromFile",
+    "IzhikevichParams",
+    "LifParams",
+    "LogNormal",
+    "NeuronParams",
+    "NodeSelection",
+    "NoiseStimulus",
+    "Normal",
+    "OneToOne",
+    "PairwiseBernoulli",
+    "PoissonStimulus",
+    "Population",
+    "Projection",
+    "Recordings",
+    "Simulation",
+    "SpikeSourceArray",
+    "StateRecording",
+    "Stimulus",
+    "Target",
+    "Uniform",
+    "Value",
+]
+
+API_VERSION = "brainsim/v1"
+
+Bound = Literal["redraw", "clip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Uniform:
+    """Uniform distribution on ``[low, high)``."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class Normal:
+    """Normal distribution, optionally bounded to ``[low, high]``.
+
+    ``bound="redraw"`` draws again until the value is inside the bounds (NEST's ``redraw``);
+    ``bound="clip"`` clips it to the nearest bound.
+    """
+
+    mean: float
+    std: float
+    low: float | None = None
+    high: float | None = None
+    bound: Bound = "redraw"
+
+
+@dataclass(frozen=True, slots=True)
+class LogNormal:
+    """Log-normal distribution: ``exp(N(mu, sigma))``, optionally bounded like :class:`Normal`."""
+
+    mu: float
+    sigma: float
+    low: float | None = None
+    high: float | None = None
+    bound: Bound = "redraw"
+
+
+Distribution = Uniform | Normal | LogNormal
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """An arithmetic expression of the population's per-neuron random variables.
+
+    ``source`` is the user's text (e.g. ``"-65 + 15 * r**2"``); it is parsed by
+    :mod:`brainsim.circuit.expressions` into a whitelisted syntax tree (numbers, the named
+    variables, ``+ - * / **``, unary minus and a few math functions) and is never ``eval``-ed.
+    ``names`` are the random-variable names it uses.
+    """
+
+    source: str
+    names: tuple[str, ...]
+
+
+Value = float | Uniform | Normal | LogNormal | Expr
+"""A constant, a distribution (one independent draw per neuron or synapse), or an expression."""
+
+
+@dataclass(frozen=True, slots=True)
+class LifParams:
+    """Leaky integrate-and-fire neuron, current based.
+
+    ``tau_m dV/dt = -(V - E_L) + R (I_syn + I_e)`` with ``R = tau_m / C_m``; on ``V >= V_th`` a spike
+    is emitted, ``V`` is set to ``V_reset`` and held there for ``t_ref``. ``synapse="delta"``: a
+    spike of weight ``w`` (mV) makes ``V`` jump by ``w``. ``synapse="exponential"``: a spike of
+    weight ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``) or ``I_syn_in`` (``w < 0``), which decay
+    with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``. Defaults are NEST's ``iaf_psc_delta`` /
+    ``iaf_psc_exp`` defaults.
+    """
+
+    tau_m_ms: Value = 10.0
+    c_m_pF: Value = 250.0
+    v_th_mV: Value = -55.0
+    v_reset_mV: Value = -70.0
+    e_l_mV: Value = -70.0
+    t_ref_ms: Value = 2.0
+    i_e_pA: Value = 0.0
+    synapse: Literal["delta", "exponential"] = "delta"
+    tau_syn_ex_ms: Value = 2.0
+    tau_syn_in_ms: Value = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class IzhikevichParams:
+    """Izhikevich (2003) neuron.
+
+    ``dv/dt = 0.04 v^2 + 5 v + 140 - u + I``, ``du/dt = a (b v - u)``; on ``v >= v_peak``:
+    ``v <- c``, ``u <- u + d``. ``integration="published_2003"`` is the paper's scheme (``v``
+    advanced in two half steps of ``dt/2``, then ``u`` with the new ``v``); ``"euler"`` is forward
+    Euler on both. ``synapse="current_pulse"``: weight (pA) is added to ``I`` for the step in which
+    the spike arrives (the 2003 network); ``synapse="delta"``: weight (mV) is added to ``v``
+    (NEST's ``izhikevich``).
+    """
+
+    a: Value = 0.02
+    b: Value = 0.2
+    c_mV: Value = -65.0
+    d: Value = 8.0
+    v_peak_mV: Value = 30.0
+    i_e_pA: Value = 0.0
+    integration: Literal["published_2003", "euler"] = "published_2003"
+    synapse: Literal["current_pulse", "delta"] = "current_pulse"
+
+
+NeuronParams = LifParams | IzhikevichParams
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """A group of neurons sharing a model; gids ``gid_offset .. gid_offset + size - 1``.
+
+    ``random_variables`` are per-neuron draws that :class:`Expr` values may reference; each
+    neuron draws each variable once, so several parameters can depend on the same draw.
+    ``initial`` maps state variable names (``v_mV``, ``u``, ``i_syn_ex_pA``, ``i_syn_in_pA``)
+    to values; unspecified state starts at the model's rest (``e_l_mV`` for LIF ``v``,
+    ``c_mV`` / ``b * c_mV`` for Izhikevich ``v`` / ``u``).
+    """
+
+    name: str
+    size: int
+    model: Literal["lif", "izhikevich"]
+    params: NeuronParams
+    gid_offset: int
+    initial: Mapping[str, Value] = field(default_factory=dict)
+    random_variables: Mapping[str, Distribution] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelection:
+    """A subset of a population's node ids (0-based, within the population).
+
+    Exactly one form is set: ``ids`` (explicit, sorted, unique) or ``start/stop/step`` (a range;
+    ``{first: n}`` in the document is ``start=0, stop=n``). ``NodeSelection()`` means all nodes.
+    """
+
+    ids: tuple[int, ...] | None = None
+    start: int = 0
+    stop: int | None = None
+    step: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A population, or a subset of it, that a stimulus drives."""
+
+    population: str
+    nodes: NodeSelection = field(default_factory=NodeSelection)
+
+
+@dataclass(frozen=True, slots=True)
+class OneToOne:
+    """Node i of the source connects to node i of the target (sizes must match)."""
+
+    rule: Literal["one_to_one"] = "one_to_one"
+
+
+@dataclass(frozen=True, slots=True)
+class AllToAll:
+    """Every source node connects to every target node."""
+
+    allow_autapses: bool = True
+    rule: Literal["all_to_all"] = "all_to_all"
+
+
+@dataclass(frozen=True, slots=True)
+class FixedIndegree:
+    """Each target node draws ``indegree`` sources uniformly."""
+
+    indegree: int
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+    rule: Literal["fixed_indegree"] = "fixed_indegree"
+
+
+@dataclass(frozen=True, slots=True)
+class FixedOutdegree:
+    """Each source node draws ``outdegree`` targets uniformly."""
+
+    outdegree: int
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+    rule: Literal["fixed_outdegree"] = "fixed_outdegree"
+
+
+@dataclass(frozen=True, slots=True)
+class FixedTotalNumber:
+    """Exactly ``n`` connections, (source, target) pairs drawn uniformly."""
+
+    n: int
+    allow_autapses: bool = True
+    allow_multapses: bool = True
+    rule: Literal["fixed_total_number"] = "fixed_total_number"
+
+
+@dataclass(frozen=True, slots=True)
+class PairwiseBernoulli:
+    """Each (source, target) pair is connected independently with probability ``p``."""
+
+    p: float
+    allow_autapses: bool = True
+    rule: Literal["pairwise_bernoulli"] = "pairwise_bernoulli"
+
+
+@dataclass(frozen=True, slots=True)
+class FromFile:
+    """An explicit connection list in a file (``.npz`` with int arrays ``source`` and ``target``
+    of population-local node ids, optional float arrays ``weight`` and ``delay_ms``, which then
+    replace the projection's ``weight`` / ``delay_ms``), resolved against the circuit's directory.
+    """
+
+    path: str
+    rule: Literal["from_file"] = "from_file"
+
+
+Connectivity = (
+    OneToOne
+    | AllToAll
+    | FixedIndegree
+    | FixedOutdegree
+    | FixedTotalNumber
+    | PairwiseBernoulli
+    | FromFile
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """Static synapses from ``source`` to ``target``.
+
+    ``weight`` units follow the target's synapse kind (mV for delta, pA for current synapses);
+    positive weights excite, negative inhibit. ``delay_ms`` is rounded to the nearest multiple
+    of ``dt_ms`` (and must be at least ``dt_ms``).
+    """
+
+    name: str
+    source: str
+    target: str
+    connectivity: Connectivity
+    weight: Value
+    delay_ms: Value
+
+
+@dataclass(frozen=True, slots=True)
+class PoissonStimulus:
+    """Independent Poisson spike train per target neuron, rate ``rate_hz``, weight per spike."""
+
+    name: str
+    targets: tuple[Target, ...]
+    rate_hz: Value
+    weight: Value
+    delay_ms: float
+    start_ms: float = 0.0
+    stop_ms: float | None = None
+    type: Literal["poisson"] = "poisson"
+
+
+@dataclass(frozen=True, slots=True)
+class DCStimulus:
+    """Constant current ``amplitude_pA * weight`` into each target neuron in ``[start, stop)``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    amplitude_pA: Value
+    weight: Value = 1.0
+    start_ms: float = 0.0
+    stop_ms: float | None = None
+    type: Literal["dc"] = "dc"
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseStimulus:
+    """Gaussian current, a fresh draw ``N(mean_pA, std_pA) * weight`` per neuron and step."""
+
+    name: str
+    targets: tuple[Target, ...]
+    mean_pA: Value
+    std_pA: Value
+    weight: Value = 1.0
+    start_ms: float = 0.0
+    stop_ms: float | None = None
+    type: Literal["noise"] = "noise"
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeSourceArray:
+    """The same given spike times (ms, ascending) delivered to every target with ``weight``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    spike_times_ms: tuple[float, ...]
+    weight: Value
+    delay_ms: float
+    type: Literal["spike_source_array"] = "spike_source_array"
+
+
+Stimulus = PoissonStimulus | DCStimulus | NoiseStimulus | SpikeSourceArray
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecording:
+    """Record ``variables`` of the selected neurons of ``population`` every ``interval_ms``."""
+
+    population: str
+    variables: tuple[str, ...]
+    nodes: NodeSelection
+    interval_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recordings:
+    """What a run records: spikes of whole populations, and sampled state."""
+
+    spikes: tuple[str, ...] = ()
+    state: tuple[StateRecording, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """Time grid and seed: ``duration_ms / dt_ms`` steps; every random draw derives from ``seed``."""
+
+    dt_ms: float
+    duration_ms: float
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """A whole validated circuit.
+
+    ``populations``, ``projections`` and ``stimuli`` keep the document's order (gid offsets
+    follow population order). ``document`` is the normalized document (parameters substituted,
+    defaults filled, JSON-compatible) that recordings store; ``base_dir`` is where relative file
+    references resolve (``None`` for text without a file).
+    """
+
+    name: str
+    simulation: Simulation
+    populations: Mapping[str, Population]
+    projections: Mapping[str, Projection]
+    stimuli: Mapping[str, Stimulus]
+    recordings: Recordings
+    parameters: Mapping[str, float]
+    document: Mapping[str, Any]
+    base_dir: str | None = None
+    description: str = ""
+
+    @property
+    def n_neurons(self) -> int:
+        """Total number of neurons (= number of gids)."""
+        return sum(p.size for p in self.populations.values())
+
+    @property
+    def n_steps(self) -> int:
+        """Number of time steps of the whole run."""
+        return round(self.simulation.duration_ms / self.simulation.dt_ms)

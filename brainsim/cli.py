@@ -1,0 +1,287 @@
+"""The ``brainsim`` command line: run, validate, analyze, plus plug-in commands (the job service).
+
+Exit codes: 0 success; 1 the run failed; 2 invalid input (circuit, arguments, store);
+130 the run was cancelled (SIGINT/SIGTERM). Commands from other packages (``serve``, ``submit``,
+``status``, ...) register through the ``brainsim.commands`` entry-point group, so this package
+never imports the gRPC service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from types import FrameType
+from typing import TextIO
+
+from brainsim import __version__
+from brainsim.errors import BrainsimError, CircuitError, RecordingError
+
+__all__ = ["main"]
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_CANCELLED = 130
+
+
+class Progress:
+    """Progress of a run on rank 0: a bar on a terminal, plain lines or JSON lines otherwise."""
+
+    def __init__(self, mode: str, stream: TextIO) -> None:
+        if mode == "auto":
+            mode = "bar" if stream.isatty() else "plain"
+        self.mode = mode
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last_print = -1.0
+        self.last_fraction = -1.0
+
+    def started(self, n_ranks: int, duration_ms: float) -> None:
+        """Announce the run."""
+        self.start = time.monotonic()
+        if self.mode == "json":
+            self._json({"event": "started", "n_ranks": n_ranks, "duration_ms": duration_ms})
+        elif self.mode == "plain":
+            print(f"running {duration_ms:g} ms on {n_ranks} rank(s)", file=self.stream)
+
+    def __call__(self, simulated_ms: float, duration_ms: float) -> None:
+        now = time.monotonic()
+        wall = now - self.start
+        fraction = simulated_ms / duration_ms if duration_ms else 1.0
+        done = simulated_ms >= duration_ms
+        if self.mode == "none":
+            return
+        if self.mode == "json":
+            if done or fraction - self.last_fraction >= 0.01 or now - self.last_print >= 1.0:
+                self._json(
+                    {
+                        "event": "progress",
+                        "simulated_ms": simulated_ms,
+                        "duration_ms": duration_ms,
+                        "wall_s": round(wall, 3),
+                    }
+                )
+                self.last_print, self.last_fraction = now, fraction
+            return
+        interval = 0.1 if self.mode == "bar" else 5.0
+        if not done and now - self.last_print < interval:
+            return
+        self.last_print = now
+        speed = simulated_ms / wall if wall > 0 else 0.0
+        eta = (duration_ms - simulated_ms) / speed / 1000.0 if speed > 0 else float("nan")
+        text = (
+            f"{simulated_ms:9.1f}/{duration_ms:g} ms  {speed / 1000.0:6.3f} sim-s/s  "
+            f"ETA {eta:5.1f} s"
+        )
+        if self.mode == "bar":
+            width = 30
+            filled = int(width * fraction)
+            bar = "#" * filled + "." * (width - filled)
+            end = "\n" if done else ""
+            self.stream.write(f"\r[{bar}] {text}{end}")
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def finished(self, status: str) -> None:
+        """Announce the end of the run."""
+        if self.mode == "json":
+            self._json({"event": "finished", "status": status})
+        elif self.mode != "none":
+            wall = time.monotonic() - self.start
+            print(f"{status} in {wall:.2f} s", file=self.stream, flush=True)
+
+    def _json(self, obj: dict[str, object]) -> None:
+        print(json.dumps(obj), file=self.stream, flush=True)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from brainsim.circuit import validate_files
+
+    results = validate_files(args.files)
+    bad = 0
+    for path, problems in results.items():
+        if args.json:
+            continue
+        if problems:
+            bad += 1
+            print(f"{path}: {len(problems)} problem(s)")
+            for p in problems:
+                print(f"  {p}")
+        else:
+            print(f"{path}: valid")
+    if args.json:
+        report = {path: [str(p) for p in problems] for path, problems in results.items()}
+        print(json.dumps(report, indent=2))
+        bad = sum(1 for problems in results.values() if problems)
+    return EXIT_INVALID if bad else 0
+
+
+def _load_for_run(args: argparse.Namespace) -> object:
+    from brainsim.circuit import load_circuit, parse_circuit
+    from brainsim.engine.run import with_overrides
+
+    if args.base_dir is not None:
+        try:
+            with open(args.circuit, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise CircuitError([f"cannot read {args.circuit}: {exc.strerror}"]) from exc
+        circuit = parse_circuit(text, base_dir=args.base_dir)
+    else:
+        circuit = load_circuit(args.circuit)
+    return with_overrides(circuit, duration_ms=args.duration_ms, seed=args.seed)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from brainsim.engine.launch import mpiexec_command, run_child
+    from brainsim.engine.run import communicator, execute, launched_ranks
+    from brainsim.engine.simulator import RunConfig
+    from brainsim.recording import check_writable
+
+    circuit = _load_for_run(args)
+    if args.ranks > 1 and launched_ranks() == 1:
+        check_writable(args.out, overwrite=args.overwrite)
+        forwarded = [a for a in _run_argv(args)]
+        code, _ = run_child(
+            mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *forwarded]),
+            args.out,
+            capture_stderr=False,
+        )
+        return code
+    comm, exchanger = communicator()
+    stop = {"requested": False}
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop["requested"] = True
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, request_stop)
+    progress = Progress(args.progress, sys.stdout) if comm.rank == 0 else None
+    if progress is not None:
+        progress.started(comm.size, circuit.simulation.duration_ms)  # type: ignore[attr-defined]
+    try:
+        status = execute(
+            circuit,  # type: ignore[arg-type]
+            args.out,
+            comm=comm,
+            exchanger=exchanger,
+            overwrite=args.overwrite,
+            config=RunConfig(progress=progress, should_stop=lambda: stop["requested"]),
+        )
+    except BrainsimError as exc:
+        _fail(comm, f"error: {exc}")
+        return EXIT_INVALID if isinstance(exc, RecordingError) else EXIT_FAILED
+    except Exception as exc:
+        _fail(comm, f"error: rank {comm.rank} failed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    if progress is not None:
+        progress.finished(status)
+    return EXIT_CANCELLED if status == "cancelled" else 0
+
+
+def _fail(comm: object, message: str) -> None:
+    """Report a rank's failure; on several ranks, abort them all so none waits forever."""
+    print(message, file=sys.stderr, flush=True)
+    abort: Callable[[int], None] | None = getattr(comm, "abort", None)
+    if abort is not None and getattr(comm, "size", 1) > 1:
+        abort(EXIT_FAILED)
+
+
+def _run_argv(args: argparse.Namespace) -> list[str]:
+    """The ``run`` arguments for the ranks (everything but ``--ranks``)."""
+    argv = ["run", args.circuit, "--out", args.out, "--progress", args.progress]
+    if args.duration_ms is not None:
+        argv += ["--duration-ms", repr(args.duration_ms)]
+    if args.seed is not None:
+        argv += ["--seed", str(args.seed)]
+    if args.overwrite:
+        argv.append("--overwrite")
+    if args.base_dir is not None:
+        argv += ["--base-dir", args.base_dir]
+    return argv
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from brainsim.analysis.cli import analyze_main
+
+    return analyze_main(
+        args.store,
+        plot=args.plot,
+        as_json=args.json,
+        t_start_ms=args.t_start_ms,
+        t_stop_ms=args.t_stop_ms,
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with the built-in and plug-in subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="brainsim", description="Distributed spiking circuit simulation."
+    )
+    parser.add_argument("--version", action="version", version=f"brainsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
+    p.add_argument("circuit", help="circuit file (YAML or JSON)")
+    p.add_argument("--out", required=True, help="output Zarr store (directory, e.g. run.zarr)")
+    p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (starts mpiexec)")
+    p.add_argument("--duration-ms", type=float, default=None, help="override the duration")
+    p.add_argument("--seed", type=int, default=None, help="override the seed")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "plain", "json", "none"],
+        default="auto",
+        help="progress display (json: one JSON object per line, for services)",
+    )
+    p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check circuit files; print every problem")
+    p.add_argument("files", nargs="+", help="circuit files")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("analyze", help="summarize a recording; optionally plot it")
+    p.add_argument("store", help="recording (Zarr store)")
+    p.add_argument("--plot", default=None, help="write a raster + rate figure (PNG or SVG)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--t-start-ms", type=float, default=None)
+    p.add_argument("--t-stop-ms", type=float, default=None)
+    p.set_defaults(func=_cmd_analyze)
+
+    for ep in entry_points(group="brainsim.commands"):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CircuitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except BrainsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+    return code

@@ -1,0 +1,245 @@
+"""Post-side construction of one projection's synapses on one rank.
+
+The rank generates the incoming synapses of its own target neurons only (keyed by target gid,
+so the result does not depend on the decomposition), draws their weights and delays, and stores
+them as a CSR indexed by source (see :mod:`brainsim.kernels.delivery` for the layout). No rank
+ever holds the global edge list.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from brainsim.circuit.spec import (
+    AllToAll,
+    Circuit,
+    FixedIndegree,
+    FixedOutdegree,
+    FixedTotalNumber,
+    FromFile,
+    OneToOne,
+    PairwiseBernoulli,
+    Projection,
+)
+from brainsim.engine.values import per_synapse, stream_of
+from brainsim.errors import EngineError
+from brainsim.kernels import connect
+from brainsim.kernels.delivery import (
+    DELAY_CONSTANT,
+    DELAY_PACKED,
+    DELAY_SEPARATE,
+    PACK_MAX_DELAY,
+    PACK_MAX_TARGET,
+    PACK_SHIFT,
+)
+
+__all__ = ["LocalProjection", "build_projection"]
+
+Int64Array = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalProjection:
+    """This rank's part of a projection: a CSR over all source neurons, local targets only.
+
+    ``weights`` and ``delays`` have length 1 when constant; ``delay_mode`` says where the delay
+    of each synapse is (see :mod:`brainsim.kernels.delivery`).
+    """
+
+    name: str
+    source_gid_offset: int
+    n_sources: int
+    target: str
+    indptr: Int64Array
+    targets: npt.NDArray[np.uint32]
+    weights: npt.NDArray[np.float32]
+    delays: npt.NDArray[np.uint16]
+    delay_mode: int
+    min_delay_steps: int
+    max_delay_steps: int
+
+    @property
+    def n_synapses(self) -> int:
+        """Number of synapses stored on this rank."""
+        return int(self.targets.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the synapse arrays (indptr included)."""
+        return int(
+            self.indptr.nbytes + self.targets.nbytes + self.weights.nbytes + self.delays.nbytes
+        )
+
+
+def _incoming(
+    circuit: Circuit, proj: Projection, target_gids: Int64Array, lo: int, hi: int
+) -> tuple[Int64Array, Int64Array, dict[str, npt.NDArray[np.float64]]]:
+    """CSR by local target: ``(indptr, population-local sources, per-synapse file values)``."""
+    src = circuit.populations[proj.source]
+    tgt = circuit.populations[proj.target]
+    seed = circuit.simulation.seed
+    stream = stream_of(f"projections.{proj.name}.connectivity")
+    rule = proj.connectivity
+    n_local = target_gids.shape[0]
+    if isinstance(rule, OneToOne):
+        indptr = np.arange(n_local + 1, dtype=np.int64)
+        return indptr, np.arange(lo, hi, dtype=np.int64), {}
+    if isinstance(rule, AllToAll):
+        indptr, sources = connect.all_to_all(
+            target_gids, src.size, src.gid_offset, rule.allow_autapses
+        )
+    elif isinstance(rule, FixedIndegree):
+        indptr, sources = connect.fixed_indegree(
+            seed,
+            stream,
+            target_gids,
+            src.size,
+            src.gid_offset,
+            rule.indegree,
+            rule.allow_autapses,
+            rule.allow_multapses,
+        )
+    elif isinstance(rule, PairwiseBernoulli):
+        indptr, sources = connect.pairwise_bernoulli(
+            seed, stream, target_gids, src.size, src.gid_offset, rule.p, rule.allow_autapses
+        )
+    elif isinstance(rule, FixedTotalNumber):
+        counts = connect.fixed_total_number_counts(seed, stream, rule.n, tgt.size)
+        indptr, sources = connect.fixed_total_number(
+            seed,
+            stream,
+            target_gids,
+            counts[lo:hi],
+            src.size,
+            src.gid_offset,
+            rule.allow_autapses,
+            rule.allow_multapses,
+        )
+    elif isinstance(rule, FixedOutdegree):
+        indptr, sources = connect.fixed_outdegree_local(
+            seed,
+            stream,
+            src.size,
+            src.gid_offset,
+            tgt.size,
+            tgt.gid_offset,
+            rule.outdegree,
+            rule.allow_autapses,
+            rule.allow_multapses,
+            lo,
+            hi,
+        )
+    else:
+        return _from_file(circuit, proj, rule, lo, hi)
+    return np.asarray(indptr, dtype=np.int64), np.asarray(sources, dtype=np.int64), {}
+
+
+def _from_file(
+    circuit: Circuit, proj: Projection, rule: FromFile, lo: int, hi: int
+) -> tuple[Int64Array, Int64Array, dict[str, npt.NDArray[np.float64]]]:
+    """Read an explicit connection list and keep the rows whose target is local."""
+    path = rule.path if circuit.base_dir is None else os.path.join(circuit.base_dir, rule.path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            sources = np.asarray(data["source"], dtype=np.int64)
+            targets = np.asarray(data["target"], dtype=np.int64)
+            extra = {
+                k: np.asarray(data[k], dtype=np.float64)
+                for k in ("weight", "delay_ms")
+                if k in data
+            }
+    except (OSError, KeyError, ValueError) as exc:
+        raise EngineError(f"projections.{proj.name}.connectivity.path: {exc}") from exc
+    keep = (targets >= lo) & (targets < hi)
+    # Stable sort by target keeps the file's order among each target's synapses.
+    order = np.argsort(targets[keep], kind="stable")
+    local_targets = targets[keep][order] - lo
+    indptr = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.cumsum(np.bincount(local_targets, minlength=hi - lo), out=indptr[1:])
+    return indptr, sources[keep][order], {k: v[keep][order] for k, v in extra.items()}
+
+
+def build_projection(
+    circuit: Circuit, proj: Projection, lo: int, hi: int
+) -> LocalProjection:
+    """Build the synapses of ``proj`` onto target-population indices ``[lo, hi)``."""
+    src = circuit.populations[proj.source]
+    tgt = circuit.populations[proj.target]
+    dt = circuit.simulation.dt_ms
+    seed = circuit.simulation.seed
+    target_gids = np.arange(tgt.gid_offset + lo, tgt.gid_offset + hi, dtype=np.int64)
+    indptr, sources, file_values = _incoming(circuit, proj, target_gids, lo, hi)
+    n_syn = sources.shape[0]
+    row_len = np.diff(indptr)
+    local_target = np.repeat(np.arange(hi - lo, dtype=np.int64), row_len)
+    positions = np.arange(n_syn, dtype=np.int64) - np.repeat(indptr[:-1], row_len)
+    syn_gids = local_target + tgt.gid_offset + lo
+
+    weight = file_values.get("weight")
+    if weight is None:
+        weight = per_synapse(
+            proj.weight,
+            seed=seed,
+            path=f"projections.{proj.name}.weight",
+            target_gids=syn_gids,
+            positions=positions,
+        )
+    delay_ms = file_values.get("delay_ms")
+    if delay_ms is None:
+        delay_ms = per_synapse(
+            proj.delay_ms,
+            seed=seed,
+            path=f"projections.{proj.name}.delay_ms",
+            target_gids=syn_gids,
+            positions=positions,
+        )
+    delay_steps = np.maximum(np.rint(np.asarray(delay_ms) / dt), 1).astype(np.int64)
+
+    # Transpose to CSR by source; the stable sort keeps each source's synapses in target order.
+    order = np.argsort(sources, kind="stable")
+    src_indptr = np.zeros(src.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(sources, minlength=src.size), out=src_indptr[1:])
+    targets_sorted = local_target[order]
+
+    weights = (
+        np.asarray(weight, dtype=np.float32)[order]
+        if np.ndim(weight)
+        else np.array([weight], dtype=np.float32)
+    )
+    if weights.shape[0] > 1 and np.all(weights == weights[0]):
+        weights = weights[:1].copy()
+    if np.ndim(delay_steps) and delay_steps.shape[0] > 0:
+        steps_sorted = delay_steps[order]
+        d_min, d_max = int(steps_sorted.min()), int(steps_sorted.max())
+    else:
+        steps_sorted = np.atleast_1d(delay_steps)
+        d_min = d_max = int(steps_sorted[0]) if steps_sorted.shape[0] else 1
+    if d_min == d_max:
+        mode, delays, packed = DELAY_CONSTANT, np.array([d_min], dtype=np.uint16), targets_sorted
+    elif d_max <= PACK_MAX_DELAY and hi - lo <= PACK_MAX_TARGET:
+        mode, delays = DELAY_PACKED, np.zeros(1, dtype=np.uint16)
+        packed = targets_sorted | (steps_sorted << PACK_SHIFT)
+    elif d_max <= np.iinfo(np.uint16).max:
+        mode, delays, packed = DELAY_SEPARATE, steps_sorted.astype(np.uint16), targets_sorted
+    else:
+        raise EngineError(
+            f"projections.{proj.name}.delay_ms: delays above {np.iinfo(np.uint16).max} steps "
+            "are not supported"
+        )
+    return LocalProjection(
+        name=proj.name,
+        source_gid_offset=src.gid_offset,
+        n_sources=src.size,
+        target=proj.target,
+        indptr=src_indptr,
+        targets=np.ascontiguousarray(packed, dtype=np.uint32),
+        weights=weights,
+        delays=delays,
+        delay_mode=mode,
+        min_delay_steps=d_min,
+        max_delay_steps=d_max,
+    )

@@ -1,0 +1,74 @@
+"""Start a multi-rank run with ``mpiexec`` and wait for it, leaving no process behind.
+
+The child gets its own process group so that a signal to the parent (Ctrl-C, a job service's
+cancel) reaches every rank, and a failed child whose store still says ``running`` is marked
+failed, so readers never wait on a run that is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from brainsim.errors import EngineError
+from brainsim.recording import mark_store_failed
+
+__all__ = ["find_mpiexec", "mpiexec_command", "run_child"]
+
+
+def find_mpiexec() -> str:
+    """The ``mpiexec`` of this Python environment (the ``mpich`` wheel's), else the PATH's."""
+    local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if os.access(local, os.X_OK):
+        return local
+    found = shutil.which("mpiexec")
+    if found is None:
+        raise EngineError("mpiexec not found: install the 'mpich' package or an MPI")
+    return found
+
+
+def mpiexec_command(ranks: int, args: Sequence[str]) -> list[str]:
+    """``mpiexec -n ranks args...``."""
+    return [find_mpiexec(), "-n", str(ranks), *args]
+
+
+def run_child(
+    command: Sequence[str], store: str, *, capture_stderr: bool = True
+) -> tuple[int, str]:
+    """Run ``command`` in a new process group; forward SIGINT/SIGTERM; return (code, stderr).
+
+    With ``capture_stderr`` the child's stderr is collected and returned (and not shown);
+    otherwise it goes to this process's stderr and ``""`` is returned.
+    """
+    proc = subprocess.Popen(
+        list(command),
+        stderr=subprocess.PIPE if capture_stderr else None,
+        text=True,
+        start_new_session=True,
+    )
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _, err = proc.communicate()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    code = proc.returncode
+    if code != 0:
+        reason = (err or "").strip().splitlines()[-1:] or [f"exit code {code}"]
+        mark_store_failed(store, reason[0])
+    return code, err or ""

@@ -1,0 +1,142 @@
+"""Run a validated circuit on the ranks of this process group and record it.
+
+:func:`execute` is what every rank calls (directly for one rank, under ``mpiexec`` for several):
+it opens the recording, builds the rank's network, runs the loop and closes the store with its
+final status. :func:`communicator` picks the MPI or the single-process implementation from the
+environment the launcher left, so the same entry point serves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from brainsim.circuit.spec import Circuit
+from brainsim.engine.simulator import RunConfig, build_network, report_specs, simulate
+from brainsim.errors import CircuitError
+from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
+from brainsim.recording import ZarrRecorder
+from brainsim.recording.base import FinalStatus, PopulationInfo, RunInfo
+
+__all__ = ["communicator", "execute", "launched_ranks", "with_overrides"]
+
+_RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+
+
+def launched_ranks() -> int:
+    """Number of ranks an MPI launcher started this process with (1 when not under MPI)."""
+    for name in _RANK_COUNT_VARIABLES:
+        raw = os.environ.get(name, "")
+        if raw.isdigit():
+            return int(raw)
+    return 1
+
+
+def communicator() -> tuple[Communicator, SpikeExchanger]:
+    """MPI collectives when launched on several ranks, in-process ones otherwise."""
+    if launched_ranks() > 1:
+        from brainsim.exchange.mpi import MpiCommunicator, MpiExchanger
+
+        comm = MpiCommunicator()
+        return comm, MpiExchanger(comm)
+    return LocalCommunicator(), LocalExchanger()
+
+
+def with_overrides(
+    circuit: Circuit, *, duration_ms: float | None = None, seed: int | None = None
+) -> Circuit:
+    """``circuit`` with the run's duration and seed replaced (the normalized document too)."""
+    sim = circuit.simulation
+    new = dataclasses.replace(
+        sim,
+        duration_ms=sim.duration_ms if duration_ms is None else float(duration_ms),
+        seed=sim.seed if seed is None else int(seed),
+    )
+    problems = []
+    if not 0 < new.duration_ms < float("inf"):
+        problems.append(f"--duration-ms: must be > 0, got {new.duration_ms}")
+    elif abs(new.duration_ms / new.dt_ms - round(new.duration_ms / new.dt_ms)) > 1e-9:
+        problems.append(
+            f"--duration-ms: must be a multiple of dt_ms ({new.dt_ms}), got {new.duration_ms}"
+        )
+    if not 0 <= new.seed < 2**32:
+        problems.append(f"--seed: must be in [0, 2**32), got {new.seed}")
+    if problems:
+        raise CircuitError(problems)
+    document = dict(circuit.document)
+    document["simulation"] = {
+        **dict(document.get("simulation", {})),
+        "duration_ms": new.duration_ms,
+        "seed": new.seed,
+    }
+    return dataclasses.replace(circuit, simulation=new, document=document)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("brainsim", "numpy", "numba", "zarr", "mpi4py"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
+    """The recording metadata of a run of ``circuit`` on ``n_ranks`` ranks."""
+    canonical = json.dumps(circuit.document, sort_keys=True, separators=(",", ":"))
+    return RunInfo(
+        circuit_document=circuit.document,
+        circuit_sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        seed=circuit.simulation.seed,
+        dt_ms=circuit.simulation.dt_ms,
+        duration_ms=circuit.simulation.duration_ms,
+        populations={
+            name: PopulationInfo(size=p.size, model=p.model, gid_offset=p.gid_offset)
+            for name, p in circuit.populations.items()
+        },
+        spike_populations=tuple(circuit.recordings.spikes),
+        reports=report_specs(circuit),
+        provenance={
+            "versions": _versions(),
+            "n_ranks": n_ranks,
+            "backend": "numba_mpi",
+            "start_time": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def execute(
+    circuit: Circuit,
+    out: str | os.PathLike[str],
+    *,
+    comm: Communicator,
+    exchanger: SpikeExchanger,
+    overwrite: bool = False,
+    config: RunConfig | None = None,
+) -> FinalStatus:
+    """Simulate ``circuit`` on this rank and record to ``out``; collective over ``comm``.
+
+    An exception on this rank marks the store failed (without a collective call, as other
+    ranks may be stuck in one) and propagates; the caller decides whether to abort the job.
+    """
+    config = config or RunConfig()
+    recorder = ZarrRecorder(
+        os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
+    )
+    recorder.open(run_info(circuit, comm.size))
+    build_s = 0.0
+    try:
+        network = build_network(circuit, comm)
+        build_s = network.build_s
+        status = simulate(circuit, network, comm, exchanger, recorder, config)
+    except BaseException as exc:
+        recorder.mark_failed(f"{type(exc).__name__}: {exc}")
+        raise
+    recorder.close(status, build_s=build_s)
+    return status

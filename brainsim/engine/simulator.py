@@ -1,0 +1,235 @@
+"""One rank's network and its step loop.
+
+The loop advances time in *intervals* of ``k`` steps, where ``k`` is the smallest synaptic delay
+in steps (ARCHITECTURE.md, decision 4; Arbor calls these epochs). Within an interval no spike
+can reach any neuron before the interval ends, so every rank can update its neurons for all
+``k`` steps without hearing from the others::
+
+    for each interval [t0, t0 + k):
+        for each step s:   stimuli(s) -> update neurons(s) -> spike keys of s; sample state
+        exchange the interval's keys (Allgatherv; sorted by step, then source gid)
+        deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
+        record spikes; flush and check for cancellation at the flush interval
+
+Delivering in key order, with every random draw keyed by gid (see :mod:`brainsim.engine.values`),
+makes spike trains and sampled state bit-identical for any number of ranks. Spikes are stamped on
+the grid: a neuron that crosses threshold in step ``s`` (from ``s * dt`` to ``(s + 1) * dt``)
+spikes at ``(s + 1) * dt``, and a spike with delay ``d`` steps is felt in the update of step
+``s + d``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from brainsim.circuit.spec import Circuit
+from brainsim.engine.connectivity import LocalProjection, build_projection
+from brainsim.engine.populations import STATE_UNITS, LocalPopulation, build_population
+from brainsim.engine.stimuli import LocalStimuli, build_stimuli, selection_indices
+from brainsim.exchange import Communicator, SpikeExchanger
+from brainsim.kernels.delivery import deliver, encode_spikes
+from brainsim.partition import Decomposition, block_decomposition
+from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
+
+__all__ = ["LocalNetwork", "RunConfig", "build_network", "report_specs", "simulate"]
+
+Int64Array = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """How to run (not what): passed explicitly, never global.
+
+    ``progress(simulated_ms, duration_ms)`` is called on rank 0 after every interval;
+    ``should_stop()`` is polled on every rank at each flush and stops the run as cancelled
+    when it returns True on any rank.
+    """
+
+    flush_interval_ms: float = 100.0
+    progress: Callable[[float, float], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass(slots=True)
+class _Report:
+    """Where one state report's samples come from on this rank."""
+
+    population: str
+    variable: str
+    interval_steps: int
+    local_idx: Int64Array
+    positions: Int64Array
+
+
+@dataclass(slots=True)
+class LocalNetwork:
+    """Everything one rank simulates: its neurons, their stimuli and incoming synapses."""
+
+    decomposition: Decomposition
+    rank: int
+    populations: dict[str, LocalPopulation]
+    stimuli: dict[str, LocalStimuli]
+    projections: list[LocalProjection]
+    min_delay_steps: int
+    build_s: float
+    reports: list[_Report] = field(default_factory=list)
+
+    @property
+    def n_synapses(self) -> int:
+        """Synapses stored on this rank."""
+        return sum(p.n_synapses for p in self.projections)
+
+    @property
+    def synapse_bytes(self) -> int:
+        """Bytes of synapse storage on this rank."""
+        return sum(p.nbytes for p in self.projections)
+
+
+def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
+    """One :class:`ReportSpec` per recorded (population, variable), in document order."""
+    dt = circuit.simulation.dt_ms
+    specs = []
+    for rec in circuit.recordings.state:
+        pop = circuit.populations[rec.population]
+        interval = max(1, round(rec.interval_ms / dt))
+        for var in rec.variables:
+            specs.append(
+                ReportSpec(
+                    population=rec.population,
+                    variable=var,
+                    units=STATE_UNITS[pop.model][var],
+                    interval_ms=interval * dt,
+                    node_ids=selection_indices(rec.nodes, pop.size),
+                    n_samples=circuit.n_steps // interval,
+                )
+            )
+    return tuple(specs)
+
+
+def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
+    """Build this rank's part of ``circuit`` (collective: agrees on the global minimum delay)."""
+    start = time.perf_counter()
+    names = list(circuit.populations)
+    dec = block_decomposition(names, [p.size for p in circuit.populations.values()], comm.size)
+    rank = comm.rank
+    projections = [
+        build_projection(circuit, proj, *dec.local_range(proj.target, rank))
+        for proj in circuit.projections.values()
+    ]
+    local_delays = [
+        (p.min_delay_steps, p.max_delay_steps) for p in projections if p.n_synapses > 0
+    ]
+    all_delays = [d for part in comm.allgather(local_delays) for d in part]
+    min_delay = min((d[0] for d in all_delays), default=1)
+    max_delay = max((d[1] for d in all_delays), default=1)
+    # Rows s .. s + max_delay can be pending at once; an interval's deliveries land at most
+    # max_delay steps ahead of its first step.
+    n_slots = max_delay + min_delay
+    seed = circuit.simulation.seed
+    dt = circuit.simulation.dt_ms
+    populations = {
+        name: build_population(
+            pop, *dec.local_range(name, rank), seed=seed, dt_ms=dt, n_slots=n_slots
+        )
+        for name, pop in circuit.populations.items()
+    }
+    network = LocalNetwork(
+        decomposition=dec,
+        rank=rank,
+        populations=populations,
+        stimuli=build_stimuli(circuit, populations),
+        projections=projections,
+        min_delay_steps=min_delay,
+        build_s=0.0,
+    )
+    for spec in report_specs(circuit):
+        pop = populations[spec.population]
+        inside = (spec.node_ids >= pop.lo) & (spec.node_ids < pop.hi)
+        network.reports.append(
+            _Report(
+                population=spec.population,
+                variable=spec.variable,
+                interval_steps=round(spec.interval_ms / dt),
+                local_idx=spec.node_ids[inside] - pop.lo,
+                positions=np.flatnonzero(inside).astype(np.int64),
+            )
+        )
+    network.build_s = time.perf_counter() - start
+    return network
+
+
+def simulate(
+    circuit: Circuit,
+    network: LocalNetwork,
+    comm: Communicator,
+    exchanger: SpikeExchanger,
+    recorder: Recorder,
+    config: RunConfig,
+) -> FinalStatus:
+    """Run the step loop to the end (or until cancelled); returns the final status."""
+    dt = circuit.simulation.dt_ms
+    seed = circuit.simulation.seed
+    n_steps = circuit.n_steps
+    dec = network.decomposition
+    n_gids = dec.n_gids
+    k = network.min_delay_steps
+    pops = list(network.populations.values())
+    max_local = sum(p.n for p in pops) * k
+    keys = np.empty(max(max_local, 1), dtype=np.int64)
+    recorded = [
+        (name, int(dec.gid_offsets[dec.index(name)]), int(dec.sizes[dec.index(name)]))
+        for name in circuit.recordings.spikes
+    ]
+    flush_steps = max(1, round(config.flush_interval_ms / dt))
+    last_flush = 0
+    t0 = 0
+    while t0 < n_steps:
+        t1 = min(t0 + k, n_steps)
+        n_keys = 0
+        for step in range(t0, t1):
+            for pop in pops:
+                network.stimuli[pop.name].apply(pop, step, seed)
+                n = pop.update(step)
+                n_keys = encode_spikes(
+                    keys, n_keys, pop.spikes_out, n, (step - t0) * n_gids + pop.gid_offset + pop.lo
+                )
+            for idx, rep in enumerate(network.reports):
+                if (step + 1) % rep.interval_steps == 0:
+                    values = network.populations[rep.population].state[rep.variable]
+                    recorder.add_state(
+                        idx,
+                        (step + 1) // rep.interval_steps - 1,
+                        rep.positions,
+                        values[rep.local_idx].astype(np.float32),
+                    )
+        spikes = exchanger.exchange(keys[:n_keys])
+        for proj in network.projections:
+            target = network.populations[proj.target]
+            deliver(
+                spikes, t0, n_gids, proj.source_gid_offset, proj.n_sources, proj.indptr,
+                proj.targets, proj.weights, proj.delays, proj.delay_mode,
+                target.buf_exc, target.buf_inh,
+            )  # fmt: skip
+        if recorded and spikes.shape[0]:
+            step_in = spikes // n_gids
+            gids = spikes - step_in * n_gids
+            for name, offset, size in recorded:
+                sel = (gids >= offset) & (gids < offset + size)
+                if sel.any():
+                    # The spike of step s is stamped (s + 1) * dt.
+                    recorder.add_spikes(name, step_in[sel] + (t0 + 1), gids[sel] - offset)
+        t0 = t1
+        if comm.rank == 0 and config.progress is not None:
+            config.progress(t0 * dt, n_steps * dt)
+        if t0 - last_flush >= flush_steps or t0 >= n_steps:
+            last_flush = t0
+            recorder.flush(t0 * dt)
+            stop = config.should_stop is not None and config.should_stop()
+            if comm.any(stop) and t0 < n_steps:
+                return "cancelled"
+    return "complete"

@@ -1,0 +1,109 @@
+"""Materialize circuit values (constants, distributions, expressions) for neurons and synapses.
+
+Every random value is keyed by identity (ARCHITECTURE.md, decision 2): a per-neuron draw by
+``(seed, stream, gid)``, a per-synapse draw by ``(seed, stream, target gid, position of the
+synapse in that target's incoming list)``, where ``stream`` is derived from the value's field
+path (``populations.E.params.c_mV``). Which rank computes a draw therefore never changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from brainsim.circuit import expressions
+from brainsim.circuit.spec import Distribution, Expr, LogNormal, Normal, Uniform, Value
+from brainsim.errors import EngineError
+from brainsim.kernels import rng, sample
+
+__all__ = ["draw_distribution", "per_neuron", "per_synapse", "stream_of"]
+
+Float64Array = npt.NDArray[np.float64]
+
+
+def stream_of(path: str) -> int:
+    """The RNG stream of the value at field path ``path``."""
+    return int(rng.stream_id(path))
+
+
+def draw_distribution(
+    dist: Distribution,
+    *,
+    seed: int,
+    path: str,
+    keys: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+) -> Float64Array:
+    """One draw of ``dist`` per ``(keys[i], indices[i])``; raises if a bounded redraw gives up."""
+    inf = float("inf")
+    if isinstance(dist, Uniform):
+        kind, p0, p1, low, high, redraw = sample.UNIFORM, dist.low, dist.high, -inf, inf, True
+    elif isinstance(dist, Normal):
+        kind, p0, p1 = sample.NORMAL, dist.mean, dist.std
+        low, high, redraw = _bounds(dist)
+    else:
+        kind, p0, p1 = sample.LOGNORMAL, dist.mu, dist.sigma
+        low, high, redraw = _bounds(dist)
+    out = np.empty(keys.shape[0], dtype=np.float64)
+    sample.sample_values(
+        kind, p0, p1, low, high, redraw, seed, stream_of(path), keys, indices, out
+    )
+    if np.isnan(out).any():
+        raise EngineError(
+            f"{path}: could not draw a value inside [{low}, {high}] by redrawing; "
+            "widen the bounds or use bound: clip"
+        )
+    return out
+
+
+def _bounds(dist: Normal | LogNormal) -> tuple[float, float, bool]:
+    low = -float("inf") if dist.low is None else dist.low
+    high = float("inf") if dist.high is None else dist.high
+    return low, high, dist.bound == "redraw"
+
+
+def per_neuron(
+    value: Value,
+    *,
+    seed: int,
+    path: str,
+    gids: npt.NDArray[np.int64],
+    variables: Mapping[str, Float64Array],
+) -> Float64Array:
+    """``value`` for each neuron in ``gids`` (float64 array, one entry per gid).
+
+    ``variables`` are the population's per-neuron random variables for the same gids, which
+    :class:`~brainsim.circuit.spec.Expr` values may use.
+    """
+    if isinstance(value, Expr):
+        result = expressions.evaluate(value, {name: variables[name] for name in value.names})
+        return np.broadcast_to(np.asarray(result, dtype=np.float64), gids.shape).copy()
+    if isinstance(value, Uniform | Normal | LogNormal):
+        return draw_distribution(
+            value, seed=seed, path=path, keys=gids, indices=np.zeros_like(gids)
+        )
+    return np.full(gids.shape, float(value), dtype=np.float64)
+
+
+def per_synapse(
+    value: Value,
+    *,
+    seed: int,
+    path: str,
+    target_gids: npt.NDArray[np.int64],
+    positions: npt.NDArray[np.int64],
+) -> float | Float64Array:
+    """``value`` for each synapse, or a plain float when it is the same for all of them.
+
+    ``target_gids[i]`` is synapse ``i``'s target and ``positions[i]`` its position in that
+    target's incoming list of this projection.
+    """
+    if isinstance(value, Uniform | Normal | LogNormal):
+        return draw_distribution(
+            value, seed=seed, path=path, keys=target_gids, indices=positions
+        )
+    if isinstance(value, Expr):
+        raise EngineError(f"{path}: expressions are not supported for synapse values")
+    return float(value)

@@ -1,0 +1,41 @@
+"""The exception hierarchy every brainsim layer raises from (one root, one class per failure kind)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrainsimError",
+    "CircuitError",
+    "EngineError",
+    "RecordingError",
+    "RecordingExistsError",
+    "RecordingFormatError",
+]
+
+
+class BrainsimError(Exception):
+    """Root of every error brainsim raises on purpose; anything else is a bug."""
+
+
+class CircuitError(BrainsimError):
+    """A circuit document is invalid; ``problems`` holds every problem found, each with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        head = f"{len(self.problems)} problem(s) in the circuit"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class EngineError(BrainsimError):
+    """The engine could not build or advance a network (a failed rank, an impossible request)."""
+
+
+class RecordingError(BrainsimError):
+    """A recording store could not be written or read."""
+
+
+class RecordingExistsError(RecordingError):
+    """The output store exists and overwriting was not asked for."""
+
+
+class RecordingFormatError(RecordingError):
+    """A path is not a brainsim store, has an unknown format version, or is half written."""

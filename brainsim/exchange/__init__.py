@@ -1,0 +1,6 @@
+"""Spike exchange and collectives between ranks: the protocols, a local and an MPI implementation."""
+
+from brainsim.exchange.base import Communicator, SpikeExchanger
+from brainsim.exchange.local import LocalCommunicator, LocalExchanger
+
+__all__ = ["Communicator", "LocalCommunicator", "LocalExchanger", "SpikeExchanger"]

@@ -1,0 +1,111 @@
+"""The recorder interface the engine writes through, and the run description it is opened with.
+
+The engine calls, on every rank and in this order::
+
+    recorder.open(info)                       # collective
+    loop: recorder.add_spikes(...)            # after each exchange interval, identical on all ranks
+          recorder.add_state(...)             # this rank's own recorded neurons only
+          recorder.flush(simulated_ms)        # collective, at a bounded interval of simulated time
+    recorder.close(status, ...)               # collective
+
+``add_spikes`` receives the *global* spikes of a population (every rank has them after the
+exchange) so a recorder can split the writing by chunk ownership without further communication.
+``mark_failed`` is the one non-collective call: a rank that fails uses it before the run aborts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FinalStatus", "PopulationInfo", "Recorder", "ReportSpec", "RunInfo"]
+
+FinalStatus = Literal["complete", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationInfo:
+    """What the store says about one population."""
+
+    size: int
+    model: str
+    gid_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSpec:
+    """One dense state report: ``variable`` of ``node_ids`` (population-local, ascending).
+
+    Sample ``k`` (0 <= k < n_samples) is the state at ``start_ms + k * interval_ms``; the store's
+    ``time`` coordinate holds exactly these values.
+    """
+
+    population: str
+    variable: str
+    units: str
+    interval_ms: float
+    node_ids: npt.NDArray[np.int64]
+    n_samples: int
+    start_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Everything a recorder needs before the first step.
+
+    ``circuit_document`` is the normalized circuit (JSON-compatible); ``provenance`` holds the
+    version strings, ``n_ranks``, ``backend`` and ``start_time`` (the recorder adds end time and
+    wall seconds on close).
+    """
+
+    circuit_document: Mapping[str, Any]
+    circuit_sha256: str
+    seed: int
+    dt_ms: float
+    duration_ms: float
+    populations: Mapping[str, PopulationInfo]
+    spike_populations: tuple[str, ...]
+    reports: tuple[ReportSpec, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Recorder(Protocol):
+    """Writes one run's recording; see the module docstring for the call order."""
+
+    def open(self, info: RunInfo) -> None:
+        """Create the store (metadata by one rank, then a barrier). Collective."""
+
+    def add_spikes(
+        self, population: str, steps: npt.NDArray[np.int64], node_ids: npt.NDArray[np.int64]
+    ) -> None:
+        """Append the population's spikes of one interval, sorted by (step, node id).
+
+        ``steps`` are time-step indices (spike time = step * dt_ms); the arrays are the same on
+        every rank. Arrays are only valid during the call (the engine reuses its buffers).
+        """
+
+    def add_state(
+        self,
+        report: int,
+        sample_index: int,
+        positions: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+    ) -> None:
+        """Store this rank's values for sample ``sample_index`` of ``info.reports[report]``.
+
+        ``positions`` index into ``reports[report].node_ids`` (the rank's own recorded
+        neurons, ascending); ``values`` is aligned with ``positions``.
+        """
+
+    def flush(self, simulated_ms: float) -> None:
+        """Make everything added so far durable and readable; update progress. Collective."""
+
+    def close(self, status: FinalStatus, *, build_s: float, reason: str | None = None) -> None:
+        """Final flush and status. Collective."""
+
+    def mark_failed(self, reason: str) -> None:
+        """Record a failure without any collective call (the other ranks may be gone)."""

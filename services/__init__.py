@@ -1,0 +1,1 @@
+"""The brainsim gRPC job service."""
