@@ -146,9 +146,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     circuit = _load_for_run(args)
     if args.ranks > 1 and launched_ranks() == 1:
         check_writable(args.out, overwrite=args.overwrite)
-        forwarded = [a for a in _run_argv(args)]
         code, _ = run_child(
-            mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *forwarded]),
+            mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *_run_argv(args)]),
             args.out,
             capture_stderr=False,
         )

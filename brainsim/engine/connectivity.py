@@ -108,7 +108,12 @@ def _incoming(
             seed, stream, target_gids, src.size, src.gid_offset, rule.p, rule.allow_autapses
         )
     elif isinstance(rule, FixedTotalNumber):
-        counts = connect.fixed_total_number_counts(seed, stream, rule.n, tgt.size)
+        # Without multapses each target can take at most its number of eligible sources.
+        eligible = -1
+        if not rule.allow_multapses:
+            autapse = proj.source == proj.target and not rule.allow_autapses
+            eligible = src.size - (1 if autapse else 0)
+        counts = connect.fixed_total_number_counts(seed, stream, rule.n, tgt.size, eligible)
         indptr, sources = connect.fixed_total_number(
             seed,
             stream,
@@ -163,9 +168,7 @@ def _from_file(
     return indptr, sources[keep][order], {k: v[keep][order] for k, v in extra.items()}
 
 
-def build_projection(
-    circuit: Circuit, proj: Projection, lo: int, hi: int
-) -> LocalProjection:
+def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> LocalProjection:
     """Build the synapses of ``proj`` onto target-population indices ``[lo, hi)``."""
     src = circuit.populations[proj.source]
     tgt = circuit.populations[proj.target]
@@ -179,8 +182,10 @@ def build_projection(
     positions = np.arange(n_syn, dtype=np.int64) - np.repeat(indptr[:-1], row_len)
     syn_gids = local_target + tgt.gid_offset + lo
 
-    weight = file_values.get("weight")
-    if weight is None:
+    weight: float | npt.NDArray[np.float64]
+    if "weight" in file_values:
+        weight = file_values["weight"]
+    else:
         weight = per_synapse(
             proj.weight,
             seed=seed,
@@ -188,8 +193,10 @@ def build_projection(
             target_gids=syn_gids,
             positions=positions,
         )
-    delay_ms = file_values.get("delay_ms")
-    if delay_ms is None:
+    delay_ms: float | npt.NDArray[np.float64]
+    if "delay_ms" in file_values:
+        delay_ms = file_values["delay_ms"]
+    else:
         delay_ms = per_synapse(
             proj.delay_ms,
             seed=seed,

@@ -81,8 +81,8 @@ class LocalPopulation:
                     self.spikes_out,
                 )  # fmt: skip
         else:
-            in_pa, in_mv = (exc, self.zeros) if self.synapse == "current_pulse" else (
-                self.zeros, exc
+            in_pa, in_mv = (
+                (exc, self.zeros) if self.synapse == "current_pulse" else (self.zeros, exc)
             )
             n = izhikevich.izhikevich_step(
                 s["v"], s["u"], in_pa, in_mv, self.i_ext_pA, p["a"], p["b"], p["c_mV"],
@@ -140,14 +140,15 @@ def build_population(
             "p_mex": props.p_mex, "p_min": props.p_min, "e_l_mV": numeric["e_l_mV"],
             "v_th_mV": numeric["v_th_mV"], "v_reset_mV": numeric["v_reset_mV"],
         }  # fmt: skip
-        t_ref_steps = np.rint(numeric["t_ref_ms"] / dt_ms).astype(np.int64)
+        t_ref_steps = lif.refractory_steps(numeric["t_ref_ms"], dt_ms)
         v0 = pop.initial.get("v_mV")
         state = {"v": numeric["e_l_mV"].copy() if v0 is None else value("initial", "v_mV", v0)}
         if prm.synapse == "exponential":
             for var, key in (("i_syn_ex", "i_syn_ex_pA"), ("i_syn_in", "i_syn_in_pA")):
                 init = pop.initial.get(key)
                 state[var] = np.zeros(n) if init is None else value("initial", key, init)
-        synapse, integration = prm.synapse, ""
+        synapse: str = prm.synapse
+        integration = ""
     elif isinstance(prm, IzhikevichParams):
         params = {k: numeric[k] for k in ("a", "b", "c_mV", "d", "v_peak_mV")}
         t_ref_steps = np.zeros(n, dtype=np.int64)

@@ -93,21 +93,21 @@ class LocalNetwork:
 def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
     """One :class:`ReportSpec` per recorded (population, variable), in document order."""
     dt = circuit.simulation.dt_ms
-    specs = []
+    specs: list[ReportSpec] = []
     for rec in circuit.recordings.state:
         pop = circuit.populations[rec.population]
         interval = max(1, round(rec.interval_ms / dt))
-        for var in rec.variables:
-            specs.append(
-                ReportSpec(
-                    population=rec.population,
-                    variable=var,
-                    units=STATE_UNITS[pop.model][var],
-                    interval_ms=interval * dt,
-                    node_ids=selection_indices(rec.nodes, pop.size),
-                    n_samples=circuit.n_steps // interval,
-                )
+        specs.extend(
+            ReportSpec(
+                population=rec.population,
+                variable=var,
+                units=STATE_UNITS[pop.model][var],
+                interval_ms=interval * dt,
+                node_ids=selection_indices(rec.nodes, pop.size),
+                n_samples=circuit.n_steps // interval,
             )
+            for var in rec.variables
+        )
     return tuple(specs)
 
 
@@ -121,9 +121,7 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         build_projection(circuit, proj, *dec.local_range(proj.target, rank))
         for proj in circuit.projections.values()
     ]
-    local_delays = [
-        (p.min_delay_steps, p.max_delay_steps) for p in projections if p.n_synapses > 0
-    ]
+    local_delays = [(p.min_delay_steps, p.max_delay_steps) for p in projections if p.n_synapses > 0]
     all_delays = [d for part in comm.allgather(local_delays) for d in part]
     min_delay = min((d[0] for d in all_delays), default=1)
     max_delay = max((d[1] for d in all_delays), default=1)

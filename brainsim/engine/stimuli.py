@@ -109,9 +109,7 @@ def _local_targets(
     return np.unique(np.concatenate(chosen))
 
 
-def build_stimuli(
-    circuit: Circuit, pops: dict[str, LocalPopulation]
-) -> dict[str, LocalStimuli]:
+def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> dict[str, LocalStimuli]:
     """The stimuli of every local population."""
     dt = circuit.simulation.dt_ms
     seed = circuit.simulation.seed
@@ -131,7 +129,9 @@ def build_stimuli(
                 continue
             gids = idx + pop.gid_offset + pop.lo
 
-            def value(field_name: str, v: object, gids: Int64Array = gids) -> Float64Array:
+            def value(
+                field_name: str, v: object, gids: Int64Array = gids, path: str = path
+            ) -> Float64Array:
                 return per_neuron(
                     v,  # type: ignore[arg-type]
                     seed=seed,

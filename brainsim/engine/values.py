@@ -47,9 +47,7 @@ def draw_distribution(
         kind, p0, p1 = sample.LOGNORMAL, dist.mu, dist.sigma
         low, high, redraw = _bounds(dist)
     out = np.empty(keys.shape[0], dtype=np.float64)
-    sample.sample_values(
-        kind, p0, p1, low, high, redraw, seed, stream_of(path), keys, indices, out
-    )
+    sample.sample_values(kind, p0, p1, low, high, redraw, seed, stream_of(path), keys, indices, out)
     if np.isnan(out).any():
         raise EngineError(
             f"{path}: could not draw a value inside [{low}, {high}] by redrawing; "
@@ -101,9 +99,7 @@ def per_synapse(
     target's incoming list of this projection.
     """
     if isinstance(value, Uniform | Normal | LogNormal):
-        return draw_distribution(
-            value, seed=seed, path=path, keys=target_gids, indices=positions
-        )
+        return draw_distribution(value, seed=seed, path=path, keys=target_gids, indices=positions)
     if isinstance(value, Expr):
         raise EngineError(f"{path}: expressions are not supported for synapse values")
     return float(value)

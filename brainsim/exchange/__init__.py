@@ -1,4 +1,4 @@
-"""Spike exchange and collectives between ranks: the protocols, a local and an MPI implementation."""
+"""Spike exchange and collectives between ranks: protocols, a local and an MPI implementation."""
 
 from brainsim.exchange.base import Communicator, SpikeExchanger
 from brainsim.exchange.local import LocalCommunicator, LocalExchanger

@@ -67,9 +67,7 @@ class Decomposition:
         return out
 
 
-def block_decomposition(
-    names: Sequence[str], sizes: Sequence[int], n_ranks: int
-) -> Decomposition:
+def block_decomposition(names: Sequence[str], sizes: Sequence[int], n_ranks: int) -> Decomposition:
     """Split every population into ``n_ranks`` near-equal contiguous blocks.
 
     The first ``size % n_ranks`` ranks get one neuron more. A rank may own no neuron of a small

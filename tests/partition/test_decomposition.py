@@ -11,9 +11,7 @@ from brainsim.partition import block_decomposition
 @pytest.mark.parametrize("n_ranks", [1, 2, 3, 7])
 def test_every_gid_owned_by_exactly_one_rank(n_ranks: int) -> None:
     dec = block_decomposition(["E", "I", "X"], [10, 3, 1], n_ranks)
-    owned = np.concatenate(
-        [dec.local_gids(p, r) for r in range(n_ranks) for p in dec.names]
-    )
+    owned = np.concatenate([dec.local_gids(p, r) for r in range(n_ranks) for p in dec.names])
     assert np.array_equal(np.sort(owned), np.arange(14))
     for r in range(n_ranks):
         for p in dec.names:

@@ -1,0 +1,1 @@
+"""brainsim.kernels."""

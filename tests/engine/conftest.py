@@ -1,0 +1,42 @@
+"""Shared helpers for engine tests: running the CLI for real and reading stores with plain zarr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def brainsim_run(
+    circuit: Path, out: Path, *extra: str, ranks: int = 1, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m brainsim run`` (with ``--ranks``, which starts mpiexec)."""
+    cmd = [sys.executable, "-m", "brainsim", "run", str(circuit), "--out", str(out)]
+    cmd += ["--ranks", str(ranks), "--progress", "none", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def read_store(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a recording, by path, read with plain zarr (no brainsim)."""
+    root = zarr.open_group(str(path), mode="r")
+    out: dict[str, np.ndarray] = {}
+
+    def walk(group: zarr.Group, prefix: str) -> None:
+        for name, arr in group.arrays():
+            out[f"{prefix}{name}"] = np.asarray(arr[...])
+        for name, sub in group.groups():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(root, "")
+    return out
+
+
+def root_attrs(path: Path) -> dict[str, object]:
+    """The ``brainsim`` root attributes of a store."""
+    return dict(zarr.open_group(str(path), mode="r").attrs["brainsim"])

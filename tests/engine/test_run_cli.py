@@ -1,0 +1,143 @@
+"""``brainsim run`` as users meet it: progress, bad input, existing stores, failures, cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import DATA, ROOT, brainsim_run, root_attrs
+
+TINY = ROOT / "circuits" / "tiny.yaml"
+
+
+def test_json_progress_and_complete_store(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.zarr"
+    cmd = [sys.executable, "-m", "brainsim", "run", str(TINY), "--out", str(out)]
+    result = subprocess.run(
+        [*cmd, "--progress", "json"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "started"
+    assert events[-1] == {"event": "finished", "status": "complete"}
+    progress = [e["simulated_ms"] for e in events if e["event"] == "progress"]
+    assert progress == sorted(progress)
+    assert progress[-1] == events[0]["duration_ms"]
+    assert root_attrs(out)["status"] == "complete"
+
+
+def test_invalid_circuit_is_rejected_before_any_rank_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("dt_ms: 0.1", "dt_ms: -0.1"))
+    out = tmp_path / "never.zarr"
+    result = brainsim_run(bad, out, ranks=2)
+    assert result.returncode == 2
+    assert "simulation.dt_ms" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_missing_circuit_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = brainsim_run(tmp_path / "nope.yaml", tmp_path / "x.zarr")
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_existing_store_is_not_overwritten_unless_asked(tmp_path: Path, ranks: int) -> None:
+    out = tmp_path / "kept.zarr"
+    assert brainsim_run(TINY, out).returncode == 0
+    before = root_attrs(out)["provenance"]
+    again = brainsim_run(TINY, out, ranks=ranks)
+    assert again.returncode == 2
+    assert "already holds a recording" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert root_attrs(out)["provenance"] == before
+    assert brainsim_run(TINY, out, "--overwrite", ranks=ranks).returncode == 0
+
+
+def test_bad_overrides_are_rejected(tmp_path: Path) -> None:
+    result = brainsim_run(TINY, tmp_path / "x.zarr", "--duration-ms", "0.05")
+    assert result.returncode == 2
+    assert "--duration-ms" in result.stderr
+
+
+def _rank_pids(parent: int) -> list[int]:
+    """Python processes below ``parent`` (the ranks under mpiexec)."""
+    children: dict[int, list[int]] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        cmdlines[int(entry.name)] = cmd
+    found, todo = [], [parent]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            todo.append(child)
+            if "brainsim run" in cmdlines.get(child, "") and child != parent:
+                found.append(child)
+    return found
+
+
+def _start_long_run(out: Path) -> subprocess.Popen[str]:
+    """A 2-rank run long enough to be interrupted, started once its first progress line is out."""
+    cmd = [sys.executable, "-m", "brainsim", "run", str(DATA / "features.yaml"), "--out",
+           str(out), "--ranks", "2", "--duration-ms", "100000", "--progress", "json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "progress":
+            break
+    return proc
+
+
+@pytest.mark.mpi
+def test_a_killed_rank_stops_the_whole_run(tmp_path: Path) -> None:
+    out = tmp_path / "killed.zarr"
+    with _start_long_run(out) as proc:
+        try:
+            ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
+            assert len(ranks) >= 2, ranks
+            os.kill(ranks[-1], signal.SIGKILL)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert code != 0
+    assert root_attrs(out)["status"] == "failed"
+    assert _rank_pids(proc.pid) == []
+
+
+@pytest.mark.mpi
+def test_sigterm_cancels_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "cancel.zarr"
+    with _start_long_run(out) as proc:
+        try:
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert code == 130
+    attrs = root_attrs(out)
+    assert attrs["status"] == "cancelled"
+    assert 0 < float(attrs["simulated_ms"]) < 100000  # type: ignore[arg-type]
