@@ -258,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="summarize a recording; optionally plot it")
     p.add_argument("store", help="recording (Zarr store)")
-    p.add_argument("--plot", default=None, help="write a raster + rate figure (PNG or SVG)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="write figures: the raster to this file, rate histogram and state traces beside it "
+        "(PNG, SVG or PDF)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--t-start-ms", type=float, default=None)
     p.add_argument("--t-stop-ms", type=float, default=None)

@@ -36,6 +36,7 @@ from brainsim.kernels.delivery import (
     PACK_MAX_TARGET,
     PACK_SHIFT,
 )
+from brainsim.kernels.synapses import by_source, pack_delays, row_keys
 
 __all__ = ["LocalProjection", "build_projection"]
 
@@ -168,70 +169,72 @@ def _from_file(
     return indptr, sources[keep][order], {k: v[keep][order] for k, v in extra.items()}
 
 
+def _synapse_values(
+    circuit: Circuit,
+    proj: Projection,
+    name: str,
+    indptr: Int64Array,
+    first_gid: int,
+    file_values: dict[str, npt.NDArray[np.float64]],
+) -> float | npt.NDArray[np.float64]:
+    """Weight or delay of every synapse (in CSR-by-target order), or one float for all."""
+    if name in file_values:
+        return file_values[name]
+    value = getattr(proj, name)
+    if isinstance(value, float | int):
+        return float(value)
+    gids, positions = row_keys(indptr, first_gid)
+    return per_synapse(
+        value,
+        seed=circuit.simulation.seed,
+        path=f"projections.{proj.name}.{name}",
+        target_gids=gids,
+        positions=positions,
+    )
+
+
+def _common_value(values: float | npt.NDArray[np.float64]) -> float | None:
+    """The value every synapse shares (0.0 for none), or ``None`` when they differ."""
+    if isinstance(values, float):
+        return values
+    if values.shape[0] == 0:
+        return 0.0
+    return float(values[0]) if np.all(values == values[0]) else None
+
+
 def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> LocalProjection:
     """Build the synapses of ``proj`` onto target-population indices ``[lo, hi)``."""
     src = circuit.populations[proj.source]
     tgt = circuit.populations[proj.target]
     dt = circuit.simulation.dt_ms
-    seed = circuit.simulation.seed
     target_gids = np.arange(tgt.gid_offset + lo, tgt.gid_offset + hi, dtype=np.int64)
     indptr, sources, file_values = _incoming(circuit, proj, target_gids, lo, hi)
-    n_syn = sources.shape[0]
-    row_len = np.diff(indptr)
-    local_target = np.repeat(np.arange(hi - lo, dtype=np.int64), row_len)
-    positions = np.arange(n_syn, dtype=np.int64) - np.repeat(indptr[:-1], row_len)
-    syn_gids = local_target + tgt.gid_offset + lo
+    first_gid = tgt.gid_offset + lo
+    weight = _synapse_values(circuit, proj, "weight", indptr, first_gid, file_values)
+    delay_ms = _synapse_values(circuit, proj, "delay_ms", indptr, first_gid, file_values)
+    src_indptr, perm, local_target = by_source(indptr, sources, src.size)
+    del sources
 
-    weight: float | npt.NDArray[np.float64]
-    if "weight" in file_values:
-        weight = file_values["weight"]
+    one_weight = _common_value(weight)
+    if one_weight is not None:
+        weights = np.array([one_weight], dtype=np.float32)
     else:
-        weight = per_synapse(
-            proj.weight,
-            seed=seed,
-            path=f"projections.{proj.name}.weight",
-            target_gids=syn_gids,
-            positions=positions,
-        )
-    delay_ms: float | npt.NDArray[np.float64]
-    if "delay_ms" in file_values:
-        delay_ms = file_values["delay_ms"]
+        weights = np.asarray(weight, dtype=np.float32)[perm]
+    one_delay = _common_value(delay_ms)
+    steps: Int64Array
+    if one_delay is not None:
+        steps = np.array([max(1, round(one_delay / dt))], dtype=np.int64)
     else:
-        delay_ms = per_synapse(
-            proj.delay_ms,
-            seed=seed,
-            path=f"projections.{proj.name}.delay_ms",
-            target_gids=syn_gids,
-            positions=positions,
-        )
-    delay_steps = np.maximum(np.rint(np.asarray(delay_ms) / dt), 1).astype(np.int64)
-
-    # Transpose to CSR by source; the stable sort keeps each source's synapses in target order.
-    order = np.argsort(sources, kind="stable")
-    src_indptr = np.zeros(src.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(sources, minlength=src.size), out=src_indptr[1:])
-    targets_sorted = local_target[order]
-
-    weights = (
-        np.asarray(weight, dtype=np.float32)[order]
-        if np.ndim(weight)
-        else np.array([weight], dtype=np.float32)
-    )
-    if weights.shape[0] > 1 and np.all(weights == weights[0]):
-        weights = weights[:1].copy()
-    if np.ndim(delay_steps) and delay_steps.shape[0] > 0:
-        steps_sorted = delay_steps[order]
-        d_min, d_max = int(steps_sorted.min()), int(steps_sorted.max())
-    else:
-        steps_sorted = np.atleast_1d(delay_steps)
-        d_min = d_max = int(steps_sorted[0]) if steps_sorted.shape[0] else 1
+        steps = np.maximum(np.rint(np.asarray(delay_ms) / dt), 1).astype(np.int64)[perm]
+    del perm
+    d_min, d_max = int(steps.min()), int(steps.max())
     if d_min == d_max:
-        mode, delays, packed = DELAY_CONSTANT, np.array([d_min], dtype=np.uint16), targets_sorted
+        mode, delays, packed = DELAY_CONSTANT, np.array([d_min], dtype=np.uint16), local_target
     elif d_max <= PACK_MAX_DELAY and hi - lo <= PACK_MAX_TARGET:
         mode, delays = DELAY_PACKED, np.zeros(1, dtype=np.uint16)
-        packed = targets_sorted | (steps_sorted << PACK_SHIFT)
+        packed = pack_delays(local_target, steps, PACK_SHIFT)
     elif d_max <= np.iinfo(np.uint16).max:
-        mode, delays, packed = DELAY_SEPARATE, steps_sorted.astype(np.uint16), targets_sorted
+        mode, delays, packed = DELAY_SEPARATE, steps.astype(np.uint16), local_target
     else:
         raise EngineError(
             f"projections.{proj.name}.delay_ms: delays above {np.iinfo(np.uint16).max} steps "
@@ -243,7 +246,7 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
         n_sources=src.size,
         target=proj.target,
         indptr=src_indptr,
-        targets=np.ascontiguousarray(packed, dtype=np.uint32),
+        targets=packed,
         weights=weights,
         delays=delays,
         delay_mode=mode,

@@ -6,7 +6,8 @@ can reach any neuron before the interval ends, so every rank can update its neur
 ``k`` steps without hearing from the others::
 
     for each interval [t0, t0 + k):
-        for each step s:   stimuli(s) -> update neurons(s) -> spike keys of s; sample state
+        add the interval's Poisson and spike-train input to the ring buffers
+        for each step s:   currents(s) -> update neurons(s) -> spike keys of s; sample state
         exchange the interval's keys (Allgatherv; sorted by step, then source gid)
         deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
         record spikes; flush and check for cancellation at the flush interval
@@ -103,6 +104,7 @@ def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
                 variable=var,
                 units=STATE_UNITS[pop.model][var],
                 interval_ms=interval * dt,
+                start_ms=interval * dt,
                 node_ids=selection_indices(rec.nodes, pop.size),
                 n_samples=circuit.n_steps // interval,
             )
@@ -189,9 +191,11 @@ def simulate(
     while t0 < n_steps:
         t1 = min(t0 + k, n_steps)
         n_keys = 0
+        for pop in pops:
+            network.stimuli[pop.name].apply_interval(pop, t0, t1 - t0, seed)
         for step in range(t0, t1):
             for pop in pops:
-                network.stimuli[pop.name].apply(pop, step, seed)
+                network.stimuli[pop.name].apply_currents(pop, step, seed)
                 n = pop.update(step)
                 n_keys = encode_spikes(
                     keys, n_keys, pop.spikes_out, n, (step - t0) * n_gids + pop.gid_offset + pop.lo

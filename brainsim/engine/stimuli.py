@@ -25,7 +25,12 @@ from brainsim.circuit.spec import (
 )
 from brainsim.engine.populations import LocalPopulation
 from brainsim.engine.values import per_neuron, stream_of
-from brainsim.kernels.stimuli import add_current, noise_current, poisson_drive
+from brainsim.kernels.stimuli import (
+    add_current,
+    noise_current,
+    poisson_cdf_tables,
+    poisson_drive,
+)
 
 __all__ = ["LocalStimuli", "build_stimuli", "selection_indices"]
 
@@ -54,6 +59,9 @@ class _Drive:
     b: Float64Array
     weight: Float64Array
     delay_steps: int = 0
+    tables: tuple[Int64Array, Float64Array] = field(
+        default_factory=lambda: (np.zeros(0, np.int64), np.zeros((0, 0)))
+    )
 
 
 @dataclass(slots=True)
@@ -68,14 +76,33 @@ class LocalStimuli:
     schedule_w: Float64Array = field(default_factory=lambda: np.zeros(0))
     cursor: int = 0
 
-    def apply(self, pop: LocalPopulation, step: int, seed: int) -> None:
-        """Add every stimulus's input for ``step`` to ``pop``'s input row and current."""
-        row = step % pop.n_slots
-        exc, inh = pop.buf_exc[row], pop.buf_inh[row]
+    def apply_interval(
+        self, pop: LocalPopulation, first_step: int, n_steps: int, seed: int
+    ) -> None:
+        """Add the spike inputs (Poisson, spike trains) of an interval to ``pop``'s ring buffers.
+
+        The rows of the interval already hold the network spikes delivered before it; adding
+        these afterwards keeps each cell's summation order independent of the decomposition.
+        """
         for d in self.poisson:
-            draw = step - d.delay_steps
-            if d.first_step <= draw < d.stop_step:
-                poisson_drive(seed, d.stream, d.gids, d.local_idx, draw, d.a, d.weight, exc, inh)
+            table_of, cdf = d.tables
+            poisson_drive(
+                seed, d.stream, d.gids, d.local_idx, d.a, table_of, cdf, d.weight, first_step,
+                n_steps, d.delay_steps, d.first_step, d.stop_step, pop.buf_exc, pop.buf_inh,
+            )  # fmt: skip
+        steps = self.schedule_steps
+        end = first_step + n_steps
+        while self.cursor < steps.shape[0] and steps[self.cursor] < end:
+            row = int(steps[self.cursor]) % pop.n_slots
+            i, w = self.schedule_idx[self.cursor], self.schedule_w[self.cursor]
+            if w >= 0.0:
+                pop.buf_exc[row, i] += w
+            else:
+                pop.buf_inh[row, i] += w
+            self.cursor += 1
+
+    def apply_currents(self, pop: LocalPopulation, step: int, seed: int) -> None:
+        """Set ``pop``'s external current for ``step``: ``i_e`` plus DC and noise stimuli."""
         pop.i_ext_pA[:] = pop.i_base_pA
         for d in self.dc:
             if d.first_step <= step < d.stop_step:
@@ -85,14 +112,6 @@ class LocalStimuli:
                 noise_current(
                     seed, d.stream, d.gids, d.local_idx, step, d.a, d.b, d.weight, pop.i_ext_pA
                 )
-        steps = self.schedule_steps
-        while self.cursor < steps.shape[0] and steps[self.cursor] == step:
-            i, w = self.schedule_idx[self.cursor], self.schedule_w[self.cursor]
-            if w >= 0.0:
-                exc[i] += w
-            else:
-                inh[i] += w
-            self.cursor += 1
 
 
 def _local_targets(
@@ -147,7 +166,8 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> dict[st
                 lam = value("rate_hz", stim.rate_hz) * dt / 1000.0
                 out[pname].poisson.append(
                     _Drive(stream_of(path), gids, idx, first, stop, lam, zeros, weight,
-                           delay_steps=max(1, round(stim.delay_ms / dt)))
+                           delay_steps=max(1, round(stim.delay_ms / dt)),
+                           tables=poisson_cdf_tables(lam))
                 )  # fmt: skip
             elif isinstance(stim, DCStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)

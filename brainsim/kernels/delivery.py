@@ -58,13 +58,16 @@ def deliver(
     """Add every key's synaptic weights to ``buf_*[(step + delay) % n_slots, target]``.
 
     ``weights`` (and ``delays`` in :data:`DELAY_CONSTANT` mode) of length 1 mean "the same for
-    every synapse". ``buf_*`` have shape ``(n_slots, n_local_targets)``.
+    every synapse". ``buf_*`` have shape ``(n_slots, n_local_targets)``. The inner loops are
+    specialised by storage mode so that the common cases (one delay, one weight or one sign)
+    are a plain gather-free scatter over the row of the arrival step.
     """
     n_slots = buf_exc.shape[0]
     const_w = weights.shape[0] == 1
     w0 = np.float64(weights[0])
     d0 = np.int64(delays[0])
     mask = np.uint32(PACK_MAX_TARGET)
+    shift = np.uint32(PACK_SHIFT)
     for k in range(keys.shape[0]):
         key = keys[k]
         step_in = key // n_gids
@@ -72,23 +75,38 @@ def deliver(
         if src < 0 or src >= n_sources:
             continue
         step = first_step + step_in
-        for j in range(indptr[src], indptr[src + 1]):
-            packed = targets[j]
-            if delay_mode == DELAY_PACKED:
-                tgt = np.int64(packed & mask)
-                d = np.int64(packed >> np.uint32(PACK_SHIFT))
-            elif delay_mode == DELAY_SEPARATE:
-                tgt = np.int64(packed)
-                d = np.int64(delays[j])
+        lo, hi = indptr[src], indptr[src + 1]
+        if delay_mode == DELAY_CONSTANT:
+            row = (step + d0) % n_slots
+            if const_w:
+                out = buf_exc[row] if w0 >= 0.0 else buf_inh[row]
+                for j in range(lo, hi):
+                    out[targets[j]] += w0
             else:
-                tgt = np.int64(packed)
-                d = d0
-            w = w0 if const_w else np.float64(weights[j])
-            row = (step + d) % n_slots
-            if w >= 0.0:
-                buf_exc[row, tgt] += w
-            else:
-                buf_inh[row, tgt] += w
+                exc, inh = buf_exc[row], buf_inh[row]
+                for j in range(lo, hi):
+                    w = np.float64(weights[j])
+                    if w >= 0.0:
+                        exc[targets[j]] += w
+                    else:
+                        inh[targets[j]] += w
+        elif delay_mode == DELAY_PACKED:
+            for j in range(lo, hi):
+                packed = targets[j]
+                row = (step + np.int64(packed >> shift)) % n_slots
+                w = w0 if const_w else np.float64(weights[j])
+                if w >= 0.0:
+                    buf_exc[row, packed & mask] += w
+                else:
+                    buf_inh[row, packed & mask] += w
+        else:
+            for j in range(lo, hi):
+                row = (step + np.int64(delays[j])) % n_slots
+                w = w0 if const_w else np.float64(weights[j])
+                if w >= 0.0:
+                    buf_exc[row, targets[j]] += w
+                else:
+                    buf_inh[row, targets[j]] += w
 
 
 def deliver_ref(

@@ -1,9 +1,10 @@
 """Stimulus kernels: Poisson drive, Gaussian noise current and fixed currents for one step.
 
 Random draws are keyed by ``(seed, stream, gid, step)`` (one stream per stimulus), so the input a
-neuron receives does not depend on which rank simulates it. Poisson drive adds ``count * weight``
-to the neuron's input row for the step (positive weights to ``row_exc``, negative to ``row_inh``);
-current stimuli add to the step's external current ``i_ext_pA``.
+neuron receives does not depend on which rank simulates it. Poisson drive is generated for a
+whole exchange interval at once and adds ``count * weight`` to the neuron's ring-buffer rows
+(positive weights to ``buf_exc``, negative to ``buf_inh``); current stimuli add to the step's
+external current ``i_ext_pA``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,52 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.kernels.rng import normal, normal_ref, poisson, poisson_ref
+from brainsim.kernels.rng import (
+    POISSON_INVERSION_MAX_LAM,
+    normal,
+    normal_ref,
+    philox_words,
+    philox_words_ref,
+    poisson,
+    poisson_ref,
+)
 
 __all__ = [
+    "POISSON_TABLE_LENGTH",
     "add_current",
     "noise_current",
     "noise_current_ref",
+    "poisson_cdf_tables",
     "poisson_drive",
     "poisson_drive_ref",
 ]
+
+
+POISSON_TABLE_LENGTH = 64
+
+
+def poisson_cdf_tables(
+    lam: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Cumulative Poisson probabilities for each distinct ``lam`` below the inversion limit.
+
+    Returns ``(table_of, cdf)``: neuron ``i`` uses row ``table_of[i]`` of ``cdf`` (``-1`` when
+    its ``lam`` is too large for inversion). ``cdf[t, k] = P(X <= k)``, computed by the
+    recursion ``P(k) = P(k-1) lam / k``; the last column is 1 so a search always ends.
+    """
+    small = lam < POISSON_INVERSION_MAX_LAM
+    values, inverse = np.unique(lam[small], return_inverse=True)
+    table_of = np.full(lam.shape[0], -1, dtype=np.int64)
+    table_of[small] = inverse
+    cdf = np.ones((max(values.shape[0], 1), POISSON_TABLE_LENGTH), dtype=np.float64)
+    for t, value in enumerate(values.tolist()):
+        p = np.exp(-value)
+        cumulative = p
+        for k in range(POISSON_TABLE_LENGTH - 1):
+            cdf[t, k] = cumulative
+            p *= value / (k + 1)
+            cumulative += p
+    return table_of, cdf
 
 
 @numba.njit(cache=True, nogil=True)
@@ -29,25 +67,61 @@ def poisson_drive(
     stream: int,
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
-    draw_step: int,
     lam: npt.NDArray[np.float64],
+    table_of: npt.NDArray[np.int64],
+    cdf: npt.NDArray[np.float64],
     weight: npt.NDArray[np.float64],
-    row_exc: npt.NDArray[np.float64],
-    row_inh: npt.NDArray[np.float64],
+    first_step: int,
+    n_steps: int,
+    delay_steps: int,
+    draw_lo: int,
+    draw_hi: int,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
 ) -> None:
-    """Add a Poisson(``lam[i]``) number of inputs of ``weight[i]`` to each target ``i``.
+    """Poisson input of steps ``first_step .. first_step + n_steps - 1`` into the ring buffers.
 
-    ``lam = rate_hz * dt_ms / 1000`` is the expected count per step; the draw is keyed by
-    ``draw_step`` (the step the inputs were generated in).
+    Target ``i`` receives, in step ``s``, ``count * weight[i]`` where ``count`` is
+    Poisson(``lam[i]``) keyed by the generation step ``g = s - delay_steps`` (only for
+    ``draw_lo <= g < draw_hi``). For ``lam < 10`` one Philox call yields the 32-bit uniforms of
+    four consecutive generation steps (word ``g % 4`` of the words keyed by index ``g // 4``),
+    inverted by searching the target's row of :func:`poisson_cdf_tables` (probabilities below
+    2**-32 are not resolved); larger ``lam`` uses :func:`~brainsim.kernels.rng.poisson` keyed
+    by ``g``.
     """
+    n_slots = buf_exc.shape[0]
+    scale = 2.0**-32
+    last = cdf.shape[1] - 1
     for i in range(gids.shape[0]):
-        count = poisson(seed, stream, gids[i], draw_step, lam[i])
-        if count > 0:
-            w = count * weight[i]
-            if w >= 0.0:
-                row_exc[local_idx[i]] += w
+        gid = gids[i]
+        target = local_idx[i]
+        w = weight[i]
+        table = table_of[i]
+        block = np.int64(-1)
+        w0 = w1 = w2 = w3 = np.uint32(0)
+        for s in range(first_step, first_step + n_steps):
+            g = s - delay_steps
+            if g < draw_lo or g >= draw_hi:
+                continue
+            count = np.int64(0)
+            if table >= 0:
+                b = g >> 2
+                if b != block:
+                    w0, w1, w2, w3 = philox_words(seed, stream, gid, b, 0)
+                    block = b
+                lane = g & 3
+                word = w0 if lane == 0 else w1 if lane == 1 else w2 if lane == 2 else w3
+                u = float(word) * scale
+                while count < last and u >= cdf[table, count]:
+                    count += 1
             else:
-                row_inh[local_idx[i]] += w
+                count = poisson(seed, stream, gid, g, lam[i])
+            if count > 0:
+                row = s % n_slots
+                if w >= 0.0:
+                    buf_exc[row, target] += count * w
+                else:
+                    buf_inh[row, target] += count * w
 
 
 def poisson_drive_ref(
@@ -55,21 +129,40 @@ def poisson_drive_ref(
     stream: int,
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
-    draw_step: int,
     lam: npt.NDArray[np.float64],
+    table_of: npt.NDArray[np.int64],
+    cdf: npt.NDArray[np.float64],
     weight: npt.NDArray[np.float64],
-    row_exc: npt.NDArray[np.float64],
-    row_inh: npt.NDArray[np.float64],
+    first_step: int,
+    n_steps: int,
+    delay_steps: int,
+    draw_lo: int,
+    draw_hi: int,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
 ) -> None:
     """Plain-Python reference of :func:`poisson_drive`."""
+    n_slots = buf_exc.shape[0]
+    last = cdf.shape[1] - 1
     for i in range(gids.shape[0]):
-        count = poisson_ref(seed, stream, int(gids[i]), draw_step, float(lam[i]))
-        if count > 0:
-            w = count * float(weight[i])
-            if w >= 0.0:
-                row_exc[local_idx[i]] += w
+        for s in range(first_step, first_step + n_steps):
+            g = s - delay_steps
+            if g < draw_lo or g >= draw_hi:
+                continue
+            count = 0
+            if table_of[i] >= 0:
+                word = philox_words_ref(seed, stream, int(gids[i]), g >> 2, 0)[g & 3]
+                u = float(word) * 2.0**-32
+                while count < last and u >= cdf[table_of[i], count]:
+                    count += 1
             else:
-                row_inh[local_idx[i]] += w
+                count = poisson_ref(seed, stream, int(gids[i]), g, float(lam[i]))
+            if count > 0:
+                row = s % n_slots
+                if weight[i] >= 0.0:
+                    buf_exc[row, local_idx[i]] += count * weight[i]
+                else:
+                    buf_inh[row, local_idx[i]] += count * weight[i]
 
 
 @numba.njit(cache=True, nogil=True)

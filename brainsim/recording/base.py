@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FinalStatus", "PopulationInfo", "Recorder", "ReportSpec", "RunInfo"]
+__all__ = ["Collectives", "FinalStatus", "PopulationInfo", "Recorder", "ReportSpec", "RunInfo"]
 
 FinalStatus = Literal["complete", "failed", "cancelled"]
 
@@ -71,6 +71,28 @@ class RunInfo:
     spike_populations: tuple[str, ...]
     reports: tuple[ReportSpec, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Collectives(Protocol):
+    """The collectives a parallel recorder uses; ``brainsim.exchange.Communicator`` has them.
+
+    Declared here because ``recording`` and ``exchange`` are independent layers; any
+    communicator fits structurally. Every method but ``rank``/``size`` is collective.
+    """
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def bcast(self, obj: Any, root: int = 0) -> Any: ...
+
+    def allgather(self, obj: Any) -> list[Any]: ...
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None: ...
+
+    def any(self, flag: bool) -> bool: ...
 
 
 class Recorder(Protocol):

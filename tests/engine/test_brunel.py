@@ -3,7 +3,9 @@
 The reference (shared/reference/brunel_delta_nest.json) gives, for the steady window 200-1000 ms,
 per population the mean firing rate, the mean CV of inter-spike intervals (neurons with >= 3
 spikes) and the Fano factor of the population spike count in 5 ms bins, with tolerances.
-Statistics are computed here with numpy from arrays read with plain zarr.
+The reference is a mean over 5 seeds; single realizations of the Fano factor vary by about 10%
+here, so we compare the mean over 3 seeds. Statistics are computed with numpy from arrays read
+with plain zarr.
 """
 
 from __future__ import annotations
@@ -43,28 +45,43 @@ def _stats(times: np.ndarray, ids: np.ndarray, n: int, t0: float, t1: float) -> 
     }
 
 
+SEEDS = (1, 2, 3)
+
+
 @pytest.fixture(scope="module")
-def brunel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    out = tmp_path_factory.mktemp("brunel") / "brunel.zarr"
-    result = brainsim_run(ROOT / "circuits" / "brunel_delta.yaml", out, ranks=2, timeout=900)
-    assert result.returncode == 0, result.stderr
-    assert root_attrs(out)["status"] == "complete"
-    return read_store(out)
+def brunel(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
+    base = tmp_path_factory.mktemp("brunel")
+    stores = []
+    for seed in SEEDS:
+        out = base / f"brunel-{seed}.zarr"
+        circuit = ROOT / "circuits" / "brunel_delta.yaml"
+        result = brainsim_run(circuit, out, "--seed", str(seed), ranks=2, timeout=900)
+        assert result.returncode == 0, result.stderr
+        assert root_attrs(out)["status"] == "complete"
+        stores.append(read_store(out))
+    return stores
 
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is not beside the repo")
 @pytest.mark.parametrize(("pop", "key", "size"), [("E", "exc", 10000), ("I", "inh", 2500)])
 def test_statistics_match_nest(
-    brunel: dict[str, np.ndarray], pop: str, key: str, size: int
+    brunel: list[dict[str, np.ndarray]], pop: str, key: str, size: int
 ) -> None:
     reference = json.loads(REFERENCE.read_text())
     t0, t1 = reference["windows_ms"]["steady"]
     ref = reference["stats"]["steady"][key]
-    ours = _stats(
-        brunel[f"spikes/{pop}/timestamps"], brunel[f"spikes/{pop}/node_ids"], size, t0, t1
-    )
+    runs = [
+        _stats(store[f"spikes/{pop}/timestamps"], store[f"spikes/{pop}/node_ids"], size, t0, t1)
+        for store in brunel
+    ]
+    ours = {name: float(np.mean([r[name] for r in runs])) for name in runs[0]}
     nest_rate = ref["mean_rate_hz"]["mean"]
-    assert abs(ours["mean_rate_hz"] - nest_rate) <= 0.05 * nest_rate, ours
-    assert abs(ours["cv_isi_mean"] - ref["cv_isi_mean"]["mean"]) <= 0.05, ours
+    assert abs(ours["mean_rate_hz"] - nest_rate) <= 0.05 * nest_rate, runs
+    assert abs(ours["cv_isi_mean"] - ref["cv_isi_mean"]["mean"]) <= 0.05, runs
     nest_fano = ref["fano_factor_pop_count"]["mean"]
-    assert abs(ours["fano_factor_pop_count"] - nest_fano) <= 0.25 * nest_fano, ours
+    assert abs(ours["fano_factor_pop_count"] - nest_fano) <= 0.25 * nest_fano, runs
+
+
+def test_seeds_give_different_networks(brunel: list[dict[str, np.ndarray]]) -> None:
+    counts = {store["spikes/E/timestamps"].size for store in brunel}
+    assert len(counts) == len(SEEDS)

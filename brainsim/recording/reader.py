@@ -1,0 +1,276 @@
+"""Open a recording store for reading: its metadata, spikes as numpy arrays, reports as xarray.
+
+Every way a path can fail to be a readable recording (missing, not a Zarr store, a Zarr store
+that brainsim did not write, half written, an unknown format version) raises
+:class:`~brainsim.errors.RecordingFormatError` with a message that says which; nothing from
+zarr leaks out as a traceback. A store that is still being written (status ``running``) opens
+normally and shows what has been flushed so far; open it again to see more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+
+from brainsim.errors import RecordingError, RecordingFormatError
+from brainsim.recording.base import PopulationInfo
+from brainsim.recording.layout import FORMAT, FORMAT_PREFIX, ROOT_KEY, report_path, spikes_path
+
+if TYPE_CHECKING:
+    import xarray
+
+__all__ = ["RecordingStore", "SpikeTrains", "open_store"]
+
+_REQUIRED_KEYS = (
+    "format",
+    "status",
+    "simulated_ms",
+    "dt_ms",
+    "duration_ms",
+    "seed",
+    "circuit",
+    "circuit_sha256",
+    "populations",
+    "provenance",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeTrains:
+    """All spikes of one population, sorted by time, then node id (the statistics rely on it).
+
+    ``times_ms[i]`` (float64, ms) is the time of spike ``i`` of neuron ``node_ids[i]`` (int64,
+    0 <= id < ``population_size``).
+    """
+
+    population: str
+    times_ms: npt.NDArray[np.float64]
+    node_ids: npt.NDArray[np.int64]
+    population_size: int
+
+    def __post_init__(self) -> None:
+        if self.times_ms.shape != self.node_ids.shape or self.times_ms.ndim != 1:
+            raise ValueError("times_ms and node_ids must be 1-D arrays of equal length")
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.times_ms.size)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStore:
+    """A brainsim recording opened for reading (a snapshot of its root metadata).
+
+    Attributes mirror the root ``brainsim`` attributes of RECORDING.md. ``spike_populations``
+    and ``reports`` (``(population, variable)`` pairs) list what the store holds.
+    """
+
+    path: Path
+    format: str
+    status: str
+    reason: str | None
+    simulated_ms: float
+    dt_ms: float
+    duration_ms: float
+    seed: int
+    circuit: Mapping[str, Any]
+    circuit_sha256: str
+    provenance: Mapping[str, Any]
+    populations: Mapping[str, PopulationInfo]
+    spike_populations: tuple[str, ...]
+    reports: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Self:
+        """Open the store at ``path``; raise RecordingFormatError if it is not a readable one."""
+        store = Path(path)
+        root = _open_root(store)
+        doc = _root_document(store, root)
+        try:
+            populations = {
+                str(name): PopulationInfo(
+                    size=int(p["size"]), model=str(p["model"]), gid_offset=int(p["gid_offset"])
+                )
+                for name, p in doc["populations"].items()
+            }
+            return cls(
+                path=store,
+                format=str(doc["format"]),
+                status=str(doc["status"]),
+                reason=None if doc.get("reason") is None else str(doc["reason"]),
+                simulated_ms=float(doc["simulated_ms"]),
+                dt_ms=float(doc["dt_ms"]),
+                duration_ms=float(doc["duration_ms"]),
+                seed=int(doc["seed"]),
+                circuit=doc["circuit"],
+                circuit_sha256=str(doc["circuit_sha256"]),
+                provenance=doc["provenance"],
+                populations=populations,
+                spike_populations=_members(root, "spikes", depth=1),
+                reports=tuple(
+                    (population, variable)
+                    for population, variable in (
+                        name.split("/", 1) for name in _members(root, "report", depth=2)
+                    )
+                ),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RecordingFormatError(
+                f"{store}: the root metadata is malformed ({type(exc).__name__}: {exc})"
+            ) from None
+
+    def spikes(self, population: str) -> SpikeTrains:
+        """All recorded spikes of ``population``.
+
+        While a run is flushing, ``timestamps`` and ``node_ids`` may briefly differ in length;
+        the common prefix is returned (it is complete: chunks are written before shapes grow).
+        """
+        if population not in self.spike_populations:
+            raise RecordingError(
+                f"no spikes of population {population!r} in {self.path}; "
+                f"recorded: {list(self.spike_populations)}"
+            )
+        group = spikes_path(population)
+        try:
+            root = _open_root(self.path)
+            times = _read_array(root, f"{group}/timestamps")
+            ids = _read_array(root, f"{group}/node_ids")
+        except RecordingFormatError:
+            raise
+        except Exception as exc:
+            raise RecordingFormatError(
+                f"{self.path}: cannot read {group} ({type(exc).__name__}: {exc})"
+            ) from None
+        n = min(times.size, ids.size)
+        return SpikeTrains(
+            population=population,
+            times_ms=np.asarray(times[:n], dtype=np.float64),
+            node_ids=np.asarray(ids[:n], dtype=np.int64),
+            population_size=self.populations[population].size,
+        )
+
+    def report(self, population: str, variable: str) -> xarray.DataArray:
+        """The report ``variable`` of ``population`` as a lazy DataArray ``(time, node_ids)``.
+
+        Named ``variable``; its attributes hold ``units``, ``interval_ms``, ``start_ms`` and
+        ``population``. Values are loaded when indexed or computed. While a run is flushing,
+        ``data`` may briefly have more samples than ``time``; the common prefix is returned.
+        """
+        import xarray
+
+        if (population, variable) not in self.reports:
+            raise RecordingError(
+                f"no report {population}/{variable} in {self.path}; recorded: "
+                f"{[f'{p}/{v}' for p, v in self.reports]}"
+            )
+        group = report_path(population, variable)
+        try:
+            times = _read_array(_open_root(self.path), f"{group}/time")
+            dataset = xarray.open_zarr(
+                str(self.path),
+                group=group,
+                consolidated=False,
+                chunks=None,
+                drop_variables=["time"],
+            )
+            data: xarray.DataArray = dataset["data"]
+        except RecordingFormatError:
+            raise
+        except Exception as exc:
+            raise RecordingFormatError(
+                f"{self.path}: cannot read {group} ({type(exc).__name__}: {exc})"
+            ) from None
+        n = min(data.sizes["time"], times.size)
+        data = data.isel(time=slice(0, n)).assign_coords(time=("time", times[:n], {"units": "ms"}))
+        data.attrs = {**dataset.attrs, **data.attrs, "population": population}
+        return data.rename(variable)
+
+
+def open_store(path: str | os.PathLike[str]) -> RecordingStore:
+    """Open the recording at ``path`` (see :class:`RecordingStore`)."""
+    return RecordingStore.open(path)
+
+
+def _open_root(store: Path) -> zarr.Group:
+    if not store.exists():
+        raise RecordingFormatError(f"{store}: no such file or directory")
+    if not store.is_dir():
+        raise RecordingFormatError(f"{store} is a file, not a recording (a Zarr store directory)")
+    if not (store / "zarr.json").is_file():
+        raise RecordingFormatError(
+            f"{store} is not a Zarr v3 store (no zarr.json at its root), so not a recording"
+        )
+    try:
+        return zarr.open_group(store=str(store), mode="r", zarr_format=3, use_consolidated=False)
+    except Exception as exc:
+        raise RecordingFormatError(
+            f"{store} is not a readable Zarr v3 group ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
+    """The ``brainsim`` root attributes, after checking they are there and of a known format."""
+    doc = root.attrs.get(ROOT_KEY)
+    if doc is None:
+        if any(name in ("spikes", "report") for name in root.group_keys()):
+            raise RecordingFormatError(
+                f"{store} is a half-written recording: it has groups but no root metadata "
+                f"('{ROOT_KEY}' attributes); the run stopped while creating the store"
+            )
+        raise RecordingFormatError(
+            f"{store} is a Zarr store but not a brainsim recording (no '{ROOT_KEY}' attributes)"
+        )
+    fmt = doc.get("format") if isinstance(doc, Mapping) else None
+    if not isinstance(fmt, str) or not fmt.startswith(FORMAT_PREFIX):
+        raise RecordingFormatError(
+            f"{store} is not a brainsim recording (format {fmt!r}, expected {FORMAT!r})"
+        )
+    if fmt != FORMAT:
+        raise RecordingFormatError(
+            f"{store} has the unknown format version {fmt!r}; this brainsim reads {FORMAT!r} "
+            "(a newer brainsim may read it)"
+        )
+    assert isinstance(doc, Mapping)
+    missing = [key for key in _REQUIRED_KEYS if key not in doc]
+    if missing:
+        raise RecordingFormatError(
+            f"{store} is a half-written recording: the root metadata lacks {missing}"
+        )
+    return doc
+
+
+def _members(root: zarr.Group, top: str, depth: int) -> tuple[str, ...]:
+    """Group paths ``depth`` levels below ``top`` (``"E"`` or ``"E/v"``), sorted."""
+    if top not in root.group_keys():
+        return ()
+    paths = [""]
+    for _ in range(depth):
+        paths = [
+            f"{prefix}{name}/"
+            for prefix in paths
+            for name in sorted(_group(root, f"{top}/{prefix}").group_keys())
+        ]
+    return tuple(p.rstrip("/") for p in paths)
+
+
+def _group(root: zarr.Group, path: str) -> zarr.Group:
+    node = root[path.rstrip("/")]
+    if not isinstance(node, zarr.Group):
+        raise RecordingFormatError(f"{path} in the store is not a group")
+    return node
+
+
+def _read_array(root: zarr.Group, path: str) -> npt.NDArray[Any]:
+    if path not in root:
+        raise RecordingFormatError(f"the store lacks the array {path}")
+    node = root[path]
+    if not isinstance(node, zarr.Array):
+        raise RecordingFormatError(f"{path} in the store is not an array")
+    return np.asarray(node[...])

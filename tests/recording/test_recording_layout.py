@@ -1,0 +1,47 @@
+"""The layout helpers: group paths, chunk shapes, compression options."""
+
+from __future__ import annotations
+
+import pytest
+
+from brainsim.recording.layout import (
+    COMPRESSIONS,
+    compressors,
+    report_chunks,
+    report_path,
+    spikes_path,
+)
+
+
+def test_group_paths_follow_recording_md() -> None:
+    assert spikes_path("E") == "spikes/E"
+    assert report_path("E", "v") == "report/E/v"
+
+
+@pytest.mark.parametrize(
+    ("n_nodes", "n_samples", "chunks"),
+    [
+        (1000, 10_000, (1024, 256)),  # 1 MiB chunks, 256-node columns
+        (10, 10_000, (10_000, 10)),  # rows capped by the run length
+        (10, 5, (5, 10)),
+        (0, 100, (100, 1)),  # an empty report still has a valid chunk shape
+        (1, 0, (1, 1)),
+    ],
+)
+def test_report_chunks(n_nodes: int, n_samples: int, chunks: tuple[int, int]) -> None:
+    assert report_chunks(n_nodes, n_samples, 1 << 20) == chunks
+
+
+def test_report_chunks_bound_the_owner_block_for_huge_reports() -> None:
+    rows, cols = report_chunks(1_000_000, 10_000, 1 << 20)
+    assert cols == 256
+    assert rows * 1_000_000 * 4 <= 64 << 20
+    assert rows >= 1
+
+
+def test_every_compression_option_builds_and_unknown_ones_are_refused() -> None:
+    assert compressors("none", 8) == ()
+    for option in COMPRESSIONS:
+        assert isinstance(compressors(option, 4), tuple)
+    with pytest.raises(ValueError, match="blosc-zstd"):
+        compressors("brotli", 8)
