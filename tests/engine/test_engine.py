@@ -1,0 +1,127 @@
+"""Whole-engine behaviour with answers known in closed form (one rank, in-process)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import brainsim
+from brainsim.circuit import parse_circuit
+from brainsim.engine import build_network
+from brainsim.exchange import LocalCommunicator
+
+DT = 0.1
+LIF = {"tau_m_ms": 10.0, "c_m_pF": 250.0, "v_th_mV": 15.0, "v_reset_mV": 0.0, "e_l_mV": 0.0,
+       "t_ref_ms": 2.0, "synapse": "delta"}  # fmt: skip
+
+
+def _doc(**sections: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "brainsim/v1",
+        "name": "engine-test",
+        "simulation": {"dt_ms": DT, "duration_ms": 100.0, "seed": 5},
+    }
+    doc.update(sections)
+    return doc
+
+
+def test_dc_driven_lif_fires_at_the_analytic_rate(tmp_path: Path) -> None:
+    currents = [400.0, 600.0, 1000.0]
+    doc = _doc(
+        populations={"N": {"size": 3, "model": "lif", "params": LIF}},
+        stimuli={
+            f"dc{i}": {"type": "dc", "targets": [{"population": "N", "node_ids": [i]}],
+                       "amplitude_pA": amp}
+            for i, amp in enumerate(currents)
+        },  # fmt: skip
+        recordings={"spikes": ["N"]},
+    )
+    doc["simulation"]["duration_ms"] = 500.0
+    rec = brainsim.run(doc, tmp_path / "dc.zarr")
+    spikes = rec.spikes("N")
+    r_mohm = 10.0 / 250.0 * 1000.0  # tau_m / C_m in MOhm (mV per nA)
+    for i, amp in enumerate(currents):
+        v_inf = r_mohm * amp / 1000.0
+        isi = 2.0 + 10.0 * math.log(v_inf / (v_inf - 15.0))
+        t = spikes.times_ms[spikes.node_ids == i]
+        intervals = np.diff(t)
+        assert intervals.size > 10
+        # Spikes are on the grid: every interval is the analytic one rounded up to a step.
+        assert np.all(intervals >= isi - 1e-9), (amp, intervals, isi)
+        assert np.all(intervals <= isi + DT + 1e-9), (amp, intervals, isi)
+
+
+def test_spike_arrival_times_follow_the_grid_convention(tmp_path: Path) -> None:
+    # A spike train at 10.0 ms (delay 0.1) makes A cross threshold in step 100, so A spikes at
+    # 10.1 ms; B feels A's spike 1.5 ms later, at 11.6 ms, as a 2 mV jump.
+    doc = _doc(
+        populations={
+            "A": {"size": 1, "model": "lif", "params": {**LIF, "v_th_mV": 1.0}},
+            "B": {"size": 1, "model": "lif", "params": {**LIF, "tau_m_ms": 1.0e9}},
+        },
+        stimuli={"kick": {"type": "spike_source_array", "targets": ["A"],
+                          "spike_times_ms": [10.0], "weight": 5.0, "delay_ms": 0.1}},
+        projections={"AB": {"source": "A", "target": "B", "connectivity": {"rule": "one_to_one"},
+                            "weight": 2.0, "delay_ms": 1.5}},
+        recordings={"spikes": ["A", "B"],
+                    "state": [{"population": "B", "variables": ["v"], "node_ids": [0],
+                               "interval_ms": DT}]},
+    )  # fmt: skip
+    doc["simulation"]["duration_ms"] = 20.0
+    rec = brainsim.run(doc, tmp_path / "arrival.zarr")
+    assert list(rec.spikes("A").times_ms) == [pytest.approx(10.1)]
+    v = rec.report("B", "v")
+    times = v["time"].values
+    trace = v.values[:, 0]
+    assert times[0] == pytest.approx(DT)
+    before = trace[times < 11.6 - 1e-9]
+    after = trace[times >= 11.6 - 1e-9]
+    assert np.all(before == 0.0)
+    assert after[0] == pytest.approx(2.0, abs=1e-6)
+
+
+def _two_pop_doc(weight: Any, delay: Any) -> dict[str, Any]:
+    return _doc(
+        populations={"E": {"size": 300, "model": "lif", "params": LIF},
+                     "I": {"size": 100, "model": "lif", "params": LIF}},
+        projections={"EI": {"source": "E", "target": "I",
+                            "connectivity": {"rule": "fixed_indegree", "indegree": 50},
+                            "weight": weight, "delay_ms": delay}},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("weight", "delay", "bytes_per_synapse"),
+    [
+        (0.5, 1.0, 4),
+        ({"normal": {"mean": 0.5, "std": 0.1}}, 1.0, 8),
+        ({"normal": {"mean": 0.5, "std": 0.1}}, {"uniform": {"low": 0.5, "high": 3.0}}, 8),
+        (0.5, {"uniform": {"low": 0.5, "high": 3.0}}, 4),
+    ],
+)
+def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse: int) -> None:
+    network = build_network(parse_circuit(_two_pop_doc(weight, delay)), LocalCommunicator())
+    (proj,) = network.projections
+    assert proj.n_synapses == 100 * 50
+    per_synapse = (proj.targets.nbytes + proj.weights.nbytes + proj.delays.nbytes) // 5000
+    assert per_synapse == bytes_per_synapse
+    # Every synapse's target is a valid local index, with each target receiving its in-degree.
+    targets = proj.targets & 0xFFFFFF if proj.delay_mode == 1 else proj.targets
+    assert np.array_equal(np.bincount(targets, minlength=100), np.full(100, 50))
+
+
+@pytest.mark.mpi
+def test_python_api_on_one_and_two_ranks_agree(tmp_path: Path) -> None:
+    circuit = Path(__file__).resolve().parents[2] / "circuits" / "tiny.yaml"
+    one = brainsim.run(circuit, tmp_path / "one.zarr")
+    two = brainsim.run(circuit, tmp_path / "two.zarr", ranks=2)
+    for pop in ("E", "I"):
+        a, b = one.spikes(pop), two.spikes(pop)
+        assert a.times_ms.size > 0
+        assert np.array_equal(a.times_ms, b.times_ms)
+        assert np.array_equal(a.node_ids, b.node_ids)
+    assert two.provenance["n_ranks"] == 2

@@ -1,0 +1,98 @@
+"""Stimulus kernels equal their references; Poisson drive has the right statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from brainsim.kernels.stimuli import (
+    add_current,
+    noise_current,
+    noise_current_ref,
+    poisson_cdf_tables,
+    poisson_drive,
+    poisson_drive_ref,
+)
+
+
+def _drive_args(lam: np.ndarray, weight: np.ndarray) -> tuple:
+    n = lam.shape[0]
+    gids = np.arange(100, 100 + n, dtype=np.int64)
+    idx = np.arange(n, dtype=np.int64)[::-1].copy()
+    table_of, cdf = poisson_cdf_tables(lam)
+    return gids, idx, lam, table_of, cdf, weight
+
+
+@pytest.mark.parametrize("first_step", [0, 3, 17])
+def test_poisson_drive_equals_reference(first_step: int) -> None:
+    rng = np.random.default_rng(1)
+    lam = np.concatenate([rng.uniform(0, 3, 20), [0.0, 12.5, 40.0]])
+    weight = rng.normal(0, 1, lam.shape[0])
+    args = _drive_args(lam, weight)
+    a = [np.zeros((9, lam.shape[0])) for _ in range(2)]
+    b = [np.zeros((9, lam.shape[0])) for _ in range(2)]
+    poisson_drive(7, 11, *args, first_step, 7, 2, 1, 40, *a)
+    poisson_drive_ref(7, 11, *args, first_step, 7, 2, 1, 40, *b)
+    assert np.array_equal(a[0], b[0])
+    assert np.array_equal(a[1], b[1])
+    assert a[0].sum() > 0
+    assert a[1].sum() < 0
+
+
+def test_poisson_drive_respects_the_generation_window() -> None:
+    lam = np.full(50, 5.0)
+    args = _drive_args(lam, np.ones(50))
+    buf = np.zeros((10, 50))
+    # Steps 0..9 with delay 3: generation steps -3..6; only 2 <= g < 5 may draw (steps 5, 6, 7).
+    poisson_drive(1, 2, *args, 0, 10, 3, 2, 5, buf, buf)
+    assert np.all(buf[[0, 1, 2, 3, 4, 8, 9]] == 0)
+    assert np.all(buf[[5, 6, 7]].sum(axis=1) > 0)
+
+
+@pytest.mark.parametrize("lam", [0.3, 2.0, 7.5, 25.0])
+def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
+    n, steps = 400, 250
+    args = _drive_args(np.full(n, lam), np.ones(n))
+    buf = np.zeros((steps, n))
+    poisson_drive(3, 5, *args, 0, steps, 0, 0, steps, buf, buf)
+    counts = buf.ravel().astype(np.int64)
+    assert abs(counts.mean() - lam) < 4 * np.sqrt(lam / counts.size)
+    top = int(stats.poisson.ppf(0.999, lam))
+    observed = np.bincount(np.minimum(counts, top), minlength=top + 1)
+    expected = stats.poisson.pmf(np.arange(top + 1), lam) * counts.size
+    expected[-1] = stats.poisson.sf(top - 1, lam) * counts.size
+    keep = expected > 5
+    chi2 = (((observed - expected) ** 2) / expected)[keep].sum()
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
+
+
+def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
+    lam = np.full(30, 2.0)
+    gids, idx, lam, table_of, cdf, weight = _drive_args(lam, np.ones(30))
+    whole = np.zeros((6, 30))
+    poisson_drive(9, 9, gids, idx, lam, table_of, cdf, weight, 0, 6, 1, 0, 99, whole, whole)
+    parts = np.zeros((6, 30))
+    for sl in (slice(0, 11), slice(11, 30)):
+        poisson_drive(9, 9, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, weight[sl],
+                      0, 6, 1, 0, 99, parts, parts)  # fmt: skip
+    assert np.array_equal(whole, parts)
+
+
+def test_noise_current_equals_reference_and_has_its_moments() -> None:
+    n = 4000
+    gids = np.arange(n, dtype=np.int64)
+    idx = gids.copy()
+    mean, std, w = np.full(n, 5.0), np.full(n, 2.0), np.full(n, 1.5)
+    a, b = np.zeros(n), np.zeros(n)
+    noise_current(4, 8, gids, idx, 12, mean, std, w, a)
+    noise_current_ref(4, 8, gids, idx, 12, mean, std, w, b)
+    assert np.array_equal(a, b)
+    assert abs(a.mean() - 7.5) < 4 * 3.0 / np.sqrt(n)
+    assert abs(a.std() - 3.0) < 0.15
+
+
+def test_add_current() -> None:
+    i_ext = np.zeros(4)
+    add_current(np.array([1, 3]), np.array([2.5, -1.0]), i_ext)
+    assert list(i_ext) == [0.0, 2.5, 0.0, -1.0]
