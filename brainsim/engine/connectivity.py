@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,13 +33,16 @@ from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
     DELAY_PACKED,
     DELAY_SEPARATE,
+    META_COLUMNS,
     PACK_MAX_DELAY,
     PACK_MAX_TARGET,
     PACK_SHIFT,
+    array_list,
+    deliver_all,
 )
 from brainsim.kernels.synapses import by_source, pack_delays, row_keys
 
-__all__ = ["LocalProjection", "build_projection"]
+__all__ = ["DeliveryPlan", "LocalProjection", "build_projection"]
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -47,19 +51,23 @@ Int64Array = npt.NDArray[np.int64]
 class LocalProjection:
     """This rank's part of a projection: a CSR over all source neurons, local targets only.
 
-    ``weights`` and ``delays`` have length 1 when constant; ``delay_mode`` says where the delay
-    of each synapse is (see :mod:`brainsim.kernels.delivery`).
+    ``weights`` is empty when every synapse has ``const_weight``; ``delays`` is empty unless
+    ``delay_mode`` is :data:`~brainsim.kernels.delivery.DELAY_SEPARATE`; with
+    ``DELAY_CONSTANT`` every synapse has ``delay_steps`` (see :mod:`brainsim.kernels.delivery`).
     """
 
     name: str
+    source: str
     source_gid_offset: int
     n_sources: int
     target: str
     indptr: Int64Array
     targets: npt.NDArray[np.uint32]
     weights: npt.NDArray[np.float32]
+    const_weight: float
     delays: npt.NDArray[np.uint16]
     delay_mode: int
+    delay_steps: int
     min_delay_steps: int
     max_delay_steps: int
 
@@ -217,8 +225,11 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
 
     one_weight = _common_value(weight)
     if one_weight is not None:
-        weights = np.array([one_weight], dtype=np.float32)
+        # Stored as float32 like varying weights, so both sum exactly the same values.
+        const_weight = float(np.float32(one_weight))
+        weights = np.zeros(0, dtype=np.float32)
     else:
+        const_weight = 0.0
         weights = np.asarray(weight, dtype=np.float32)[perm]
     one_delay = _common_value(delay_ms)
     steps: Int64Array
@@ -228,11 +239,11 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
         steps = np.maximum(np.rint(np.asarray(delay_ms) / dt), 1).astype(np.int64)[perm]
     del perm
     d_min, d_max = int(steps.min()), int(steps.max())
+    delays = np.zeros(0, dtype=np.uint16)
     if d_min == d_max:
-        mode, delays, packed = DELAY_CONSTANT, np.array([d_min], dtype=np.uint16), local_target
+        mode, packed = DELAY_CONSTANT, local_target
     elif d_max <= PACK_MAX_DELAY and hi - lo <= PACK_MAX_TARGET:
-        mode, delays = DELAY_PACKED, np.zeros(1, dtype=np.uint16)
-        packed = pack_delays(local_target, steps, PACK_SHIFT)
+        mode, packed = DELAY_PACKED, pack_delays(local_target, steps, PACK_SHIFT)
     elif d_max <= np.iinfo(np.uint16).max:
         mode, delays, packed = DELAY_SEPARATE, steps.astype(np.uint16), local_target
     else:
@@ -242,14 +253,85 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
         )
     return LocalProjection(
         name=proj.name,
+        source=proj.source,
         source_gid_offset=src.gid_offset,
         n_sources=src.size,
         target=proj.target,
         indptr=src_indptr,
         targets=packed,
         weights=weights,
+        const_weight=const_weight,
         delays=delays,
         delay_mode=mode,
+        delay_steps=d_min if mode == DELAY_CONSTANT else 0,
         min_delay_steps=d_min,
         max_delay_steps=d_max,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPlan:
+    """Every local projection, arranged for one :func:`~brainsim.kernels.delivery.deliver_all`
+    call per interval (see that function for the fields)."""
+
+    pop_gid_bounds: Int64Array
+    by_source_ptr: Int64Array
+    by_source: Int64Array
+    meta: Int64Array
+    const_weight: npt.NDArray[np.float64]
+    indptrs: Any
+    targets: Any
+    weights: Any
+    delays: Any
+
+    @classmethod
+    def build(
+        cls,
+        projections: list[LocalProjection],
+        populations: list[tuple[str, int, int]],
+        columns: dict[str, int],
+        split: dict[str, bool],
+    ) -> DeliveryPlan:
+        """Plan for ``projections`` (document order); ``populations`` are ``(name, gid_offset,
+        size)`` in gid order, ``columns[target]`` its first ring-buffer column, ``split[target]``
+        whether it separates inhibitory input."""
+        names = [name for name, _, _ in populations]
+        bounds = np.array([off for _, off, _ in populations] + [sum(n for *_, n in populations)])
+        source_index = np.array([names.index(p.source) for p in projections], dtype=np.int64)
+        by_source = np.argsort(source_index, kind="stable").astype(np.int64)
+        by_source_ptr = np.zeros(len(names) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(source_index, minlength=len(names)), out=by_source_ptr[1:])
+        meta = np.array(
+            [
+                [p.source_gid_offset, p.n_sources, p.delay_mode, p.delay_steps,
+                 columns[p.target], int(split[p.target])]
+                for p in projections
+            ],
+            dtype=np.int64,
+        ).reshape(len(projections), len(META_COLUMNS))  # fmt: skip
+        return cls(
+            pop_gid_bounds=bounds.astype(np.int64),
+            by_source_ptr=by_source_ptr,
+            by_source=by_source,
+            meta=meta,
+            const_weight=np.array([p.const_weight for p in projections], dtype=np.float64),
+            indptrs=array_list([p.indptr for p in projections], np.int64),
+            targets=array_list([p.targets for p in projections], np.uint32),
+            weights=array_list([p.weights for p in projections], np.float32),
+            delays=array_list([p.delays for p in projections], np.uint16),
+        )
+
+    def deliver(
+        self,
+        keys: Int64Array,
+        first_step: int,
+        n_gids: int,
+        buf_exc: npt.NDArray[np.float64],
+        buf_inh: npt.NDArray[np.float64],
+    ) -> None:
+        """Deliver one interval's sorted spike keys into the ring buffers."""
+        deliver_all(
+            keys, first_step, n_gids, self.pop_gid_bounds, self.by_source_ptr, self.by_source,
+            self.meta, self.const_weight, self.indptrs, self.targets, self.weights, self.delays,
+            buf_exc, buf_inh,
+        )  # fmt: skip

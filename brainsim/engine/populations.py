@@ -1,9 +1,9 @@
 """One population's neurons on one rank: parameters, state, ring buffers, and its update kernel.
 
 A :class:`LocalPopulation` holds struct-of-arrays state for the rank's block of the population
-and the ring buffers its incoming spikes are delivered into (``n_slots`` rows, one per step of
-the maximum delay). ``update(step)`` runs the model's numba kernel for one step on the row
-``step % n_slots``, then clears that row for reuse.
+and views of its columns of the rank's ring buffers, into which its incoming spikes are
+delivered (``n_slots`` rows, enough for the maximum delay). ``update(step)`` runs the model's
+numba kernel for one step on the row ``step % n_slots``, then clears that row for reuse.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from brainsim.engine.values import draw_distribution, per_neuron
 from brainsim.errors import EngineError
 from brainsim.kernels import izhikevich, lif
 
-__all__ = ["STATE_UNITS", "LocalPopulation", "build_population"]
+__all__ = ["STATE_UNITS", "LocalPopulation", "build_population", "separates_inhibition"]
 
 Float64Array = npt.NDArray[np.float64]
 
@@ -90,15 +90,31 @@ class LocalPopulation:
                 self.spikes_out,
             )  # fmt: skip
         exc[:] = 0.0
-        if inh is not exc:
+        if self.buf_inh is not self.buf_exc:
             inh[:] = 0.0
         return int(n)
 
 
+def separates_inhibition(pop: Population) -> bool:
+    """Whether ``pop`` keeps excitatory and inhibitory input apart (exponential synapses)."""
+    return isinstance(pop.params, LifParams) and pop.params.synapse == "exponential"
+
+
 def build_population(
-    pop: Population, lo: int, hi: int, *, seed: int, dt_ms: float, n_slots: int
+    pop: Population,
+    lo: int,
+    hi: int,
+    *,
+    seed: int,
+    dt_ms: float,
+    buf_exc: Float64Array,
+    buf_inh: Float64Array,
 ) -> LocalPopulation:
-    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``."""
+    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``.
+
+    ``buf_exc`` / ``buf_inh`` are the population's columns of the rank's ring buffers (the same
+    array twice when the model does not separate inhibitory input).
+    """
     gids = np.arange(pop.gid_offset + lo, pop.gid_offset + hi, dtype=np.int64)
     base = f"populations.{pop.name}"
     variables = {
@@ -160,8 +176,6 @@ def build_population(
     else:  # pragma: no cover - the loader only produces the two models
         raise EngineError(f"{base}.model: unsupported model {pop.model!r}")
 
-    buf_exc = np.zeros((n_slots, n), dtype=np.float64)
-    separate = pop.model == "lif" and synapse == "exponential"
     return LocalPopulation(
         name=pop.name,
         model=pop.model,
@@ -172,7 +186,7 @@ def build_population(
         params=params,
         state=state,
         buf_exc=buf_exc,
-        buf_inh=np.zeros_like(buf_exc) if separate else buf_exc,
+        buf_inh=buf_inh,
         i_base_pA=numeric["i_e_pA"],
         i_ext_pA=numeric["i_e_pA"].copy(),
         spikes_out=np.zeros(n, dtype=np.int64),

@@ -29,11 +29,16 @@ import numpy as np
 import numpy.typing as npt
 
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.connectivity import LocalProjection, build_projection
-from brainsim.engine.populations import STATE_UNITS, LocalPopulation, build_population
+from brainsim.engine.connectivity import DeliveryPlan, LocalProjection, build_projection
+from brainsim.engine.populations import (
+    STATE_UNITS,
+    LocalPopulation,
+    build_population,
+    separates_inhibition,
+)
 from brainsim.engine.stimuli import LocalStimuli, build_stimuli, selection_indices
 from brainsim.exchange import Communicator, SpikeExchanger
-from brainsim.kernels.delivery import deliver, encode_spikes
+from brainsim.kernels.delivery import encode_spikes
 from brainsim.partition import Decomposition, block_decomposition
 from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
 
@@ -76,6 +81,9 @@ class LocalNetwork:
     populations: dict[str, LocalPopulation]
     stimuli: dict[str, LocalStimuli]
     projections: list[LocalProjection]
+    plan: DeliveryPlan
+    buf_exc: npt.NDArray[np.float64]
+    buf_inh: npt.NDArray[np.float64]
     min_delay_steps: int
     build_s: float
     reports: list[_Report] = field(default_factory=list)
@@ -132,30 +140,56 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     n_slots = max_delay + min_delay
     seed = circuit.simulation.seed
     dt = circuit.simulation.dt_ms
-    populations = {
-        name: build_population(
-            pop, *dec.local_range(name, rank), seed=seed, dt_ms=dt, n_slots=n_slots
+    ranges = {name: dec.local_range(name, rank) for name in names}
+    columns: dict[str, int] = {}
+    n_local = 0
+    for name in names:
+        columns[name] = n_local
+        n_local += ranges[name][1] - ranges[name][0]
+    split = {name: separates_inhibition(pop) for name, pop in circuit.populations.items()}
+    buf_exc = np.zeros((n_slots, n_local), dtype=np.float64)
+    buf_inh = np.zeros_like(buf_exc) if any(split.values()) else buf_exc
+    populations: dict[str, LocalPopulation] = {}
+    for name, spec in circuit.populations.items():
+        lo, hi = ranges[name]
+        cols = slice(columns[name], columns[name] + hi - lo)
+        exc = buf_exc[:, cols]
+        populations[name] = build_population(
+            spec,
+            lo,
+            hi,
+            seed=seed,
+            dt_ms=dt,
+            buf_exc=exc,
+            buf_inh=buf_inh[:, cols] if split[name] else exc,
         )
-        for name, pop in circuit.populations.items()
-    }
+    plan = DeliveryPlan.build(
+        projections,
+        [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()],
+        columns,
+        split,
+    )
     network = LocalNetwork(
         decomposition=dec,
         rank=rank,
         populations=populations,
         stimuli=build_stimuli(circuit, populations),
         projections=projections,
+        plan=plan,
+        buf_exc=buf_exc,
+        buf_inh=buf_inh,
         min_delay_steps=min_delay,
         build_s=0.0,
     )
-    for spec in report_specs(circuit):
-        pop = populations[spec.population]
-        inside = (spec.node_ids >= pop.lo) & (spec.node_ids < pop.hi)
+    for report in report_specs(circuit):
+        local = populations[report.population]
+        inside = (report.node_ids >= local.lo) & (report.node_ids < local.hi)
         network.reports.append(
             _Report(
-                population=spec.population,
-                variable=spec.variable,
-                interval_steps=round(spec.interval_ms / dt),
-                local_idx=spec.node_ids[inside] - pop.lo,
+                population=report.population,
+                variable=report.variable,
+                interval_steps=round(report.interval_ms / dt),
+                local_idx=report.node_ids[inside] - local.lo,
                 positions=np.flatnonzero(inside).astype(np.int64),
             )
         )
@@ -210,13 +244,7 @@ def simulate(
                         values[rep.local_idx].astype(np.float32),
                     )
         spikes = exchanger.exchange(keys[:n_keys])
-        for proj in network.projections:
-            target = network.populations[proj.target]
-            deliver(
-                spikes, t0, n_gids, proj.source_gid_offset, proj.n_sources, proj.indptr,
-                proj.targets, proj.weights, proj.delays, proj.delay_mode,
-                target.buf_exc, target.buf_inh,
-            )  # fmt: skip
+        network.plan.deliver(spikes, t0, n_gids, network.buf_exc, network.buf_inh)
         if recorded and spikes.shape[0]:
             step_in = spikes // n_gids
             gids = spikes - step_in * n_gids

@@ -47,7 +47,12 @@ def draw_distribution(
         kind, p0, p1 = sample.LOGNORMAL, dist.mu, dist.sigma
         low, high, redraw = _bounds(dist)
     out = np.empty(keys.shape[0], dtype=np.float64)
-    sample.sample_values(kind, p0, p1, low, high, redraw, seed, stream_of(path), keys, indices, out)
+    # Fixed argument types: one compiled (and cached) specialization serves every call.
+    sample.sample_values(
+        int(kind), float(p0), float(p1), float(low), float(high), bool(redraw), int(seed),
+        stream_of(path), np.ascontiguousarray(keys, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int64), out,
+    )  # fmt: skip
     if np.isnan(out).any():
         raise EngineError(
             f"{path}: could not draw a value inside [{low}, {high}] by redrawing; "

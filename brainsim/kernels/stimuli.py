@@ -97,13 +97,13 @@ def poisson_drive(
         target = local_idx[i]
         w = weight[i]
         table = table_of[i]
-        block = np.int64(-1)
+        block = -1
         w0 = w1 = w2 = w3 = np.uint32(0)
         for s in range(first_step, first_step + n_steps):
             g = s - delay_steps
             if g < draw_lo or g >= draw_hi:
                 continue
-            count = np.int64(0)
+            count = 0
             if table >= 0:
                 b = g >> 2
                 if b != block:
@@ -115,7 +115,7 @@ def poisson_drive(
                 while count < last and u >= cdf[table, count]:
                     count += 1
             else:
-                count = poisson(seed, stream, gid, g, lam[i])
+                count = int(poisson(seed, stream, gid, g, lam[i]))
             if count > 0:
                 row = s % n_slots
                 if w >= 0.0:

@@ -34,10 +34,13 @@ def test_dc_driven_lif_fires_at_the_analytic_rate(tmp_path: Path) -> None:
     doc = _doc(
         populations={"N": {"size": 3, "model": "lif", "params": LIF}},
         stimuli={
-            f"dc{i}": {"type": "dc", "targets": [{"population": "N", "node_ids": [i]}],
-                       "amplitude_pA": amp}
+            f"dc{i}": {
+                "type": "dc",
+                "targets": [{"population": "N", "node_ids": [i]}],
+                "amplitude_pA": amp,
+            }
             for i, amp in enumerate(currents)
-        },  # fmt: skip
+        },
         recordings={"spikes": ["N"]},
     )
     doc["simulation"]["duration_ms"] = 500.0

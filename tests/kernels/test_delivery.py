@@ -3,85 +3,107 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_SHIFT,
-    deliver,
-    deliver_ref,
+    array_list,
+    deliver_all,
+    deliver_all_ref,
     encode_spikes,
 )
 
+N_SLOTS = 20
 
-def _random_projection(rng: np.random.Generator, mode: int, const_w: bool):
-    n_src, n_tgt, n_slots = 40, 30, 20
+
+def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, const_w: bool):
     counts = rng.integers(0, 8, n_src)
     indptr = np.zeros(n_src + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     nnz = int(indptr[-1])
     targets = rng.integers(0, n_tgt, nnz).astype(np.uint32)
-    delays_steps = rng.integers(1, 15, nnz)
+    steps = rng.integers(1, 15, nnz)
+    delays = np.zeros(0, dtype=np.uint16)
     if mode == DELAY_PACKED:
-        targets = targets | (delays_steps.astype(np.uint32) << np.uint32(PACK_SHIFT))
-        delays = np.zeros(1, dtype=np.uint16)
+        targets = targets | (steps.astype(np.uint32) << np.uint32(PACK_SHIFT))
     elif mode == DELAY_SEPARATE:
-        delays = delays_steps.astype(np.uint16)
-    else:
-        delays = np.array([7], dtype=np.uint16)
-    weights = (
-        np.array([0.25], dtype=np.float32) if const_w else rng.normal(0, 1, nnz).astype(np.float32)
-    )
-    return n_src, n_tgt, n_slots, indptr, targets, weights, delays
+        delays = steps.astype(np.uint16)
+    weights = np.zeros(0, np.float32) if const_w else rng.normal(0, 1, nnz).astype(np.float32)
+    return indptr, targets, weights, delays
 
 
-@pytest.mark.parametrize("mode", [DELAY_CONSTANT, DELAY_PACKED, DELAY_SEPARATE])
-@pytest.mark.parametrize("const_w", [True, False])
-def test_kernel_equals_reference(mode: int, const_w: bool) -> None:
+def _plan(rng: np.random.Generator):
+    """Two source populations (gids 0-29 and 30-49) onto two target column blocks."""
+    bounds = np.array([0, 30, 50], dtype=np.int64)
+    # (source pop, gid offset, n_src, mode, const weight, delay, column offset, split)
+    specs = [
+        (0, 0, 30, DELAY_CONSTANT, 0.25, 7, 0, 0),
+        (0, 0, 30, DELAY_PACKED, None, 0, 12, 1),
+        (1, 30, 20, DELAY_SEPARATE, None, 0, 0, 0),
+        (1, 30, 20, DELAY_CONSTANT, -1.5, 3, 12, 1),
+        (0, 0, 30, DELAY_CONSTANT, None, 4, 12, 1),
+        (1, 30, 20, DELAY_PACKED, -0.5, 0, 0, 0),
+    ]
+    parts = [_projection(rng, n, 12, mode, w is not None) for _, _, n, mode, w, *_ in specs]
+    source_index = np.array([s[0] for s in specs])
+    by_source = np.argsort(source_index, kind="stable").astype(np.int64)
+    by_source_ptr = np.array([0, 3, 6], dtype=np.int64)
+    meta = np.array([[off, n, mode, d, col, split] for _, off, n, mode, _, d, col, split in specs])
+    const_w = np.array([0.0 if s[4] is None else s[4] for s in specs])
+    lists = [[p[i] for p in parts] for i in range(4)]
+    return (bounds, by_source_ptr, by_source, meta.astype(np.int64), const_w, *lists)
+
+
+def test_kernel_equals_reference_for_every_storage_mode() -> None:
     rng = np.random.default_rng(7)
-    n_src, n_tgt, n_slots, indptr, targets, weights, delays = _random_projection(rng, mode, const_w)
-    n_gids, offset = 100, 20
-    keys = np.sort(rng.integers(0, 3 * n_gids, 60)).astype(np.int64)
-    a_exc = np.zeros((n_slots, n_tgt))
-    a_inh = np.zeros((n_slots, n_tgt))
+    plan = _plan(rng)
+    bounds, ptr, order, meta, const_w, indptrs, targets, weights, delays = plan
+    n_gids = 50
+    keys = np.sort(rng.integers(0, 3 * n_gids, 80)).astype(np.int64)
+    a_exc, a_inh = np.zeros((N_SLOTS, 24)), np.zeros((N_SLOTS, 24))
     b_exc, b_inh = a_exc.copy(), a_inh.copy()
-    args = (keys, 5, n_gids, offset, n_src, indptr, targets, weights, delays, mode)
-    deliver(*args, a_exc, a_inh)
-    deliver_ref(*args, b_exc, b_inh)
+    deliver_all(
+        keys, 5, n_gids, bounds, ptr, order, meta, const_w, array_list(indptrs, np.int64),
+        array_list(targets, np.uint32), array_list(weights, np.float32),
+        array_list(delays, np.uint16), a_exc, a_inh,
+    )  # fmt: skip
+    deliver_all_ref(keys, 5, n_gids, bounds, ptr, order, meta, const_w, indptrs, targets,
+                    weights, delays, b_exc, b_inh)  # fmt: skip
     assert np.array_equal(a_exc, b_exc)
     assert np.array_equal(a_inh, b_inh)
-    assert a_exc.sum() > 0
-    if not const_w:
-        assert a_inh.sum() < 0
+    assert a_inh.sum() < 0
+    # Only split projections (columns 12..23) may write inhibitory input.
+    assert not a_inh[:, :12].any()
+    assert (a_exc[:, :12] < 0).any()
 
 
-def test_single_spike_lands_at_step_plus_delay() -> None:
-    # Source 2 (gid 12) has synapses to targets 0 and 3 with delays 4 and 9 steps.
+def _single(split: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    # Source 2 of a population at gid 10 has synapses to targets 0 and 3 with delays 4 and 9.
     indptr = np.array([0, 0, 0, 2, 2], dtype=np.int64)
-    targets = np.array([0, 3], dtype=np.uint32)
-    delays = np.array([4, 9], dtype=np.uint16)
-    weights = np.array([0.5, -1.5], dtype=np.float32)
-    exc = np.zeros((12, 5))
-    inh = np.zeros((12, 5))
+    meta = np.array([[10, 4, DELAY_SEPARATE, 0, 5, split]], dtype=np.int64)
+    exc, inh = np.zeros((12, 10)), np.zeros((12, 10))
     n_gids = 50
     key = np.array([2 * n_gids + 12], dtype=np.int64)  # step 2 of the interval starting at 6
-    deliver(key, 6, n_gids, 10, 4, indptr, targets, weights, delays, DELAY_SEPARATE, exc, inh)
-    assert exc[(6 + 2 + 4) % 12, 0] == 0.5
-    assert inh[(6 + 2 + 9) % 12, 3] == -1.5
-    assert np.count_nonzero(exc) == 1
-    assert np.count_nonzero(inh) == 1
+    deliver_all(
+        key, 6, n_gids, np.array([0, 10, 14, 50]), np.array([0, 0, 1, 1]), np.array([0]),
+        meta, np.array([weight]), array_list([indptr], np.int64),
+        array_list([np.array([0, 3])], np.uint32), array_list([np.zeros(0)], np.float32),
+        array_list([np.array([4, 9])], np.uint16), exc, inh,
+    )  # fmt: skip
+    return exc, inh
 
 
-def test_keys_outside_the_source_range_are_ignored() -> None:
-    indptr = np.array([0, 1], dtype=np.int64)
-    targets = np.array([0], dtype=np.uint32)
-    buf = np.zeros((3, 1))
-    keys = np.array([0, 2, 9], dtype=np.int64)  # gids 0, 2 and 9 (n_gids 10); source is gid 1
-    deliver(keys, 0, 10, 1, 1, indptr, targets, np.ones(1, np.float32),
-            np.ones(1, np.uint16), DELAY_CONSTANT, buf, buf)  # fmt: skip
-    assert not buf.any()
+def test_single_spike_lands_at_step_plus_delay_in_its_column() -> None:
+    exc, inh = _single(split=1, weight=-1.5)
+    assert inh[(6 + 2 + 4) % 12, 5 + 0] == -1.5
+    assert inh[(6 + 2 + 9) % 12, 5 + 3] == -1.5
+    assert np.count_nonzero(inh) == 2
+    assert not exc.any()
+    exc, inh = _single(split=0, weight=-1.5)
+    assert exc[(6 + 2 + 4) % 12, 5] == -1.5
+    assert not inh.any()
 
 
 def test_encode_spikes_appends_keys() -> None:
