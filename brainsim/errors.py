@@ -1,4 +1,4 @@
-"""The exception hierarchy every brainsim layer raises from (one root, one class per failure kind)."""
+"""The exception hierarchy of brainsim: one root, one class per kind of failure."""
 
 from __future__ import annotations
 
