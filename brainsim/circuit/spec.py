@@ -113,11 +113,11 @@ Value = float | Uniform | Normal | LogNormal | Expr
 class LifParams:
     """Leaky integrate-and-fire neuron, current based.
 
-    ``tau_m dV/dt = -(V - E_L) + R (I_syn + I_e)`` with ``R = tau_m / C_m``; on ``V >= V_th`` a spike
-    is emitted, ``V`` is set to ``V_reset`` and held there for ``t_ref``. ``synapse="delta"``: a
-    spike of weight ``w`` (mV) makes ``V`` jump by ``w``. ``synapse="exponential"``: a spike of
-    weight ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``) or ``I_syn_in`` (``w < 0``), which decay
-    with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``. Defaults are NEST's ``iaf_psc_delta`` /
+    ``tau_m dV/dt = -(V - E_L) + R (I_syn + I_e)`` with ``R = tau_m / C_m``; on ``V >= V_th`` a
+    spike is emitted, ``V`` is set to ``V_reset`` and held there for ``t_ref``.
+    ``synapse="delta"``: a spike of weight ``w`` (mV) makes ``V`` jump by ``w``.
+    ``synapse="exponential"``: a spike of weight ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``)
+    or ``I_syn_in`` (``w < 0``), which decay with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``. Defaults are NEST's ``iaf_psc_delta`` /
     ``iaf_psc_exp`` defaults.
     """
 
@@ -369,7 +369,7 @@ class Recordings:
 
 @dataclass(frozen=True, slots=True)
 class Simulation:
-    """Time grid and seed: ``duration_ms / dt_ms`` steps; every random draw derives from ``seed``."""
+    """Time grid and seed: ``duration_ms / dt_ms`` steps; every random draw comes from ``seed``."""
 
     dt_ms: float
     duration_ms: float
