@@ -117,8 +117,8 @@ class LifParams:
     spike is emitted, ``V`` is set to ``V_reset`` and held there for ``t_ref``.
     ``synapse="delta"``: a spike of weight ``w`` (mV) makes ``V`` jump by ``w``.
     ``synapse="exponential"``: a spike of weight ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``)
-    or ``I_syn_in`` (``w < 0``), which decay with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``. Defaults are NEST's ``iaf_psc_delta`` /
-    ``iaf_psc_exp`` defaults.
+    or ``I_syn_in`` (``w < 0``), which decay with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``.
+    Defaults are NEST's ``iaf_psc_delta`` / ``iaf_psc_exp`` defaults.
     """
 
     tau_m_ms: Value = 10.0
