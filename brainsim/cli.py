@@ -102,7 +102,7 @@ class Progress:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from brainsim.circuit import validate_files
 
-    results = validate_files(args.files)
+    results = validate_files(args.files, parameters=_parameters(args.param))
     bad = 0
     for path, problems in results.items():
         if args.json:
@@ -121,19 +121,42 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if bad else 0
 
 
+def _parameters(pairs: Sequence[str]) -> dict[str, float]:
+    """``NAME=VALUE`` pairs from ``--param`` as a mapping (invalid ones are circuit problems)."""
+    out: dict[str, float] = {}
+    problems = []
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(raw)
+        except ValueError:
+            problems.append(f"--param: expected NAME=NUMBER, got {pair!r}")
+    if problems:
+        raise CircuitError(problems)
+    return out
+
+
 def _load_for_run(args: argparse.Namespace) -> object:
     from brainsim.circuit import load_circuit, parse_circuit
-    from brainsim.engine.run import with_overrides
+    from brainsim.engine.run import launched_ranks, with_overrides
 
+    parameters = _parameters(args.param)
+    # The memory estimate is for the whole circuit on one machine: check it once, where the
+    # run is launched, not in ranks that may be spread over several machines.
+    limit = 0 if launched_ranks() > 1 else None
     if args.base_dir is not None:
         try:
             with open(args.circuit, encoding="utf-8") as fh:
                 text = fh.read()
         except OSError as exc:
             raise CircuitError([f"cannot read {args.circuit}: {exc.strerror}"]) from exc
-        circuit = parse_circuit(text, base_dir=args.base_dir)
+        circuit = parse_circuit(
+            text, base_dir=args.base_dir, parameters=parameters, memory_limit_bytes=limit
+        )
     else:
-        circuit = load_circuit(args.circuit)
+        circuit = load_circuit(args.circuit, parameters=parameters, memory_limit_bytes=limit)
     return with_overrides(circuit, duration_ms=args.duration_ms, seed=args.seed)
 
 
@@ -194,6 +217,8 @@ def _fail(comm: object, message: str) -> None:
 def _run_argv(args: argparse.Namespace) -> list[str]:
     """The ``run`` arguments for the ranks (everything but ``--ranks``)."""
     argv = ["run", args.circuit, "--out", args.out, "--progress", args.progress]
+    for pair in args.param:
+        argv += ["--param", pair]
     if args.duration_ms is not None:
         argv += ["--duration-ms", repr(args.duration_ms)]
     if args.seed is not None:
@@ -243,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override the seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a value of the circuit's parameters: block (repeatable), e.g. scale=0.1",
+    )
+    p.add_argument(
         "--progress",
         choices=["auto", "bar", "plain", "json", "none"],
         default="auto",
@@ -253,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check circuit files; print every problem")
     p.add_argument("files", nargs="+", help="circuit files")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=_cmd_validate)
 

@@ -1,0 +1,702 @@
+"""Build the spec records of a schema-checked document, with the checks a schema cannot make.
+
+The schema has already reported malformed values; this stage looks at each field the schema
+found clean (so one bad value does not hide its neighbours' problems) and checks what needs
+context: references between populations, projections, stimuli
+and recordings; delays and intervals against ``dt_ms``; degrees against population sizes;
+node ids against sizes; model-specific parameters and state variables; value ranges of
+distributions; connection files; and the memory the whole circuit needs. Every problem is
+recorded (with its path), and the :class:`Circuit` is built only when there are none.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from brainsim.circuit.document import EXPONENTIAL_ONLY_PARAMS, circuit_document
+from brainsim.circuit.expressions import FUNCTIONS
+from brainsim.circuit.files import check_connection_file
+from brainsim.circuit.problems import Path, ProblemLog
+from brainsim.circuit.resources import estimate, format_bytes
+from brainsim.circuit.spec import (
+    AllToAll,
+    Circuit,
+    Connectivity,
+    DCStimulus,
+    Distribution,
+    FixedIndegree,
+    FixedOutdegree,
+    FixedTotalNumber,
+    FromFile,
+    IzhikevichParams,
+    LifParams,
+    NeuronParams,
+    NodeSelection,
+    NoiseStimulus,
+    OneToOne,
+    PairwiseBernoulli,
+    PoissonStimulus,
+    Population,
+    Projection,
+    Recordings,
+    Simulation,
+    SpikeSourceArray,
+    StateRecording,
+    Stimulus,
+    Target,
+    Value,
+)
+from brainsim.circuit.values import build_distribution, build_value, check_lower_bound
+
+__all__ = [
+    "MAX_NEURONS",
+    "MAX_STEPS",
+    "MemoryLimit",
+    "build_circuit",
+    "initial_state_names",
+    "recordable_variables",
+]
+
+MAX_STEPS = 2**40
+"""Most time steps a run may have (``duration_ms / dt_ms``)."""
+
+MAX_NEURONS = 2**32 - 1
+"""Most neurons a circuit may have: gids are unsigned 32-bit numbers."""
+
+_LIF_STATE = {"v_mV": "v", "i_syn_ex_pA": "i_syn_ex", "i_syn_in_pA": "i_syn_in"}
+_IZHIKEVICH_STATE = {"v_mV": "v", "u": "u"}
+_EXPONENTIAL_ONLY_STATE = ("i_syn_ex_pA", "i_syn_in_pA")
+_POSITIVE_PARAMS = ("tau_m_ms", "c_m_pF", "tau_syn_ex_ms", "tau_syn_in_ms")
+_NON_NEGATIVE_PARAMS = ("t_ref_ms",)
+_RELATIVE_TOLERANCE = 1e-9
+_STIMULUS_VALUES = ("rate_hz", "weight", "amplitude_pA", "mean_pA", "std_pA")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimit:
+    """The memory a circuit may need, and how to name the limit in messages."""
+
+    bytes: int
+    source: str
+
+
+def initial_state_names(population: Population) -> tuple[str, ...]:
+    """State variables ``initial`` may set: ``v_mV`` and ``u`` or the synaptic currents."""
+    return tuple(_state_names(population.params))
+
+
+def recordable_variables(population: Population) -> tuple[str, ...]:
+    """State variables a state recording may sample (``v``, ``u``, ``i_syn_ex``, ...)."""
+    return tuple(_state_names(population.params).values())
+
+
+def _state_names(params: NeuronParams) -> dict[str, str]:
+    if isinstance(params, IzhikevichParams):
+        return _IZHIKEVICH_STATE
+    if params.synapse == "exponential":
+        return _LIF_STATE
+    return {key: name for key, name in _LIF_STATE.items() if key not in _EXPONENTIAL_ONLY_STATE}
+
+
+def build_circuit(
+    document: Mapping[str, Any],
+    parameters: Mapping[str, float],
+    base_dir: str | None,
+    log: ProblemLog,
+    memory_limit: MemoryLimit | None,
+) -> Circuit | None:
+    """Check ``document`` (already schema-checked, problems in ``log``) and build its Circuit.
+
+    Returns ``None`` when ``log`` holds any problem afterwards.
+    """
+    return _Builder(document, base_dir, log).build(parameters, memory_limit)
+
+
+def _mapping(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {}
+
+
+def _list(data: Any) -> list[Any]:
+    return data if isinstance(data, list) else []
+
+
+def _is_multiple(value: float, step: float) -> bool:
+    ratio = value / step
+    return abs(ratio - round(ratio)) <= _RELATIVE_TOLERANCE * max(1.0, ratio)
+
+
+def _choices(name: str, defined: list[str], what: str) -> str:
+    listed = ", ".join(defined) if defined else "none"
+    message = f"undefined {what} {name!r}; defined {what}s: {listed}"
+    close = difflib.get_close_matches(name, defined, n=1)
+    return f"{message} (did you mean {close[0]!r}?)" if close else message
+
+
+class _Builder:
+    """One pass over the document's sections, collecting records and problems; a record is
+    built only from an entry without problems."""
+
+    def __init__(self, document: Mapping[str, Any], base_dir: str | None, log: ProblemLog):
+        self._document = document
+        self._base_dir = base_dir
+        self._log = log
+        self._dt_ms: float | None = None
+        self._defined = list(_mapping(document.get("populations")))
+        self._sizes: dict[str, int] = {}
+        self._variables: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._populations: dict[str, Population] = {}
+
+    def build(
+        self, parameters: Mapping[str, float], memory_limit: MemoryLimit | None
+    ) -> Circuit | None:
+        simulation = self._simulation()
+        self._build_populations()
+        projections = self._projections()
+        stimuli = self._stimuli()
+        recordings = self._recordings()
+        self._check_memory(projections, stimuli, memory_limit)
+        if self._log or simulation is None:
+            return None
+        circuit = Circuit(
+            name=self._document["name"],
+            simulation=simulation,
+            populations=self._populations,
+            projections=projections,
+            stimuli=stimuli,
+            recordings=recordings,
+            parameters=dict(parameters),
+            document={},
+            base_dir=self._base_dir,
+            description=self._document.get("description", ""),
+        )
+        return replace(circuit, document=circuit_document(circuit))
+
+    def _has(self, data: Mapping[str, Any], key: str, path: Path) -> bool:
+        """True when ``data`` has ``key`` and the schema found nothing wrong there."""
+        return key in data and self._log.is_clean((*path, key))
+
+    # -- simulation ---------------------------------------------------------------------------
+
+    def _simulation(self) -> Simulation | None:
+        data = _mapping(self._document.get("simulation"))
+        path: Path = ("simulation",)
+        if self._has(data, "dt_ms", path):
+            self._dt_ms = float(data["dt_ms"])
+        if self._dt_ms is None or not self._has(data, "duration_ms", path):
+            return None
+        duration_ms = float(data["duration_ms"])
+        steps = duration_ms / self._dt_ms
+        if steps > MAX_STEPS:
+            self._log.add(
+                (*path, "duration_ms"),
+                f"is {steps:.3g} steps of dt_ms; at most 2**40 ({MAX_STEPS:,}) are supported",
+            )
+        elif not _is_multiple(duration_ms, self._dt_ms):
+            self._log.add(
+                (*path, "duration_ms"),
+                f"must be a multiple of dt_ms ({self._dt_ms}), got {duration_ms}",
+            )
+        if not self._log.is_clean(path):
+            return None
+        return Simulation(dt_ms=self._dt_ms, duration_ms=duration_ms, seed=int(data.get("seed", 0)))
+
+    # -- populations --------------------------------------------------------------------------
+
+    def _build_populations(self) -> None:
+        gid_offset = 0
+        for name, data in _mapping(self._document.get("populations")).items():
+            if not isinstance(data, dict):
+                continue
+            population = self._population(name, data, gid_offset)
+            if population is not None:
+                self._populations[name] = population
+            gid_offset += self._sizes.get(name, 0)
+        if gid_offset > MAX_NEURONS:
+            self._log.add(
+                ("populations",),
+                f"holds {gid_offset:,} neurons; at most 2**32 - 1 ({MAX_NEURONS:,}) are supported",
+            )
+
+    def _population(self, name: str, data: dict[str, Any], gid_offset: int) -> Population | None:
+        path: Path = ("populations", name)
+        if self._has(data, "size", path):
+            self._sizes[name] = int(data["size"])
+        random_variables: dict[str, Distribution] = {}
+        for variable, spec in _mapping(data.get("random_variables")).items():
+            where: Path = (*path, "random_variables", variable)
+            if not self._log.is_clean(where):
+                continue
+            if variable in FUNCTIONS:
+                self._log.add(where, f"{variable!r} is the name of a function; choose another")
+            random_variables[variable] = build_distribution(spec, where, self._log)
+        if not all(
+            self._log.is_clean((*path, key)) for key in ("model", "params", "random_variables")
+        ):
+            return None
+        given = _mapping(data.get("params"))
+        params: NeuronParams
+        if data["model"] == "lif":
+            params = self._lif_params(given, (*path, "params"), random_variables)
+        else:
+            params = self._izhikevich_params(given, (*path, "params"), random_variables)
+        state_names = _state_names(params)
+        self._variables[name] = (data["model"], tuple(state_names.values()))
+        initial: dict[str, Value] = {}
+        for key, spec in _mapping(data.get("initial")).items():
+            where = (*path, "initial", key)
+            if not self._log.is_clean(where):
+                continue
+            if key not in state_names:
+                self._log.add(
+                    where,
+                    "only used with synapse: exponential (this population's synapse is delta)",
+                )
+            initial[key] = build_value(spec, where, self._log, random_variables)
+        if not self._log.is_clean(path):
+            return None
+        return Population(
+            name=name,
+            size=self._sizes[name],
+            model=data["model"],
+            params=params,
+            gid_offset=gid_offset,
+            initial=initial,
+            random_variables=random_variables,
+        )
+
+    def _neuron_values(
+        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, spec in given.items():
+            if key in ("synapse", "integration"):
+                values[key] = spec
+            else:
+                values[key] = build_value(spec, (*path, key), self._log, random_variables)
+        return values
+
+    def _lif_params(
+        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
+    ) -> LifParams:
+        values = self._neuron_values(given, path, random_variables)
+        params = LifParams(**values)
+        if params.synapse == "delta":
+            for key in EXPONENTIAL_ONLY_PARAMS:
+                if key in given:
+                    self._log.add(
+                        (*path, key),
+                        "only used with synapse: exponential (this population's synapse is delta)",
+                    )
+        for key in _POSITIVE_PARAMS + _NON_NEGATIVE_PARAMS:
+            if key in values:
+                check_lower_bound(
+                    values[key],
+                    (*path, key),
+                    self._log,
+                    0.0,
+                    inclusive=key in _NON_NEGATIVE_PARAMS,
+                    what="0",
+                )
+        self._check_below(params.v_reset_mV, params.v_th_mV, "v_reset_mV", "v_th_mV", given, path)
+        return params
+
+    def _izhikevich_params(
+        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
+    ) -> IzhikevichParams:
+        params = IzhikevichParams(**self._neuron_values(given, path, random_variables))
+        self._check_below(params.c_mV, params.v_peak_mV, "c_mV", "v_peak_mV", given, path)
+        return params
+
+    def _check_below(
+        self,
+        low: Value,
+        high: Value,
+        low_key: str,
+        high_key: str,
+        given: dict[str, Any],
+        path: Path,
+    ) -> None:
+        """Constant ``low`` must be below constant ``high`` (e.g. reset below threshold)."""
+        if isinstance(low, float) and isinstance(high, float) and not low < high:
+            if low_key in given:
+                self._log.add((*path, low_key), f"must be below {high_key} ({high}), got {low}")
+            else:
+                self._log.add((*path, high_key), f"must be above {low_key} ({low}), got {high}")
+
+    def _population_ref(self, data: Mapping[str, Any], key: str, path: Path) -> str | None:
+        """The population named by ``data[key]`` if the schema found it well-formed."""
+        if not self._has(data, key, path):
+            return None
+        return self._defined_population(data[key], (*path, key))
+
+    def _defined_population(self, name: str, path: Path) -> str | None:
+        """``name`` if a population of that name exists; otherwise a problem at ``path``."""
+        if name not in self._defined:
+            self._log.add(path, _choices(name, self._defined, "population"))
+            return None
+        return name
+
+    # -- projections --------------------------------------------------------------------------
+
+    def _projections(self) -> dict[str, Projection]:
+        projections: dict[str, Projection] = {}
+        for name, data in _mapping(self._document.get("projections")).items():
+            if isinstance(data, dict):
+                projection = self._projection(name, data, ("projections", name))
+                if projection is not None:
+                    projections[name] = projection
+        return projections
+
+    def _projection(self, name: str, data: dict[str, Any], path: Path) -> Projection | None:
+        source = self._population_ref(data, "source", path)
+        target = self._population_ref(data, "target", path)
+        connectivity = None
+        if self._has(data, "connectivity", path):
+            connectivity = self._connectivity(
+                data["connectivity"], (*path, "connectivity"), source, target
+            )
+        weight = None
+        if self._has(data, "weight", path):
+            weight = build_value(data["weight"], (*path, "weight"), self._log)
+        delay: Value | None = None
+        if "delay_ms" not in data:
+            delay = self._dt_ms
+        elif self._log.is_clean((*path, "delay_ms")):
+            delay = self._delay_value(data["delay_ms"], (*path, "delay_ms"))
+        if (
+            source is None
+            or target is None
+            or connectivity is None
+            or weight is None
+            or delay is None
+            or not self._log.is_clean(path)
+        ):
+            return None
+        return Projection(
+            name=name,
+            source=source,
+            target=target,
+            connectivity=connectivity,
+            weight=weight,
+            delay_ms=delay,
+        )
+
+    def _delay_value(self, data: Any, path: Path) -> Value:
+        delay = build_value(data, path, self._log)
+        if self._dt_ms is not None:
+            check_lower_bound(
+                delay, path, self._log, self._dt_ms, inclusive=True, what=f"dt_ms ({self._dt_ms})"
+            )
+        return delay
+
+    def _connectivity(
+        self, data: dict[str, Any], path: Path, source: str | None, target: str | None
+    ) -> Connectivity:
+        rule = data["rule"]
+        autapses = bool(data.get("allow_autapses", True))
+        multapses = bool(data.get("allow_multapses", True))
+        connectivity: Connectivity
+        if rule == "one_to_one":
+            connectivity = OneToOne()
+        elif rule == "all_to_all":
+            connectivity = AllToAll(allow_autapses=autapses)
+        elif rule == "fixed_indegree":
+            connectivity = FixedIndegree(int(data["indegree"]), autapses, multapses)
+        elif rule == "fixed_outdegree":
+            connectivity = FixedOutdegree(int(data["outdegree"]), autapses, multapses)
+        elif rule == "fixed_total_number":
+            connectivity = FixedTotalNumber(int(data["n"]), autapses, multapses)
+        elif rule == "pairwise_bernoulli":
+            connectivity = PairwiseBernoulli(float(data["p"]), autapses)
+        else:
+            connectivity = FromFile(data["path"])
+        same = source is not None and source == target
+        if isinstance(connectivity, FixedIndegree) and source in self._sizes:
+            self._check_degree(connectivity.indegree, connectivity, same, source, path)
+        elif isinstance(connectivity, FixedOutdegree) and target in self._sizes:
+            self._check_degree(connectivity.outdegree, connectivity, same, target, path)
+        elif isinstance(connectivity, FromFile):
+            sizes = None
+            if source in self._sizes and target in self._sizes:
+                sizes = (self._sizes[source], self._sizes[target])
+            check_connection_file(
+                connectivity.path, self._base_dir, sizes, self._dt_ms, self._log, (*path, "path")
+            )
+        elif source in self._sizes and target in self._sizes:
+            self._check_pairs(connectivity, path, source, target)
+        return connectivity
+
+    def _check_pairs(self, rule: Connectivity, path: Path, source: str, target: str) -> None:
+        """Rules limited by the sizes of both populations."""
+        n_source = self._sizes[source]
+        n_target = self._sizes[target]
+        if isinstance(rule, OneToOne) and n_source != n_target:
+            self._log.add(
+                (*path, "rule"),
+                f"one_to_one needs populations of equal size; {source} has {n_source}, "
+                f"{target} has {n_target}",
+            )
+        elif isinstance(rule, FixedTotalNumber):
+            autapses_excluded = source == target and not rule.allow_autapses
+            pairs = n_source * n_target - (n_source if autapses_excluded else 0)
+            if rule.n > 0 and (pairs == 0 or (not rule.allow_multapses and rule.n > pairs)):
+                self._log.add(
+                    (*path, "n"),
+                    f"must be <= {pairs:,}, the number of distinct (source, target) pairs, "
+                    f"when allow_multapses is false; got {rule.n:,}",
+                )
+
+    def _check_degree(
+        self,
+        degree: int,
+        rule: FixedIndegree | FixedOutdegree,
+        same: bool,
+        pool: str,
+        path: Path,
+    ) -> None:
+        """Each neuron draws ``degree`` partners from ``pool`` (minus itself without autapses)."""
+        key = "indegree" if isinstance(rule, FixedIndegree) else "outdegree"
+        size = self._sizes[pool]
+        available = size - (1 if same and not rule.allow_autapses else 0)
+        if degree == 0 or (rule.allow_multapses and available > 0) or degree <= available:
+            return
+        reason = (
+            f"the size of {pool}"
+            if available == size
+            else f"the size of {pool} minus 1, as allow_autapses is false"
+        )
+        condition = " when allow_multapses is false" if not rule.allow_multapses else ""
+        self._log.add(
+            (*path, key), f"must be <= {available:,} ({reason}){condition}; got {degree:,}"
+        )
+
+    # -- stimuli ------------------------------------------------------------------------------
+
+    def _stimuli(self) -> dict[str, Stimulus]:
+        stimuli: dict[str, Stimulus] = {}
+        for name, data in _mapping(self._document.get("stimuli")).items():
+            if isinstance(data, dict):
+                stimulus = self._stimulus(name, data, ("stimuli", name))
+                if stimulus is not None:
+                    stimuli[name] = stimulus
+        return stimuli
+
+    def _stimulus(self, name: str, data: dict[str, Any], path: Path) -> Stimulus | None:
+        targets = tuple(
+            self._target(target, (*path, "targets", index))
+            for index, target in enumerate(_list(data.get("targets")))
+        )
+        if not self._has(data, "type", path):
+            return None
+        values = {
+            key: build_value(spec, (*path, key), self._log)
+            for key, spec in data.items()
+            if key in _STIMULUS_VALUES and self._log.is_clean((*path, key))
+        }
+        for key in ("rate_hz", "std_pA"):
+            if key in values:
+                check_lower_bound(
+                    values[key], (*path, key), self._log, 0.0, inclusive=True, what="0"
+                )
+        times = self._spike_times(data, path)
+        delay_ms = self._stimulus_delay(data, path)
+        start_ms, stop_ms = self._activity_window(data, path)
+        if not self._log.is_clean(path) or delay_ms is None:
+            return None
+        kind = data["type"]
+        if kind == "poisson":
+            return PoissonStimulus(
+                name=name,
+                targets=targets,
+                rate_hz=values["rate_hz"],
+                weight=values["weight"],
+                delay_ms=delay_ms,
+                start_ms=start_ms,
+                stop_ms=stop_ms,
+            )
+        if kind == "dc":
+            return DCStimulus(
+                name=name,
+                targets=targets,
+                amplitude_pA=values["amplitude_pA"],
+                weight=values.get("weight", 1.0),
+                start_ms=start_ms,
+                stop_ms=stop_ms,
+            )
+        if kind == "noise":
+            return NoiseStimulus(
+                name=name,
+                targets=targets,
+                mean_pA=values.get("mean_pA", 0.0),
+                std_pA=values["std_pA"],
+                weight=values.get("weight", 1.0),
+                start_ms=start_ms,
+                stop_ms=stop_ms,
+            )
+        return SpikeSourceArray(
+            name=name,
+            targets=targets,
+            spike_times_ms=times,
+            weight=values["weight"],
+            delay_ms=delay_ms,
+        )
+
+    def _activity_window(self, data: dict[str, Any], path: Path) -> tuple[float, float | None]:
+        """``[start_ms, stop_ms)``; a problem when it is empty."""
+        start_ms = float(data["start_ms"]) if self._has(data, "start_ms", path) else 0.0
+        stop_ms = None
+        if self._has(data, "stop_ms", path) and data["stop_ms"] is not None:
+            stop_ms = float(data["stop_ms"])
+            if not stop_ms > start_ms:
+                self._log.add((*path, "stop_ms"), f"must be > start_ms ({start_ms}), got {stop_ms}")
+        return start_ms, stop_ms
+
+    def _spike_times(self, data: dict[str, Any], path: Path) -> tuple[float, ...]:
+        if not self._has(data, "spike_times_ms", path):
+            return ()
+        times = tuple(float(time) for time in data["spike_times_ms"])
+        for index in range(1, len(times)):
+            if times[index] < times[index - 1]:
+                self._log.add(
+                    (*path, "spike_times_ms", index),
+                    f"spike times must be ascending; {times[index]} follows {times[index - 1]}",
+                )
+                break
+        return times
+
+    def _stimulus_delay(self, data: dict[str, Any], path: Path) -> float | None:
+        if self._dt_ms is None or not self._log.is_clean((*path, "delay_ms")):
+            return None
+        delay_ms = float(data.get("delay_ms", self._dt_ms))
+        if delay_ms < self._dt_ms * (1 - _RELATIVE_TOLERANCE):
+            self._log.add((*path, "delay_ms"), f"must be >= dt_ms ({self._dt_ms}), got {delay_ms}")
+        return delay_ms
+
+    def _target(self, data: Any, path: Path) -> Target:
+        if isinstance(data, str):
+            if self._log.is_clean(path):
+                self._defined_population(data, path)
+            return Target(population=data)
+        entry = _mapping(data)
+        name = self._population_ref(entry, "population", path)
+        nodes = NodeSelection()
+        if self._has(entry, "node_ids", path):
+            nodes = self._nodes(entry["node_ids"], (*path, "node_ids"), name)
+        return Target(population=str(entry.get("population")), nodes=nodes)
+
+    def _nodes(self, data: Any, path: Path, population: str | None) -> NodeSelection:
+        """A node selection, checked against the population's size when it is known."""
+        size = self._sizes.get(population) if population is not None else None
+        where = f" for {population} (size {size})"
+        if isinstance(data, list):
+            ids = tuple(sorted(int(node) for node in data))
+            if size is not None and ids[-1] >= size:
+                outside = [node for node in ids if node >= size]
+                shown = ", ".join(str(node) for node in outside[:5])
+                more = ", ..." if len(outside) > 5 else ""
+                self._log.add(path, f"{len(outside)} node id(s) out of range{where}: {shown}{more}")
+            return NodeSelection(ids=ids)
+        if "first" in data:
+            first = int(data["first"])
+            if size is not None and first > size:
+                self._log.add((*path, "first"), f"must be <= the size{where}, got {first}")
+            return NodeSelection(start=0, stop=first)
+        bounds = data["range"]
+        start = int(bounds.get("start", 0))
+        stop = None if bounds.get("stop") is None else int(bounds["stop"])
+        step = int(bounds.get("step", 1))
+        end = size if stop is None else stop
+        if size is not None and stop is not None and stop > size:
+            self._log.add((*path, "range", "stop"), f"must be <= the size{where}, got {stop}")
+        elif end is not None and start >= end:
+            self._log.add(
+                (*path, "range", "start"), f"must be < stop ({end}) to select any node, got {start}"
+            )
+        return NodeSelection(start=start, stop=stop, step=step)
+
+    # -- recordings ---------------------------------------------------------------------------
+
+    def _recordings(self) -> Recordings:
+        data = _mapping(self._document.get("recordings"))
+        spikes: list[str] = []
+        if data.get("spikes") == "all":
+            spikes = list(self._defined)
+        for index, name in enumerate(_list(data.get("spikes"))):
+            path: Path = ("recordings", "spikes", index)
+            if self._log.is_clean(path):
+                self._defined_population(name, path)
+                spikes.append(name)
+        states = []
+        for index, entry in enumerate(_list(data.get("state"))):
+            if isinstance(entry, dict):
+                states.append(self._state_recording(entry, ("recordings", "state", index)))
+        return Recordings(spikes=tuple(spikes), state=tuple(states))
+
+    def _state_recording(self, data: dict[str, Any], path: Path) -> StateRecording:
+        population = self._population_ref(data, "population", path)
+        variables = tuple(data["variables"]) if self._has(data, "variables", path) else ()
+        if population in self._variables:
+            model, valid = self._variables[population]
+            for index, variable in enumerate(variables):
+                if variable not in valid:
+                    self._log.add(
+                        (*path, "variables", index),
+                        f"{model} population {population} has no variable {variable!r}; "
+                        f"valid: {', '.join(valid)}",
+                    )
+        interval_ms = self._interval(data, path)
+        nodes = NodeSelection()
+        if self._has(data, "node_ids", path):
+            nodes = self._nodes(data["node_ids"], (*path, "node_ids"), population)
+        return StateRecording(
+            population=str(data.get("population")),
+            variables=variables,
+            nodes=nodes,
+            interval_ms=interval_ms,
+        )
+
+    def _interval(self, data: dict[str, Any], path: Path) -> float:
+        if self._dt_ms is None or not self._log.is_clean((*path, "interval_ms")):
+            return math.nan
+        interval_ms = float(data.get("interval_ms", self._dt_ms))
+        where: Path = (*path, "interval_ms")
+        if interval_ms < self._dt_ms * (1 - _RELATIVE_TOLERANCE):
+            self._log.add(where, f"must be >= dt_ms ({self._dt_ms}), got {interval_ms}")
+        elif not _is_multiple(interval_ms, self._dt_ms):
+            self._log.add(where, f"must be a multiple of dt_ms ({self._dt_ms}), got {interval_ms}")
+        return interval_ms
+
+    # -- resources ----------------------------------------------------------------------------
+
+    def _check_memory(
+        self,
+        projections: Mapping[str, Projection],
+        stimuli: Mapping[str, Stimulus],
+        limit: MemoryLimit | None,
+    ) -> None:
+        if limit is None or self._dt_ms is None:
+            return
+        # Only what was built counts: a lower bound of the whole circuit's needs.
+        delays = [
+            stimulus.delay_ms
+            for stimulus in stimuli.values()
+            if isinstance(stimulus, PoissonStimulus | SpikeSourceArray)
+        ]
+        needed = estimate(
+            self._populations,
+            projections.values(),
+            self._dt_ms,
+            self._base_dir,
+            extra_delays_ms=delays,
+        )
+        if needed.bytes_total > limit.bytes:
+            self._log.add(
+                (),
+                f"the circuit needs an estimated {format_bytes(needed.bytes_total)} for "
+                f"{needed.n_neurons:,} neurons and {needed.n_synapses:,} synapses, more than "
+                f"the memory limit of {format_bytes(limit.bytes)} ({limit.source})",
+            )

@@ -1,0 +1,165 @@
+"""Write a circuit's records back as its normalized document (what recordings store).
+
+The normalized document has every default filled in, parameters substituted (the resolved
+``parameters`` block is kept for the record), canonical forms (``{first: n}`` becomes a range,
+``spikes: all`` the list of populations) and only JSON types. Parsing it again gives an equal
+:class:`~brainsim.circuit.spec.Circuit`. Exponential-synapse parameters are left out of LIF
+populations with delta synapses, where they do not apply (and would be rejected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from brainsim.circuit.spec import (
+    API_VERSION,
+    Circuit,
+    Connectivity,
+    DCStimulus,
+    LifParams,
+    NodeSelection,
+    NoiseStimulus,
+    PoissonStimulus,
+    Population,
+    Projection,
+    SpikeSourceArray,
+    Stimulus,
+    Target,
+)
+from brainsim.circuit.values import value_data
+
+__all__ = ["EXPONENTIAL_ONLY_PARAMS", "circuit_document"]
+
+EXPONENTIAL_ONLY_PARAMS = ("tau_syn_ex_ms", "tau_syn_in_ms")
+"""LIF parameters that apply to ``synapse: exponential`` only."""
+
+_STRING_PARAMS = ("synapse", "integration")
+
+
+def circuit_document(circuit: Circuit) -> dict[str, Any]:
+    """The normalized, JSON-compatible document of ``circuit``."""
+    document: dict[str, Any] = {"apiVersion": API_VERSION, "name": circuit.name}
+    if circuit.description:
+        document["description"] = circuit.description
+    document["simulation"] = {
+        "dt_ms": circuit.simulation.dt_ms,
+        "duration_ms": circuit.simulation.duration_ms,
+        "seed": circuit.simulation.seed,
+    }
+    if circuit.parameters:
+        document["parameters"] = dict(circuit.parameters)
+    document["populations"] = {
+        name: _population_data(population) for name, population in circuit.populations.items()
+    }
+    document["projections"] = {
+        name: _projection_data(projection) for name, projection in circuit.projections.items()
+    }
+    document["stimuli"] = {
+        name: _stimulus_data(stimulus) for name, stimulus in circuit.stimuli.items()
+    }
+    document["recordings"] = {
+        "spikes": list(circuit.recordings.spikes),
+        "state": [
+            {
+                "population": state.population,
+                "variables": list(state.variables),
+                **_nodes_entry(state.nodes),
+                "interval_ms": state.interval_ms,
+            }
+            for state in circuit.recordings.state
+        ],
+    }
+    return document
+
+
+def _population_data(population: Population) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    delta_lif = isinstance(population.params, LifParams) and population.params.synapse == "delta"
+    for field in fields(population.params):
+        if delta_lif and field.name in EXPONENTIAL_ONLY_PARAMS:
+            continue
+        value = getattr(population.params, field.name)
+        params[field.name] = value if field.name in _STRING_PARAMS else value_data(value)
+    data: dict[str, Any] = {"size": population.size, "model": population.model, "params": params}
+    if population.initial:
+        data["initial"] = {key: value_data(value) for key, value in population.initial.items()}
+    if population.random_variables:
+        data["random_variables"] = {
+            key: value_data(value) for key, value in population.random_variables.items()
+        }
+    return data
+
+
+def _connectivity_data(connectivity: Connectivity) -> dict[str, Any]:
+    data: dict[str, Any] = {"rule": connectivity.rule}
+    for field in fields(connectivity):
+        if field.name != "rule":
+            data[field.name] = getattr(connectivity, field.name)
+    return data
+
+
+def _projection_data(projection: Projection) -> dict[str, Any]:
+    return {
+        "source": projection.source,
+        "target": projection.target,
+        "connectivity": _connectivity_data(projection.connectivity),
+        "weight": value_data(projection.weight),
+        "delay_ms": value_data(projection.delay_ms),
+    }
+
+
+def _stimulus_data(stimulus: Stimulus) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": stimulus.type,
+        "targets": [_target_data(target) for target in stimulus.targets],
+    }
+    if isinstance(stimulus, PoissonStimulus):
+        data |= {
+            "rate_hz": value_data(stimulus.rate_hz),
+            "weight": value_data(stimulus.weight),
+            "delay_ms": stimulus.delay_ms,
+        }
+    elif isinstance(stimulus, DCStimulus):
+        data |= {
+            "amplitude_pA": value_data(stimulus.amplitude_pA),
+            "weight": value_data(stimulus.weight),
+        }
+    elif isinstance(stimulus, NoiseStimulus):
+        data |= {
+            "mean_pA": value_data(stimulus.mean_pA),
+            "std_pA": value_data(stimulus.std_pA),
+            "weight": value_data(stimulus.weight),
+        }
+    else:
+        assert isinstance(stimulus, SpikeSourceArray)
+        return data | {
+            "spike_times_ms": list(stimulus.spike_times_ms),
+            "weight": value_data(stimulus.weight),
+            "delay_ms": stimulus.delay_ms,
+        }
+    data["start_ms"] = stimulus.start_ms
+    if stimulus.stop_ms is not None:
+        data["stop_ms"] = stimulus.stop_ms
+    return data
+
+
+def _target_data(target: Target) -> str | dict[str, Any]:
+    if target.nodes == NodeSelection():
+        return target.population
+    return {"population": target.population, "node_ids": _nodes_data(target.nodes)}
+
+
+def _nodes_entry(nodes: NodeSelection) -> dict[str, Any]:
+    return {} if nodes == NodeSelection() else {"node_ids": _nodes_data(nodes)}
+
+
+def _nodes_data(nodes: NodeSelection) -> list[int] | dict[str, Any]:
+    """The document form of a node selection: the id list, or ``{range: {...}}``."""
+    if nodes.ids is not None:
+        return list(nodes.ids)
+    bounds: dict[str, Any] = {"start": nodes.start}
+    if nodes.stop is not None:
+        bounds["stop"] = nodes.stop
+    bounds["step"] = nodes.step
+    return {"range": bounds}
