@@ -59,8 +59,12 @@ class _Drive:
     b: Float64Array
     weight: Float64Array
     delay_steps: int = 0
-    tables: tuple[Int64Array, Float64Array] = field(
-        default_factory=lambda: (np.zeros(0, np.int64), np.zeros((0, 0)))
+    tables: tuple[Int64Array, Float64Array, Int64Array] = field(
+        default_factory=lambda: (
+            np.zeros(0, np.int64),
+            np.zeros((0, 0)),
+            np.zeros((0, 0), np.int64),
+        )
     )
 
 
@@ -85,10 +89,11 @@ class LocalStimuli:
         these afterwards keeps each cell's summation order independent of the decomposition.
         """
         for d in self.poisson:
-            table_of, cdf = d.tables
+            table_of, cdf, guide = d.tables
             poisson_drive(
-                seed, d.stream, d.gids, d.local_idx, d.a, table_of, cdf, d.weight, first_step,
-                n_steps, d.delay_steps, d.first_step, d.stop_step, pop.buf_exc, pop.buf_inh,
+                seed, d.stream, d.gids, d.local_idx, d.a, table_of, cdf, guide, d.weight,
+                first_step, n_steps, d.delay_steps, d.first_step, d.stop_step, pop.buf_exc,
+                pop.buf_inh,
             )  # fmt: skip
         steps = self.schedule_steps
         end = first_step + n_steps

@@ -24,6 +24,7 @@ from brainsim.kernels.rng import (
 )
 
 __all__ = [
+    "GUIDE_BITS",
     "POISSON_TABLE_LENGTH",
     "add_current",
     "noise_current",
@@ -35,16 +36,20 @@ __all__ = [
 
 
 POISSON_TABLE_LENGTH = 64
+GUIDE_BITS = 10
 
 
 def poisson_cdf_tables(
     lam: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Cumulative Poisson probabilities for each distinct ``lam`` below the inversion limit.
 
-    Returns ``(table_of, cdf)``: neuron ``i`` uses row ``table_of[i]`` of ``cdf`` (``-1`` when
-    its ``lam`` is too large for inversion). ``cdf[t, k] = P(X <= k)``, computed by the
-    recursion ``P(k) = P(k-1) lam / k``; the last column is 1 so a search always ends.
+    Returns ``(table_of, cdf, guide)``: neuron ``i`` uses row ``table_of[i]`` of ``cdf``
+    (``-1`` when its ``lam`` is too large for inversion). ``cdf[t, k] = P(X <= k)``, computed by
+    the recursion ``P(k) = P(k-1) lam / k``; the last column is 1 so a search always ends.
+    ``guide[t, j]`` is the number of ``k`` with ``cdf[t, k] <= j / 2**GUIDE_BITS`` (the guide
+    table of Chen & Asau, 1974): a uniform ``u`` in bucket ``j`` has at least that count, so the
+    sequential search may start there and gives the same result in about one comparison.
     """
     small = lam < POISSON_INVERSION_MAX_LAM
     values, inverse = np.unique(lam[small], return_inverse=True)
@@ -58,7 +63,9 @@ def poisson_cdf_tables(
             cdf[t, k] = cumulative
             p *= value / (k + 1)
             cumulative += p
-    return table_of, cdf
+    buckets = np.arange(1 << GUIDE_BITS, dtype=np.float64) / (1 << GUIDE_BITS)
+    guide = np.stack([np.searchsorted(row, buckets, side="right") for row in cdf])
+    return table_of, cdf, np.minimum(guide, POISSON_TABLE_LENGTH - 1).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -70,6 +77,7 @@ def poisson_drive(
     lam: npt.NDArray[np.float64],
     table_of: npt.NDArray[np.int64],
     cdf: npt.NDArray[np.float64],
+    guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
     first_step: int,
     n_steps: int,
@@ -85,13 +93,14 @@ def poisson_drive(
     Poisson(``lam[i]``) keyed by the generation step ``g = s - delay_steps`` (only for
     ``draw_lo <= g < draw_hi``). For ``lam < 10`` one Philox call yields the 32-bit uniforms of
     four consecutive generation steps (word ``g % 4`` of the words keyed by index ``g // 4``),
-    inverted by searching the target's row of :func:`poisson_cdf_tables` (probabilities below
-    2**-32 are not resolved); larger ``lam`` uses :func:`~brainsim.kernels.rng.poisson` keyed
-    by ``g``.
+    inverted by searching the target's row of :func:`poisson_cdf_tables` from its guide entry
+    (probabilities below 2**-32 are not resolved); larger ``lam`` uses
+    :func:`~brainsim.kernels.rng.poisson` keyed by ``g``.
     """
     n_slots = buf_exc.shape[0]
     scale = 2.0**-32
     last = cdf.shape[1] - 1
+    guide_shift = np.uint32(32 - GUIDE_BITS)
     for i in range(gids.shape[0]):
         gid = gids[i]
         target = local_idx[i]
@@ -112,6 +121,7 @@ def poisson_drive(
                 lane = g & 3
                 word = w0 if lane == 0 else w1 if lane == 1 else w2 if lane == 2 else w3
                 u = float(word) * scale
+                count = guide[table, word >> guide_shift]
                 while count < last and u >= cdf[table, count]:
                     count += 1
             else:
@@ -132,6 +142,7 @@ def poisson_drive_ref(
     lam: npt.NDArray[np.float64],
     table_of: npt.NDArray[np.int64],
     cdf: npt.NDArray[np.float64],
+    guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
     first_step: int,
     n_steps: int,
@@ -153,6 +164,7 @@ def poisson_drive_ref(
             if table_of[i] >= 0:
                 word = philox_words_ref(seed, stream, int(gids[i]), g >> 2, 0)[g & 3]
                 u = float(word) * 2.0**-32
+                count = int(guide[table_of[i], word >> (32 - GUIDE_BITS)])
                 while count < last and u >= cdf[table_of[i], count]:
                     count += 1
             else:

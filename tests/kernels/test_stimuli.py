@@ -20,8 +20,8 @@ def _drive_args(lam: np.ndarray, weight: np.ndarray) -> tuple:
     n = lam.shape[0]
     gids = np.arange(100, 100 + n, dtype=np.int64)
     idx = np.arange(n, dtype=np.int64)[::-1].copy()
-    table_of, cdf = poisson_cdf_tables(lam)
-    return gids, idx, lam, table_of, cdf, weight
+    table_of, cdf, guide = poisson_cdf_tables(lam)
+    return gids, idx, lam, table_of, cdf, guide, weight
 
 
 @pytest.mark.parametrize("first_step", [0, 3, 17])
@@ -69,12 +69,12 @@ def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
 
 def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
     lam = np.full(30, 2.0)
-    gids, idx, lam, table_of, cdf, weight = _drive_args(lam, np.ones(30))
+    gids, idx, lam, table_of, cdf, guide, weight = _drive_args(lam, np.ones(30))
     whole = np.zeros((6, 30))
-    poisson_drive(9, 9, gids, idx, lam, table_of, cdf, weight, 0, 6, 1, 0, 99, whole, whole)
+    poisson_drive(9, 9, gids, idx, lam, table_of, cdf, guide, weight, 0, 6, 1, 0, 99, whole, whole)
     parts = np.zeros((6, 30))
     for sl in (slice(0, 11), slice(11, 30)):
-        poisson_drive(9, 9, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, weight[sl],
+        poisson_drive(9, 9, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl],
                       0, 6, 1, 0, 99, parts, parts)  # fmt: skip
     assert np.array_equal(whole, parts)
 
@@ -96,3 +96,16 @@ def test_add_current() -> None:
     i_ext = np.zeros(4)
     add_current(np.array([1, 3]), np.array([2.5, -1.0]), i_ext)
     assert list(i_ext) == [0.0, 2.5, 0.0, -1.0]
+
+
+def test_guide_table_starts_every_search_at_or_below_the_answer() -> None:
+    lam = np.array([0.05, 1.0, 2.0, 9.9])
+    _, cdf, guide = poisson_cdf_tables(lam)
+    words = np.random.default_rng(0).integers(0, 2**32, 20000, dtype=np.uint64)
+    for t in range(lam.shape[0]):
+        u = words * 2.0**-32
+        full = np.searchsorted(cdf[t], u, side="right")  # the sequential search from 0
+        start = guide[t, (words >> 22).astype(np.int64)]
+        assert np.all(start <= full)
+        # For most draws the guide already is the answer.
+        assert np.mean(start == full) > 0.95
