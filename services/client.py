@@ -1,0 +1,179 @@
+"""A small synchronous client of the job service, and readable messages for its errors.
+
+    with JobClient("cluster-login:50051", token, root_certificates=ca_pem) as client:
+        job = client.submit(Path("circuit.yaml").read_text(), n_ranks=4)
+        for update in client.watch(job.job_id):
+            ...
+
+Every call sends ``authorization: Bearer <token>``. TLS is used when ``root_certificates`` is
+given (a PEM bundle) or ``tls=True`` (the system's roots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import cast
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
+from grpc_status import rpc_status
+
+from services.gen.brainsim.v1 import job_service_pb2 as pb
+from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
+
+__all__ = ["DEFAULT_ADDRESS", "JobClient", "describe_error"]
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_MAX_MESSAGE_BYTES = 8 * 2**20
+
+
+def describe_error(error: grpc.RpcError) -> str:
+    """One readable text for a failed call: code, message, and every field violation or limit."""
+    code = error.code()
+    name = code.name if code is not None else "UNKNOWN"
+    # Errors raised by calls are also grpc.Call objects (with the trailing metadata).
+    call = cast(grpc.Call, error)
+    status = rpc_status.from_call(call) if hasattr(call, "trailing_metadata") else None
+    if status is None:
+        if code is grpc.StatusCode.UNAVAILABLE:
+            return f"UNAVAILABLE: cannot reach the server ({error.details()})"
+        return f"{name}: {error.details()}"
+    lines = [f"{name}: {status.message.splitlines()[0] if status.message else ''}"]
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+            quota = error_details_pb2.QuotaFailure()
+            detail.Unpack(quota)
+            lines += [f"  {v.subject}: {v.description}" for v in quota.violations]
+    return "\n".join(lines)
+
+
+class JobClient:
+    """Calls ``brainsim.v1.JobService`` (see ``proto/brainsim/v1/job_service.proto``)."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        token: str | None = None,
+        *,
+        root_certificates: bytes | None = None,
+        tls: bool = False,
+        timeout_s: float = 30.0,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+        ]
+        if tls or root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates)
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = pb_grpc.JobServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout_s = timeout_s
+        self.address = address
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def submit(
+        self,
+        circuit: str,
+        *,
+        n_ranks: int = 1,
+        target: pb.Target.ValueType = pb.TARGET_LOCAL,
+        duration_ms: float | None = None,
+        seed: int | None = None,
+        time_limit_s: float | None = None,
+        partition: str = "",
+        account: str = "",
+        validate_only: bool = False,
+    ) -> pb.Job:
+        """Submit a circuit document (YAML/JSON text); returns the queued ``Job``."""
+        request = pb.SubmitJobRequest(
+            circuit=circuit,
+            n_ranks=n_ranks,
+            target=target,
+            slurm=pb.SlurmOptions(partition=partition, account=account),
+            validate_only=validate_only,
+        )
+        if duration_ms is not None:
+            request.duration_ms = duration_ms
+        if seed is not None:
+            request.seed = seed
+        if time_limit_s is not None:
+            whole = int(time_limit_s)
+            request.time_limit.CopyFrom(
+                Duration(seconds=whole, nanos=round((time_limit_s - whole) * 1e9))
+            )
+        return self._stub.SubmitJob(request, metadata=self._metadata, timeout=self._timeout_s).job
+
+    def get(self, job_id: str) -> pb.Job:
+        """The ``Job`` with this id."""
+        return self._stub.GetJob(
+            pb.GetJobRequest(job_id=job_id), metadata=self._metadata, timeout=self._timeout_s
+        ).job
+
+    def list_jobs(
+        self, states: Iterable[pb.JobState.ValueType] = (), page_size: int = 0
+    ) -> Iterator[pb.Job]:
+        """The caller's jobs, newest first (following pages as needed)."""
+        token = ""
+        while True:
+            request = pb.ListJobsRequest(page_size=page_size, page_token=token, states=list(states))
+            response = self._stub.ListJobs(
+                request, metadata=self._metadata, timeout=self._timeout_s
+            )
+            yield from response.jobs
+            token = response.next_page_token
+            if not token:
+                return
+
+    def cancel(self, job_id: str) -> pb.Job:
+        """Ask for cancellation; returns the ``Job`` as it is then."""
+        return self._stub.CancelJob(
+            pb.CancelJobRequest(job_id=job_id), metadata=self._metadata, timeout=self._timeout_s
+        ).job
+
+    def validate(self, circuit: str) -> pb.ValidateCircuitResponse:
+        """Check a circuit without submitting it (``ValidateCircuitResponse``)."""
+        return self._stub.ValidateCircuit(
+            pb.ValidateCircuitRequest(circuit=circuit),
+            metadata=self._metadata,
+            timeout=self._timeout_s,
+        )
+
+    def watch(self, job_id: str) -> Iterator[pb.WatchJobResponse]:
+        """``WatchJobResponse`` messages until the job has ended (no deadline); the returned
+        iterator is also the call (``.cancel()`` stops watching)."""
+        return self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id), metadata=self._metadata)
+
+    def health(self, service: str = "") -> str:
+        """The server's health status name (``SERVING``, ``NOT_SERVING``, ...)."""
+        check = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        response = check(health_pb2.HealthCheckRequest(service=service), timeout=self._timeout_s)
+        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return name

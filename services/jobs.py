@@ -1,0 +1,99 @@
+"""The job record of the service: what a job is, where it runs, and the states it goes through.
+
+These are plain frozen values shared by the state machine, the store, the launchers and the
+servicer; the protobuf messages of the API are built from them at the edge (``servicer.py``).
+Times are UNIX epoch seconds (UTC), as ``time.time()`` gives them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["TERMINAL_STATES", "Job", "JobState", "LogStream", "Target"]
+
+
+class JobState(enum.Enum):
+    """Lifecycle of a job: ``QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED``.
+
+    A queued job may also end directly: cancelled before it ran, or failed to launch.
+    """
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the three final states."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class Target(enum.Enum):
+    """Where a job runs (the targets this server can launch; neuromorphic ones come later)."""
+
+    LOCAL = "local"
+    SLURM = "slurm"
+
+
+class LogStream(enum.Enum):
+    """Where a log line of a job comes from."""
+
+    STDOUT = "stdout"
+    """The simulator's standard output (lines that are not progress reports)."""
+    STDERR = "stderr"
+    """The simulator's standard error."""
+    SERVICE = "service"
+    """The service itself (launch, cancellation, Slurm messages)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One simulation job as the service knows it."""
+
+    job_id: str
+    """Server-assigned id: 12 lowercase hex digits (also the name of the job's folder)."""
+    owner: str
+    """The user whose token submitted the job."""
+    target: Target
+    """Where it runs."""
+    n_ranks: int
+    """Number of MPI ranks."""
+    circuit_name: str
+    """The circuit's ``name``."""
+    duration_ms: float
+    """Simulated time in all, in ms (the override, or the circuit's)."""
+    seed: int
+    """The seed in effect (the override, or the circuit's)."""
+    submit_time: float
+    """When the job was accepted."""
+    state: JobState = JobState.QUEUED
+    """Where the job is in its lifecycle."""
+    start_time: float | None = None
+    """When the simulation processes started running (``None`` before)."""
+    end_time: float | None = None
+    """When the job reached a final state (``None`` before)."""
+    simulated_ms: float = 0.0
+    """Simulated time so far, in ms (progress)."""
+    reason: str = ""
+    """Why the job failed or was cancelled; empty otherwise."""
+    cancel_requested: bool = False
+    """Cancellation was asked for and the target has not yet confirmed that the job stopped."""
+    external_id: str = ""
+    """The target's own id once launched: process id (local) or Slurm job id; empty before."""
+    time_limit_s: float | None = None
+    """Wall-clock limit in s (local: the job is stopped and fails; Slurm: ``--time``)."""
+    slurm_partition: str = ""
+    """``sbatch --partition`` (empty: the cluster's default)."""
+    slurm_account: str = ""
+    """``sbatch --account`` (empty: the user's default)."""
+
+    @property
+    def launched(self) -> bool:
+        """True once the target has accepted the job (it has an external id)."""
+        return bool(self.external_id)

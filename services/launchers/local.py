@@ -1,0 +1,325 @@
+"""The local target: ``mpiexec -n N python -m brainsim run ...`` on the server's own machine.
+
+Each job runs in its own session and process group (``setsid``), with stdout and stderr going to
+files in the job's folder, so that
+
+* cancelling signals the whole group (mpiexec, its proxies and every rank): SIGTERM first, which
+  the simulator answers by closing its recording as ``cancelled``, then SIGKILL after
+  ``kill_grace_s`` for anything left; nothing of the job outlives it;
+* the job survives a restart of the server (no pipe to break, no parent to take it down); the
+  next server adopts it through ``launch.json`` (pid and start time of mpiexec).
+
+Processes are started with ``os.posix_spawn`` and reaped with ``waitpid(WNOHANG)`` polls rather
+than through asyncio's subprocess transports, which kill their child when they are closed.
+A job's outcome: exit status 0 and a ``complete`` recording -> SUCCEEDED; status 130 or a
+``cancelled`` recording -> CANCELLED; anything else -> FAILED with the end of stderr as reason.
+For an adopted job (not our child, no exit status) the recording's status alone decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import brainsim
+from services.config import LocalConfig
+from services.jobdir import DataRoot, JobDir, read_recording_status
+from services.jobs import Job, JobState, LogStream, Target
+from services.launchers import procs
+from services.launchers.base import LauncherHost
+from services.launchers.output import OutputFollower, tail_text
+from services.machine import Exited, Launched, LaunchFailed, Started
+
+__all__ = ["LocalLauncher", "simulator_argv", "simulator_env"]
+
+log = logging.getLogger(__name__)
+
+EXIT_CANCELLED = 130
+"""``brainsim run``'s exit status after SIGINT/SIGTERM."""
+
+
+def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list[str]:
+    """The command that runs ``job``: mpiexec starts the ranks, each runs ``brainsim run``."""
+    return [
+        mpiexec,
+        "-n",
+        str(job.n_ranks),
+        python,
+        "-m",
+        "brainsim",
+        "run",
+        str(job_dir.circuit),
+        "--out",
+        str(job_dir.recording),
+        "--progress",
+        "json",
+        "--duration-ms",
+        repr(job.duration_ms),
+        "--seed",
+        str(job.seed),
+    ]
+
+
+def simulator_env() -> dict[str, str]:
+    """The simulator's environment: the server's, with this server's ``brainsim`` first on the
+    module path (a source checkout runs its own code, an installation is unaffected) and
+    unbuffered output (progress lines reach the files at once)."""
+    package_root = str(Path(brainsim.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, path) if p),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass(slots=True)
+class _Running:
+    """A job whose mpiexec we follow."""
+
+    job: Job
+    pid: int
+    """Of mpiexec, which also leads the job's process group."""
+    ticks: int | None
+    """Start time of mpiexec (clock ticks since boot)."""
+    is_child: bool
+    """Started by this server process (exit status available) or adopted."""
+    follower: OutputFollower
+    task: asyncio.Task[None] | None = None
+    killing: asyncio.Task[None] | None = None
+
+
+class LocalLauncher:
+    """Launches, follows and cancels local jobs (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: LocalConfig,
+        data_root: DataRoot,
+        host: LauncherHost,
+        default_time_limit_s: float | None = None,
+    ) -> None:
+        self._config = config
+        self._data_root = data_root
+        self._host = host
+        self._default_time_limit_s = default_time_limit_s
+        self._running: dict[str, _Running] = {}
+        self._kill_when_followed: set[str] = set()
+
+    @property
+    def target(self) -> Target:
+        return Target.LOCAL
+
+    def unavailable_reason(self) -> str | None:
+        if shutil.which(self._config.mpiexec) is None:
+            return f"mpiexec not found ({self._config.mpiexec})"
+        return None
+
+    # --- launching and following -----------------------------------------------------------
+
+    def _spawn(self, job: Job, job_dir: JobDir) -> tuple[int, int | None]:
+        executable = shutil.which(self._config.mpiexec)
+        if executable is None:
+            raise FileNotFoundError(f"mpiexec not found ({self._config.mpiexec})")
+        argv = simulator_argv(job, job_dir, executable, self._config.python)
+        append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        pid = os.posix_spawn(
+            executable,
+            argv,
+            simulator_env(),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(job_dir.stdout), append, 0o644),
+                (os.POSIX_SPAWN_OPEN, 2, str(job_dir.stderr), append, 0o644),
+            ],
+            setsid=True,
+        )
+        ticks = procs.start_ticks(pid)
+        info = {"pid": pid, "start_ticks": ticks, "argv": argv}
+        job_dir.launch_info.write_text(json.dumps(info), encoding="utf-8")
+        return pid, ticks
+
+    async def launch(self, job: Job) -> None:
+        job_dir = self._data_root.job(job.job_id)
+        try:
+            pid, ticks = await asyncio.to_thread(self._spawn, job, job_dir)
+        except OSError as exc:
+            self._host.emit(LaunchFailed(job.job_id, str(exc), self._host.now()))
+            return
+        self._host.log(
+            job.job_id, LogStream.SERVICE, f"started mpiexec -n {job.n_ranks} (pid {pid})"
+        )
+        self._host.emit(Launched(job.job_id, str(pid), self._host.now()))
+        self._host.emit(Started(job.job_id, self._host.now()))
+        self._follow(job, pid, ticks, is_child=True, publish_backlog=True)
+
+    def _follow(
+        self, job: Job, pid: int, ticks: int | None, *, is_child: bool, publish_backlog: bool
+    ) -> None:
+        job_dir = self._data_root.job(job.job_id)
+        follower = OutputFollower(
+            self._host,
+            job.job_id,
+            job_dir.stdout,
+            job_dir.stderr,
+            self._config.poll_interval_s,
+            publish_backlog=publish_backlog,
+        )
+        running = _Running(job, pid, ticks, is_child, follower)
+        self._running[job.job_id] = running
+        follower.start()
+        running.task = asyncio.create_task(self._watch(running), name=f"local-{job.job_id}")
+        if job.job_id in self._kill_when_followed:
+            self._kill_when_followed.discard(job.job_id)
+            self._start_killing(running)
+
+    async def _wait_exit(self, running: _Running) -> int | None:
+        """Wait until mpiexec is gone; its exit status (shell style, 128+N for signal N) or
+        ``None`` for an adopted process."""
+        while True:
+            if running.is_child:
+                pid, status = os.waitpid(running.pid, os.WNOHANG)
+                if pid != 0:
+                    code = os.waitstatus_to_exitcode(status)
+                    return code if code >= 0 else 128 - code
+            elif not procs.is_alive(running.pid, running.ticks):
+                return None
+            await asyncio.sleep(self._config.poll_interval_s)
+
+    async def _watch(self, running: _Running) -> None:
+        try:
+            outcome, reason = await self._await_end(running)
+        except Exception as exc:  # a bug here must not leave the job RUNNING forever
+            log.exception("job %s: following it failed", running.job.job_id)
+            outcome, reason = JobState.FAILED, f"the service lost track of the job: {exc!r}"
+        self._running.pop(running.job.job_id, None)
+        self._host.emit(Exited(running.job.job_id, outcome, reason, self._host.now()))
+
+    async def _await_end(self, running: _Running) -> tuple[JobState, str]:
+        job = running.job
+        limit_s = job.time_limit_s or self._default_time_limit_s
+        remaining_s = limit_s
+        if limit_s is not None and job.start_time is not None:
+            # An adopted job has used part of its time under the previous server.
+            remaining_s = max(0.0, limit_s - (self._host.now() - job.start_time))
+        timed_out = False
+        try:
+            status = await asyncio.wait_for(self._wait_exit(running), remaining_s)
+        except TimeoutError:
+            timed_out = True
+            self._host.log(job.job_id, LogStream.SERVICE, f"time limit of {limit_s:g} s reached")
+            await self._terminate(running)
+            status = await self._wait_exit(running)
+        await self._clear_group(running)
+        await running.follower.stop()
+        return await asyncio.to_thread(self._outcome, job, status, timed_out, limit_s)
+
+    def _outcome(
+        self, job: Job, status: int | None, timed_out: bool, limit_s: float | None
+    ) -> tuple[JobState, str]:
+        job_dir = self._data_root.job(job.job_id)
+        recorded = read_recording_status(job_dir.recording)
+        recorded_status = recorded.status if recorded is not None else "missing"
+        stderr = tail_text(job_dir.stderr)
+        if timed_out:
+            return JobState.FAILED, f"stopped at the time limit of {limit_s:g} s"
+        if status == EXIT_CANCELLED or recorded_status == "cancelled":
+            return JobState.CANCELLED, "the simulator was stopped by a signal"
+        if status in (0, None) and recorded_status == "complete":
+            return JobState.SUCCEEDED, ""
+        if status is None:
+            return JobState.FAILED, (
+                "the simulation ended while the server was down and its recording says "
+                f"{recorded_status!r}" + (f": {stderr}" if stderr else "")
+            )
+        if status == 0:
+            return JobState.FAILED, f"mpiexec exited with 0 but the recording is {recorded_status}"
+        if stderr:
+            return JobState.FAILED, stderr
+        if status > 128:
+            number = status - 128
+            name = signal.strsignal(number) or "unknown"
+            return JobState.FAILED, f"mpiexec was killed by signal {number} ({name})"
+        return JobState.FAILED, f"mpiexec exited with status {status}"
+
+    # --- cancelling ------------------------------------------------------------------------
+
+    async def kill(self, job: Job) -> None:
+        running = self._running.get(job.job_id)
+        if running is None:
+            # Adoption after a restart may still be under way: kill once it is followed.
+            self._kill_when_followed.add(job.job_id)
+            return
+        self._start_killing(running)
+
+    def _start_killing(self, running: _Running) -> None:
+        if running.killing is not None:
+            return
+        message = "cancelling: SIGTERM to the process group"
+        self._host.log(running.job.job_id, LogStream.SERVICE, message)
+        running.killing = asyncio.create_task(self._terminate(running))
+
+    async def _terminate(self, running: _Running) -> None:
+        """SIGTERM the group; SIGKILL whatever is left after the grace period."""
+        procs.signal_group(running.pid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.kill_grace_s
+        while loop.time() < deadline:
+            if not await asyncio.to_thread(procs.group_members, running.pid):
+                return
+            await asyncio.sleep(min(self._config.poll_interval_s, 0.1))
+        log.warning("job %s: process group still alive after SIGTERM, killing", running.job.job_id)
+        procs.signal_group(running.pid, signal.SIGKILL)
+
+    async def _clear_group(self, running: _Running) -> None:
+        """After mpiexec ended: make sure no process of the job's group is left behind."""
+        if running.killing is not None:
+            await running.killing
+        for attempt in range(20):
+            members = await asyncio.to_thread(procs.group_members, running.pid)
+            if not members:
+                return
+            sig = signal.SIGTERM if attempt == 0 else signal.SIGKILL
+            if attempt in (0, 10):
+                log.warning(
+                    "job %s: %d leftover processes, %s", running.job.job_id, len(members), sig.name
+                )
+                procs.signal_group(running.pid, sig)
+            await asyncio.sleep(0.1)
+
+    # --- restarts ----------------------------------------------------------------------------
+
+    def _launch_info(self, job: Job) -> tuple[int, int | None] | None:
+        try:
+            info = json.loads(self._data_root.job(job.job_id).launch_info.read_text("utf-8"))
+            return int(info["pid"]), info.get("start_ticks")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    async def locate(self, job: Job) -> str | None:
+        info = await asyncio.to_thread(self._launch_info, job)
+        return None if info is None else str(info[0])
+
+    async def adopt(self, job: Job) -> None:
+        info = await asyncio.to_thread(self._launch_info, job)
+        pid, ticks = info if info is not None else (int(job.external_id), None)
+        if procs.is_alive(pid, ticks):
+            self._host.log(job.job_id, LogStream.SERVICE, f"server restarted; following pid {pid}")
+        self._follow(job, pid, ticks, is_child=False, publish_backlog=False)
+
+    async def close(self) -> None:
+        for running in list(self._running.values()):
+            for task in (running.task, running.killing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await running.follower.cancel()
+        self._running.clear()

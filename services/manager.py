@@ -1,0 +1,393 @@
+"""The async shell around the job state machine: it feeds events in and carries actions out.
+
+One task (the *actor*) owns the :class:`~services.machine.ServiceState`. Events come from the
+servicer (submit, cancel) and from launchers (launched, progress, exited) through one queue. The
+actor takes every event waiting, applies :func:`~services.machine.handle` to each, then
+
+1. writes all :class:`~services.machine.Persist` actions of the batch in one transaction (group
+   commit: a burst of submissions costs one disk flush, and nothing is announced, launched or
+   acknowledged before it is durable);
+2. publishes state and progress to watchers;
+3. starts launches, kills and adoptions as background tasks (they report back as events);
+4. tells the callers that their events are done.
+
+On start it reads the active jobs from the store, asks each launcher for the external id of any
+job whose launch was not recorded, and feeds one :class:`~services.machine.Recovered` event.
+Log lines go straight from launchers to watchers (they are not part of a job's state); the last
+few hundred of each active job are kept in memory for watchers that subscribe later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.jobdir import DataRoot
+from services.jobs import Job, JobState, LogStream, Target
+from services.launchers.base import Launcher
+from services.machine import (
+    Action,
+    Adopt,
+    CancelRequested,
+    Event,
+    Exited,
+    Kill,
+    Launch,
+    LaunchFailed,
+    Persist,
+    PublishJob,
+    PublishProgress,
+    Recovered,
+    ServiceState,
+    Submitted,
+    handle,
+)
+from services.store import JobStore, PageKey
+
+__all__ = ["JobManager", "LogEntry", "ProgressUpdate", "Subscription", "Update"]
+
+log = logging.getLogger(__name__)
+
+_MAX_BATCH = 512
+_LOG_BACKLOG = 200
+"""Recent log lines kept per active job, replayed to a watcher that subscribes late."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """Progress of a running job, as watchers receive it."""
+
+    simulated_ms: float
+    duration_ms: float
+    wall_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log line of a job, as watchers receive it."""
+
+    time: float
+    stream: LogStream
+    text: str
+
+
+Update = Job | ProgressUpdate | LogEntry
+
+
+class Subscription:
+    """A watcher's queue of updates; bounded: when full, the oldest non-state update is dropped
+    (a slow watcher loses log lines and progress, never a change of state)."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._items: collections.deque[Update] = collections.deque()
+        self._ready = asyncio.Event()
+        self._limit = limit
+        self.dropped = 0
+        """Updates dropped because the watcher read too slowly."""
+
+    def push(self, item: Update) -> None:
+        """Add an update (never blocks)."""
+        if len(self._items) >= self._limit:
+            for index, old in enumerate(self._items):
+                if not isinstance(old, Job):
+                    del self._items[index]
+                    self.dropped += 1
+                    break
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> Update:
+        """The next update (waits for one)."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+
+class JobManager:
+    """Runs the job lifecycle (see the module docstring); also the launchers' host."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        data_root: DataRoot,
+        max_local_jobs: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._data_root = data_root
+        self._clock = clock
+        self._state = ServiceState(max_local_jobs=max_local_jobs)
+        self._launchers: dict[Target, Launcher] = {}
+        self._inbox: asyncio.Queue[tuple[Event, asyncio.Future[None] | None]] = asyncio.Queue()
+        self._watchers: dict[str, set[Subscription]] = {}
+        self._recent_logs: dict[str, collections.deque[LogEntry]] = {}
+        self._visible: dict[str, Job] = {}
+        self._reserved: collections.Counter[str] = collections.Counter()
+        """Places held by submissions still on their way to the state machine, per owner."""
+        """Active jobs as clients see them: as persisted, plus progress. The machine's state may
+        be ahead while a batch is being written; nothing is shown before it is durable."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._actor: asyncio.Task[None] | None = None
+        self.store_failed = asyncio.Event()
+        """Set once the store failed a write; the server then reports NOT_SERVING."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def add_launcher(self, launcher: Launcher) -> None:
+        """Serve ``launcher.target`` with ``launcher`` (before :meth:`start`)."""
+        self._launchers[launcher.target] = launcher
+
+    @property
+    def launchers(self) -> Mapping[Target, Launcher]:
+        """The targets this server can run."""
+        return self._launchers
+
+    async def start(self) -> None:
+        """Recover the jobs of an earlier run, then begin processing events."""
+        recovered = [await self._locate(job) for job in await self._store.active()]
+        self._actor = asyncio.create_task(self._run(), name="job-actor")
+        await self._dispatch(Recovered(tuple(recovered), self.now()))
+        if recovered:
+            log.info("recovered %d active job(s)", len(recovered))
+
+    async def _locate(self, job: Job) -> Job:
+        """``job`` with its external id filled in if its launch happened but was not recorded."""
+        launcher = self._launchers.get(job.target)
+        if job.launched or launcher is None:
+            return job
+        try:
+            external_id = await launcher.locate(job)
+        except Exception:
+            log.exception("job %s: looking for it after the restart failed", job.job_id)
+            return job
+        return dataclasses.replace(job, external_id=external_id) if external_id else job
+
+    async def close(self) -> None:
+        """Stop following jobs and processing events; running jobs keep running."""
+        for launcher in self._launchers.values():
+            await launcher.close()
+        tasks = [*self._tasks, *([self._actor] if self._actor is not None else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- the launchers' host -----------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def emit(self, event: Event) -> None:
+        self._inbox.put_nowait((event, None))
+
+    def log(self, job_id: str, stream: LogStream, text: str) -> None:
+        entry = LogEntry(self.now(), stream, text)
+        if job_id in self._state.active:
+            self._recent_logs.setdefault(job_id, collections.deque(maxlen=_LOG_BACKLOG)).append(
+                entry
+            )
+        self._publish(job_id, entry)
+
+    # --- the servicer's interface ------------------------------------------------------------
+
+    def new_job_id(self) -> str:
+        """A fresh job id whose folder does not exist yet."""
+        while True:
+            job_id = secrets.token_hex(6)
+            if job_id not in self._state.active and not self._data_root.job(job_id).path.exists():
+                return job_id
+
+    def reserve(self, owner: str, limit: int) -> bool:
+        """Hold a place for one more job of ``owner`` unless they have ``limit`` active (queued,
+        running or being submitted) already. :meth:`submit` uses the place up."""
+        if self.active_count(owner) >= limit:
+            return False
+        self._reserved[owner] += 1
+        return True
+
+    def _release(self, owner: str) -> None:
+        self._reserved[owner] -= 1
+        if self._reserved[owner] <= 0:
+            del self._reserved[owner]
+
+    async def submit(self, job: Job, circuit_text: str) -> Job:
+        """Store the circuit in the job's folder and queue the job; returns it once durable.
+
+        The caller holds a place from :meth:`reserve` for ``job.owner``; the place becomes the
+        job when the state machine takes it (in the same step, so a job never counts twice).
+        """
+        job_dir = self._data_root.job(job.job_id)
+
+        def write_circuit() -> None:
+            job_dir.path.mkdir(mode=0o750)
+            job_dir.circuit.write_text(circuit_text, encoding="utf-8")
+
+        try:
+            await asyncio.to_thread(write_circuit)
+        except BaseException:
+            self._release(job.owner)
+            raise
+        await self._dispatch(Submitted(job))
+        return self._visible.get(job.job_id, job)
+
+    async def cancel(self, job_id: str, by: str) -> None:
+        """Ask for cancellation; returns once the request is durable."""
+        await self._dispatch(CancelRequested(job_id, by, self.now()))
+
+    def active_job(self, job_id: str) -> Job | None:
+        """The job if it is queued or running, as last persisted, with its current progress."""
+        return self._visible.get(job_id)
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, active or not; ``None`` if unknown."""
+        active = self._visible.get(job_id)
+        return active if active is not None else await self._store.get(job_id)
+
+    async def list_jobs(
+        self, owner: str, states: frozenset[JobState], limit: int, after: PageKey | None
+    ) -> list[Job]:
+        """``owner``'s jobs, newest first (active ones with their current progress)."""
+        jobs = await self._store.list_jobs(owner, states, limit, after)
+        return [self._visible.get(job.job_id, job) for job in jobs]
+
+    def active_count(self, owner: str) -> int:
+        """How many jobs ``owner`` has queued, running or being submitted."""
+        active = sum(1 for job in self._state.active.values() if job.owner == owner)
+        return active + self._reserved[owner]
+
+    def subscribe(self, job_id: str) -> Subscription:
+        """Start receiving the job's updates (call :meth:`unsubscribe` when done); the first
+        ones are the job's recent log lines, if it is active."""
+        subscription = Subscription()
+        for entry in self._recent_logs.get(job_id, ()):
+            subscription.push(entry)
+        self._watchers.setdefault(job_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, job_id: str, subscription: Subscription) -> None:
+        """Stop receiving updates."""
+        watchers = self._watchers.get(job_id)
+        if watchers is not None:
+            watchers.discard(subscription)
+            if not watchers:
+                del self._watchers[job_id]
+
+    # --- the actor ---------------------------------------------------------------------------
+
+    async def _dispatch(self, event: Event) -> None:
+        """Queue ``event`` and wait until its actions are persisted and started."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait((event, done))
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty() and len(batch) < _MAX_BATCH:
+                batch.append(self._inbox.get_nowait())
+            actions: list[Action] = []
+            for event, _ in batch:
+                if isinstance(event, Submitted):
+                    self._release(event.job.owner)  # the reserved place becomes the job
+                try:
+                    self._state, new_actions = handle(self._state, event)
+                except Exception:  # a bug in one transition must not stop all jobs
+                    log.exception("state machine failed on %r", event)
+                    continue
+                actions += new_actions
+            error = await self._persist([a for a in actions if isinstance(a, Persist)])
+            if error is None:
+                for action in actions:
+                    self._execute(action)
+            for _, done in batch:
+                if done is not None and not done.done():
+                    if error is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(error)
+
+    async def _persist(self, persists: list[Persist]) -> Exception | None:
+        if not persists:
+            return None
+        at = self.now()
+        try:
+            await self._store.write((p.job, p.kind, p.detail, at) for p in persists)
+        except Exception as exc:
+            log.critical(
+                "the job store failed a write; the service stops accepting work", exc_info=True
+            )
+            self.store_failed.set()
+            return exc
+        return None
+
+    def _execute(self, action: Action) -> None:
+        match action:
+            case PublishJob(job=job):
+                self._publish(job.job_id, job)
+                if job.state.terminal:
+                    self._recent_logs.pop(job.job_id, None)
+            case PublishProgress(job_id=job_id):
+                shown = self._visible.get(job_id)
+                if shown is not None:
+                    self._visible[job_id] = dataclasses.replace(
+                        shown, simulated_ms=action.simulated_ms
+                    )
+                self._publish(
+                    job_id,
+                    ProgressUpdate(action.simulated_ms, action.duration_ms, action.wall_s),
+                )
+            case Launch(job=job):
+                self._background(job, "launch", lambda launcher: launcher.launch(job))
+            case Kill(job=job):
+                self._background(job, "kill", lambda launcher: launcher.kill(job))
+            case Adopt(job=job):
+                self._background(job, "adopt", lambda launcher: launcher.adopt(job))
+            case Persist(job=job):
+                # Written with the whole batch; from now on clients may see it.
+                if job.state.terminal:
+                    self._visible.pop(job.job_id, None)
+                else:
+                    self._visible[job.job_id] = job
+
+    def _background(
+        self,
+        job: Job,
+        what: str,
+        work: Callable[[Launcher], Coroutine[Any, Any, None]],
+    ) -> None:
+        launcher = self._launchers.get(job.target)
+        if launcher is None:
+            reason = f"this server has no {job.target.value} target"
+            self.emit(LaunchFailed(job.job_id, reason, self.now()))
+            return
+
+        async def guarded() -> None:
+            try:
+                await work(launcher)
+            except Exception as exc:
+                log.exception("job %s: %s failed", job.job_id, what)
+                if what == "kill":
+                    self.log(job.job_id, LogStream.SERVICE, f"cancelling failed: {exc!r}")
+                elif what == "launch":
+                    self.emit(LaunchFailed(job.job_id, repr(exc), self.now()))
+                else:
+                    reason = f"could not follow the job after a restart: {exc!r}"
+                    self.emit(Exited(job.job_id, JobState.FAILED, reason, self.now()))
+
+        task = asyncio.create_task(guarded(), name=f"{what}-{job.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _publish(self, job_id: str, update: Update) -> None:
+        for subscription in self._watchers.get(job_id, ()):
+            subscription.push(update)

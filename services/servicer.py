@@ -1,0 +1,399 @@
+"""The ``brainsim.v1.JobService`` servicer: authenticate, check the request, call the manager.
+
+It holds no job state of its own. Every method maps failures to status codes through
+:class:`RequestError` and never lets an exception escape as anything but INTERNAL (logged with its
+traceback), so no request can take the server down:
+
+* no or unknown bearer token -> UNAUTHENTICATED;
+* malformed request or invalid circuit -> INVALID_ARGUMENT with a ``google.rpc.BadRequest``
+  listing every field violation (circuit problems under ``circuit.<path in the document>``);
+* a per-job or per-user limit -> RESOURCE_EXHAUSTED with a ``google.rpc.QuotaFailure``;
+* a target that cannot run the job -> FAILED_PRECONDITION;
+* unknown job ids and other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from concurrent.futures import Executor
+from typing import Any, TypeAlias, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.auth import Authenticator
+from services.config import Limits
+from services.gen.brainsim.v1 import job_service_pb2 as pb
+from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
+from services.jobdir import JOB_ID_PATTERN, DataRoot
+from services.jobs import Job, Target
+from services.manager import JobManager
+from services.protos import STATE_FROM_PROTO, TARGET_FROM_PROTO, job_to_proto, update_to_proto
+from services.store import PageKey
+from services.validation import CircuitCheck, Violation, check_circuit, check_limits
+
+__all__ = ["JobServiceServicer", "RequestError"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1000
+_MAX_SEED = 2**63 - 1
+_NOT_SERVED = {
+    pb.TARGET_PYNN: "TARGET_PYNN",
+    pb.TARGET_NIR: "TARGET_NIR",
+}
+
+
+class RequestError(Exception):
+    """A request that fails with ``code``; ``details`` are google.rpc detail messages."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = tuple(details)
+
+    def to_status(self) -> Any:
+        """As a ``grpc.Status`` (code, message and the details in the trailing metadata)."""
+        packed = []
+        for detail in self.details:
+            message = any_pb2.Any()
+            message.Pack(detail)
+            packed.append(message)
+        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+        return rpc_status.to_status(status)
+
+
+def _bad_request(message: str, violations: Sequence[Violation]) -> RequestError:
+    detail = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.path, description=v.message)
+            for v in violations
+        ]
+    )
+    lines = "".join(f"\n  {v.path}: {v.message}" for v in violations)
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message + lines, [detail])
+
+
+def _quota_failure(message: str, breaches: Sequence[tuple[str, str]]) -> RequestError:
+    detail = error_details_pb2.QuotaFailure(
+        violations=[
+            error_details_pb2.QuotaFailure.Violation(subject=subject, description=description)
+            for subject, description in breaches
+        ]
+    )
+    lines = "".join(f"\n  {subject}: {description}" for subject, description in breaches)
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message + lines, [detail])
+
+
+def _seconds(duration: Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _encode_page(key: PageKey) -> str:
+    raw = json.dumps({"t": key.submit_time, "id": key.job_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_page(token: str) -> PageKey | None:
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        key = PageKey(float(data["t"]), str(data["id"]))
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise _bad_request(
+            "invalid request", [Violation("page_token", "not a token this server gave")]
+        ) from exc
+    return key
+
+
+class JobServiceServicer(pb_grpc.JobServiceServicer):
+    """``brainsim.v1.JobService`` (register with ``add_JobServiceServicer_to_server``)."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        authenticator: Authenticator,
+        data_root: DataRoot,
+        limits: Limits,
+        validation_pool: Executor,
+    ) -> None:
+        self._manager = manager
+        self._auth = authenticator
+        self._data_root = data_root
+        self._limits = limits
+        self._validation_pool = validation_pool
+
+    # --- shared steps ----------------------------------------------------------------------
+
+    async def _guard(self, context: Context, work: Awaitable[_T]) -> _T:
+        """Await ``work``; turn failures into status codes (the server never crashes on a call)."""
+        try:
+            return await work
+        except RequestError as failure:
+            status = failure.to_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:
+            log.exception("unexpected error in a request")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
+        raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+    def _user(self, context: Context) -> str:
+        user = self._auth.authenticate(context.invocation_metadata())
+        if user is None:
+            raise RequestError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or unknown bearer token (metadata 'authorization: Bearer <token>')",
+            )
+        return user
+
+    async def _owned_job(self, job_id: str, user: str) -> Job:
+        job = await self._manager.get(job_id) if JOB_ID_PATTERN.fullmatch(job_id) else None
+        if job is None or job.owner != user:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"job {job_id!r} not found")
+        return job
+
+    def _check_size(self, text: str) -> None:
+        size = len(text.encode("utf-8"))
+        if size > self._limits.max_circuit_bytes:
+            breach = f"{size} bytes, this server allows at most {self._limits.max_circuit_bytes}"
+            raise _quota_failure("the circuit document is too large", [("circuit_bytes", breach)])
+
+    async def _check_circuit(self, text: str) -> CircuitCheck:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._validation_pool, check_circuit, text)
+
+    # --- SubmitJob ---------------------------------------------------------------------------
+
+    def _request_violations(self, request: pb.SubmitJobRequest) -> list[Violation]:
+        found = []
+        if not request.circuit.strip():
+            found.append(Violation("circuit", "is empty"))
+        if request.n_ranks < 0:
+            found.append(Violation("n_ranks", f"must be >= 1 (0 means 1), found {request.n_ranks}"))
+        known_targets = (*TARGET_FROM_PROTO, *_NOT_SERVED)
+        if request.target not in known_targets:
+            found.append(Violation("target", f"unknown target {request.target}"))
+        if request.HasField("duration_ms") and not (
+            math.isfinite(request.duration_ms) and request.duration_ms > 0
+        ):
+            found.append(Violation("duration_ms", f"must be > 0, found {request.duration_ms}"))
+        if request.HasField("seed") and request.seed > _MAX_SEED:
+            found.append(Violation("seed", f"must be < 2**63, found {request.seed}"))
+        if request.HasField("time_limit") and _seconds(request.time_limit) <= 0:
+            found.append(Violation("time_limit", "must be positive"))
+        for name in ("partition", "account"):
+            value = getattr(request.slurm, name)
+            if value and not _SLURM_NAME.fullmatch(value):
+                found.append(
+                    Violation(f"slurm.{name}", "letters, digits and _ . - only (at most 64)")
+                )
+        return found
+
+    def _check_target(self, request: pb.SubmitJobRequest) -> Target:
+        if request.target in _NOT_SERVED:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"target {_NOT_SERVED[request.target]} is not available on this server yet",
+            )
+        target = TARGET_FROM_PROTO[request.target]
+        launcher = self._manager.launchers.get(target)
+        reason = (
+            f"this server has no {target.value} target configured"
+            if launcher is None
+            else launcher.unavailable_reason()
+        )
+        if reason is not None:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"target {target.value} cannot run jobs: {reason}",
+            )
+        return target
+
+    async def _submit(self, request: pb.SubmitJobRequest, context: Context) -> pb.SubmitJobResponse:
+        user = self._user(context)
+        self._check_size(request.circuit)
+        violations = self._request_violations(request)
+        if violations:
+            raise _bad_request("invalid request", violations)
+        target = self._check_target(request)
+        check = await self._check_circuit(request.circuit)
+        if not check.valid:
+            raise _bad_request(
+                f"invalid circuit ({len(check.violations)} problem(s))",
+                [Violation(f"circuit.{v.path}".rstrip("."), v.message) for v in check.violations],
+            )
+        n_ranks = request.n_ranks or 1
+        duration_ms = request.duration_ms if request.HasField("duration_ms") else check.duration_ms
+        time_limit_s = _seconds(request.time_limit) if request.HasField("time_limit") else None
+        breaches = check_limits(
+            self._limits,
+            n_ranks=n_ranks,
+            duration_ms=duration_ms,
+            time_limit_s=time_limit_s,
+            circuit=check,
+        )
+        if breaches:
+            raise _quota_failure(
+                "the job exceeds this server's limits",
+                [(b.subject, b.description) for b in breaches],
+            )
+        limit = self._limits.max_active_jobs_per_user
+        has_room = (
+            self._manager.active_count(user) < limit
+            if request.validate_only
+            else self._manager.reserve(user, limit)
+        )
+        if not has_room:
+            raise _quota_failure(
+                "too many active jobs",
+                [("active_jobs", f"{user} has {limit} queued or running jobs, the most allowed")],
+            )
+        job = Job(
+            job_id="" if request.validate_only else self._manager.new_job_id(),
+            owner=user,
+            target=target,
+            n_ranks=n_ranks,
+            circuit_name=check.circuit_name,
+            duration_ms=duration_ms,
+            seed=request.seed if request.HasField("seed") else check.seed,
+            submit_time=self._manager.now(),
+            time_limit_s=time_limit_s,
+            slurm_partition=request.slurm.partition,
+            slurm_account=request.slurm.account,
+        )
+        if not request.validate_only:
+            job = await self._manager.submit(job, request.circuit)
+            log.info(
+                "job %s submitted by %s (%s, %d ranks)", job.job_id, user, target.value, n_ranks
+            )
+        return pb.SubmitJobResponse(job=job_to_proto(job, self._data_root))
+
+    async def SubmitJob(
+        self, request: pb.SubmitJobRequest, context: Context
+    ) -> pb.SubmitJobResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._submit(request, context))
+
+    # --- GetJob, ListJobs, CancelJob -------------------------------------------------------
+
+    async def _get(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        job = await self._owned_job(request.job_id, self._user(context))
+        return pb.GetJobResponse(job=job_to_proto(job, self._data_root))
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._get(request, context))
+
+    async def _list(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        user = self._user(context)
+        if request.page_size < 0:
+            raise _bad_request("invalid request", [Violation("page_size", "must be >= 0")])
+        unknown = [s for s in request.states if s not in STATE_FROM_PROTO]
+        if unknown:
+            raise _bad_request(
+                "invalid request", [Violation("states", f"unknown states {unknown}")]
+            )
+        limit = min(request.page_size or _DEFAULT_PAGE, _MAX_PAGE)
+        states = frozenset(STATE_FROM_PROTO[s] for s in request.states)
+        jobs = await self._manager.list_jobs(
+            user, states, limit + 1, _decode_page(request.page_token)
+        )
+        next_token = ""
+        if len(jobs) > limit:
+            jobs = jobs[:limit]
+            next_token = _encode_page(PageKey(jobs[-1].submit_time, jobs[-1].job_id))
+        return pb.ListJobsResponse(
+            jobs=[job_to_proto(job, self._data_root) for job in jobs], next_page_token=next_token
+        )
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._list(request, context))
+
+    async def _cancel(self, request: pb.CancelJobRequest, context: Context) -> pb.CancelJobResponse:
+        user = self._user(context)
+        job = await self._owned_job(request.job_id, user)
+        if not job.state.terminal:
+            await self._manager.cancel(job.job_id, user)
+            job = await self._owned_job(request.job_id, user)
+            log.info("job %s: cancel requested by %s", job.job_id, user)
+        return pb.CancelJobResponse(job=job_to_proto(job, self._data_root))
+
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: Context
+    ) -> pb.CancelJobResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._cancel(request, context))
+
+    # --- ValidateCircuit -----------------------------------------------------------------------
+
+    async def _validate(
+        self, request: pb.ValidateCircuitRequest, context: Context
+    ) -> pb.ValidateCircuitResponse:
+        self._user(context)
+        self._check_size(request.circuit)
+        check = await self._check_circuit(request.circuit)
+        response = pb.ValidateCircuitResponse(
+            valid=check.valid,
+            violations=[pb.Violation(path=v.path, message=v.message) for v in check.violations],
+        )
+        if check.valid:
+            response.estimate.CopyFrom(
+                pb.ResourceEstimate(
+                    n_neurons=check.n_neurons,
+                    n_synapses=check.n_synapses,
+                    bytes_total=check.bytes_total,
+                )
+            )
+            response.circuit_name = check.circuit_name
+            response.duration_ms = check.duration_ms
+        return response
+
+    async def ValidateCircuit(
+        self, request: pb.ValidateCircuitRequest, context: Context
+    ) -> pb.ValidateCircuitResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._validate(request, context))
+
+    # --- WatchJob --------------------------------------------------------------------------
+
+    async def _watched_job(self, request: pb.WatchJobRequest, context: Context) -> Job:
+        return await self._owned_job(request.job_id, self._user(context))
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        job = await self._guard(context, self._watched_job(request, context))
+        subscription = self._manager.subscribe(job.job_id)
+        try:
+            # Subscribed before the snapshot: a change in between arrives twice, never not at all.
+            current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
+            job = current if current is not None else job
+            yield pb.WatchJobResponse(job=job_to_proto(job, self._data_root))
+            while not job.state.terminal:
+                update = await subscription.get()
+                yield update_to_proto(update, self._data_root)
+                if isinstance(update, Job):
+                    job = update
+        finally:
+            self._manager.unsubscribe(job.job_id, subscription)
