@@ -37,7 +37,6 @@ from brainsim.kernels.delivery import (
     PACK_MAX_DELAY,
     PACK_MAX_TARGET,
     PACK_SHIFT,
-    array_list,
     deliver_all,
 )
 from brainsim.kernels.synapses import by_source, pack_delays, row_keys
@@ -269,20 +268,52 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
     )
 
 
+def _end_to_end(arrays: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
+    """The arrays concatenated, as ``dtype``."""
+    out = np.empty(sum(a.shape[0] for a in arrays), dtype=dtype)
+    pos = 0
+    for a in arrays:
+        out[pos : pos + a.shape[0]] = a
+        pos += a.shape[0]
+    return out
+
+
+def _offsets(sizes: list[int], stored: list[bool]) -> Int64Array:
+    """Start of each stored part when the stored parts are laid end to end (-1: not stored)."""
+    starts = np.cumsum([0, *[n if keep else 0 for n, keep in zip(sizes, stored, strict=True)]])
+    return np.where(stored, starts[:-1], -1).astype(np.int64)
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPlan:
-    """Every local projection, arranged for one :func:`~brainsim.kernels.delivery.deliver_all`
-    call per interval (see that function for the fields)."""
+    """Every local projection end to end, for one
+    :func:`~brainsim.kernels.delivery.deliver_all` call per interval (see it for the fields).
+
+    Flat arrays rather than a list of arrays: numba compiles typed lists anew in every process,
+    which cost seconds of start-up per rank.
+    """
 
     pop_gid_bounds: Int64Array
     by_source_ptr: Int64Array
     by_source: Int64Array
     meta: Int64Array
     const_weight: npt.NDArray[np.float64]
-    indptrs: Any
-    targets: Any
-    weights: Any
-    delays: Any
+    indptrs: Int64Array
+    targets: npt.NDArray[np.uint32]
+    weights: npt.NDArray[np.float32]
+    delays: npt.NDArray[np.uint16]
+
+    @property
+    def n_synapses(self) -> int:
+        """Synapses stored on this rank."""
+        return int(self.targets.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of synapse storage on this rank (per-source offsets included)."""
+        return int(
+            self.indptrs.nbytes + self.targets.nbytes + self.weights.nbytes + self.delays.nbytes
+        )
 
     @classmethod
     def build(
@@ -294,18 +325,25 @@ class DeliveryPlan:
     ) -> DeliveryPlan:
         """Plan for ``projections`` (document order); ``populations`` are ``(name, gid_offset,
         size)`` in gid order, ``columns[target]`` its first ring-buffer column, ``split[target]``
-        whether it separates inhibitory input."""
+        whether it separates inhibitory input. The projections' arrays are copied end to end,
+        so their memory can be released once this returns."""
         names = [name for name, _, _ in populations]
         bounds = np.array([off for _, off, _ in populations] + [sum(n for *_, n in populations)])
         source_index = np.array([names.index(p.source) for p in projections], dtype=np.int64)
         by_source = np.argsort(source_index, kind="stable").astype(np.int64)
         by_source_ptr = np.zeros(len(names) + 1, dtype=np.int64)
         np.cumsum(np.bincount(source_index, minlength=len(names)), out=by_source_ptr[1:])
+        n_syn = [p.n_synapses for p in projections]
+        indptr_offsets = _offsets([p.indptr.shape[0] for p in projections], [True] * len(n_syn))
+        synapse_offsets = _offsets(n_syn, [True] * len(n_syn))
+        weight_offsets = _offsets(n_syn, [p.weights.shape[0] > 0 for p in projections])
+        delay_offsets = _offsets(n_syn, [p.delays.shape[0] > 0 for p in projections])
         meta = np.array(
             [
                 [p.source_gid_offset, p.n_sources, p.delay_mode, p.delay_steps,
-                 columns[p.target], int(split[p.target])]
-                for p in projections
+                 columns[p.target], int(split[p.target]), indptr_offsets[q], synapse_offsets[q],
+                 weight_offsets[q], delay_offsets[q]]
+                for q, p in enumerate(projections)
             ],
             dtype=np.int64,
         ).reshape(len(projections), len(META_COLUMNS))  # fmt: skip
@@ -315,10 +353,10 @@ class DeliveryPlan:
             by_source=by_source,
             meta=meta,
             const_weight=np.array([p.const_weight for p in projections], dtype=np.float64),
-            indptrs=array_list([p.indptr for p in projections], np.int64),
-            targets=array_list([p.targets for p in projections], np.uint32),
-            weights=array_list([p.weights for p in projections], np.float32),
-            delays=array_list([p.delays for p in projections], np.uint16),
+            indptrs=_end_to_end([p.indptr for p in projections], np.int64),
+            targets=_end_to_end([p.targets for p in projections], np.uint32),
+            weights=_end_to_end([p.weights for p in projections], np.float32),
+            delays=_end_to_end([p.delays for p in projections], np.uint16),
         )
 
     def deliver(

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.connectivity import DeliveryPlan, LocalProjection, build_projection
+from brainsim.engine.connectivity import DeliveryPlan, build_projection
 from brainsim.engine.populations import (
     STATE_UNITS,
     LocalPopulation,
@@ -80,7 +80,6 @@ class LocalNetwork:
     rank: int
     populations: dict[str, LocalPopulation]
     stimuli: dict[str, LocalStimuli]
-    projections: list[LocalProjection]
     plan: DeliveryPlan
     buf_exc: npt.NDArray[np.float64]
     buf_inh: npt.NDArray[np.float64]
@@ -91,12 +90,12 @@ class LocalNetwork:
     @property
     def n_synapses(self) -> int:
         """Synapses stored on this rank."""
-        return sum(p.n_synapses for p in self.projections)
+        return self.plan.n_synapses
 
     @property
     def synapse_bytes(self) -> int:
         """Bytes of synapse storage on this rank."""
-        return sum(p.nbytes for p in self.projections)
+        return self.plan.nbytes
 
 
 def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
@@ -169,12 +168,12 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         columns,
         split,
     )
+    del projections  # the plan holds the synapses now
     network = LocalNetwork(
         decomposition=dec,
         rank=rank,
         populations=populations,
         stimuli=build_stimuli(circuit, populations),
-        projections=projections,
         plan=plan,
         buf_exc=buf_exc,
         buf_inh=buf_inh,

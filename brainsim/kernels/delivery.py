@@ -24,7 +24,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 import numpy.typing as npt
-from numba.typed import List
 
 __all__ = [
     "DELAY_CONSTANT",
@@ -33,7 +32,6 @@ __all__ = [
     "META_COLUMNS",
     "PACK_MAX_DELAY",
     "PACK_MAX_TARGET",
-    "array_list",
     "deliver_all",
     "deliver_all_ref",
     "encode_spikes",
@@ -46,11 +44,24 @@ PACK_SHIFT = 24
 PACK_MAX_TARGET = (1 << PACK_SHIFT) - 1
 PACK_MAX_DELAY = 255
 
-META_COLUMNS = ("source_gid_offset", "n_sources", "delay_mode", "delay_steps", "column_offset",
-                "split")  # fmt: skip
-"""Columns of the per-projection ``meta`` table (int64)."""
+META_COLUMNS = (
+    "source_gid_offset",
+    "n_sources",
+    "delay_mode",
+    "delay_steps",
+    "column_offset",
+    "split",
+    "indptr_offset",
+    "synapse_offset",
+    "weight_offset",
+    "delay_offset",
+)
+"""Columns of the per-projection ``meta`` table (int64). The projections' arrays are stored
+end to end: projection ``q``'s ``indptr`` starts at ``indptr_offset``, its synapses at
+``synapse_offset``; ``weight_offset`` / ``delay_offset`` are -1 when its weights are all
+``const_weight[q]`` / its delays are not stored per synapse."""
 
-_SRC, _NSRC, _MODE, _DELAY, _COL, _SPLIT = range(6)
+_SRC, _NSRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(10)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,10 +74,10 @@ def deliver_all(
     by_source: npt.NDArray[np.int64],
     meta: npt.NDArray[np.int64],
     const_weight: npt.NDArray[np.float64],
-    indptrs: List[npt.NDArray[np.int64]],
-    targets: List[npt.NDArray[np.uint32]],
-    weights: List[npt.NDArray[np.float32]],
-    delays: List[npt.NDArray[np.uint16]],
+    indptrs: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.uint32],
+    weights: npt.NDArray[np.float32],
+    delays: npt.NDArray[np.uint16],
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
@@ -74,8 +85,9 @@ def deliver_all(
 
     ``pop_gid_bounds`` are the populations' first gids plus the total; the projections whose
     source is population ``p`` are ``by_source[by_source_ptr[p]:by_source_ptr[p + 1]]``
-    (ascending = document order). ``meta[q]`` holds projection ``q``'s :data:`META_COLUMNS`;
-    ``weights[q]`` is empty when its weight is ``const_weight[q]`` for every synapse.
+    (ascending = document order). ``meta[q]`` holds projection ``q``'s :data:`META_COLUMNS`,
+    which locate its part of ``indptrs``, ``targets``, ``weights`` and ``delays``. Synapse
+    indices in ``indptrs`` are relative to the projection's first synapse.
     """
     n_slots = buf_exc.shape[0]
     n_pops = pop_gid_bounds.shape[0] - 1
@@ -91,17 +103,18 @@ def deliver_all(
             pop += 1
         for qi in range(by_source_ptr[pop], by_source_ptr[pop + 1]):
             q = by_source[qi]
-            src = gid - meta[q, _SRC]
-            indptr = indptrs[q]
-            lo, hi = indptr[src], indptr[src + 1]
+            src = meta[q, _IPTR] + gid - meta[q, _SRC]
+            syn = meta[q, _SYN]
+            lo, hi = syn + indptrs[src], syn + indptrs[src + 1]
             if lo == hi:
                 continue
-            tgt = targets[q]
-            wts = weights[q]
+            tgt = targets
             col = meta[q, _COL]
             split = meta[q, _SPLIT] != 0
             mode = meta[q, _MODE]
-            const_w = wts.shape[0] == 0
+            const_w = meta[q, _WOFF] < 0
+            w_base = meta[q, _WOFF] - syn  # weight of synapse j: weights[w_base + j]
+            d_base = meta[q, _DOFF] - syn
             w0 = const_weight[q]
             if mode == DELAY_CONSTANT:
                 row = (step + meta[q, _DELAY]) % n_slots
@@ -112,7 +125,7 @@ def deliver_all(
                 elif split:
                     exc, inh = buf_exc[row], buf_inh[row]
                     for j in range(lo, hi):
-                        w = np.float64(wts[j])
+                        w = np.float64(weights[w_base + j])
                         if w >= 0.0:
                             exc[col + tgt[j]] += w
                         else:
@@ -120,18 +133,17 @@ def deliver_all(
                 else:
                     exc = buf_exc[row]
                     for j in range(lo, hi):
-                        exc[col + tgt[j]] += np.float64(wts[j])
+                        exc[col + tgt[j]] += np.float64(weights[w_base + j])
             else:
-                dly = delays[q]
                 for j in range(lo, hi):
                     packed = tgt[j]
                     if mode == DELAY_PACKED:
                         row = (step + np.int64(packed >> shift)) % n_slots
                         t = col + np.int64(packed & mask)
                     else:
-                        row = (step + np.int64(dly[j])) % n_slots
+                        row = (step + np.int64(delays[d_base + j])) % n_slots
                         t = col + np.int64(packed)
-                    w = w0 if const_w else np.float64(wts[j])
+                    w = w0 if const_w else np.float64(weights[w_base + j])
                     if split and w < 0.0:
                         buf_inh[row, t] += w
                     else:
@@ -147,10 +159,10 @@ def deliver_all_ref(
     by_source: npt.NDArray[np.int64],
     meta: npt.NDArray[np.int64],
     const_weight: npt.NDArray[np.float64],
-    indptrs: list[npt.NDArray[np.int64]],
-    targets: list[npt.NDArray[np.uint32]],
-    weights: list[npt.NDArray[np.float32]],
-    delays: list[npt.NDArray[np.uint16]],
+    indptrs: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.uint32],
+    weights: npt.NDArray[np.float32],
+    delays: npt.NDArray[np.uint16],
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
@@ -161,17 +173,17 @@ def deliver_all_ref(
         pop = int(np.searchsorted(pop_gid_bounds, gid, side="right")) - 1
         for qi in range(int(by_source_ptr[pop]), int(by_source_ptr[pop + 1])):
             q = int(by_source[qi])
-            src_off, _, mode, delay, col, split = (int(x) for x in meta[q])
-            src = gid - src_off
-            for j in range(int(indptrs[q][src]), int(indptrs[q][src + 1])):
-                packed = int(targets[q][j])
+            src_off, _, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
+            src = iptr + gid - src_off
+            for j in range(int(indptrs[src]), int(indptrs[src + 1])):
+                packed = int(targets[syn + j])
                 if mode == DELAY_PACKED:
                     t, d = packed & PACK_MAX_TARGET, packed >> PACK_SHIFT
                 elif mode == DELAY_SEPARATE:
-                    t, d = packed, int(delays[q][j])
+                    t, d = packed, int(delays[doff + j])
                 else:
                     t, d = packed, delay
-                w = float(const_weight[q]) if weights[q].shape[0] == 0 else float(weights[q][j])
+                w = float(const_weight[q]) if woff < 0 else float(weights[woff + j])
                 row = (first_step + step_in + d) % n_slots
                 if split and w < 0.0:
                     buf_inh[row, col + t] += w
@@ -195,11 +207,3 @@ def encode_spikes(
     for i in range(n_spikes):
         keys[n_keys + i] = base + spikes[i]
     return n_keys + n_spikes
-
-
-def array_list(arrays: list[npt.NDArray[np.generic]], dtype: type) -> List[npt.NDArray[np.generic]]:
-    """A numba typed list of 1-D contiguous arrays of ``dtype`` (for :func:`deliver_all`)."""
-    out: List[npt.NDArray[np.generic]] = List.empty_list(numba.from_dtype(np.dtype(dtype))[::1])
-    for a in arrays:
-        out.append(np.ascontiguousarray(a, dtype=dtype))
-    return out

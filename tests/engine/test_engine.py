@@ -108,13 +108,16 @@ def _two_pop_doc(weight: Any, delay: Any) -> dict[str, Any]:
 )
 def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse: int) -> None:
     network = build_network(parse_circuit(_two_pop_doc(weight, delay)), LocalCommunicator())
-    (proj,) = network.projections
-    assert proj.n_synapses == 100 * 50
-    per_synapse = (proj.targets.nbytes + proj.weights.nbytes + proj.delays.nbytes) // 5000
+    plan = network.plan
+    assert plan.n_synapses == 100 * 50
+    per_synapse = (plan.targets.nbytes + plan.weights.nbytes + plan.delays.nbytes) // 5000
     assert per_synapse == bytes_per_synapse
-    # Every synapse's target is a valid local index, with each target receiving its in-degree.
-    targets = proj.targets & 0xFFFFFF if proj.delay_mode == 1 else proj.targets
-    assert np.array_equal(np.bincount(targets, minlength=100), np.full(100, 50))
+    # Targets are indices within I, whose columns start after E's 300; each target receives
+    # exactly its in-degree.
+    assert plan.meta[0, 4] == 300
+    packed = plan.meta[0, 2] == 1
+    targets = plan.targets & 0xFFFFFF if packed else plan.targets
+    assert np.array_equal(np.bincount(targets), np.full(100, 50))
 
 
 @pytest.mark.mpi

@@ -9,7 +9,6 @@ from brainsim.kernels.delivery import (
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_SHIFT,
-    array_list,
     deliver_all,
     deliver_all_ref,
     encode_spikes,
@@ -50,27 +49,32 @@ def _plan(rng: np.random.Generator):
     source_index = np.array([s[0] for s in specs])
     by_source = np.argsort(source_index, kind="stable").astype(np.int64)
     by_source_ptr = np.array([0, 3, 6], dtype=np.int64)
-    meta = np.array([[off, n, mode, d, col, split] for _, off, n, mode, _, d, col, split in specs])
+    rows, pos = [], [0, 0, 0, 0]  # running offsets: indptr, synapses, weights, delays
+    for (_, off, n, mode, _, d, col, split), (indptr, _, weights, delays) in zip(
+        specs, parts, strict=True
+    ):
+        n_syn = int(indptr[-1])
+        w_off = pos[2] if weights.shape[0] else -1
+        d_off = pos[3] if delays.shape[0] else -1
+        rows.append([off, n, mode, d, col, split, pos[0], pos[1], w_off, d_off])
+        pos = [pos[0] + n + 1, pos[1] + n_syn, pos[2] + weights.shape[0],
+               pos[3] + delays.shape[0]]  # fmt: skip
     const_w = np.array([0.0 if s[4] is None else s[4] for s in specs])
-    lists = [[p[i] for p in parts] for i in range(4)]
-    return (bounds, by_source_ptr, by_source, meta.astype(np.int64), const_w, *lists)
+    flat = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+    return (bounds, by_source_ptr, by_source, np.array(rows, dtype=np.int64), const_w,
+            flat[0].astype(np.int64), flat[1].astype(np.uint32), flat[2].astype(np.float32),
+            flat[3].astype(np.uint16))  # fmt: skip
 
 
 def test_kernel_equals_reference_for_every_storage_mode() -> None:
     rng = np.random.default_rng(7)
     plan = _plan(rng)
-    bounds, ptr, order, meta, const_w, indptrs, targets, weights, delays = plan
     n_gids = 50
     keys = np.sort(rng.integers(0, 3 * n_gids, 80)).astype(np.int64)
     a_exc, a_inh = np.zeros((N_SLOTS, 24)), np.zeros((N_SLOTS, 24))
     b_exc, b_inh = a_exc.copy(), a_inh.copy()
-    deliver_all(
-        keys, 5, n_gids, bounds, ptr, order, meta, const_w, array_list(indptrs, np.int64),
-        array_list(targets, np.uint32), array_list(weights, np.float32),
-        array_list(delays, np.uint16), a_exc, a_inh,
-    )  # fmt: skip
-    deliver_all_ref(keys, 5, n_gids, bounds, ptr, order, meta, const_w, indptrs, targets,
-                    weights, delays, b_exc, b_inh)  # fmt: skip
+    deliver_all(keys, 5, n_gids, *plan, a_exc, a_inh)
+    deliver_all_ref(keys, 5, n_gids, *plan, b_exc, b_inh)
     assert np.array_equal(a_exc, b_exc)
     assert np.array_equal(a_inh, b_inh)
     assert a_inh.sum() < 0
@@ -82,15 +86,14 @@ def test_kernel_equals_reference_for_every_storage_mode() -> None:
 def _single(split: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
     # Source 2 of a population at gid 10 has synapses to targets 0 and 3 with delays 4 and 9.
     indptr = np.array([0, 0, 0, 2, 2], dtype=np.int64)
-    meta = np.array([[10, 4, DELAY_SEPARATE, 0, 5, split]], dtype=np.int64)
+    meta = np.array([[10, 4, DELAY_SEPARATE, 0, 5, split, 0, 0, -1, 0]], dtype=np.int64)
     exc, inh = np.zeros((12, 10)), np.zeros((12, 10))
     n_gids = 50
     key = np.array([2 * n_gids + 12], dtype=np.int64)  # step 2 of the interval starting at 6
     deliver_all(
         key, 6, n_gids, np.array([0, 10, 14, 50]), np.array([0, 0, 1, 1]), np.array([0]),
-        meta, np.array([weight]), array_list([indptr], np.int64),
-        array_list([np.array([0, 3])], np.uint32), array_list([np.zeros(0)], np.float32),
-        array_list([np.array([4, 9])], np.uint16), exc, inh,
+        meta, np.array([weight]), indptr, np.array([0, 3], np.uint32), np.zeros(0, np.float32),
+        np.array([4, 9], np.uint16), exc, inh,
     )  # fmt: skip
     return exc, inh
 
