@@ -1,9 +1,10 @@
 """One population's neurons on one rank: parameters, state, ring buffers, and its update kernel.
 
-A :class:`LocalPopulation` holds struct-of-arrays state for the rank's block of the population
-and views of its columns of the rank's ring buffers, into which its incoming spikes are
-delivered (``n_slots`` rows, enough for the maximum delay). ``update(step)`` runs the model's
-numba kernel for one step on the row ``step % n_slots``, then clears that row for reuse.
+A :class:`LocalPopulation` holds struct-of-arrays state for the rank's block of the population;
+its neurons own a block of columns of the rank's ring buffers, into which their incoming spikes
+are delivered (``n_slots`` rows, enough for the maximum delay). ``advance(first, last, ...)``
+runs the model for a run of steps in one numba call (:mod:`brainsim.kernels.advance`), each
+step reading and then clearing the row ``step % n_slots``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from brainsim.circuit.spec import IzhikevichParams, LifParams, Population
 from brainsim.engine.values import draw_distribution, per_neuron
 from brainsim.errors import EngineError
 from brainsim.kernels import izhikevich, lif
+from brainsim.kernels.advance import advance_izhikevich, advance_lif_delta, advance_lif_exp
 
-__all__ = ["STATE_UNITS", "LocalPopulation", "build_population", "separates_inhibition"]
+__all__ = [
+    "STATE_UNITS",
+    "CurrentTable",
+    "LocalPopulation",
+    "build_population",
+    "separates_inhibition",
+]
 
 Float64Array = npt.NDArray[np.float64]
 
@@ -28,20 +36,36 @@ STATE_UNITS: dict[str, dict[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentTable:
+    """The DC and noise stimuli of one population as flat tables (see
+    :mod:`brainsim.kernels.advance`)."""
+
+    dc_meta: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    dc_idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    dc_amp: Float64Array = field(default_factory=lambda: np.zeros(0))
+    noise_meta: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 5), np.int64))
+    noise_idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    noise_gid: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    noise_val: Float64Array = field(default_factory=lambda: np.zeros((0, 3)))
+
+
 @dataclass(slots=True, eq=False)
 class LocalPopulation:
-    """The rank's neurons ``[lo, hi)`` of one population (see the module docstring)."""
+    """The rank's neurons ``[lo, hi)`` of one population (see the module docstring).
+
+    Its neurons are columns ``col .. col + n`` of the rank's ring buffers.
+    """
 
     name: str
     model: str
     gid_offset: int
     lo: int
     hi: int
+    col: int
     dt_ms: float
     params: dict[str, Float64Array]
     state: dict[str, Float64Array]
-    buf_exc: Float64Array
-    buf_inh: Float64Array
     i_base_pA: Float64Array
     i_ext_pA: Float64Array
     spikes_out: npt.NDArray[np.int64]
@@ -49,6 +73,7 @@ class LocalPopulation:
     t_ref_steps: npt.NDArray[np.int64]
     synapse: str
     integration: str = ""
+    currents: CurrentTable = field(default_factory=CurrentTable)
     zeros: Float64Array = field(default_factory=lambda: np.zeros(0))
 
     @property
@@ -57,42 +82,48 @@ class LocalPopulation:
         return self.hi - self.lo
 
     @property
-    def n_slots(self) -> int:
-        """Ring-buffer length in steps."""
-        return int(self.buf_exc.shape[0])
+    def first_gid(self) -> int:
+        """Gid of the first local neuron."""
+        return self.gid_offset + self.lo
 
-    def update(self, step: int) -> int:
-        """Advance every local neuron by one step; spiking local indices go to ``spikes_out``."""
-        row = step % self.n_slots
-        p, s = self.params, self.state
-        exc, inh = self.buf_exc[row], self.buf_inh[row]
+    def advance(
+        self,
+        first: int,
+        last: int,
+        interval_start: int,
+        n_gids: int,
+        seed: int,
+        buf_exc: Float64Array,
+        buf_inh: Float64Array,
+        keys: npt.NDArray[np.int64],
+        n_keys: int,
+    ) -> int:
+        """Advance steps ``first .. last - 1``; append spike keys; return the key count."""
+        p, s, c = self.params, self.state, self.currents
+        i_base, i_ext, sp = self.i_base_pA, self.i_ext_pA, self.spikes_out
+        g0 = self.first_gid
+        if self.model == "lif" and self.synapse == "delta":
+            return int(advance_lif_delta(
+                first, last, interval_start, g0, n_gids, seed, buf_exc, self.col, s["v"],
+                self.refr, p["p_mm"], p["p_me"], p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"],
+                self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp,
+                c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, keys, n_keys,
+            ))  # fmt: skip
         if self.model == "lif":
-            if self.synapse == "delta":
-                n = lif.lif_delta_step(
-                    s["v"], self.refr, exc, self.i_ext_pA, p["p_mm"], p["p_me"],
-                    p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"], self.t_ref_steps,
-                    self.spikes_out,
-                )  # fmt: skip
-            else:
-                n = lif.lif_exp_step(
-                    s["v"], s["i_syn_ex"], s["i_syn_in"], self.refr, exc, inh,
-                    self.i_ext_pA, p["p_mm"], p["p_me"], p["p_ex"], p["p_in"], p["p_mex"],
-                    p["p_min"], p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"], self.t_ref_steps,
-                    self.spikes_out,
-                )  # fmt: skip
-        else:
-            in_pa, in_mv = (
-                (exc, self.zeros) if self.synapse == "current_pulse" else (self.zeros, exc)
-            )
-            n = izhikevich.izhikevich_step(
-                s["v"], s["u"], in_pa, in_mv, self.i_ext_pA, p["a"], p["b"], p["c_mV"],
-                p["d"], p["v_peak_mV"], self.dt_ms, self.integration == "published_2003",
-                self.spikes_out,
-            )  # fmt: skip
-        exc[:] = 0.0
-        if self.buf_inh is not self.buf_exc:
-            inh[:] = 0.0
-        return int(n)
+            return int(advance_lif_exp(
+                first, last, interval_start, g0, n_gids, seed, buf_exc, buf_inh, self.col,
+                s["v"], s["i_syn_ex"], s["i_syn_in"], self.refr, p["p_mm"], p["p_me"],
+                p["p_ex"], p["p_in"], p["p_mex"], p["p_min"], p["e_l_mV"], p["v_th_mV"],
+                p["v_reset_mV"], self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx,
+                c.dc_amp, c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, keys, n_keys,
+            ))  # fmt: skip
+        return int(advance_izhikevich(
+            first, last, interval_start, g0, n_gids, seed, buf_exc, self.col,
+            self.synapse == "current_pulse", s["v"], s["u"], p["a"], p["b"], p["c_mV"], p["d"],
+            p["v_peak_mV"], self.dt_ms, self.integration == "published_2003", self.zeros, sp,
+            i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp, c.noise_meta, c.noise_idx,
+            c.noise_gid, c.noise_val, keys, n_keys,
+        ))  # fmt: skip
 
 
 def separates_inhibition(pop: Population) -> bool:
@@ -107,14 +138,10 @@ def build_population(
     *,
     seed: int,
     dt_ms: float,
-    buf_exc: Float64Array,
-    buf_inh: Float64Array,
+    col: int,
 ) -> LocalPopulation:
-    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``.
-
-    ``buf_exc`` / ``buf_inh`` are the population's columns of the rank's ring buffers (the same
-    array twice when the model does not separate inhibitory input).
-    """
+    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``, whose ring
+    buffer columns start at ``col``."""
     gids = np.arange(pop.gid_offset + lo, pop.gid_offset + hi, dtype=np.int64)
     base = f"populations.{pop.name}"
     variables = {
@@ -185,8 +212,7 @@ def build_population(
         dt_ms=dt_ms,
         params=params,
         state=state,
-        buf_exc=buf_exc,
-        buf_inh=buf_inh,
+        col=col,
         i_base_pA=numeric["i_e_pA"],
         i_ext_pA=numeric["i_e_pA"].copy(),
         spikes_out=np.zeros(n, dtype=np.int64),

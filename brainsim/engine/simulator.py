@@ -7,7 +7,8 @@ can reach any neuron before the interval ends, so every rank can update its neur
 
     for each interval [t0, t0 + k):
         add the interval's Poisson and spike-train input to the ring buffers
-        for each step s:   currents(s) -> update neurons(s) -> spike keys of s; sample state
+        for each population, one numba call for the interval's steps (split where state is
+        sampled): currents(s) -> update(s) -> spike keys of s
         exchange the interval's keys (Allgatherv; sorted by step, then source gid)
         deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
         record spikes; flush and check for cancellation at the flush interval
@@ -38,7 +39,6 @@ from brainsim.engine.populations import (
 )
 from brainsim.engine.stimuli import LocalStimuli, build_stimuli, selection_indices
 from brainsim.exchange import Communicator, SpikeExchanger
-from brainsim.kernels.delivery import encode_spikes
 from brainsim.partition import Decomposition, block_decomposition
 from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
 
@@ -79,13 +79,21 @@ class LocalNetwork:
     decomposition: Decomposition
     rank: int
     populations: dict[str, LocalPopulation]
-    stimuli: dict[str, LocalStimuli]
+    stimuli: LocalStimuli
     plan: DeliveryPlan
     buf_exc: npt.NDArray[np.float64]
     buf_inh: npt.NDArray[np.float64]
     min_delay_steps: int
     build_s: float
     reports: list[_Report] = field(default_factory=list)
+
+    @property
+    def reports_of(self) -> dict[str, list[tuple[int, _Report]]]:
+        """The state reports of each population, with their indices."""
+        out: dict[str, list[tuple[int, _Report]]] = {name: [] for name in self.populations}
+        for idx, rep in enumerate(self.reports):
+            out[rep.population].append((idx, rep))
+        return out
 
     @property
     def n_synapses(self) -> int:
@@ -148,20 +156,10 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     split = {name: separates_inhibition(pop) for name, pop in circuit.populations.items()}
     buf_exc = np.zeros((n_slots, n_local), dtype=np.float64)
     buf_inh = np.zeros_like(buf_exc) if any(split.values()) else buf_exc
-    populations: dict[str, LocalPopulation] = {}
-    for name, spec in circuit.populations.items():
-        lo, hi = ranges[name]
-        cols = slice(columns[name], columns[name] + hi - lo)
-        exc = buf_exc[:, cols]
-        populations[name] = build_population(
-            spec,
-            lo,
-            hi,
-            seed=seed,
-            dt_ms=dt,
-            buf_exc=exc,
-            buf_inh=buf_inh[:, cols] if split[name] else exc,
-        )
+    populations = {
+        name: build_population(spec, *ranges[name], seed=seed, dt_ms=dt, col=columns[name])
+        for name, spec in circuit.populations.items()
+    }
     plan = DeliveryPlan.build(
         projections,
         [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()],
@@ -196,6 +194,18 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     return network
 
 
+def _samples_within(
+    reports: list[tuple[int, _Report]], t0: int, t1: int
+) -> list[tuple[int, list[tuple[int, _Report]]]]:
+    """Steps in ``[t0, t1)`` after which some of ``reports`` take a sample, with those reports."""
+    due: dict[int, list[tuple[int, _Report]]] = {}
+    for idx, rep in reports:
+        first = -(-(t0 + 1) // rep.interval_steps) * rep.interval_steps - 1
+        for step in range(first, t1, rep.interval_steps):
+            due.setdefault(step, []).append((idx, rep))
+    return sorted(due.items(), key=lambda item: item[0])
+
+
 def simulate(
     circuit: Circuit,
     network: LocalNetwork,
@@ -214,6 +224,7 @@ def simulate(
     pops = list(network.populations.values())
     max_local = sum(p.n for p in pops) * k
     keys = np.empty(max(max_local, 1), dtype=np.int64)
+    reports_of = network.reports_of
     recorded = [
         (name, int(dec.gid_offsets[dec.index(name)]), int(dec.sizes[dec.index(name)]))
         for name in circuit.recordings.spikes
@@ -224,24 +235,22 @@ def simulate(
     while t0 < n_steps:
         t1 = min(t0 + k, n_steps)
         n_keys = 0
+        network.stimuli.apply_interval(t0, t1 - t0, seed, network.buf_exc, network.buf_inh)
         for pop in pops:
-            network.stimuli[pop.name].apply_interval(pop, t0, t1 - t0, seed)
-        for step in range(t0, t1):
-            for pop in pops:
-                network.stimuli[pop.name].apply_currents(pop, step, seed)
-                n = pop.update(step)
-                n_keys = encode_spikes(
-                    keys, n_keys, pop.spikes_out, n, (step - t0) * n_gids + pop.gid_offset + pop.lo
-                )
-            for idx, rep in enumerate(network.reports):
-                if (step + 1) % rep.interval_steps == 0:
-                    values = network.populations[rep.population].state[rep.variable]
+            first = t0
+            for step, reports in _samples_within(reports_of[pop.name], t0, t1):
+                n_keys = pop.advance(first, step + 1, t0, n_gids, seed, network.buf_exc,
+                                     network.buf_inh, keys, n_keys)  # fmt: skip
+                first = step + 1
+                for idx, rep in reports:
                     recorder.add_state(
                         idx,
                         (step + 1) // rep.interval_steps - 1,
                         rep.positions,
-                        values[rep.local_idx].astype(np.float32),
+                        pop.state[rep.variable][rep.local_idx].astype(np.float32),
                     )
+            n_keys = pop.advance(first, t1, t0, n_gids, seed, network.buf_exc, network.buf_inh,
+                                 keys, n_keys)  # fmt: skip
         spikes = exchanger.exchange(keys[:n_keys])
         network.plan.deliver(spikes, t0, n_gids, network.buf_exc, network.buf_inh)
         if recorded and spikes.shape[0]:

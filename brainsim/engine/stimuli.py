@@ -1,15 +1,18 @@
-"""Stimuli on one rank: which local neurons each stimulus drives, and its input for a step.
+"""Stimuli on one rank: which local neurons each stimulus drives, and with what.
 
 Poisson inputs generated in step ``g`` arrive after the stimulus delay of ``d`` steps, in step
-``g + d``, as a network spike emitted in step ``g`` would; their count is keyed by the generation
-step, so the input sequence is a property of the neuron, not of
-the rank. Spike-source arrays are expanded at build time into a per-population schedule sorted
-by arrival step. Current stimuli (DC, noise) are added to the step's external current.
+``g + d``, as a network spike emitted in step ``g`` would; their count is keyed by the
+generation step, so the input sequence is a property of the neuron, not of the rank.
+Spike-source arrays are expanded at build time into a schedule sorted by arrival step. Both go
+into the ring buffers an interval at a time. Current stimuli (DC, noise) become each
+population's :class:`~brainsim.engine.populations.CurrentTable`, applied step by step by the
+population's kernel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,14 +26,9 @@ from brainsim.circuit.spec import (
     SpikeSourceArray,
     Target,
 )
-from brainsim.engine.populations import LocalPopulation
+from brainsim.engine.populations import CurrentTable, LocalPopulation
 from brainsim.engine.values import per_neuron, stream_of
-from brainsim.kernels.stimuli import (
-    add_current,
-    noise_current,
-    poisson_cdf_tables,
-    poisson_drive,
-)
+from brainsim.kernels.stimuli import poisson_cdf_tables, poisson_drive
 
 __all__ = ["LocalStimuli", "build_stimuli", "selection_indices"]
 
@@ -47,43 +45,43 @@ def selection_indices(nodes: NodeSelection, size: int) -> Int64Array:
 
 
 @dataclass(frozen=True, slots=True)
-class _Drive:
-    """One stimulus's targets among one population's local neurons, with per-target values."""
+class _PoissonDrive:
+    """One Poisson stimulus onto one population's local neurons (ring-buffer columns)."""
 
     stream: int
     gids: Int64Array
-    local_idx: Int64Array
+    columns: Int64Array
     first_step: int
     stop_step: int
-    a: Float64Array
-    b: Float64Array
+    lam: Float64Array
     weight: Float64Array
-    delay_steps: int = 0
-    tables: tuple[Int64Array, Float64Array, Int64Array] = field(
-        default_factory=lambda: (
-            np.zeros(0, np.int64),
-            np.zeros((0, 0)),
-            np.zeros((0, 0), np.int64),
-        )
-    )
+    delay_steps: int
+    tables: tuple[Int64Array, Float64Array, Int64Array]
 
 
 @dataclass(slots=True)
 class LocalStimuli:
-    """All stimuli acting on one :class:`LocalPopulation`."""
+    """The spike inputs (Poisson drive, spike trains) of one rank, into its ring buffers.
 
-    poisson: list[_Drive] = field(default_factory=list)
-    dc: list[_Drive] = field(default_factory=list)
-    noise: list[_Drive] = field(default_factory=list)
+    Current stimuli (DC, noise) live with each population as a
+    :class:`~brainsim.engine.populations.CurrentTable`.
+    """
+
+    poisson: list[_PoissonDrive] = field(default_factory=list)
     schedule_steps: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    schedule_idx: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    schedule_cols: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_w: Float64Array = field(default_factory=lambda: np.zeros(0))
     cursor: int = 0
 
     def apply_interval(
-        self, pop: LocalPopulation, first_step: int, n_steps: int, seed: int
+        self,
+        first_step: int,
+        n_steps: int,
+        seed: int,
+        buf_exc: Float64Array,
+        buf_inh: Float64Array,
     ) -> None:
-        """Add the spike inputs (Poisson, spike trains) of an interval to ``pop``'s ring buffers.
+        """Add the spike inputs of an interval to the ring buffers.
 
         The rows of the interval already hold the network spikes delivered before it; adding
         these afterwards keeps each cell's summation order independent of the decomposition.
@@ -91,32 +89,20 @@ class LocalStimuli:
         for d in self.poisson:
             table_of, cdf, guide = d.tables
             poisson_drive(
-                seed, d.stream, d.gids, d.local_idx, d.a, table_of, cdf, guide, d.weight,
-                first_step, n_steps, d.delay_steps, d.first_step, d.stop_step, pop.buf_exc,
-                pop.buf_inh,
+                seed, d.stream, d.gids, d.columns, d.lam, table_of, cdf, guide, d.weight,
+                first_step, n_steps, d.delay_steps, d.first_step, d.stop_step, buf_exc, buf_inh,
             )  # fmt: skip
         steps = self.schedule_steps
         end = first_step + n_steps
+        n_slots = buf_exc.shape[0]
         while self.cursor < steps.shape[0] and steps[self.cursor] < end:
-            row = int(steps[self.cursor]) % pop.n_slots
-            i, w = self.schedule_idx[self.cursor], self.schedule_w[self.cursor]
+            row = int(steps[self.cursor]) % n_slots
+            c, w = self.schedule_cols[self.cursor], self.schedule_w[self.cursor]
             if w >= 0.0:
-                pop.buf_exc[row, i] += w
+                buf_exc[row, c] += w
             else:
-                pop.buf_inh[row, i] += w
+                buf_inh[row, c] += w
             self.cursor += 1
-
-    def apply_currents(self, pop: LocalPopulation, step: int, seed: int) -> None:
-        """Set ``pop``'s external current for ``step``: ``i_e`` plus DC and noise stimuli."""
-        pop.i_ext_pA[:] = pop.i_base_pA
-        for d in self.dc:
-            if d.first_step <= step < d.stop_step:
-                add_current(d.local_idx, d.a, pop.i_ext_pA)
-        for d in self.noise:
-            if d.first_step <= step < d.stop_step:
-                noise_current(
-                    seed, d.stream, d.gids, d.local_idx, step, d.a, d.b, d.weight, pop.i_ext_pA
-                )
 
 
 def _local_targets(
@@ -133,13 +119,33 @@ def _local_targets(
     return np.unique(np.concatenate(chosen))
 
 
-def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> dict[str, LocalStimuli]:
-    """The stimuli of every local population."""
+def _table(parts: list[tuple[int, int, Int64Array, Any]], extra: list[int]) -> tuple[Any, ...]:
+    """Flat ``(meta, idx, values)`` of per-stimulus ``(first, stop, idx, values)`` parts."""
+    width = 4 + (1 if extra else 0)
+    meta = np.zeros((len(parts), width), dtype=np.int64)
+    pos = 0
+    for d, (first, stop, idx, _) in enumerate(parts):
+        meta[d, :4] = (first, stop, pos, pos + idx.shape[0])
+        if extra:
+            meta[d, 4] = extra[d]
+        pos += idx.shape[0]
+    if not parts:
+        return meta, np.zeros(0, dtype=np.int64), None
+    idx = np.concatenate([p[2] for p in parts])
+    return meta, idx, np.concatenate([p[3] for p in parts])
+
+
+def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalStimuli:
+    """The rank's spike inputs; sets each population's :class:`CurrentTable`."""
     dt = circuit.simulation.dt_ms
     seed = circuit.simulation.seed
     n_steps = circuit.n_steps
-    out = {name: LocalStimuli() for name in pops}
-    sched: dict[str, list[tuple[Int64Array, Int64Array, Float64Array]]] = {n: [] for n in pops}
+    out = LocalStimuli()
+    sched: list[tuple[Int64Array, Int64Array, Float64Array]] = []
+    dc_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
+    noise_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
+    noise_streams: dict[str, list[int]] = {n: [] for n in pops}
+    noise_gids: dict[str, list[Int64Array]] = {n: [] for n in pops}
 
     def steps_of(start_ms: float, stop_ms: float | None) -> tuple[int, int]:
         first = round(start_ms / dt)
@@ -151,7 +157,7 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> dict[st
             idx = _local_targets(stim.targets, pop, circuit.populations[pname].size)
             if idx is None or idx.size == 0:
                 continue
-            gids = idx + pop.gid_offset + pop.lo
+            gids = idx + pop.first_gid
 
             def value(
                 field_name: str, v: object, gids: Int64Array = gids, path: str = path
@@ -165,40 +171,52 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> dict[st
                 )
 
             weight = value("weight", stim.weight)
-            zeros = np.zeros(idx.shape[0])
             if isinstance(stim, PoissonStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 lam = value("rate_hz", stim.rate_hz) * dt / 1000.0
-                out[pname].poisson.append(
-                    _Drive(stream_of(path), gids, idx, first, stop, lam, zeros, weight,
-                           delay_steps=max(1, round(stim.delay_ms / dt)),
-                           tables=poisson_cdf_tables(lam))
+                out.poisson.append(
+                    _PoissonDrive(stream_of(path), gids, idx + pop.col, first, stop, lam, weight,
+                                  max(1, round(stim.delay_ms / dt)), poisson_cdf_tables(lam))
                 )  # fmt: skip
             elif isinstance(stim, DCStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 amp = value("amplitude_pA", stim.amplitude_pA) * weight
-                out[pname].dc.append(_Drive(0, gids, idx, first, stop, amp, zeros, weight))
+                dc_parts[pname].append((first, stop, idx, amp))
             elif isinstance(stim, NoiseStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
-                mean, std = value("mean_pA", stim.mean_pA), value("std_pA", stim.std_pA)
-                out[pname].noise.append(
-                    _Drive(stream_of(path), gids, idx, first, stop, mean, std, weight)
+                vals = np.stack(
+                    [value("mean_pA", stim.mean_pA), value("std_pA", stim.std_pA), weight], axis=1
                 )
+                noise_parts[pname].append((first, stop, idx, vals))
+                noise_streams[pname].append(stream_of(path))
+                noise_gids[pname].append(gids)
             elif isinstance(stim, SpikeSourceArray):
                 d = max(1, round(stim.delay_ms / dt))
                 # A spike at t = m * dt with delay d arrives in the update of step m + d - 1.
                 arrival = np.rint(np.asarray(stim.spike_times_ms) / dt).astype(np.int64) + d - 1
                 arrival = arrival[(arrival >= 0) & (arrival < n_steps)]
                 n_t = idx.shape[0]
-                sched[pname].append(
-                    (np.repeat(arrival, n_t), np.tile(idx, arrival.shape[0]),
+                sched.append(
+                    (np.repeat(arrival, n_t), np.tile(idx + pop.col, arrival.shape[0]),
                      np.tile(weight, arrival.shape[0]))
                 )  # fmt: skip
-    for pname, parts in sched.items():
-        if parts:
-            steps = np.concatenate([p[0] for p in parts])
-            order = np.argsort(steps, kind="stable")
-            out[pname].schedule_steps = steps[order]
-            out[pname].schedule_idx = np.concatenate([p[1] for p in parts])[order]
-            out[pname].schedule_w = np.concatenate([p[2] for p in parts])[order]
+    for pname, pop in pops.items():
+        dc_meta, dc_idx, dc_amp = _table(dc_parts[pname], [])
+        nz_meta, nz_idx, nz_val = _table(noise_parts[pname], noise_streams[pname])
+        gid_parts = noise_gids[pname]
+        pop.currents = CurrentTable(
+            dc_meta=dc_meta,
+            dc_idx=dc_idx,
+            dc_amp=np.zeros(0) if dc_amp is None else dc_amp,
+            noise_meta=nz_meta,
+            noise_idx=nz_idx,
+            noise_gid=np.concatenate(gid_parts) if gid_parts else np.zeros(0, dtype=np.int64),
+            noise_val=np.zeros((0, 3)) if nz_val is None else nz_val,
+        )
+    if sched:
+        steps = np.concatenate([p[0] for p in sched])
+        order = np.argsort(steps, kind="stable")
+        out.schedule_steps = steps[order]
+        out.schedule_cols = np.concatenate([p[1] for p in sched])[order]
+        out.schedule_w = np.concatenate([p[2] for p in sched])[order]
     return out

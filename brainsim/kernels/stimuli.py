@@ -1,10 +1,10 @@
-"""Stimulus kernels: Poisson drive, Gaussian noise current and fixed currents for one step.
+"""Poisson drive kernel: the spike input of a Poisson stimulus over an exchange interval.
 
 Random draws are keyed by ``(seed, stream, gid, step)`` (one stream per stimulus), so the input a
 neuron receives does not depend on which rank simulates it. Poisson drive is generated for a
 whole exchange interval at once and adds ``count * weight`` to the neuron's ring-buffer rows
-(positive weights to ``buf_exc``, negative to ``buf_inh``); current stimuli add to the step's
-external current ``i_ext_pA``.
+(positive weights to ``buf_exc``, negative to ``buf_inh``). Current stimuli (DC, noise) are
+applied step by step in :mod:`brainsim.kernels.advance`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy.typing as npt
 
 from brainsim.kernels.rng import (
     POISSON_INVERSION_MAX_LAM,
-    normal,
-    normal_ref,
     philox_words,
     philox_words_ref,
     poisson,
@@ -26,9 +24,6 @@ from brainsim.kernels.rng import (
 __all__ = [
     "GUIDE_BITS",
     "POISSON_TABLE_LENGTH",
-    "add_current",
-    "noise_current",
-    "noise_current_ref",
     "poisson_cdf_tables",
     "poisson_drive",
     "poisson_drive_ref",
@@ -175,49 +170,3 @@ def poisson_drive_ref(
                     buf_exc[row, local_idx[i]] += count * weight[i]
                 else:
                     buf_inh[row, local_idx[i]] += count * weight[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def noise_current(
-    seed: int,
-    stream: int,
-    gids: npt.NDArray[np.int64],
-    local_idx: npt.NDArray[np.int64],
-    step: int,
-    mean_pA: npt.NDArray[np.float64],
-    std_pA: npt.NDArray[np.float64],
-    weight: npt.NDArray[np.float64],
-    i_ext_pA: npt.NDArray[np.float64],
-) -> None:
-    """Add ``(mean + std * N(0, 1)) * weight`` to each target's current for ``step``."""
-    for i in range(gids.shape[0]):
-        z = normal(seed, stream, gids[i], step, 0)
-        i_ext_pA[local_idx[i]] += (mean_pA[i] + std_pA[i] * z) * weight[i]
-
-
-def noise_current_ref(
-    seed: int,
-    stream: int,
-    gids: npt.NDArray[np.int64],
-    local_idx: npt.NDArray[np.int64],
-    step: int,
-    mean_pA: npt.NDArray[np.float64],
-    std_pA: npt.NDArray[np.float64],
-    weight: npt.NDArray[np.float64],
-    i_ext_pA: npt.NDArray[np.float64],
-) -> None:
-    """Plain-Python reference of :func:`noise_current`."""
-    for i in range(gids.shape[0]):
-        z = normal_ref(seed, stream, int(gids[i]), step, 0)
-        i_ext_pA[local_idx[i]] += (float(mean_pA[i]) + float(std_pA[i]) * z) * float(weight[i])
-
-
-@numba.njit(cache=True, nogil=True)
-def add_current(
-    local_idx: npt.NDArray[np.int64],
-    current_pA: npt.NDArray[np.float64],
-    i_ext_pA: npt.NDArray[np.float64],
-) -> None:
-    """Add a fixed current to each target (DC stimuli)."""
-    for i in range(local_idx.shape[0]):
-        i_ext_pA[local_idx[i]] += current_pA[i]

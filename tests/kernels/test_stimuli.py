@@ -1,4 +1,4 @@
-"""Stimulus kernels equal their references; Poisson drive has the right statistics."""
+"""The Poisson drive kernel equals its reference and has the right statistics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import pytest
 from scipy import stats
 
 from brainsim.kernels.stimuli import (
-    add_current,
-    noise_current,
-    noise_current_ref,
     poisson_cdf_tables,
     poisson_drive,
     poisson_drive_ref,
@@ -77,25 +74,6 @@ def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
         poisson_drive(9, 9, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl],
                       0, 6, 1, 0, 99, parts, parts)  # fmt: skip
     assert np.array_equal(whole, parts)
-
-
-def test_noise_current_equals_reference_and_has_its_moments() -> None:
-    n = 4000
-    gids = np.arange(n, dtype=np.int64)
-    idx = gids.copy()
-    mean, std, w = np.full(n, 5.0), np.full(n, 2.0), np.full(n, 1.5)
-    a, b = np.zeros(n), np.zeros(n)
-    noise_current(4, 8, gids, idx, 12, mean, std, w, a)
-    noise_current_ref(4, 8, gids, idx, 12, mean, std, w, b)
-    assert np.array_equal(a, b)
-    assert abs(a.mean() - 7.5) < 4 * 3.0 / np.sqrt(n)
-    assert abs(a.std() - 3.0) < 0.15
-
-
-def test_add_current() -> None:
-    i_ext = np.zeros(4)
-    add_current(np.array([1, 3]), np.array([2.5, -1.0]), i_ext)
-    assert list(i_ext) == [0.0, 2.5, 0.0, -1.0]
 
 
 def test_guide_table_starts_every_search_at_or_below_the_answer() -> None:
