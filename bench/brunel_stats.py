@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="brunel-stats-") as tmp:
         for seed in args.seeds:
             out = Path(tmp) / f"s{seed}.zarr"
-            cmd = [sys.executable, "-m", "brainsim", "run", str(ROOT / "circuits" / "brunel_delta.yaml"),
-                   "--out", str(out), "--ranks", str(args.ranks), "--seed", str(seed),
-                   "--progress", "none"]  # fmt: skip
+            circuit = ROOT / "circuits" / "brunel_delta.yaml"
+            cmd = [sys.executable, "-m", "brainsim", "run", str(circuit), "--out", str(out)]
+            cmd += ["--ranks", str(args.ranks), "--seed", str(seed), "--progress", "none"]
             subprocess.run(cmd, check=True)
             stats = open_recording(str(out)).stats(t0, t1)
             for pop in rows:
