@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         "mean_rate_hz": s.mean_rate_hz,
                         "cv_isi_mean": s.cv_isi_mean,
                         "fano_factor_pop_count": s.fano_factor,
-                    }  # fmt: skip
+                    }
                 )
     print(f"steady window {t0}-{t1} ms, seeds {args.seeds}, {args.ranks} ranks")
     print(f"{'pop':4s} {'statistic':24s} {'brainsim':>10s} {'NEST':>10s} {'ratio':>7s}")
