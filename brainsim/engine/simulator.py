@@ -11,7 +11,11 @@ can reach any neuron before the interval ends, so every rank can update its neur
         sampled): currents(s) -> update(s) -> spike keys of s
         exchange the interval's keys (Allgatherv; sorted by step, then source gid)
         deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
-        record spikes; flush and check for cancellation at the flush interval
+        record spikes; flush if due; stop if cancelled
+
+Control messages ride on the exchange as negative keys, so deciding to flush or to stop needs no
+collective of its own: rank 0 adds :data:`CONTROL_FLUSH` when a flush is due by the wall clock,
+and any rank adds :data:`CONTROL_STOP` when it was asked to stop; sorted, they come first.
 
 Delivering in key order, with every random draw keyed by gid (see :mod:`brainsim.engine.values`),
 makes spike trains and sampled state bit-identical for any number of ranks. Spikes are stamped on
@@ -42,7 +46,18 @@ from brainsim.exchange import Communicator, SpikeExchanger
 from brainsim.partition import Decomposition, block_decomposition
 from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
 
-__all__ = ["LocalNetwork", "RunConfig", "build_network", "report_specs", "simulate"]
+__all__ = [
+    "CONTROL_FLUSH",
+    "CONTROL_STOP",
+    "LocalNetwork",
+    "RunConfig",
+    "build_network",
+    "report_specs",
+    "simulate",
+]
+
+CONTROL_STOP = -2
+CONTROL_FLUSH = -1
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -51,12 +66,17 @@ Int64Array = npt.NDArray[np.int64]
 class RunConfig:
     """How to run (not what): passed explicitly, never global.
 
-    ``progress(simulated_ms, duration_ms)`` is called on rank 0 after every interval;
+    The recording is flushed (made durable and readable, progress published) when
+    ``flush_every_s`` wall-clock seconds have passed on rank 0, and at the latest every
+    ``flush_interval_ms`` of simulated time: fast runs then pay a flush's fixed cost rarely,
+    slow ones show progress often. ``progress(simulated_ms, duration_ms)`` is called on rank 0
+    after every interval;
     ``should_stop()`` is polled on every rank at each flush and stops the run as cancelled
     when it returns True on any rank.
     """
 
-    flush_interval_ms: float = 100.0
+    flush_interval_ms: float = 1000.0
+    flush_every_s: float = 2.0
     progress: Callable[[float, float], None] | None = None
     should_stop: Callable[[], bool] | None = None
 
@@ -223,7 +243,7 @@ def simulate(
     k = network.min_delay_steps
     pops = list(network.populations.values())
     max_local = sum(p.n for p in pops) * k
-    keys = np.empty(max(max_local, 1), dtype=np.int64)
+    keys = np.empty(max_local + 2, dtype=np.int64)  # + the control keys
     reports_of = network.reports_of
     recorded = [
         (name, int(dec.gid_offsets[dec.index(name)]), int(dec.sizes[dec.index(name)]))
@@ -231,6 +251,7 @@ def simulate(
     ]
     flush_steps = max(1, round(config.flush_interval_ms / dt))
     last_flush = 0
+    last_flush_wall = time.monotonic()
     t0 = 0
     while t0 < n_steps:
         t1 = min(t0 + k, n_steps)
@@ -251,7 +272,17 @@ def simulate(
                     )
             n_keys = pop.advance(first, t1, t0, n_gids, seed, network.buf_exc, network.buf_inh,
                                  keys, n_keys)  # fmt: skip
-        spikes = exchanger.exchange(keys[:n_keys])
+        if config.should_stop is not None and config.should_stop():
+            keys[n_keys] = CONTROL_STOP
+            n_keys += 1
+        if comm.rank == 0 and time.monotonic() - last_flush_wall >= config.flush_every_s:
+            keys[n_keys] = CONTROL_FLUSH
+            n_keys += 1
+        received = exchanger.exchange(keys[:n_keys])
+        n_control = int(np.searchsorted(received, 0))
+        stop = n_control > 0 and received[0] == CONTROL_STOP
+        flush_due = n_control > 0 and received[n_control - 1] == CONTROL_FLUSH
+        spikes = received[n_control:]
         network.plan.deliver(spikes, t0, n_gids, network.buf_exc, network.buf_inh)
         if recorded and spikes.shape[0]:
             step_in = spikes // n_gids
@@ -264,10 +295,9 @@ def simulate(
         t0 = t1
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
-        if t0 - last_flush >= flush_steps or t0 >= n_steps:
-            last_flush = t0
+        if flush_due or stop or t0 - last_flush >= flush_steps or t0 >= n_steps:
+            last_flush, last_flush_wall = t0, time.monotonic()
             recorder.flush(t0 * dt)
-            stop = config.should_stop is not None and config.should_stop()
-            if comm.any(stop) and t0 < n_steps:
+            if stop and t0 < n_steps:
                 return "cancelled"
     return "complete"

@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zarr
 
 import brainsim
-from brainsim.circuit import parse_circuit
-from brainsim.engine import build_network
-from brainsim.exchange import LocalCommunicator
+from brainsim.circuit import load_circuit, parse_circuit
+from brainsim.engine import RunConfig, build_network, simulate
+from brainsim.engine.run import run_info
+from brainsim.exchange import LocalCommunicator, LocalExchanger
+from brainsim.recording import ZarrRecorder
 
 DT = 0.1
 LIF = {"tau_m_ms": 10.0, "c_m_pF": 250.0, "v_th_mV": 15.0, "v_reset_mV": 0.0, "e_l_mV": 0.0,
@@ -131,3 +134,54 @@ def test_python_api_on_one_and_two_ranks_agree(tmp_path: Path) -> None:
         assert np.array_equal(a.times_ms, b.times_ms)
         assert np.array_equal(a.node_ids, b.node_ids)
     assert two.provenance["n_ranks"] == 2
+
+
+class _CountingRecorder(ZarrRecorder):
+    """A real Zarr recorder that also remembers the simulated time of every flush."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flushed_at: list[float] = []
+
+    def flush(self, simulated_ms: float) -> None:
+        self.flushed_at.append(simulated_ms)
+        super().flush(simulated_ms)
+
+
+def _simulate(tmp_path: Path, config: RunConfig) -> tuple[str, list[float], dict[str, Any]]:
+    circuit = load_circuit(Path(__file__).resolve().parents[2] / "circuits" / "tiny.yaml")
+    comm = LocalCommunicator()
+    recorder = _CountingRecorder(str(tmp_path / "c.zarr"), comm)
+    recorder.open(run_info(circuit, 1))
+    status = simulate(circuit, build_network(circuit, comm), comm, LocalExchanger(), recorder,
+                      config)  # fmt: skip
+    recorder.close(status, build_s=0.0)
+    attrs = dict(zarr.open_group(str(tmp_path / "c.zarr"), mode="r").attrs["brainsim"])
+    return status, recorder.flushed_at, attrs
+
+
+def test_flushes_follow_the_simulated_bound_when_the_wall_clock_is_slow(tmp_path: Path) -> None:
+    status, flushed, _ = _simulate(tmp_path, RunConfig(flush_interval_ms=30.0, flush_every_s=1e9))
+    assert status == "complete"
+    # Intervals are 1.5 ms (the delay); a flush comes once 30 ms have passed since the last.
+    assert flushed == [30.0, 60.0, 90.0, 100.0]
+
+
+def test_rank_zero_asks_for_flushes_by_the_wall_clock(tmp_path: Path) -> None:
+    _, flushed, _ = _simulate(tmp_path, RunConfig(flush_interval_ms=1e9, flush_every_s=0.0))
+    assert flushed == [pytest.approx(1.5 * i) for i in range(1, 67)] + [100.0]
+
+
+def test_a_stop_request_ends_the_run_at_the_next_interval(tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    def stop_after_ten() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 10
+
+    config = RunConfig(flush_interval_ms=1e9, flush_every_s=1e9, should_stop=stop_after_ten)
+    status, flushed, attrs = _simulate(tmp_path, config)
+    assert status == "cancelled"
+    assert flushed == [pytest.approx(16.5)]  # the 11th interval ends at 11 * 1.5 ms
+    assert attrs["status"] == "cancelled"
+    assert attrs["simulated_ms"] == pytest.approx(16.5)
