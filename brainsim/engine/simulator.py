@@ -226,6 +226,28 @@ def _samples_within(
     return sorted(due.items(), key=lambda item: item[0])
 
 
+def _record_spikes(
+    recorder: Recorder,
+    pending: list[Int64Array],
+    recorded: list[tuple[str, int, int]],
+    n_gids: int,
+) -> None:
+    """Hand the spikes since the last flush to the recorder, one call per population.
+
+    ``pending`` holds keys ``step * n_gids + gid`` in ascending order; the spike of step ``s``
+    is stamped ``(s + 1) * dt``.
+    """
+    if not pending:
+        return
+    keys = np.concatenate(pending)
+    steps = keys // n_gids
+    gids = keys - steps * n_gids
+    for name, offset, size in recorded:
+        sel = (gids >= offset) & (gids < offset + size)
+        if sel.any():
+            recorder.add_spikes(name, steps[sel] + 1, gids[sel] - offset)
+
+
 def simulate(
     circuit: Circuit,
     network: LocalNetwork,
@@ -252,6 +274,7 @@ def simulate(
     flush_steps = max(1, round(config.flush_interval_ms / dt))
     last_flush = 0
     last_flush_wall = time.monotonic()
+    pending: list[Int64Array] = []  # exchanged spikes not yet handed to the recorder
     t0 = 0
     while t0 < n_steps:
         t1 = min(t0 + k, n_steps)
@@ -285,18 +308,14 @@ def simulate(
         spikes = received[n_control:]
         network.plan.deliver(spikes, t0, n_gids, network.buf_exc, network.buf_inh)
         if recorded and spikes.shape[0]:
-            step_in = spikes // n_gids
-            gids = spikes - step_in * n_gids
-            for name, offset, size in recorded:
-                sel = (gids >= offset) & (gids < offset + size)
-                if sel.any():
-                    # The spike of step s is stamped (s + 1) * dt.
-                    recorder.add_spikes(name, step_in[sel] + (t0 + 1), gids[sel] - offset)
+            pending.append(spikes + t0 * n_gids)  # keys of absolute steps
         t0 = t1
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
         if flush_due or stop or t0 - last_flush >= flush_steps or t0 >= n_steps:
             last_flush, last_flush_wall = t0, time.monotonic()
+            _record_spikes(recorder, pending, recorded, n_gids)
+            pending.clear()
             recorder.flush(t0 * dt)
             if stop and t0 < n_steps:
                 return "cancelled"
