@@ -30,7 +30,7 @@ from brainsim.engine.populations import CurrentTable, LocalPopulation
 from brainsim.engine.values import per_neuron, stream_of
 from brainsim.kernels.stimuli import poisson_cdf_tables, poisson_drive
 
-__all__ = ["LocalStimuli", "build_stimuli", "selection_indices"]
+__all__ = ["LocalStimuli", "PoissonTable", "build_stimuli", "selection_indices"]
 
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
@@ -45,18 +45,40 @@ def selection_indices(nodes: NodeSelection, size: int) -> Int64Array:
 
 
 @dataclass(frozen=True, slots=True)
-class _PoissonDrive:
-    """One Poisson stimulus onto one population's local neurons (ring-buffer columns)."""
+class PoissonTable:
+    """Every (Poisson stimulus, local neuron) pair of a rank, for one
+    :func:`~brainsim.kernels.stimuli.poisson_drive` call per interval."""
 
-    stream: int
+    streams: Int64Array
     gids: Int64Array
     columns: Int64Array
-    first_step: int
-    stop_step: int
     lam: Float64Array
+    table_of: Int64Array
+    cdf: Float64Array
+    guide: Int64Array
     weight: Float64Array
-    delay_steps: int
-    tables: tuple[Int64Array, Float64Array, Int64Array]
+    timing: Int64Array
+
+    @classmethod
+    def merge(cls, parts: list[PoissonTable]) -> PoissonTable:
+        """One table of several, with their CDF tables stacked."""
+        rows = np.cumsum([0, *[p.cdf.shape[0] for p in parts]])
+        return cls(
+            streams=np.concatenate([p.streams for p in parts]),
+            gids=np.concatenate([p.gids for p in parts]),
+            columns=np.concatenate([p.columns for p in parts]),
+            lam=np.concatenate([p.lam for p in parts]),
+            table_of=np.concatenate(
+                [
+                    np.where(p.table_of >= 0, p.table_of + r, -1)
+                    for p, r in zip(parts, rows[:-1], strict=True)
+                ]
+            ),
+            cdf=np.concatenate([p.cdf for p in parts]),
+            guide=np.concatenate([p.guide for p in parts]),
+            weight=np.concatenate([p.weight for p in parts]),
+            timing=np.concatenate([p.timing for p in parts]),
+        )
 
 
 @dataclass(slots=True)
@@ -67,7 +89,7 @@ class LocalStimuli:
     :class:`~brainsim.engine.populations.CurrentTable`.
     """
 
-    poisson: list[_PoissonDrive] = field(default_factory=list)
+    poisson: PoissonTable | None = None
     schedule_steps: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_cols: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_w: Float64Array = field(default_factory=lambda: np.zeros(0))
@@ -86,11 +108,11 @@ class LocalStimuli:
         The rows of the interval already hold the network spikes delivered before it; adding
         these afterwards keeps each cell's summation order independent of the decomposition.
         """
-        for d in self.poisson:
-            table_of, cdf, guide = d.tables
+        d = self.poisson
+        if d is not None:
             poisson_drive(
-                seed, d.stream, d.gids, d.columns, d.lam, table_of, cdf, guide, d.weight,
-                first_step, n_steps, d.delay_steps, d.first_step, d.stop_step, buf_exc, buf_inh,
+                seed, d.streams, d.gids, d.columns, d.lam, d.table_of, d.cdf, d.guide, d.weight,
+                d.timing, first_step, n_steps, buf_exc, buf_inh,
             )  # fmt: skip
         steps = self.schedule_steps
         end = first_step + n_steps
@@ -141,6 +163,7 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
     seed = circuit.simulation.seed
     n_steps = circuit.n_steps
     out = LocalStimuli()
+    poisson: list[PoissonTable] = []
     sched: list[tuple[Int64Array, Int64Array, Float64Array]] = []
     dc_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
     noise_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
@@ -174,10 +197,21 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
             if isinstance(stim, PoissonStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 lam = value("rate_hz", stim.rate_hz) * dt / 1000.0
-                out.poisson.append(
-                    _PoissonDrive(stream_of(path), gids, idx + pop.col, first, stop, lam, weight,
-                                  max(1, round(stim.delay_ms / dt)), poisson_cdf_tables(lam))
-                )  # fmt: skip
+                table_of, cdf, guide = poisson_cdf_tables(lam)
+                timing = (max(1, round(stim.delay_ms / dt)), first, stop)
+                poisson.append(
+                    PoissonTable(
+                        streams=np.full(idx.shape[0], stream_of(path), dtype=np.int64),
+                        gids=gids,
+                        columns=idx + pop.col,
+                        lam=lam,
+                        table_of=table_of,
+                        cdf=cdf,
+                        guide=guide,
+                        weight=weight,
+                        timing=np.tile(np.array(timing, dtype=np.int64), (idx.shape[0], 1)),
+                    )
+                )
             elif isinstance(stim, DCStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 amp = value("amplitude_pA", stim.amplitude_pA) * weight
@@ -213,6 +247,8 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
             noise_gid=np.concatenate(gid_parts) if gid_parts else np.zeros(0, dtype=np.int64),
             noise_val=np.zeros((0, 3)) if nz_val is None else nz_val,
         )
+    if poisson:
+        out.poisson = PoissonTable.merge(poisson)
     if sched:
         steps = np.concatenate([p[0] for p in sched])
         order = np.argsort(steps, kind="stable")

@@ -66,7 +66,7 @@ def poisson_cdf_tables(
 @numba.njit(cache=True, nogil=True)
 def poisson_drive(
     seed: int,
-    stream: int,
+    streams: npt.NDArray[np.int64],
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
     lam: npt.NDArray[np.float64],
@@ -74,19 +74,19 @@ def poisson_drive(
     cdf: npt.NDArray[np.float64],
     guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
+    timing: npt.NDArray[np.int64],
     first_step: int,
     n_steps: int,
-    delay_steps: int,
-    draw_lo: int,
-    draw_hi: int,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
     """Poisson input of steps ``first_step .. first_step + n_steps - 1`` into the ring buffers.
 
-    Target ``i`` receives, in step ``s``, ``count * weight[i]`` where ``count`` is
-    Poisson(``lam[i]``) keyed by the generation step ``g = s - delay_steps`` (only for
-    ``draw_lo <= g < draw_hi``). For ``lam < 10`` one Philox call yields the 32-bit uniforms of
+    Each target ``i`` is one (stimulus, neuron) pair: stream ``streams[i]`` and
+    ``timing[i] = (delay_steps, draw_lo, draw_hi)``. It receives, in step ``s``,
+    ``count * weight[i]`` where ``count`` is Poisson(``lam[i]``) keyed by the generation step
+    ``g = s - delay_steps`` (only for ``draw_lo <= g < draw_hi``). For ``lam < 10`` one
+    Philox call yields the 32-bit uniforms of
     four consecutive generation steps (word ``g % 4`` of the words keyed by index ``g // 4``),
     inverted by searching the target's row of :func:`poisson_cdf_tables` from its guide entry
     (probabilities below 2**-32 are not resolved); larger ``lam`` uses
@@ -98,6 +98,8 @@ def poisson_drive(
     guide_shift = np.uint32(32 - GUIDE_BITS)
     for i in range(gids.shape[0]):
         gid = gids[i]
+        stream = streams[i]
+        delay_steps, draw_lo, draw_hi = timing[i, 0], timing[i, 1], timing[i, 2]
         target = local_idx[i]
         w = weight[i]
         table = table_of[i]
@@ -131,7 +133,7 @@ def poisson_drive(
 
 def poisson_drive_ref(
     seed: int,
-    stream: int,
+    streams: npt.NDArray[np.int64],
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
     lam: npt.NDArray[np.float64],
@@ -139,11 +141,9 @@ def poisson_drive_ref(
     cdf: npt.NDArray[np.float64],
     guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
+    timing: npt.NDArray[np.int64],
     first_step: int,
     n_steps: int,
-    delay_steps: int,
-    draw_lo: int,
-    draw_hi: int,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
@@ -151,6 +151,8 @@ def poisson_drive_ref(
     n_slots = buf_exc.shape[0]
     last = cdf.shape[1] - 1
     for i in range(gids.shape[0]):
+        stream = int(streams[i])
+        delay_steps, draw_lo, draw_hi = (int(x) for x in timing[i])
         for s in range(first_step, first_step + n_steps):
             g = s - delay_steps
             if g < draw_lo or g >= draw_hi:

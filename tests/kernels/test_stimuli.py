@@ -13,12 +13,29 @@ from brainsim.kernels.stimuli import (
 )
 
 
-def _drive_args(lam: np.ndarray, weight: np.ndarray) -> tuple:
+def _drive_args(
+    lam: np.ndarray,
+    weight: np.ndarray,
+    *,
+    stream: int = 11,
+    delay: int = 2,
+    lo: int = 1,
+    hi: int = 40,
+) -> tuple:
+    """Kernel arguments (after the seed) for one stimulus onto ``lam.size`` neurons."""
     n = lam.shape[0]
     gids = np.arange(100, 100 + n, dtype=np.int64)
     idx = np.arange(n, dtype=np.int64)[::-1].copy()
     table_of, cdf, guide = poisson_cdf_tables(lam)
-    return gids, idx, lam, table_of, cdf, guide, weight
+    streams = np.full(n, stream, dtype=np.int64)
+    timing = np.tile(np.array([delay, lo, hi], dtype=np.int64), (n, 1))
+    return streams, gids, idx, lam, table_of, cdf, guide, weight, timing
+
+
+def _part(args: tuple, sl: slice) -> tuple:
+    streams, gids, idx, lam, table_of, cdf, guide, weight, timing = args
+    return (streams[sl], gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl],
+            timing[sl])  # fmt: skip
 
 
 @pytest.mark.parametrize("first_step", [0, 3, 17])
@@ -29,8 +46,8 @@ def test_poisson_drive_equals_reference(first_step: int) -> None:
     args = _drive_args(lam, weight)
     a = [np.zeros((9, lam.shape[0])) for _ in range(2)]
     b = [np.zeros((9, lam.shape[0])) for _ in range(2)]
-    poisson_drive(7, 11, *args, first_step, 7, 2, 1, 40, *a)
-    poisson_drive_ref(7, 11, *args, first_step, 7, 2, 1, 40, *b)
+    poisson_drive(7, *args, first_step, 7, *a)
+    poisson_drive_ref(7, *args, first_step, 7, *b)
     assert np.array_equal(a[0], b[0])
     assert np.array_equal(a[1], b[1])
     assert a[0].sum() > 0
@@ -39,10 +56,10 @@ def test_poisson_drive_equals_reference(first_step: int) -> None:
 
 def test_poisson_drive_respects_the_generation_window() -> None:
     lam = np.full(50, 5.0)
-    args = _drive_args(lam, np.ones(50))
+    args = _drive_args(lam, np.ones(50), delay=3, lo=2, hi=5)
     buf = np.zeros((10, 50))
     # Steps 0..9 with delay 3: generation steps -3..6; only 2 <= g < 5 may draw (steps 5, 6, 7).
-    poisson_drive(1, 2, *args, 0, 10, 3, 2, 5, buf, buf)
+    poisson_drive(1, *args, 0, 10, buf, buf)
     assert np.all(buf[[0, 1, 2, 3, 4, 8, 9]] == 0)
     assert np.all(buf[[5, 6, 7]].sum(axis=1) > 0)
 
@@ -50,9 +67,9 @@ def test_poisson_drive_respects_the_generation_window() -> None:
 @pytest.mark.parametrize("lam", [0.3, 2.0, 7.5, 25.0])
 def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
     n, steps = 400, 250
-    args = _drive_args(np.full(n, lam), np.ones(n))
+    args = _drive_args(np.full(n, lam), np.ones(n), stream=5, delay=0, lo=0, hi=steps)
     buf = np.zeros((steps, n))
-    poisson_drive(3, 5, *args, 0, steps, 0, 0, steps, buf, buf)
+    poisson_drive(3, *args, 0, steps, buf, buf)
     counts = buf.ravel().astype(np.int64)
     assert abs(counts.mean() - lam) < 4 * np.sqrt(lam / counts.size)
     top = int(stats.poisson.ppf(0.999, lam))
@@ -65,15 +82,22 @@ def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
 
 
 def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
-    lam = np.full(30, 2.0)
-    gids, idx, lam, table_of, cdf, guide, weight = _drive_args(lam, np.ones(30))
+    args = _drive_args(np.full(30, 2.0), np.ones(30), stream=9, delay=1, lo=0, hi=99)
     whole = np.zeros((6, 30))
-    poisson_drive(9, 9, gids, idx, lam, table_of, cdf, guide, weight, 0, 6, 1, 0, 99, whole, whole)
+    poisson_drive(9, *args, 0, 6, whole, whole)
     parts = np.zeros((6, 30))
     for sl in (slice(0, 11), slice(11, 30)):
-        poisson_drive(9, 9, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl],
-                      0, 6, 1, 0, 99, parts, parts)  # fmt: skip
+        poisson_drive(9, *_part(args, sl), 0, 6, parts, parts)
     assert np.array_equal(whole, parts)
+
+
+def test_streams_make_stimuli_independent() -> None:
+    one = _drive_args(np.full(40, 2.0), np.ones(40), stream=1, delay=0, lo=0, hi=50)
+    two = _drive_args(np.full(40, 2.0), np.ones(40), stream=2, delay=0, lo=0, hi=50)
+    a, b = np.zeros((50, 40)), np.zeros((50, 40))
+    poisson_drive(4, *one, 0, 50, a, a)
+    poisson_drive(4, *two, 0, 50, b, b)
+    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05
 
 
 def test_guide_table_starts_every_search_at_or_below_the_answer() -> None:
