@@ -39,7 +39,12 @@ from brainsim.kernels.delivery import (
     PACK_SHIFT,
     deliver_all,
 )
-from brainsim.kernels.synapses import by_source, pack_delays, row_keys
+from brainsim.kernels.synapses import (
+    by_source,
+    pack_delays,
+    permuted_delay_steps,
+    permuted_weights,
+)
 
 __all__ = ["DeliveryPlan", "LocalProjection", "build_projection"]
 
@@ -187,16 +192,12 @@ def _synapse_values(
     """Weight or delay of every synapse (in CSR-by-target order), or one float for all."""
     if name in file_values:
         return file_values[name]
-    value = getattr(proj, name)
-    if isinstance(value, float | int):
-        return float(value)
-    gids, positions = row_keys(indptr, first_gid)
     return per_synapse(
-        value,
+        getattr(proj, name),
         seed=circuit.simulation.seed,
         path=f"projections.{proj.name}.{name}",
-        target_gids=gids,
-        positions=positions,
+        indptr=indptr,
+        first_gid=first_gid,
     )
 
 
@@ -229,13 +230,13 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
         weights = np.zeros(0, dtype=np.float32)
     else:
         const_weight = 0.0
-        weights = np.asarray(weight, dtype=np.float32)[perm]
+        weights = permuted_weights(np.asarray(weight, dtype=np.float64), perm)
     one_delay = _common_value(delay_ms)
     steps: Int64Array
     if one_delay is not None:
         steps = np.array([max(1, round(one_delay / dt))], dtype=np.int64)
     else:
-        steps = np.maximum(np.rint(np.asarray(delay_ms) / dt), 1).astype(np.int64)[perm]
+        steps = permuted_delay_steps(np.asarray(delay_ms, dtype=np.float64), perm, dt)
     del perm
     d_min, d_max = int(steps.min()), int(steps.max())
     delays = np.zeros(0, dtype=np.uint16)

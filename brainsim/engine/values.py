@@ -28,6 +28,27 @@ def stream_of(path: str) -> int:
     return int(rng.stream_id(path))
 
 
+def _sampler_args(dist: Distribution) -> tuple[int, float, float, float, float, bool]:
+    """``(kind, p0, p1, low, high, redraw)`` of the sampling kernels for ``dist``."""
+    inf = float("inf")
+    if isinstance(dist, Uniform):
+        return sample.UNIFORM, float(dist.low), float(dist.high), -inf, inf, True
+    kind = sample.NORMAL if isinstance(dist, Normal) else sample.LOGNORMAL
+    p0, p1 = (dist.mean, dist.std) if isinstance(dist, Normal) else (dist.mu, dist.sigma)
+    low = -inf if dist.low is None else float(dist.low)
+    high = inf if dist.high is None else float(dist.high)
+    return kind, float(p0), float(p1), low, high, dist.bound == "redraw"
+
+
+def _checked(out: Float64Array, path: str, low: float, high: float) -> Float64Array:
+    if np.isnan(out).any():
+        raise EngineError(
+            f"{path}: could not draw a value inside [{low}, {high}] by redrawing; "
+            "widen the bounds or use bound: clip"
+        )
+    return out
+
+
 def draw_distribution(
     dist: Distribution,
     *,
@@ -37,34 +58,15 @@ def draw_distribution(
     indices: npt.NDArray[np.int64],
 ) -> Float64Array:
     """One draw of ``dist`` per ``(keys[i], indices[i])``; raises if a bounded redraw gives up."""
-    inf = float("inf")
-    if isinstance(dist, Uniform):
-        kind, p0, p1, low, high, redraw = sample.UNIFORM, dist.low, dist.high, -inf, inf, True
-    elif isinstance(dist, Normal):
-        kind, p0, p1 = sample.NORMAL, dist.mean, dist.std
-        low, high, redraw = _bounds(dist)
-    else:
-        kind, p0, p1 = sample.LOGNORMAL, dist.mu, dist.sigma
-        low, high, redraw = _bounds(dist)
+    kind, p0, p1, low, high, redraw = _sampler_args(dist)
     out = np.empty(keys.shape[0], dtype=np.float64)
     # Fixed argument types: one compiled (and cached) specialization serves every call.
     sample.sample_values(
-        int(kind), float(p0), float(p1), float(low), float(high), bool(redraw), int(seed),
-        stream_of(path), np.ascontiguousarray(keys, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int64), out,
+        kind, p0, p1, low, high, redraw, int(seed), stream_of(path),
+        np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(indices, dtype=np.int64),
+        out,
     )  # fmt: skip
-    if np.isnan(out).any():
-        raise EngineError(
-            f"{path}: could not draw a value inside [{low}, {high}] by redrawing; "
-            "widen the bounds or use bound: clip"
-        )
-    return out
-
-
-def _bounds(dist: Normal | LogNormal) -> tuple[float, float, bool]:
-    low = -float("inf") if dist.low is None else dist.low
-    high = float("inf") if dist.high is None else dist.high
-    return low, high, dist.bound == "redraw"
+    return _checked(out, path, low, high)
 
 
 def per_neuron(
@@ -95,16 +97,23 @@ def per_synapse(
     *,
     seed: int,
     path: str,
-    target_gids: npt.NDArray[np.int64],
-    positions: npt.NDArray[np.int64],
+    indptr: npt.NDArray[np.int64],
+    first_gid: int,
 ) -> float | Float64Array:
-    """``value`` for each synapse, or a plain float when it is the same for all of them.
+    """``value`` for each synapse of a CSR by target, or a plain float when it is the same for
+    all of them.
 
-    ``target_gids[i]`` is synapse ``i``'s target and ``positions[i]`` its position in that
-    target's incoming list of this projection.
+    Synapse ``j`` of row ``t`` targets gid ``first_gid + t``; its draw is keyed by that gid and
+    ``j - indptr[t]``, its position in the target's incoming list of this projection.
     """
     if isinstance(value, Uniform | Normal | LogNormal):
-        return draw_distribution(value, seed=seed, path=path, keys=target_gids, indices=positions)
+        kind, p0, p1, low, high, redraw = _sampler_args(value)
+        out = np.empty(int(indptr[-1]), dtype=np.float64)
+        sample.sample_rows(
+            kind, p0, p1, low, high, redraw, int(seed), stream_of(path),
+            np.ascontiguousarray(indptr, dtype=np.int64), int(first_gid), out,
+        )  # fmt: skip
+        return _checked(out, path, low, high)
     if isinstance(value, Expr):
         raise EngineError(f"{path}: expressions are not supported for synapse values")
     return float(value)

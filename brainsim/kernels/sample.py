@@ -42,6 +42,7 @@ __all__ = [
     "NORMAL",
     "UNIFORM",
     "draw_value",
+    "sample_rows",
     "sample_values",
     "sample_values_ref",
 ]
@@ -100,18 +101,56 @@ def sample_values(
 ) -> None:
     """Fill ``out[i]`` with a draw keyed by ``(keys[i], indices[i])``, bounded as described."""
     for i in range(keys.shape[0]):
-        x = draw_value(kind, p0, p1, seed, stream, keys[i], indices[i], 0)
-        if bound_redraw:
-            attempt = 1
-            while not (low <= x <= high):
-                if attempt == MAX_REDRAW_ATTEMPTS or kind == CONSTANT:
-                    x = math.nan
-                    break
-                x = draw_value(kind, p0, p1, seed, stream, keys[i], indices[i], attempt)
-                attempt += 1
-        else:
-            x = min(max(x, low), high)
-        out[i] = x
+        out[i] = _bounded(kind, p0, p1, low, high, bound_redraw, seed, stream, keys[i], indices[i])
+
+
+@numba.njit(cache=True)
+def _bounded(
+    kind: int,
+    p0: float,
+    p1: float,
+    low: float,
+    high: float,
+    bound_redraw: bool,
+    seed: IntLike,
+    stream: IntLike,
+    key: IntLike,
+    index: IntLike,
+) -> float:
+    """One draw keyed by ``(key, index)``, redrawn or clipped into ``[low, high]``."""
+    x = draw_value(kind, p0, p1, seed, stream, key, index, 0)
+    if not bound_redraw:
+        return min(max(x, low), high)
+    attempt = 1
+    while not (low <= x <= high):
+        if attempt == MAX_REDRAW_ATTEMPTS or kind == CONSTANT:
+            return math.nan
+        x = draw_value(kind, p0, p1, seed, stream, key, index, attempt)
+        attempt += 1
+    return x
+
+
+@numba.njit(cache=True)
+def sample_rows(
+    kind: int,
+    p0: float,
+    p1: float,
+    low: float,
+    high: float,
+    bound_redraw: bool,
+    seed: IntLike,
+    stream: IntLike,
+    indptr: npt.NDArray[np.int64],
+    first_key: int,
+    out: npt.NDArray[np.float64],
+) -> None:
+    """:func:`sample_values` for the entries of a CSR: entry ``j`` of row ``t`` is keyed by
+    ``(first_key + t, j - indptr[t])`` (per-synapse draws keyed by target gid and the synapse's
+    position in its target's list), without materializing the keys."""
+    for t in range(indptr.shape[0] - 1):
+        for j in range(indptr[t], indptr[t + 1]):
+            out[j] = _bounded(kind, p0, p1, low, high, bound_redraw, seed, stream,
+                              first_key + t, j - indptr[t])  # fmt: skip
 
 
 def _draw_value_ref(

@@ -11,7 +11,13 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["by_source", "by_source_ref", "pack_delays", "row_keys"]
+__all__ = [
+    "by_source",
+    "by_source_ref",
+    "pack_delays",
+    "permuted_delay_steps",
+    "permuted_weights",
+]
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -55,19 +61,6 @@ def by_source_ref(
 
 
 @numba.njit(cache=True, nogil=True)
-def row_keys(indptr: Int64Array, first_gid: int) -> tuple[Int64Array, Int64Array]:
-    """For each synapse of a CSR by target: its target's gid and its position in that row."""
-    n_syn = indptr[-1]
-    gids = np.empty(n_syn, dtype=np.int64)
-    positions = np.empty(n_syn, dtype=np.int64)
-    for t in range(indptr.shape[0] - 1):
-        for j in range(indptr[t], indptr[t + 1]):
-            gids[j] = first_gid + t
-            positions[j] = j - indptr[t]
-    return gids, positions
-
-
-@numba.njit(cache=True, nogil=True)
 def pack_delays(
     local_target: npt.NDArray[np.uint32], delay_steps: Int64Array, shift: int
 ) -> npt.NDArray[np.uint32]:
@@ -75,4 +68,26 @@ def pack_delays(
     out = np.empty(local_target.shape[0], dtype=np.uint32)
     for j in range(local_target.shape[0]):
         out[j] = local_target[j] | (np.uint32(delay_steps[j]) << np.uint32(shift))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def permuted_weights(values: npt.NDArray[np.float64], perm: Int64Array) -> npt.NDArray[np.float32]:
+    """``values[perm]`` as float32, in one pass."""
+    out = np.empty(perm.shape[0], dtype=np.float32)
+    for p in range(perm.shape[0]):
+        out[p] = values[perm[p]]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def permuted_delay_steps(
+    delays_ms: npt.NDArray[np.float64], perm: Int64Array, dt_ms: float
+) -> Int64Array:
+    """``max(1, round(delays_ms[perm] / dt_ms))`` as int64, in one pass (ties to even, as
+    ``numpy.rint``)."""
+    out = np.empty(perm.shape[0], dtype=np.int64)
+    for p in range(perm.shape[0]):
+        steps = np.int64(np.rint(delays_ms[perm[p]] / dt_ms))
+        out[p] = steps if steps > 1 else 1
     return out

@@ -171,3 +171,20 @@ def test_stream_and_seed_change_the_values() -> None:
     sample.sample_values(sample.NORMAL, 0.0, 1.0, -INF, INF, True, SEED + 1, STREAM, keys, idx, c)
     assert not np.any(a == b)
     assert not np.any(a == c)
+
+
+def test_sample_rows_keys_each_entry_by_row_and_position() -> None:
+    indptr = np.array([0, 3, 3, 7, 8], dtype=np.int64)
+    rows = np.repeat(np.arange(4), np.diff(indptr))
+    keys = (rows + 500).astype(np.int64)
+    positions = (np.arange(8) - indptr[rows]).astype(np.int64)
+    for kind, p0, p1, low, high, redraw in [
+        (sample.NORMAL, 1.0, 2.0, 0.0, 3.0, True),
+        (sample.UNIFORM, -1.0, 1.0, -np.inf, np.inf, True),
+        (sample.LOGNORMAL, 0.0, 1.0, 0.0, 2.0, False),
+    ]:
+        by_rows = np.empty(8)
+        sample.sample_rows(kind, p0, p1, low, high, redraw, 9, 4, indptr, 500, by_rows)
+        by_keys = np.empty(8)
+        sample.sample_values(kind, p0, p1, low, high, redraw, 9, 4, keys, positions, by_keys)
+        assert np.array_equal(by_rows, by_keys)

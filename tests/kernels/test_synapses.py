@@ -1,10 +1,16 @@
-"""CSR transposition: the counting sort equals a stable argsort, and keys follow the rows."""
+"""CSR transposition: the counting sort equals a stable argsort; delay packing."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from brainsim.kernels.synapses import by_source, by_source_ref, pack_delays, row_keys
+from brainsim.kernels.synapses import (
+    by_source,
+    by_source_ref,
+    pack_delays,
+    permuted_delay_steps,
+    permuted_weights,
+)
 
 
 def test_by_source_equals_stable_argsort() -> None:
@@ -24,14 +30,19 @@ def test_by_source_equals_stable_argsort() -> None:
     assert np.array_equal(np.sort(perm), np.arange(indptr[-1]))
 
 
-def test_row_keys() -> None:
-    indptr = np.array([0, 2, 2, 5], dtype=np.int64)
-    gids, pos = row_keys(indptr, 100)
-    assert list(gids) == [100, 100, 102, 102, 102]
-    assert list(pos) == [0, 1, 0, 1, 2]
-
-
 def test_pack_delays() -> None:
     packed = pack_delays(np.array([5, 7], dtype=np.uint32), np.array([3, 255]), 24)
     assert list(packed & 0xFFFFFF) == [5, 7]
     assert list(packed >> 24) == [3, 255]
+
+
+def test_permuted_values_equal_numpy() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.normal(1.5, 0.7, 1000)
+    perm = rng.permutation(1000).astype(np.int64)
+    assert np.array_equal(permuted_weights(values, perm), values.astype(np.float32)[perm])
+    want = np.maximum(np.rint(values / 0.1), 1).astype(np.int64)[perm]
+    assert np.array_equal(permuted_delay_steps(values, perm, 0.1), want)
+    # Ties round to even like numpy, and nothing goes below one step.
+    ties = np.array([0.75, 1.25, 1.75, -3.0])  # exact halves of dt = 0.5
+    assert list(permuted_delay_steps(ties, np.arange(4), 0.5)) == [2, 2, 4, 1]
