@@ -1,0 +1,222 @@
+"""The benchmark cases and the circuit files every simulator runs for them.
+
+A case is a circuit file of ``circuits/`` plus parameter changes: the 4x Brunel network scales
+the base file's ``NE``/``NI`` (same in-degrees), the microcircuit at scale 0.1 sets ``scale``.
+:func:`write_variant` loads the base file with those parameters through brainsim's own loader
+and writes the normalized document as a JSON circuit file, so brainsim, NEST and Brian2 all
+read the same resolved numbers. Every variant records the spikes of all populations and no
+state (the benchmark measures the same recording everywhere).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brainsim.circuit import Circuit, load_circuit
+from brainsim.circuit.spec import (
+    AllToAll,
+    FixedIndegree,
+    FixedOutdegree,
+    FixedTotalNumber,
+    OneToOne,
+    PairwiseBernoulli,
+    Population,
+    Projection,
+)
+
+__all__ = [
+    "BASELINE",
+    "CASES",
+    "Case",
+    "CaseInfo",
+    "case_info",
+    "expected_synapses",
+    "select_cases",
+    "variant_document",
+    "write_variant",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One benchmark case: a base circuit file and how the benchmark changes it."""
+
+    name: str
+    """Short identifier used on the command line and in tables (``brunel_x4``)."""
+    circuit: str
+    """Base circuit file, relative to the repository root."""
+    description: str
+    """One line for tables."""
+    multiply: Mapping[str, float] = field(default_factory=dict)
+    """Parameters multiplied by a factor (their base value is read from the file)."""
+    set_parameters: Mapping[str, float] = field(default_factory=dict)
+    """Parameters replaced by a value."""
+    quick: bool = False
+    """Whether ``--quick`` runs this case (with ``quick_parameters`` and ``quick_duration_ms``)."""
+    quick_parameters: Mapping[str, float] = field(default_factory=dict)
+    """Parameter values that replace ``set_parameters`` entries under ``--quick``."""
+    quick_duration_ms: float = 100.0
+    """Simulated time under ``--quick`` (ms)."""
+    warmup: str | None = None
+    """A smaller case with the same kernels whose circuit warms the JIT cache for this one."""
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "brunel",
+        "circuits/brunel_delta.yaml",
+        "Brunel (2000) delta network, 12,500 neurons, 1 s",
+        quick=True,
+        quick_duration_ms=200.0,
+    ),
+    Case(
+        "brunel_x4",
+        "circuits/brunel_delta.yaml",
+        "Brunel network at 4x size (NE, NI x 4; same CE, CI), 50,000 neurons, 1 s",
+        multiply={"NE": 4.0, "NI": 4.0},
+        warmup="brunel",
+    ),
+    Case(
+        "izhikevich",
+        "circuits/izhikevich_2003.yaml",
+        "Izhikevich (2003) network, 1,000 neurons, all-to-all, 1 s",
+        quick=True,
+        quick_duration_ms=200.0,
+    ),
+    Case(
+        "microcircuit_0.1",
+        "circuits/potjans_diesmann_2014.yaml",
+        "Potjans & Diesmann (2014) microcircuit at scale 0.1, 1 s",
+        set_parameters={"scale": 0.1},
+        quick=True,
+        quick_parameters={"scale": 0.02},
+    ),
+    Case(
+        "microcircuit",
+        "circuits/potjans_diesmann_2014.yaml",
+        "Potjans & Diesmann (2014) microcircuit at full scale, 77,169 neurons, 1 s",
+        set_parameters={"scale": 1.0},
+        warmup="microcircuit_0.1",
+    ),
+)
+"""The cases of ``python -m bench all``, smallest first within each circuit family."""
+
+BASELINE = Case(
+    "baseline",
+    "circuits/tiny.yaml",
+    "100-neuron circuit whose peak memory is each simulator's baseline",
+    quick=True,
+)
+"""The tiny circuit measured once per simulator: its peak RSS is subtracted for bytes/synapse."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInfo:
+    """Sizes of a case's circuit that the metrics need (the same for every simulator)."""
+
+    name: str
+    path: str
+    """The variant circuit file every simulator ran."""
+    duration_ms: float
+    population_sizes: dict[str, int]
+    projections: list[tuple[str, int]]
+    """(source population, expected synapse count) per projection, for synaptic events."""
+
+    @property
+    def n_synapses(self) -> int:
+        """Expected number of synapses (exact for the fixed-number rules of the cases)."""
+        return sum(count for _, count in self.projections)
+
+    @property
+    def n_neurons(self) -> int:
+        """Number of neurons."""
+        return sum(self.population_sizes.values())
+
+
+def select_cases(names: list[str]) -> list[Case]:
+    """The cases named (``all`` = every case), in suite order; unknown names raise ValueError."""
+    known = {case.name: case for case in CASES}
+    if not names or "all" in names:
+        return list(CASES)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown case(s) {unknown}; valid: all, {', '.join(known)}")
+    return [case for case in CASES if case.name in names]
+
+
+def _parameters(case: Case, root: Path, quick: bool) -> dict[str, float]:
+    parameters = dict(case.set_parameters)
+    if quick:
+        parameters.update(case.quick_parameters)
+    if case.multiply:
+        base = load_circuit(root / case.circuit, memory_limit_bytes=0)
+        for name, factor in case.multiply.items():
+            parameters[name] = base.parameters[name] * factor
+    return parameters
+
+
+def variant_document(case: Case, root: Path, quick: bool) -> dict[str, object]:
+    """The normalized circuit document of ``case`` (parameters applied, all spikes recorded)."""
+    circuit = load_circuit(
+        root / case.circuit, parameters=_parameters(case, root, quick), memory_limit_bytes=0
+    )
+    document = copy.deepcopy(dict(circuit.document))
+    document["name"] = f"{circuit.name}-{case.name}".replace("_", "-").replace(".", "-")
+    document["recordings"] = {"spikes": list(circuit.populations), "state": []}
+    if quick:
+        simulation = dict(document["simulation"])
+        simulation["duration_ms"] = case.quick_duration_ms
+        document["simulation"] = simulation
+    return document
+
+
+def write_variant(case: Case, root: Path, folder: Path, quick: bool) -> Path:
+    """Write the case's circuit as ``<folder>/<case>[-quick].json`` and return the path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{case.name}{'-quick' if quick else ''}.json"
+    text = json.dumps(variant_document(case, root, quick), indent=1) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def expected_synapses(projection: Projection, populations: Mapping[str, Population]) -> int:
+    """Expected synapse count of a projection's rule (exact for all but pairwise_bernoulli)."""
+    n_source = populations[projection.source].size
+    n_target = populations[projection.target].size
+    rule = projection.connectivity
+    if isinstance(rule, FixedIndegree):
+        return rule.indegree * n_target
+    if isinstance(rule, FixedOutdegree):
+        return rule.outdegree * n_source
+    if isinstance(rule, FixedTotalNumber):
+        return rule.n
+    if isinstance(rule, OneToOne):
+        return n_target
+    pairs = n_source * n_target
+    if projection.source == projection.target and not getattr(rule, "allow_autapses", True):
+        pairs -= n_target
+    if isinstance(rule, AllToAll):
+        return pairs
+    if isinstance(rule, PairwiseBernoulli):
+        return round(rule.p * pairs)
+    raise ValueError(f"projections.{projection.name}: rule {rule.rule!r} is not benchmarked")
+
+
+def case_info(name: str, path: Path) -> tuple[CaseInfo, Circuit]:
+    """Load a variant file and describe it."""
+    circuit = load_circuit(path, memory_limit_bytes=0)
+    projections = [
+        (p.source, expected_synapses(p, circuit.populations)) for p in circuit.projections.values()
+    ]
+    info = CaseInfo(
+        name=name,
+        path=str(path),
+        duration_ms=circuit.simulation.duration_ms,
+        population_sizes={name: pop.size for name, pop in circuit.populations.items()},
+        projections=projections,
+    )
+    return info, circuit

@@ -1,0 +1,360 @@
+"""Render a benchmark results document as markdown (bench/RESULTS.md) and as an RTF plot.
+
+The results document is the JSON that :mod:`bench.suite` writes (``format:
+brainsim-bench/1``): options, machine, versions, the cases' sizes, baseline memory and every
+run. Everything shown here is computed from it by :mod:`bench.stats`, so a table can be
+re-rendered, or several documents merged (:func:`merge`), without running anything again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.stats import (
+    RATE_ABS_TOLERANCE_HZ,
+    RATE_REL_TOLERANCE,
+    Summary,
+    rate_rows,
+    ratios,
+    speedup,
+    summarize,
+)
+
+__all__ = ["fmt", "merge", "plot_rtf", "render_markdown", "summaries", "targets"]
+
+REFERENCES = ("nest", "brian2")
+OURS = "brainsim"
+ONE_RANK = "brainsim-1rank"
+_MIB = 2**20
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits (thousands separated), ``–`` when missing."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 10 ** (digits + 2) or magnitude < 10 ** -(digits - 1):
+        return f"{value:.{digits - 1}e}"
+    decimals = max(0, digits - len(str(int(magnitude))))
+    if magnitude < 1:
+        decimals = digits
+    return f"{value:,.{decimals}f}"
+
+
+def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One document from several: a later document's runs of a (case, configuration) replace
+    earlier runs of that pair, so one simulator can be re-run for a case and merged in."""
+    merged: dict[str, Any] = {key: value for key, value in documents[-1].items() if key != "runs"}
+    merged["cases"], merged["runs"], merged["baselines"] = {}, [], {}
+    merged["notes"], merged["load"], merged["commands"] = [], [], []
+    for document in documents:
+        replaced = {(run["case"], run["config"]) for run in document["runs"]}
+        merged["runs"] = [r for r in merged["runs"] if (r["case"], r["config"]) not in replaced]
+        merged["runs"] += document["runs"]
+        merged["cases"].update(document["cases"])
+        merged["baselines"].update(document.get("baselines", {}))
+        merged["notes"] += document.get("notes", [])
+        merged["load"] += document.get("load", [])
+        merged["commands"] += [document.get("command", "")]
+    merged["started"] = documents[0].get("started")
+    commits = [d.get("versions", {}).get("brainsim-commit", "not recorded") for d in documents]
+    merged["versions"] = dict(merged.get("versions", {}))
+    merged["versions"]["brainsim-commit"] = " / ".join(dict.fromkeys(commits))
+    return merged
+
+
+def summaries(document: Mapping[str, Any]) -> list[Summary]:
+    """A :class:`~bench.stats.Summary` for every case and configuration that has runs."""
+    configs = list(dict.fromkeys(run["config"] for run in document["runs"]))
+    found = []
+    for case in document["cases"].values():
+        for config in configs:
+            if any(r["case"] == case["name"] and r["config"] == config for r in document["runs"]):
+                baseline = document.get("baselines", {}).get(config)
+                found.append(summarize(case, config, document["runs"], baseline))
+    return found
+
+
+def _index(found: Sequence[Summary]) -> dict[tuple[str, str], Summary]:
+    return {(s.case, s.config): s for s in found}
+
+
+def targets(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The issue's targets, each as (target, measured value, met?) over all measured cases."""
+    found = _index(summaries(document))
+    rows: list[tuple[str, str, str]] = []
+
+    def check(label: str, values: list[tuple[str, float | None]], ok: Any) -> None:
+        present = [(case, value) for case, value in values if value is not None]
+        if not present:
+            rows.append((label, "not measured", "–"))
+            return
+        text = ", ".join(f"{case}: {fmt(value)}" for case, value in present)
+        rows.append((label, text, "yes" if all(ok(value) for _, value in present) else "no"))
+
+    cases = list(document["cases"])
+
+    def ratio(case: str, metric: str, reference: str) -> float | None:
+        ours, theirs = found.get((case, OURS)), found.get((case, reference))
+        if ours is None or theirs is None:
+            return None
+        return ratios(ours, theirs)[metric]
+
+    def inverse(value: float | None) -> float | None:
+        return None if not value else 1.0 / value
+
+    check(
+        "simulation >= 4x faster than NEST (NEST sim / brainsim sim)",
+        [(c, inverse(ratio(c, "sim_s", "nest"))) for c in cases],
+        lambda v: v >= 4.0,
+    )
+    check(
+        "simulation faster than Brian2 (Brian2 sim / brainsim sim)",
+        [(c, inverse(ratio(c, "sim_s", "brian2"))) for c in cases],
+        lambda v: v > 1.0,
+    )
+    check(
+        "construction >= 3x faster than NEST (NEST build / brainsim build)",
+        [(c, inverse(ratio(c, "build_s", "nest"))) for c in cases],
+        lambda v: v >= 3.0,
+    )
+    rows.append(_bytes_target(document, found))
+    check(
+        "2 ranks >= 1.7x faster than 1 rank on Brunel",
+        [
+            (c, speedup(found[(c, ONE_RANK)], found[(c, OURS)]))
+            for c in cases
+            if c.startswith("brunel") and (c, ONE_RANK) in found and (c, OURS) in found
+        ],
+        lambda v: v >= 1.7,
+    )
+    check(
+        "whole process <= 0.5x NEST's (brainsim / NEST)",
+        [(c, ratio(c, "wall_s", "nest")) for c in cases],
+        lambda v: v <= 0.5,
+    )
+    return rows
+
+
+def _bytes_target(
+    document: Mapping[str, Any], found: Mapping[tuple[str, str], Summary]
+) -> tuple[str, str, str]:
+    """Bytes per synapse against 4 (constant weights) or 8 (per-synapse weights)."""
+    label = "bytes per synapse <= 4 (constant weights) or 8 (varying)"
+    measured = []
+    for name, case in document["cases"].items():
+        summary = found.get((name, OURS))
+        if summary is not None and summary.bytes_per_synapse is not None:
+            limit = 8.0 if case.get("varying_weights", True) else 4.0
+            measured.append((name, summary.bytes_per_synapse, limit))
+    if not measured:
+        return label, "not measured", "–"
+    text = ", ".join(f"{name}: {fmt(value)}" for name, value, _ in measured)
+    met = all(value <= limit for _, value, limit in measured)
+    return label, text, "yes" if met else "no"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _mib(value: float | None) -> str:
+    return fmt(None if value is None else value / _MIB)
+
+
+def render_markdown(document: Mapping[str, Any]) -> str:
+    """The whole RESULTS.md text for a results document."""
+    found = summaries(document)
+    index = _index(found)
+    machine = document["machine"]
+    lines = [
+        "# Benchmarks: brainsim vs NEST and Brian2",
+        "",
+        "Generated by `python -m bench` from the results JSON; definitions and method in",
+        "[docs/benchmarks.md](../docs/benchmarks.md). Ratios are brainsim (2 ranks) / reference:",
+        "below 1 is better for times and memory, above 1 for synaptic events per second.",
+        "",
+        "## Run",
+        "",
+        f"- Date (UTC): {document.get('started', '?')} to {document.get('finished', '?')}",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"{fmt(machine['memory_bytes'] / 2**30)} GiB memory; {machine.get('os', '')}",
+        f"- Load: {_load_text(document)}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(document["versions"].items())),
+        f"- Repetitions: {document['options']['reps']} per configuration, alternating "
+        "simulators within each repetition; medians shown.",
+        "- Commands:",
+        "",
+        "```bash",
+        *[
+            command
+            for command in document.get("commands", [document.get("command", "")])
+            if command
+        ],
+        "```",
+        "",
+        "## Per case",
+        "",
+    ]
+    header = [
+        "case",
+        "simulator",
+        "build (s)",
+        "sim (s)",
+        "RTF",
+        "whole process (s)",
+        "peak RSS (MiB)",
+        "bytes/synapse",
+        "synaptic events/s",
+        "runs ok",
+    ]
+    rows = [
+        [
+            s.case,
+            s.config,
+            fmt(s.build_s),
+            fmt(s.sim_s),
+            fmt(s.rtf),
+            fmt(s.wall_s),
+            _mib(s.peak_rss_bytes),
+            fmt(s.bytes_per_synapse),
+            fmt(s.events_per_s),
+            f"{s.n_ok}/{s.n_runs}",
+        ]
+        for s in found
+    ]
+    lines += _table(header, rows)
+    lines += ["", "## Ratios brainsim / reference", ""]
+    ratio_rows = []
+    for case in document["cases"]:
+        for reference in REFERENCES:
+            ours, theirs = index.get((case, OURS)), index.get((case, reference))
+            if ours is None or theirs is None or not ours.n_ok or not theirs.n_ok:
+                continue
+            found_ratios = ratios(ours, theirs)
+            ratio_rows.append(
+                [
+                    case,
+                    reference,
+                    *(
+                        fmt(found_ratios[metric])
+                        for metric in (
+                            "build_s",
+                            "sim_s",
+                            "wall_s",
+                            "peak_rss_bytes",
+                            "bytes_per_synapse",
+                            "events_per_s",
+                        )
+                    ),
+                ]
+            )
+    lines += _table(
+        [
+            "case",
+            "reference",
+            "build",
+            "sim (= RTF)",
+            "whole process",
+            "peak RSS",
+            "bytes/synapse",
+            "events/s",
+        ],
+        ratio_rows,
+    )
+    lines += ["", "## brainsim strong scaling (1 -> 2 ranks)", ""]
+    scaling_rows = []
+    for case in document["cases"]:
+        one, two = index.get((case, ONE_RANK)), index.get((case, OURS))
+        if one is None or two is None:
+            continue
+        identical = "yes" if _same_counts(one, two) else "no"
+        scaling_rows.append(
+            [case, fmt(one.sim_s), fmt(two.sim_s), fmt(speedup(one, two)), identical]
+        )
+    lines += _table(
+        ["case", "sim 1 rank (s)", "sim 2 ranks (s)", "speed-up", "same spike counts"],
+        scaling_rows,
+    )
+    lines += [
+        "",
+        "## Population rates (Hz)",
+        "",
+        f"Checked against NEST (else Brian2): agreement within "
+        f"{RATE_REL_TOLERANCE:.0%} or {RATE_ABS_TOLERANCE_HZ} Hz, whichever is larger.",
+        "",
+    ]
+    configs = list(dict.fromkeys(s.config for s in found))
+    rate_table = [
+        [
+            row.case,
+            row.population,
+            *(fmt(row.rates_hz.get(config)) for config in configs),
+            "–"
+            if row.reference is None
+            else ("DISAGREE: " + ", ".join(row.disagreeing) if row.disagreeing else "yes"),
+        ]
+        for row in rate_rows(found)
+    ]
+    lines += _table(["case", "population", *configs, "agree"], rate_table)
+    lines += ["", "## Targets (issue 6)", ""]
+    lines += _table(["target", "measured", "met"], [list(row) for row in targets(document)])
+    notes = list(dict.fromkeys(document.get("notes", [])))
+    errors = [f"{s.case} / {s.config}: {error}" for s in found for error in s.errors]
+    if notes or errors:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {note}" for note in [*notes, *errors]]
+    return "\n".join(lines) + "\n"
+
+
+def _same_counts(one: Summary, two: Summary) -> bool:
+    counts = one.spike_counts + two.spike_counts
+    return bool(counts) and all(count == counts[0] for count in counts)
+
+
+def _load_text(document: Mapping[str, Any]) -> str:
+    loads = [sample["load_1min"] for sample in document.get("load", [])]
+    if not loads:
+        return "not recorded"
+    return (
+        f"1-minute load average between {fmt(min(loads), 2)} and {fmt(max(loads), 2)} "
+        f"on {document['machine']['cores']} cores ({len(loads)} samples, one before and after "
+        "each case); the machine was shared with other work"
+    )
+
+
+def plot_rtf(document: Mapping[str, Any], path: Path) -> None:
+    """Bar chart of the real-time factor per case and configuration (log scale) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = [s for s in summaries(document) if s.rtf is not None]
+    cases = list(dict.fromkeys(s.case for s in found))
+    configs = list(dict.fromkeys(s.config for s in found))
+    index = _index(found)
+    width = 0.8 / max(1, len(configs))
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(cases) + 2), 4.5))
+    for position, config in enumerate(configs):
+        xs = [i + (position - (len(configs) - 1) / 2) * width for i in range(len(cases))]
+        heights = [
+            index[(case, config)].get("rtf") or 0.0 if (case, config) in index else 0.0
+            for case in cases
+        ]
+        axes.bar(xs, heights, width=width, label=config)
+    axes.set_xticks(range(len(cases)), cases, rotation=15)
+    axes.set_yscale("log")
+    axes.set_ylabel("real-time factor (wall s per simulated s)")
+    axes.set_title(f"Simulation phase, {document['machine']['cores']} cores (lower is faster)")
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,202 @@
+"""Run one case on one simulator configuration and return what was measured.
+
+- brainsim runs as a user runs it: ``brainsim run CIRCUIT --out STORE --overwrite --progress
+  none`` (plus ``--ranks N`` for N > 1), whole process timed from outside; ``build_s`` and
+  ``wall_s`` come from the store's ``brainsim.provenance`` (simulation = ``wall_s - build_s``,
+  both measured from opening to closing the recording), spike counts from the store read with
+  plain zarr.
+- NEST and Brian2 run the script generated from the same circuit file in the reference
+  environment; the script prints its own build/simulation times, synapse and spike counts.
+
+Every run's peak memory is that of its whole process tree (:mod:`bench.measure`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from bench.measure import Measured, run_measured
+from bench.script_runtime import RESULT_MARKER
+
+__all__ = [
+    "Config",
+    "RunResult",
+    "brainsim_command",
+    "parse_script_result",
+    "read_store",
+    "run_brainsim",
+    "run_reference",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A simulator with a number of workers (MPI ranks for brainsim, threads for the others)."""
+
+    name: str
+    """Label in tables: ``brainsim``, ``brainsim-1rank``, ``nest``, ``brian2``."""
+    simulator: str
+    """``brainsim``, ``nest`` or ``brian2``."""
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """One measured run (or the reason it did not happen)."""
+
+    case: str
+    config: str
+    rep: int
+    ok: bool
+    error: str = ""
+    wall_s: float | None = None
+    """Whole process, start to exit (s)."""
+    build_s: float | None = None
+    """Network construction (s), as the simulator's own clock reports it."""
+    sim_s: float | None = None
+    """Simulation phase (s)."""
+    compile_s: float | None = None
+    """Brian2 only: code generation and (warm) compilation (s)."""
+    peak_rss_bytes: int | None = None
+    n_synapses: int | None = None
+    n_spikes: dict[str, int] = field(default_factory=dict)
+    load_1min: float | None = None
+    """The machine's 1-minute load average when the run started (others' work included)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def brainsim_command(
+    circuit: Path, store: Path, ranks: int, duration_ms: float | None = None
+) -> list[str]:
+    """The ``brainsim run`` command line a user would type for this run."""
+    executable = shutil.which("brainsim")
+    command = [executable] if executable else [sys.executable, "-m", "brainsim"]
+    command += ["run", str(circuit), "--out", str(store), "--overwrite", "--progress", "none"]
+    if ranks > 1:
+        command += ["--ranks", str(ranks)]
+    if duration_ms is not None:
+        command += ["--duration-ms", repr(duration_ms)]
+    return command
+
+
+def read_store(store: Path) -> dict[str, Any]:
+    """Status, provenance times and spike counts of a recording, with plain zarr."""
+    # zarr's node types are a wide union; the layout (RECORDING.md) fixes what is where.
+    root: Any = zarr.open_group(str(store), mode="r")
+    attrs = dict(root.attrs)["brainsim"]
+    spikes = root["spikes"]
+    counts = {name: int(spikes[name]["node_ids"].shape[0]) for name in spikes.group_keys()}
+    provenance = attrs["provenance"]
+    return {
+        "status": attrs["status"],
+        "build_s": provenance["build_s"],
+        "wall_s": provenance["wall_s"],
+        "n_spikes": counts,
+    }
+
+
+def _measured_result(config: Config, case: str, rep: int, measured: Measured) -> RunResult:
+    """The result of a run that has not (yet) succeeded: its time and memory only."""
+    return RunResult(
+        case,
+        config.name,
+        rep,
+        ok=False,
+        wall_s=measured.wall_s,
+        peak_rss_bytes=measured.peak_rss_bytes,
+    )
+
+
+def _failure(measured: Measured) -> str:
+    if measured.over_memory_cap:
+        return f"killed at {measured.peak_rss_bytes / 2**30:.1f} GiB: over the memory cap"
+    if measured.timed_out:
+        return f"timed out after {measured.wall_s:.0f} s"
+    tail = (measured.stderr.strip() or measured.stdout.strip()).splitlines()[-5:]
+    return f"exit status {measured.returncode}: " + " | ".join(tail)
+
+
+def run_brainsim(
+    config: Config,
+    case: str,
+    rep: int,
+    circuit: Path,
+    store: Path,
+    n_synapses: int,
+    timeout_s: float,
+    memory_cap_bytes: int | None = None,
+) -> RunResult:
+    """One ``brainsim run`` of ``circuit``; ``n_synapses`` is the circuit's expected count."""
+    measured = run_measured(
+        brainsim_command(circuit, store, config.workers),
+        timeout_s=timeout_s,
+        memory_cap_bytes=memory_cap_bytes,
+    )
+    failed = _measured_result(config, case, rep, measured)
+    if measured.returncode != 0:
+        return replace(failed, error=_failure(measured))
+    found = read_store(store)
+    if found["status"] != "complete":
+        error = f"store status {found['status']!r}"
+        return replace(failed, error=error)
+    build_s = float(found["build_s"])
+    return replace(
+        failed,
+        ok=True,
+        build_s=build_s,
+        sim_s=float(found["wall_s"]) - build_s,
+        n_synapses=n_synapses,
+        n_spikes=found["n_spikes"],
+    )
+
+
+def parse_script_result(stdout: str) -> dict[str, Any]:
+    """The JSON a reference script printed after :data:`~bench.script_runtime.RESULT_MARKER`."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            found: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
+            return found
+    raise ValueError("the script printed no result line")
+
+
+def run_reference(
+    config: Config,
+    case: str,
+    rep: int,
+    python: Path,
+    script: Path,
+    extra_args: list[str],
+    timeout_s: float,
+    memory_cap_bytes: int | None = None,
+) -> RunResult:
+    """One run of a generated NEST or Brian2 script in the reference interpreter."""
+    command = [str(python), str(script), "--threads", str(config.workers), *extra_args]
+    measured = run_measured(
+        command, cwd=script.parent, timeout_s=timeout_s, memory_cap_bytes=memory_cap_bytes
+    )
+    failed = _measured_result(config, case, rep, measured)
+    if measured.returncode != 0:
+        return replace(failed, error=_failure(measured))
+    try:
+        found = parse_script_result(measured.stdout)
+    except ValueError as error:
+        return replace(failed, error=str(error))
+    return replace(
+        failed,
+        ok=True,
+        build_s=float(found["build_s"]),
+        sim_s=float(found["sim_s"]),
+        compile_s=found.get("compile_s"),
+        n_synapses=int(found["n_synapses"]),
+        n_spikes={name: int(count) for name, count in found["n_spikes"].items()},
+    )

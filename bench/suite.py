@@ -1,0 +1,463 @@
+"""Run the benchmark: every selected case on every configuration, alternating, and save results.
+
+Order of work (the comment in each step says why):
+
+1. the reference environment is created or reused, and NEST/Brian2 probed; a simulator that
+   cannot be installed or imported is dropped with a note and the rest still runs;
+2. every configuration runs the 100-neuron baseline circuit once (after a warm-up), whose
+   peak RSS is subtracted for bytes per synapse;
+3. per case: the variant circuit file and the NEST/Brian2 scripts are written; brainsim warms
+   its numba cache with a short run (of a smaller case with the same kernels where there is
+   one) and Brian2 compiles its project, so the timed runs start warm as a user's would;
+   then ``reps`` rounds run every configuration once each, in the same order (A B C A B C);
+4. before each run the peak memory is predicted (from a smaller case of the same circuit
+   measured earlier in the session, else a prior per simulator) and the run is skipped with a
+   note when it would not fit in the available memory.
+
+The results document is rewritten after every run, so an interrupted benchmark keeps what it
+measured.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.brian2_script import brian2_script
+from bench.cases import BASELINE, Case, CaseInfo, case_info, write_variant
+from bench.measure import available_memory_bytes, run_measured
+from bench.nest_script import nest_script
+from bench.refenv import ReferenceEnv, ensure_reference_env, probe_simulators
+from bench.runners import Config, RunResult, brainsim_command, run_brainsim, run_reference
+from bench.translate_common import UnsupportedCircuitError
+from brainsim.circuit.spec import Circuit
+
+__all__ = [
+    "PRIOR_BYTES_PER_SYNAPSE",
+    "SIMULATORS",
+    "Options",
+    "configurations",
+    "predict_peak_bytes",
+    "run_suite",
+]
+
+SIMULATORS = ("brainsim", "nest", "brian2")
+
+PRIOR_BYTES_PER_SYNAPSE = {"brainsim": 16.0, "nest": 80.0, "brian2": 60.0}
+"""Generous peak bytes per synapse used to predict memory before a circuit family is measured."""
+
+MEMORY_RESERVE_BYTES = 2 * 2**30
+"""Memory left to the rest of the machine when deciding whether a run fits."""
+
+WARMUP_DURATION_MS = 20.0
+"""Simulated time of brainsim's JIT warm-up run."""
+
+FORMAT = "brainsim-bench/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What to run and where to put it."""
+
+    cases: list[Case]
+    reps: int
+    quick: bool
+    simulators: tuple[str, ...]
+    cores: int
+    single_rank: bool
+    out_dir: Path
+    venv: Path
+    timeout_s: float
+    command: str
+
+
+def configurations(simulators: tuple[str, ...], cores: int, single_rank: bool) -> list[Config]:
+    """The configurations to alternate: brainsim on ``cores`` ranks (and 1), the references on
+    ``cores`` threads."""
+    configs = []
+    for simulator in simulators:
+        configs.append(Config(simulator, simulator, cores))
+        if simulator == "brainsim" and single_rank and cores > 1:
+            configs.append(Config("brainsim-1rank", "brainsim", 1))
+    return configs
+
+
+def predict_peak_bytes(
+    simulator: str, n_synapses: int, baseline_bytes: float, measured_bytes_per_synapse: float | None
+) -> float:
+    """Expected peak RSS: the baseline plus synapses times a measured (+10%) or prior cost."""
+    if measured_bytes_per_synapse is not None:
+        per_synapse = 1.1 * max(measured_bytes_per_synapse, 1.0)
+    else:
+        per_synapse = PRIOR_BYTES_PER_SYNAPSE[simulator]
+    return baseline_bytes + per_synapse * n_synapses
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "?"
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False, timeout=60)
+    for line in lscpu.stdout.splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    memory = 0
+    for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = 1024 * int(line.split()[1])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_bytes": memory,
+        "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("brainsim", "numpy", "numba", "mpi4py", "zarr", "mpich"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    found["mpiexec"] = _mpiexec_version()
+    found["brainsim-commit"] = _commit()
+    return found
+
+
+def _mpiexec_version() -> str:
+    """``mpiexec --version``'s Version line (MPICH's Hydra prints several lines)."""
+    try:
+        result = subprocess.run(
+            ["mpiexec", "--version"], capture_output=True, text=True, check=False, timeout=60
+        )
+    except OSError:
+        return "not found"
+    for line in result.stdout.splitlines():
+        if line.strip().startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    return (result.stdout.strip() or "?").splitlines()[0]
+
+
+def _commit() -> str:
+    """The checkout's commit, ``+modified`` when brainsim/ differs from it (read-only git)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=False, timeout=60
+        )
+
+    try:
+        head, changes = (
+            git("rev-parse", "--short", "HEAD"),
+            git("status", "--porcelain", "brainsim"),
+        )
+    except OSError:
+        return "?"
+    if head.returncode != 0:
+        return "?"
+    return head.stdout.strip() + ("+modified" if changes.stdout.strip() else "")
+
+
+def _earlier_bytes_per_synapse(folder: Path) -> dict[tuple[str, str], float]:
+    """Largest bytes per synapse per (configuration, circuit file) in earlier results files.
+
+    Memory predictions start from these, so a large case run on its own still has a
+    measured cost per synapse (from a smaller case of the same circuit run before).
+    """
+    found: dict[tuple[str, str], float] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            cases, baselines = document["cases"], document["baselines"]
+            runs = document["runs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for run in runs:
+            case, baseline = cases.get(run["case"]), baselines.get(run["config"])
+            if not run["ok"] or case is None or baseline is None or not run["n_synapses"]:
+                continue
+            key = (run["config"], case["circuit"])
+            per_synapse = (run["peak_rss_bytes"] - baseline) / run["n_synapses"]
+            found[key] = max(per_synapse, found.get(key, 0.0))
+    return found
+
+
+class _Session:
+    """State of one benchmark invocation: the results document and where things go."""
+
+    def __init__(self, options: Options, root: Path) -> None:
+        self.options = options
+        self.root = root
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%S")
+        suffix = "-quick" if options.quick else ""
+        self.json_path = options.out_dir / f"{stamp}{suffix}.json"
+        self.work = options.out_dir / "work"
+        self.reference: ReferenceEnv | None = None
+        self.measured_bps = _earlier_bytes_per_synapse(options.out_dir)
+        self.document: dict[str, Any] = {
+            "format": FORMAT,
+            "started": _now(),
+            "finished": None,
+            "command": options.command,
+            "options": {
+                "cases": [case.name for case in options.cases],
+                "reps": options.reps,
+                "quick": options.quick,
+                "simulators": list(options.simulators),
+                "cores": options.cores,
+            },
+            "machine": _machine(),
+            "versions": _versions(),
+            "cases": {},
+            "baselines": {},
+            "runs": [],
+            "notes": [],
+            "load": [],
+        }
+
+    def relative(self, text: str) -> str:
+        """``text`` with this checkout's path removed (RESULTS.md is committed)."""
+        return text.replace(f"{self.root}/", "").replace(str(self.root), ".")
+
+    def note(self, text: str) -> None:
+        print(f"[bench] note: {text}", flush=True)
+        self.document["notes"].append(self.relative(text))
+
+    def sample_load(self, when: str) -> None:
+        self.document["load"].append({"when": when, "load_1min": os.getloadavg()[0]})
+
+    def save(self) -> None:
+        self.options.out_dir.mkdir(parents=True, exist_ok=True)
+        self.json_path.write_text(json.dumps(self.document, indent=1) + "\n", encoding="utf-8")
+
+
+def _prepare_reference(session: _Session, configs: list[Config]) -> list[Config]:
+    """Install/probe the reference simulators; drop those that cannot run, with a note."""
+    wanted = {c.simulator for c in configs} & {"nest", "brian2"}
+    if not wanted:
+        return configs
+    log = session.options.out_dir / "reference-install.log"
+    try:
+        python = ensure_reference_env(session.options.venv, log)
+    except (subprocess.CalledProcessError, OSError) as error:
+        session.note(f"reference environment could not be created ({error}); see {log}")
+        return [c for c in configs if c.simulator not in wanted]
+    session.reference = probe_simulators(python)
+    session.document["versions"].update(
+        {f"ref-{key}": value for key, value in session.reference.versions.items()}
+    )
+    for simulator, reason in session.reference.errors.items():
+        if simulator in wanted:
+            session.note(f"{simulator} skipped: {reason}")
+    return [c for c in configs if c.simulator not in session.reference.errors]
+
+
+def _script(config: Config, circuit: Circuit, source: Path, folder: Path) -> Path:
+    writer = nest_script if config.simulator == "nest" else brian2_script
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{source.stem}.{config.simulator}.py"
+    path.write_text(writer(circuit, source.name), encoding="utf-8")
+    return path
+
+
+class _CaseRun:
+    """Everything needed to run one case on every configuration."""
+
+    def __init__(self, session: _Session, case: Case, configs: list[Config], quick: bool) -> None:
+        self.session = session
+        self.case = case
+        path = write_variant(case, session.root, session.work / "circuits", quick)
+        self.info, self.circuit = case_info(case.name, path)
+        self.path = path
+        self.scripts: dict[str, Path] = {}
+        self.configs = []
+        for config in configs:
+            if config.simulator in ("nest", "brian2"):
+                try:
+                    self.scripts[config.name] = _script(
+                        config, self.circuit, path, session.work / "scripts"
+                    )
+                except UnsupportedCircuitError as error:
+                    session.note(f"{case.name}: {config.name} skipped: {error}")
+                    continue
+            self.configs.append(config)
+
+    def project(self) -> Path:
+        """The Brian2 project folder (kept between runs, so compiled objects are reused)."""
+        return self.session.work / "brian2" / self.path.stem
+
+    def store(self, config: Config) -> Path:
+        return self.session.work / "stores" / f"{self.path.stem}-{config.name}.zarr"
+
+    def run(self, config: Config, rep: int) -> RunResult:
+        load = os.getloadavg()[0]
+        return replace(self._run(config, rep), load_1min=load)
+
+    def _run(self, config: Config, rep: int) -> RunResult:
+        timeout = self.session.options.timeout_s
+        cap = available_memory_bytes() - MEMORY_RESERVE_BYTES
+        if config.simulator == "brainsim":
+            store = self.store(config)
+            result = run_brainsim(
+                config, self.case.name, rep, self.path, store, self.info.n_synapses, timeout, cap
+            )
+            shutil.rmtree(store, ignore_errors=True)
+            return result
+        assert self.session.reference is not None
+        extra = ["--project", str(self.project())] if config.simulator == "brian2" else []
+        result = run_reference(
+            config,
+            self.case.name,
+            rep,
+            self.session.reference.python,
+            self.scripts[config.name],
+            extra,
+            timeout,
+            cap,
+        )
+        if config.simulator == "brian2":
+            shutil.rmtree(self.project() / "results", ignore_errors=True)
+        return result
+
+    def warm_up(self, config: Config, warmup_path: Path) -> str | None:
+        """Warm brainsim's JIT cache or compile the Brian2 project; an error text or None."""
+        timeout = self.session.options.timeout_s
+        cap = available_memory_bytes() - MEMORY_RESERVE_BYTES
+        if config.simulator == "brainsim":
+            store = self.session.work / "stores" / "warmup.zarr"
+            duration = min(WARMUP_DURATION_MS, self.info.duration_ms)
+            command = brainsim_command(warmup_path, store, config.workers, duration)
+            measured = run_measured(command, timeout_s=timeout, memory_cap_bytes=cap)
+            shutil.rmtree(store, ignore_errors=True)
+        elif config.simulator == "brian2":
+            assert self.session.reference is not None
+            command = [
+                str(self.session.reference.python),
+                str(self.scripts[config.name]),
+                "--threads",
+                str(config.workers),
+                "--project",
+                str(self.project()),
+                "--compile-only",
+            ]
+            measured = run_measured(command, timeout_s=timeout, memory_cap_bytes=cap)
+        else:
+            return None
+        if measured.returncode == 0:
+            return None
+        return (measured.stderr.strip() or measured.stdout.strip() or "failed").splitlines()[-1]
+
+
+def _fits(session: _Session, case_run: _CaseRun, config: Config) -> str | None:
+    """None when the run should fit in memory, else the reason to skip it."""
+    baseline = session.document["baselines"].get(config.name, 0.0)
+    measured = session.measured_bps.get((config.name, case_run.case.circuit))
+    predicted = predict_peak_bytes(config.simulator, case_run.info.n_synapses, baseline, measured)
+    available = available_memory_bytes() - MEMORY_RESERVE_BYTES
+    if predicted <= available:
+        return None
+    return (
+        f"needs about {predicted / 2**30:.1f} GiB "
+        f"({'measured' if measured is not None else 'prior'} cost per synapse), "
+        f"{max(available, 0) / 2**30:.1f} GiB available"
+    )
+
+
+def _record(session: _Session, case_run: _CaseRun, result: RunResult) -> None:
+    result = replace(result, error=session.relative(result.error))
+    session.document["runs"].append(result.as_dict())
+    status = "ok" if result.ok else f"FAILED: {result.error}"
+    print(
+        f"[bench] {result.case} {result.config} rep {result.rep}: {status} "
+        f"build {result.build_s} sim {result.sim_s} wall {result.wall_s:.2f} "
+        f"peak {((result.peak_rss_bytes or 0) / 2**20):.0f} MiB load {result.load_1min}",
+        flush=True,
+    )
+    baseline = session.document["baselines"].get(result.config)
+    if result.ok and baseline is not None and result.peak_rss_bytes and result.n_synapses:
+        per_synapse = (result.peak_rss_bytes - baseline) / result.n_synapses
+        key = (result.config, case_run.case.circuit)
+        session.measured_bps[key] = max(per_synapse, session.measured_bps.get(key, 0.0))
+    session.save()
+
+
+def _run_baseline(session: _Session, configs: list[Config]) -> None:
+    baseline = _CaseRun(session, BASELINE, configs, quick=False)
+    for config in baseline.configs:
+        failure = baseline.warm_up(config, baseline.path)
+        result = baseline.run(config, rep=0)
+        if failure or not result.ok:
+            session.note(f"baseline failed on {config.name}: {failure or result.error}")
+            continue
+        session.document["baselines"][config.name] = result.peak_rss_bytes
+    session.save()
+
+
+def _case_record(info: CaseInfo, case: Case, circuit: Circuit) -> dict[str, Any]:
+    record = asdict(info)
+    record["description"] = case.description
+    record["circuit"] = case.circuit
+    record["varying_weights"] = any(
+        not isinstance(projection.weight, float | int)
+        for projection in circuit.projections.values()
+    )
+    return record
+
+
+def run_suite(options: Options, root: Path) -> tuple[dict[str, Any], Path]:
+    """Run everything ``options`` asks for; the results document and the JSON file it is in."""
+    session = _Session(options, root)
+    configs = configurations(options.simulators, options.cores, options.single_rank)
+    if "brainsim" in options.simulators and shutil.which("mpiexec") is None and options.cores > 1:
+        session.note("no mpiexec on PATH: brainsim runs on 1 rank only")
+        configs = [c for c in configs if c.simulator != "brainsim" or c.workers == 1]
+    configs = _prepare_reference(session, configs)
+    print(f"[bench] results: {session.json_path}", flush=True)
+    session.sample_load("start")
+    _run_baseline(session, configs)
+    prepared: dict[str, _CaseRun] = {}
+    for case in options.cases:
+        case_run = _CaseRun(session, case, configs, options.quick)
+        prepared[case.name] = case_run
+        session.document["cases"][case.name] = _case_record(case_run.info, case, case_run.circuit)
+        session.sample_load(f"before {case.name}")
+        warmup = prepared.get(case.warmup or "", case_run).path
+        skipped: set[str] = set()
+        for config in case_run.configs:
+            reason = _fits(session, case_run, config)
+            if reason is not None:
+                session.note(f"{case.name}: {config.name} skipped: {reason}")
+                skipped.add(config.name)
+                continue
+            failure = case_run.warm_up(config, warmup)
+            if failure:
+                session.note(f"{case.name}: warm-up of {config.name} failed: {failure}")
+        for rep in range(options.reps):
+            for config in case_run.configs:
+                if config.name in skipped:
+                    continue
+                reason = _fits(session, case_run, config)
+                if reason is not None:
+                    session.note(f"{case.name}: {config.name} rep {rep} skipped: {reason}")
+                    continue
+                result = case_run.run(config, rep)
+                _record(session, case_run, result)
+                if result.error.startswith(("timed out", "killed")):
+                    # Later repetitions would fail the same way.
+                    skipped.add(config.name)
+        session.sample_load(f"after {case.name}")
+        session.save()
+    session.document["finished"] = _now()
+    session.save()
+    return session.document, session.json_path

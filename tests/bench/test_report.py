@@ -1,0 +1,72 @@
+"""RESULTS.md rendering, merging of results documents, number formatting and the RTF plot."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from bench.report import fmt, merge, plot_rtf, render_markdown, targets
+from tests.bench.conftest import result_run
+
+
+def test_fmt() -> None:
+    assert fmt(None) == "–"
+    assert fmt(0.0) == "0"
+    assert fmt(12.345) == "12.3"
+    assert fmt(1234.5) == "1,234"
+    assert fmt(0.1234) == "0.123"
+    assert fmt(4.4e7) == "4.40e+07"
+
+
+def test_markdown_has_machine_tables_ratios_rates_and_notes(
+    results_document: dict[str, Any],
+) -> None:
+    text = render_markdown(results_document)
+    assert "Test CPU, 2 cores, 24.0 GiB memory" in text
+    assert "1-minute load average between 1.5 and 2.5 on 2 cores" in text
+    assert "python -m bench all" in text
+    assert (
+        "| brunel | brainsim | 0.500 | 2.00 | 2.00 | 3.50 | 100 | 4.19 | 1.85e+08 | 1/1 |" in text
+    )
+    assert "| brunel | nest | 0.250 | 0.167 | 0.233 | 1.00 |" in text
+    assert "| brunel | 3.80 | 2.00 | 1.90 | yes |" in text
+    assert "| brunel | E | 37.0 | 37.0 | 37.5 | 30.0 | DISAGREE: brian2 |" in text
+    assert "- microcircuit: nest skipped: needs about 30 GiB" in text
+
+
+def test_targets_use_the_constant_weight_limit(results_document: dict[str, Any]) -> None:
+    rows = {label: (value, met) for label, value, met in targets(results_document)}
+    assert rows["simulation >= 4x faster than NEST (NEST sim / brainsim sim)"] == (
+        "brunel: 6.00",
+        "yes",
+    )
+    assert rows["construction >= 3x faster than NEST (NEST build / brainsim build)"][1] == "yes"
+    # (100 - 60) MiB over 1e7 synapses is 4.19 bytes: above 4 for constant weights.
+    assert rows["bytes per synapse <= 4 (constant weights) or 8 (varying)"] == (
+        "brunel: 4.19",
+        "no",
+    )
+    assert rows["2 ranks >= 1.7x faster than 1 rank on Brunel"] == ("brunel: 1.90", "yes")
+
+
+def test_merge_replaces_runs_per_case_and_configuration(
+    results_document: dict[str, Any],
+) -> None:
+    first = results_document
+    second = copy.deepcopy(first)
+    second["runs"] = [result_run("brunel", "brainsim", 1.0, 0.5, 37_000)]
+    second["command"] = "python -m bench brunel --simulators brainsim"
+    merged = merge([first, second])
+    configs = [(run["config"], run["sim_s"]) for run in merged["runs"]]
+    assert configs == [("brainsim-1rank", 3.8), ("nest", 12.0), ("brian2", 6.0), ("brainsim", 1.0)]
+    assert merged["commands"] == [
+        "python -m bench all",
+        "python -m bench brunel --simulators brainsim",
+    ]
+
+
+def test_plot_writes_a_png(tmp_path: Path, results_document: dict[str, Any]) -> None:
+    path = tmp_path / "rtf.png"
+    plot_rtf(results_document, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,112 @@
+"""Medians, derived metrics, ratios, speed-up and rate agreement from synthetic runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.stats import (
+    median,
+    rate_rows,
+    rates_agree,
+    ratios,
+    speedup,
+    summarize,
+    synaptic_events,
+)
+
+CASE: dict[str, Any] = {
+    "name": "net",
+    "duration_ms": 500.0,
+    "population_sizes": {"E": 100, "I": 50},
+    "projections": [["E", 1000], ["I", 200]],
+}
+
+
+def run(config: str, rep: int, sim_s: float, **extra: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "case": "net",
+        "config": config,
+        "rep": rep,
+        "ok": True,
+        "error": "",
+        "wall_s": sim_s + 2.0,
+        "build_s": 1.0,
+        "sim_s": sim_s,
+        "compile_s": None,
+        "peak_rss_bytes": 3000.0,
+        "n_synapses": 1200,
+        "n_spikes": {"E": 500, "I": 100},
+    }
+    found.update(extra)
+    return found
+
+
+def test_median_ignores_missing_values() -> None:
+    assert median([3.0, None, 1.0, 2.0]) == 2.0
+    assert median([None]) is None
+
+
+def test_synaptic_events_are_spikes_times_mean_out_degree() -> None:
+    # E: 500 spikes x 10 synapses per E neuron; I: 100 spikes x 4 per I neuron.
+    assert (
+        synaptic_events([("E", 1000), ("I", 200)], {"E": 100, "I": 50}, {"E": 500, "I": 100})
+        == 5400
+    )
+
+
+def test_summary_medians_and_derived_metrics() -> None:
+    runs = [run("a", 0, 2.0), run("a", 1, 4.0), run("a", 2, 3.0, peak_rss_bytes=5400.0)]
+    summary = summarize(CASE, "a", runs, baseline_bytes=600.0)
+    assert summary.n_ok == 3
+    assert summary.sim_s == 3.0
+    assert summary.rtf == 6.0  # 3 s of wall time for 0.5 s simulated
+    assert summary.wall_s == 5.0
+    assert summary.bytes_per_synapse == pytest.approx((3000.0 - 600.0) / 1200)
+    assert summary.events_per_s == pytest.approx(5400 / 3.0)
+    assert summary.rates_hz == {"E": 10.0, "I": 4.0}
+
+
+def test_failed_runs_are_counted_and_explained() -> None:
+    runs = [run("a", 0, 2.0), run("a", 1, 9.0, ok=False, error="exit status 1: boom")]
+    summary = summarize(CASE, "a", runs, baseline_bytes=None)
+    assert (summary.n_ok, summary.n_runs) == (1, 2)
+    assert summary.sim_s == 2.0
+    assert summary.bytes_per_synapse is None
+    assert summary.errors == ["exit status 1: boom"]
+    nothing = summarize(CASE, "b", runs, baseline_bytes=None)
+    assert nothing.n_runs == 0
+    assert nothing.sim_s is None
+
+
+def test_ratios_and_speedup() -> None:
+    ours = summarize(CASE, "ours", [run("ours", 0, 1.0)], baseline_bytes=0.0)
+    theirs = summarize(CASE, "theirs", [run("theirs", 0, 4.0, build_s=3.0)], baseline_bytes=0.0)
+    found = ratios(ours, theirs)
+    assert found["sim_s"] == 0.25
+    assert found["rtf"] == 0.25
+    assert found["build_s"] == pytest.approx(1 / 3)
+    assert found["events_per_s"] == 4.0
+    assert speedup(theirs, ours) == 4.0
+
+
+def test_rates_agree_relative_and_absolute() -> None:
+    assert rates_agree(37.0, 37.5)
+    assert not rates_agree(35.0, 37.5)
+    assert rates_agree(0.9, 1.05)  # 0.15 Hz off: inside the 0.2 Hz floor
+    assert not rates_agree(0.7, 1.0)
+
+
+def test_rate_rows_flag_disagreement_against_nest() -> None:
+    runs = [
+        run("brainsim", 0, 1.0),
+        run("nest", 0, 1.0),
+        run("brian2", 0, 1.0, n_spikes={"E": 600, "I": 100}),
+    ]
+    summaries = [summarize(CASE, config, runs, None) for config in ("brainsim", "nest", "brian2")]
+    rows = {row.population: row for row in rate_rows(summaries)}
+    assert rows["E"].reference == "nest"
+    assert rows["E"].disagreeing == ["brian2"]
+    assert rows["I"].disagreeing == []
+    assert rows["E"].rates_hz["brian2"] == 12.0
