@@ -21,9 +21,11 @@ from brainsim.kernels import izhikevich, lif
 from brainsim.kernels.advance import advance_izhikevich, advance_lif_delta, advance_lif_exp
 
 __all__ = [
+    "SAMPLE_CODES",
     "STATE_UNITS",
     "CurrentTable",
     "LocalPopulation",
+    "Sampler",
     "build_population",
     "separates_inhibition",
 ]
@@ -50,6 +52,27 @@ class CurrentTable:
     noise_val: Float64Array = field(default_factory=lambda: np.zeros((0, 3)))
 
 
+SAMPLE_CODES: dict[str, dict[str, int]] = {
+    "lif": {"v": 0, "i_syn_ex": 1, "i_syn_in": 2},
+    "izhikevich": {"v": 0, "u": 1},
+}
+"""Which of a model's state arrays the advance kernels sample for each variable name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    """What a population samples, every ``every`` steps (see
+    :func:`~brainsim.kernels.advance.advance_lif_delta`); ``every == 0``: nothing.
+
+    ``samples`` is the scratch the kernel writes one row per sample into.
+    """
+
+    every: int = 0
+    var: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    samples: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+
 @dataclass(slots=True, eq=False)
 class LocalPopulation:
     """The rank's neurons ``[lo, hi)`` of one population (see the module docstring).
@@ -74,6 +97,7 @@ class LocalPopulation:
     synapse: str
     integration: str = ""
     currents: CurrentTable = field(default_factory=CurrentTable)
+    sampler: Sampler = field(default_factory=Sampler)
     zeros: Float64Array = field(default_factory=lambda: np.zeros(0))
 
     @property
@@ -97,33 +121,41 @@ class LocalPopulation:
         buf_inh: Float64Array,
         keys: npt.NDArray[np.int64],
         n_keys: int,
-    ) -> int:
-        """Advance steps ``first .. last - 1``; append spike keys; return the key count."""
+    ) -> tuple[int, int]:
+        """Advance steps ``first .. last - 1``; append spike keys and take the due samples
+        (into ``sampler.samples``); return ``(key count, sample rows)``."""
         p, s, c = self.params, self.state, self.currents
+        m = self.sampler
         i_base, i_ext, sp = self.i_base_pA, self.i_ext_pA, self.spikes_out
         g0 = self.first_gid
         if self.model == "lif" and self.synapse == "delta":
-            return int(advance_lif_delta(
+            return _pair(advance_lif_delta(
                 first, last, interval_start, g0, n_gids, seed, buf_exc, self.col, s["v"],
                 self.refr, p["p_mm"], p["p_me"], p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"],
                 self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp,
-                c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, keys, n_keys,
+                c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, m.every, m.var, m.idx,
+                m.samples, keys, n_keys,
             ))  # fmt: skip
         if self.model == "lif":
-            return int(advance_lif_exp(
+            return _pair(advance_lif_exp(
                 first, last, interval_start, g0, n_gids, seed, buf_exc, buf_inh, self.col,
                 s["v"], s["i_syn_ex"], s["i_syn_in"], self.refr, p["p_mm"], p["p_me"],
                 p["p_ex"], p["p_in"], p["p_mex"], p["p_min"], p["e_l_mV"], p["v_th_mV"],
                 p["v_reset_mV"], self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx,
-                c.dc_amp, c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, keys, n_keys,
+                c.dc_amp, c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, m.every, m.var,
+                m.idx, m.samples, keys, n_keys,
             ))  # fmt: skip
-        return int(advance_izhikevich(
+        return _pair(advance_izhikevich(
             first, last, interval_start, g0, n_gids, seed, buf_exc, self.col,
             self.synapse == "current_pulse", s["v"], s["u"], p["a"], p["b"], p["c_mV"], p["d"],
             p["v_peak_mV"], self.dt_ms, self.integration == "published_2003", self.zeros, sp,
             i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp, c.noise_meta, c.noise_idx,
-            c.noise_gid, c.noise_val, keys, n_keys,
+            c.noise_gid, c.noise_val, m.every, m.var, m.idx, m.samples, keys, n_keys,
         ))  # fmt: skip
+
+
+def _pair(result: tuple[int, int]) -> tuple[int, int]:
+    return int(result[0]), int(result[1])
 
 
 def separates_inhibition(pop: Population) -> bool:

@@ -7,8 +7,8 @@ can reach any neuron before the interval ends, so every rank can update its neur
 
     for each interval [t0, t0 + k):
         add the interval's Poisson and spike-train input to the ring buffers
-        for each population, one numba call for the interval's steps (split where state is
-        sampled): currents(s) -> update(s) -> spike keys of s
+        for each population, one numba call for the interval's steps:
+            currents(s) -> update(s) -> spike keys of s -> state samples due after s
         exchange the interval's keys (Allgatherv; sorted by step, then source gid)
         deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
         record spikes; flush if due; stop if cancelled
@@ -26,6 +26,7 @@ spikes at ``(s + 1) * dt``, and a spike with delay ``d`` steps is felt in the up
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ import numpy.typing as npt
 from brainsim.circuit.spec import Circuit
 from brainsim.engine.connectivity import DeliveryPlan, build_projection
 from brainsim.engine.populations import (
+    SAMPLE_CODES,
     STATE_UNITS,
     LocalPopulation,
+    Sampler,
     build_population,
     separates_inhibition,
 )
@@ -90,6 +93,8 @@ class _Report:
     interval_steps: int
     local_idx: Int64Array
     positions: Int64Array
+    columns: slice = field(default_factory=lambda: slice(0, 0))
+    """This report's columns in its population's sample rows."""
 
 
 @dataclass(slots=True)
@@ -210,20 +215,58 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
                 positions=np.flatnonzero(inside).astype(np.int64),
             )
         )
+    for name, pop in populations.items():
+        pop.sampler = _sampler(pop, network.reports_of[name], min_delay)
     network.build_s = time.perf_counter() - start
     return network
 
 
-def _samples_within(
-    reports: list[tuple[int, _Report]], t0: int, t1: int
-) -> list[tuple[int, list[tuple[int, _Report]]]]:
-    """Steps in ``[t0, t1)`` after which some of ``reports`` take a sample, with those reports."""
-    due: dict[int, list[tuple[int, _Report]]] = {}
-    for idx, rep in reports:
-        first = -(-(t0 + 1) // rep.interval_steps) * rep.interval_steps - 1
-        for step in range(first, t1, rep.interval_steps):
-            due.setdefault(step, []).append((idx, rep))
-    return sorted(due.items(), key=lambda item: item[0])
+def _sampler(pop: LocalPopulation, reports: list[tuple[int, _Report]], k: int) -> Sampler:
+    """One sampler for all of ``pop``'s reports: every gcd of their intervals, report after
+    report in its columns (each report learns its columns)."""
+    if not reports:
+        return Sampler()
+    every = math.gcd(*[rep.interval_steps for _, rep in reports])
+    codes, idx = [], []
+    col = 0
+    for _, rep in reports:
+        rep.columns = slice(col, col + rep.local_idx.shape[0])
+        col += rep.local_idx.shape[0]
+        codes.append(np.full(rep.local_idx.shape[0], SAMPLE_CODES[pop.model][rep.variable]))
+        idx.append(rep.local_idx)
+    rows = k // every + 1
+    return Sampler(
+        every=every,
+        var=np.concatenate(codes).astype(np.int64),
+        idx=np.concatenate(idx).astype(np.int64),
+        samples=np.zeros((rows, col), dtype=np.float32),
+    )
+
+
+def _record_samples(
+    recorder: Recorder,
+    pop: LocalPopulation,
+    reports: list[tuple[int, _Report]],
+    t0: int,
+    n_rows: int,
+) -> None:
+    """Hand the sample rows a population's kernel took in an interval to the recorder.
+
+    Row ``r`` was taken after step ``s_r``, the ``r``-th step from ``t0`` on with
+    ``(s_r + 1) % every == 0``; a report gets the rows that fall on its own interval.
+    """
+    every = pop.sampler.every
+    first = -(-(t0 + 1) // every) * every - 1
+    for r in range(n_rows):
+        after = first + r * every + 1  # steps completed when the row was taken
+        for idx, rep in reports:
+            if after % rep.interval_steps == 0:
+                recorder.add_state(
+                    idx,
+                    after // rep.interval_steps - 1,
+                    rep.positions,
+                    pop.sampler.samples[r, rep.columns],
+                )
 
 
 def _record_spikes(
@@ -281,20 +324,10 @@ def simulate(
         n_keys = 0
         network.stimuli.apply_interval(t0, t1 - t0, seed, network.buf_exc, network.buf_inh)
         for pop in pops:
-            first = t0
-            for step, reports in _samples_within(reports_of[pop.name], t0, t1):
-                n_keys = pop.advance(first, step + 1, t0, n_gids, seed, network.buf_exc,
-                                     network.buf_inh, keys, n_keys)  # fmt: skip
-                first = step + 1
-                for idx, rep in reports:
-                    recorder.add_state(
-                        idx,
-                        (step + 1) // rep.interval_steps - 1,
-                        rep.positions,
-                        pop.state[rep.variable][rep.local_idx].astype(np.float32),
-                    )
-            n_keys = pop.advance(first, t1, t0, n_gids, seed, network.buf_exc, network.buf_inh,
-                                 keys, n_keys)  # fmt: skip
+            n_keys, n_rows = pop.advance(t0, t1, t0, n_gids, seed, network.buf_exc,
+                                         network.buf_inh, keys, n_keys)  # fmt: skip
+            if n_rows:
+                _record_samples(recorder, pop, reports_of[pop.name], t0, n_rows)
         if config.should_stop is not None and config.should_stop():
             keys[n_keys] = CONTROL_STOP
             n_keys += 1

@@ -96,6 +96,28 @@ def step_currents_ref(
 
 
 @numba.njit(cache=True, nogil=True)
+def _sample(
+    step: int,
+    every: int,
+    var: I64,
+    idx: I64,
+    first: F64,
+    second: F64,
+    third: F64,
+    samples: npt.NDArray[np.float32],
+    n_rows: int,
+) -> int:
+    """After ``step``: if a sample is due, store ``(first, second, third)[var[j]][idx[j]]``."""
+    if every <= 0 or (step + 1) % every != 0:
+        return n_rows
+    for j in range(idx.shape[0]):
+        code = var[j]
+        i = idx[j]
+        samples[n_rows, j] = first[i] if code == 0 else second[i] if code == 1 else third[i]
+    return n_rows + 1
+
+
+@numba.njit(cache=True, nogil=True)
 def _emit(keys: I64, n_keys: int, spikes: I64, n_spikes: int, base: int) -> int:
     for i in range(n_spikes):
         keys[n_keys + i] = base + spikes[i]
@@ -130,16 +152,24 @@ def advance_lif_delta(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    sample_every: int,
+    sample_var: I64,
+    sample_idx: I64,
+    samples: npt.NDArray[np.float32],
     keys: I64,
     n_keys: int,
-) -> int:
-    """Steps ``first .. last - 1`` of a LIF delta population; returns the new key count.
+) -> tuple[int, int]:
+    """Steps ``first .. last - 1`` of a LIF delta population.
 
     A spike of local neuron ``i`` in step ``s`` becomes the key
-    ``(s - interval_start) * n_gids + key_base + i``.
+    ``(s - interval_start) * n_gids + key_base + i``. After every step ``s`` with
+    ``(s + 1) % sample_every == 0`` (when ``sample_every > 0``), row ``r`` of ``samples`` gets
+    the state ``sample_var[j]`` (0: ``v``; the other models: 1, 2 their further state) of neuron
+    ``sample_idx[j]``. Returns ``(key count, sample rows written)``.
     """
     n = v.shape[0]
     n_slots = buf.shape[0]
+    n_rows = 0
     for step in range(first, last):
         step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
                       noise_idx, noise_gid, noise_val)  # fmt: skip
@@ -149,7 +179,8 @@ def advance_lif_delta(
         n_keys = _emit(keys, n_keys, spikes_out, count,
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         row[:] = 0.0
-    return n_keys
+        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, v, v, samples, n_rows)
+    return n_keys, n_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -187,12 +218,18 @@ def advance_lif_exp(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    sample_every: int,
+    sample_var: I64,
+    sample_idx: I64,
+    samples: npt.NDArray[np.float32],
     keys: I64,
     n_keys: int,
-) -> int:
-    """Steps ``first .. last - 1`` of a LIF population with exponential current synapses."""
+) -> tuple[int, int]:
+    """Steps ``first .. last - 1`` of a LIF population with exponential current synapses
+    (sample codes 0: ``v``, 1: ``i_syn_ex``, 2: ``i_syn_in``; see :func:`advance_lif_delta`)."""
     n = v.shape[0]
     n_slots = buf_exc.shape[0]
+    n_rows = 0
     for step in range(first, last):
         step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
                       noise_idx, noise_gid, noise_val)  # fmt: skip
@@ -206,7 +243,9 @@ def advance_lif_exp(
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         exc[:] = 0.0
         inh[:] = 0.0
-    return n_keys
+        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, i_ex, i_in, samples,
+                         n_rows)  # fmt: skip
+    return n_keys, n_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -240,16 +279,22 @@ def advance_izhikevich(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    sample_every: int,
+    sample_var: I64,
+    sample_idx: I64,
+    samples: npt.NDArray[np.float32],
     keys: I64,
     n_keys: int,
-) -> int:
+) -> tuple[int, int]:
     """Steps ``first .. last - 1`` of an Izhikevich population.
 
     The ring buffer holds current pulses (pA) when ``current_pulse``, voltage jumps (mV)
-    otherwise; ``zeros`` (length n, never written) stands for the unused input.
+    otherwise; ``zeros`` (length n, never written) stands for the unused input. Sample codes
+    0: ``v``, 1: ``u`` (see :func:`advance_lif_delta`).
     """
     n = v.shape[0]
     n_slots = buf.shape[0]
+    n_rows = 0
     for step in range(first, last):
         step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
                       noise_idx, noise_gid, noise_val)  # fmt: skip
@@ -261,4 +306,5 @@ def advance_izhikevich(
         n_keys = _emit(keys, n_keys, spikes_out, count,
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         row[:] = 0.0
-    return n_keys
+        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, u, u, samples, n_rows)
+    return n_keys, n_rows

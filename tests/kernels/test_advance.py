@@ -57,12 +57,16 @@ def test_lif_run_equals_step_by_step_reference() -> None:
     v, refr, sp = v0.copy(), np.zeros(N, np.int64), np.zeros(N, np.int64)
     keys = np.zeros(N * 6, np.int64)
     kbuf = buf.copy()
-    n_keys = advance_lif_delta(10, 16, 9, first_gid, n_gids, 7, kbuf, col, v, refr, *params,
-                               sp, base, np.zeros(N), *_currents(), keys, 0)  # fmt: skip
+    # Sample v of neurons 3 and 0 after every second step (steps 11, 13, 15 complete 12, 14, 16).
+    samples = np.zeros((4, 2), np.float32)
+    n_keys, n_rows = advance_lif_delta(
+        10, 16, 9, first_gid, n_gids, 7, kbuf, col, v, refr, *params, sp, base, np.zeros(N),
+        *_currents(), 2, np.zeros(2, np.int64), np.array([3, 0]), samples, keys, 0,
+    )  # fmt: skip
     # Reference: one step at a time with the reference kernels.
     rv, rrefr, rsp = v0.copy(), np.zeros(N, np.int64), np.zeros(N, np.int64)
     rbuf = buf.copy()
-    ref_keys = []
+    ref_keys, ref_samples = [], []
     i_ext = np.zeros(N)
     for step in range(10, 16):
         step_currents_ref(step, 7, base, i_ext, *_currents())
@@ -70,7 +74,11 @@ def test_lif_run_equals_step_by_step_reference() -> None:
         count = lif_delta_step_ref(rv, rrefr, row, i_ext, *params, rsp)
         ref_keys += [(step - 9) * n_gids + first_gid + i for i in rsp[:count]]
         row[:] = 0.0
+        if (step + 1) % 2 == 0:
+            ref_samples.append(rv[[3, 0]].astype(np.float32))
     assert np.array_equal(v, rv)
+    assert n_rows == 3
+    assert np.array_equal(samples[:3], np.array(ref_samples))
     assert list(keys[:n_keys]) == ref_keys
     assert n_keys > 0
     assert np.array_equal(kbuf, rbuf)
@@ -88,12 +96,14 @@ def test_izhikevich_run_equals_step_by_step_reference() -> None:
     v, u, sp = v0.copy(), u0.copy(), np.zeros(N, np.int64)
     keys = np.zeros(N * 40, np.int64)
     kbuf = buf.copy()
-    n_keys = advance_izhikevich(0, 40, 0, 0, 1000, 7, kbuf, 0, True, v, u, a, b, c, d, peak,
-                                1.0, True, zeros, sp, base, np.zeros(N),
-                                *_currents(), keys, 0)  # fmt: skip
+    samples = np.zeros((41, 2), np.float32)  # u then v of neuron 5 after every step
+    n_keys, n_rows = advance_izhikevich(
+        0, 40, 0, 0, 1000, 7, kbuf, 0, True, v, u, a, b, c, d, peak, 1.0, True, zeros, sp, base,
+        np.zeros(N), *_currents(), 1, np.array([1, 0]), np.array([5, 5]), samples, keys, 0,
+    )  # fmt: skip
     rv, ru, rsp = v0.copy(), u0.copy(), np.zeros(N, np.int64)
     rbuf = buf.copy()
-    ref_keys = []
+    ref_keys, ref_samples = [], []
     i_ext = np.zeros(N)
     for step in range(40):
         step_currents_ref(step, 7, base, i_ext, *_currents())
@@ -101,6 +111,9 @@ def test_izhikevich_run_equals_step_by_step_reference() -> None:
         count = izhikevich_step_ref(rv, ru, row, zeros, i_ext, a, b, c, d, peak, 1.0, True, rsp)
         ref_keys += [step * 1000 + i for i in rsp[:count]]
         row[:] = 0.0
+        ref_samples.append(np.array([ru[5], rv[5]], dtype=np.float32))
+    assert n_rows == 40
+    assert np.array_equal(samples[:40], np.array(ref_samples))
     assert np.array_equal(v, rv)
     assert np.array_equal(u, ru)
     assert list(keys[:n_keys]) == ref_keys
