@@ -631,9 +631,22 @@ class _Builder:
                 self._defined_population(name, path)
                 spikes.append(name)
         states = []
+        first_at: dict[tuple[str, str], int] = {}
         for index, entry in enumerate(_list(data.get("state"))):
             if isinstance(entry, dict):
-                states.append(self._state_recording(entry, ("recordings", "state", index)))
+                state = self._state_recording(entry, ("recordings", "state", index))
+                states.append(state)
+                # A recording holds one report per (population, variable) (RECORDING.md).
+                for v_index, variable in enumerate(state.variables):
+                    key = (state.population, variable)
+                    if key in first_at:
+                        self._log.add(
+                            ("recordings", "state", index, "variables", v_index),
+                            f"{variable!r} of {state.population} is already recorded by "
+                            f"recordings.state.{first_at[key]}; record it once",
+                        )
+                    else:
+                        first_at[key] = index
         return Recordings(spikes=tuple(spikes), state=tuple(states))
 
     def _state_recording(self, data: dict[str, Any], path: Path) -> StateRecording:

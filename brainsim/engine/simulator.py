@@ -252,21 +252,22 @@ def _record_samples(
 ) -> None:
     """Hand the sample rows a population's kernel took in an interval to the recorder.
 
-    Row ``r`` was taken after step ``s_r``, the ``r``-th step from ``t0`` on with
-    ``(s_r + 1) % every == 0``; a report gets the rows that fall on its own interval.
+    Row ``r`` was taken once ``first + r * every`` steps were complete (``first``: the first
+    multiple of ``every`` after ``t0``); a report gets the rows that fall on its own interval,
+    as one block.
     """
     every = pop.sampler.every
-    first = -(-(t0 + 1) // every) * every - 1
-    for r in range(n_rows):
-        after = first + r * every + 1  # steps completed when the row was taken
-        for idx, rep in reports:
-            if after % rep.interval_steps == 0:
-                recorder.add_state(
-                    idx,
-                    after // rep.interval_steps - 1,
-                    rep.positions,
-                    pop.sampler.samples[r, rep.columns],
-                )
+    first = -(-(t0 + 1) // every) * every  # steps completed when row 0 was taken
+    for idx, rep in reports:
+        stride = rep.interval_steps // every
+        # The report's rows are those after a multiple of its interval: an arithmetic run.
+        start = (-first // every) % stride
+        if start >= n_rows:
+            continue
+        rows = pop.sampler.samples[start:n_rows:stride, rep.columns]
+        recorder.add_state_block(
+            idx, (first + start * every) // rep.interval_steps - 1, rep.positions, rows
+        )
 
 
 def _record_spikes(

@@ -3,8 +3,8 @@
 The engine calls, on every rank and in this order::
 
     recorder.open(info)                       # collective
-    loop: recorder.add_spikes(...)            # after each exchange interval, identical on all ranks
-          recorder.add_state(...)             # this rank's own recorded neurons only
+    loop: recorder.add_spikes(...)            # global spikes, identical on all ranks
+          recorder.add_state[_block](...)     # this rank's own recorded neurons only
           recorder.flush(simulated_ms)        # collective, at a bounded interval of simulated time
     recorder.close(status, ...)               # collective
 
@@ -122,6 +122,16 @@ class Recorder(Protocol):
         ``positions`` index into ``reports[report].node_ids`` (the rank's own recorded
         neurons, ascending); ``values`` is aligned with ``positions``.
         """
+
+    def add_state_block(
+        self,
+        report: int,
+        first_sample: int,
+        positions: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+    ) -> None:
+        """:meth:`add_state` for consecutive samples: ``values[r]`` is sample
+        ``first_sample + r``."""
 
     def flush(self, simulated_ms: float) -> None:
         """Make everything added so far durable and readable; update progress. Collective."""

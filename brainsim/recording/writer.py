@@ -453,15 +453,27 @@ class ZarrRecorder:
         values: npt.NDArray[np.float32],
     ) -> None:
         """Keep this rank's ``values`` (at ``positions``) of one sample of ``report``."""
+        self.add_state_block(report, sample_index, positions, values[np.newaxis, :])
+
+    def add_state_block(
+        self,
+        report: int,
+        first_sample: int,
+        positions: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+    ) -> None:
+        """Keep this rank's ``values[r]`` as sample ``first_sample + r`` of ``report``."""
+        n = values.shape[0]
         if not 0 <= report < len(self._reports):
             raise RecordingError(f"report {report} does not exist ({len(self._reports)} reports)")
         stream = self._reports[report]
-        row = sample_index - stream.flushed
-        if row < 0 or sample_index >= stream.spec.n_samples:
-            raise RecordingError(
-                f"report {report}: sample {sample_index} is outside the unflushed range "
-                f"[{stream.flushed}, {stream.spec.n_samples})"
-            )
+        first_row = first_sample - stream.flushed
+        for sample_index in (first_sample, first_sample + n - 1):
+            if sample_index < stream.flushed or sample_index >= stream.spec.n_samples:
+                raise RecordingError(
+                    f"report {report}: sample {sample_index} is outside the unflushed range "
+                    f"[{stream.flushed}, {stream.spec.n_samples})"
+                )
         if positions.size:
             if positions[0] < 0 or positions[-1] >= stream.n_nodes:
                 raise RecordingError(
@@ -471,10 +483,10 @@ class ZarrRecorder:
             if cols.min() < 0:
                 _add_columns(stream, positions[cols < 0])
                 cols = stream.col_of[positions]
-            if row >= stream.rows.shape[0]:
-                _add_rows(stream, row + 1)
-            stream.rows[row, cols] = values
-        stream.end = max(stream.end, sample_index + 1)
+            if first_row + n > stream.rows.shape[0]:
+                _add_rows(stream, first_row + n)
+            stream.rows[first_row : first_row + n, cols] = values
+        stream.end = max(stream.end, first_sample + n)
 
     # ------------------------------------------------------------------ flush
 

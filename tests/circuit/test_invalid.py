@@ -378,6 +378,18 @@ CASES = [
         "must be <= the size for E (size 80), got 90",
     ),
     Case(
+        "variable-recorded-twice",
+        _set(
+            "recordings.state",
+            [
+                {"population": "E", "variables": ["v"], "node_ids": [0], "interval_ms": 1.0},
+                {"population": "E", "variables": ["v"], "node_ids": [1], "interval_ms": 2.0},
+            ],
+        ),
+        "recordings.state[1].variables[0]",
+        "'v' of E is already recorded by recordings.state.0",
+    ),
+    Case(
         "record-repeated-ids",
         _set("recordings.state.0.node_ids", [1, 2, 2]),
         "recordings.state[0].node_ids",

@@ -185,3 +185,39 @@ def test_a_stop_request_ends_the_run_at_the_next_interval(tmp_path: Path) -> Non
     assert flushed == [pytest.approx(16.5)]  # the 11th interval ends at 11 * 1.5 ms
     assert attrs["status"] == "cancelled"
     assert attrs["simulated_ms"] == pytest.approx(16.5)
+
+
+def test_reports_at_different_intervals_sample_the_same_trajectory(tmp_path: Path) -> None:
+    params = {**LIF, "synapse": "exponential", "v_th_mV": 1000.0}
+
+    def run(state: list[dict[str, Any]], name: str) -> Any:
+        doc = _doc(
+            populations={"N": {"size": 4, "model": "lif", "params": params}},
+            stimuli={"drive": {"type": "poisson", "targets": ["N"], "rate_hz": 8000.0,
+                               "weight": 20.0}},
+            recordings={"state": state},
+        )  # fmt: skip
+        doc["simulation"]["duration_ms"] = 30.0
+        return zarr.open_group(str(brainsim.run(doc, tmp_path / name).path), mode="r")
+
+    # One population, two variables sampled at 0.2 and 0.5 ms (the kernel samples every 0.1).
+    mixed = run(
+        [
+            {"population": "N", "variables": ["v"], "node_ids": [0, 2], "interval_ms": 0.2},
+            {"population": "N", "variables": ["i_syn_ex"], "node_ids": [2], "interval_ms": 0.5},
+        ],
+        "mixed.zarr",
+    )
+    fine = run(
+        [{"population": "N", "variables": ["v", "i_syn_ex"], "node_ids": [2], "interval_ms": 0.1}],
+        "fine.zarr",
+    )
+    v, i_ex = mixed["report/N/v/data"][...], mixed["report/N/i_syn_ex/data"][...]
+    fine_v, fine_i = fine["report/N/v/data"][...], fine["report/N/i_syn_ex/data"][...]
+    assert v.shape == (150, 2)
+    assert i_ex.shape == (60, 1)
+    assert np.ptp(fine_i) > 10.0  # the input current moves
+    # Sample k of an interval of m steps is the state after step (k + 1) * m.
+    assert np.array_equal(v[:, 1], fine_v[1::2, 0])
+    assert np.array_equal(i_ex[:, 0], fine_i[4::5, 0])
+    assert np.allclose(mixed["report/N/i_syn_ex/time"][...], np.arange(1, 61) * 0.5)
