@@ -80,13 +80,6 @@ class LocalProjection:
         """Number of synapses stored on this rank."""
         return int(self.targets.shape[0])
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the synapse arrays (indptr included)."""
-        return int(
-            self.indptr.nbytes + self.targets.nbytes + self.weights.nbytes + self.delays.nbytes
-        )
-
 
 def _incoming(
     circuit: Circuit, proj: Projection, target_gids: Int64Array, lo: int, hi: int
