@@ -81,6 +81,12 @@ def parser() -> argparse.ArgumentParser:
     return found
 
 
+def _shown(path: Path) -> str:
+    """A path as RESULTS.md shows it: relative to the repository when inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path.name
+
+
 def _outputs(args: argparse.Namespace, json_stem: str, quick: bool) -> tuple[Path, Path]:
     if quick:
         folder = args.out_dir
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         documents = [json.loads(path.read_text(encoding="utf-8")) for path in args.report_from]
         document = merge(documents)
         document["notes"] += args.note
+        rendering = ["python", "-m", "bench", "--report-from", *map(_shown, args.report_from)]
+        document["commands"].append(shlex.join(rendering) + (" --note ..." if args.note else ""))
         markdown, plot = _outputs(
             args, args.report_from[-1].stem, bool(document["options"]["quick"])
         )

@@ -61,7 +61,11 @@ def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         merged["load"] += document.get("load", [])
         merged["commands"] += [document.get("command", "")]
     merged["started"] = documents[0].get("started")
-    commits = [d.get("versions", {}).get("brainsim-commit", "not recorded") for d in documents]
+    commits = [
+        d.get("versions", {}).get("brainsim-commit", "not recorded")
+        for d in documents
+        if any(run["config"].startswith("brainsim") for run in d["runs"])
+    ]
     merged["versions"] = dict(merged.get("versions", {}))
     merged["versions"]["brainsim-commit"] = " / ".join(dict.fromkeys(commits))
     return merged

@@ -10,9 +10,10 @@ Order of work (the comment in each step says why):
    its numba cache with a short run (of a smaller case with the same kernels where there is
    one) and Brian2 compiles its project, so the timed runs start warm as a user's would;
    then ``reps`` rounds run every configuration once each, in the same order (A B C A B C);
-4. before each run the peak memory is predicted (from a smaller case of the same circuit
-   measured earlier in the session, else a prior per simulator) and the run is skipped with a
-   note when it would not fit in the available memory.
+4. before each run the peak memory is predicted (from the same circuit file measured earlier
+   in this session or in an earlier results file, else a prior per simulator) and the run is
+   skipped with a note when it would not fit in the available memory; a run that outgrows
+   it anyway is killed by the memory cap of :func:`bench.measure.run_measured`.
 
 The results document is rewritten after every run, so an interrupted benchmark keeps what it
 measured.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,13 @@ def test_izhikevich_neuron_values_share_one_random_variable(izhikevich: Circuit)
     assert values.varying == {"c_mV", "d"}
     assert values.code["a"] == "0.02"
     assert values.code["u"] == "-13.0"
-    namespace = {"np": np, "draw": draw, "rng": np.random.default_rng(1), "rv": {}, "vals": {}}
+    namespace: dict[str, Any] = {
+        "np": np,
+        "draw": draw,
+        "rng": np.random.default_rng(1),
+        "rv": {},
+        "vals": {},
+    }
     exec("\n".join(values.lines), namespace)
     c, d = namespace["vals"]["c_mV"], namespace["vals"]["d"]
     assert c.shape == (800,)
@@ -67,7 +75,13 @@ def test_izhikevich_neuron_values_share_one_random_variable(izhikevich: Circuit)
 def test_default_u_is_b_times_c_per_neuron(izhikevich: Circuit) -> None:
     values = neuron_values(izhikevich.populations["inhibitory"], "vals", "rv")
     assert "u" in values.varying
-    namespace = {"np": np, "draw": draw, "rng": np.random.default_rng(2), "rv": {}, "vals": {}}
+    namespace: dict[str, Any] = {
+        "np": np,
+        "draw": draw,
+        "rng": np.random.default_rng(2),
+        "rv": {},
+        "vals": {},
+    }
     exec("\n".join(values.lines), namespace)
     assert np.allclose(namespace["vals"]["u"], namespace["vals"]["b"] * -65.0)
 
