@@ -47,9 +47,11 @@ def selection_indices(nodes: NodeSelection, size: int) -> Int64Array:
 @dataclass(frozen=True, slots=True)
 class PoissonTable:
     """Every (Poisson stimulus, local neuron) pair of a rank, for one
-    :func:`~brainsim.kernels.stimuli.poisson_drive` call per interval."""
+    :func:`~brainsim.kernels.stimuli.poisson_drive` call per interval: one segment per stimulus
+    and population (``lo, hi, stream, delay_steps, draw_lo, draw_hi``), the targets end to end.
+    """
 
-    streams: Int64Array
+    segments: Int64Array
     gids: Int64Array
     columns: Int64Array
     lam: Float64Array
@@ -57,14 +59,16 @@ class PoissonTable:
     cdf: Float64Array
     guide: Int64Array
     weight: Float64Array
-    timing: Int64Array
 
     @classmethod
     def merge(cls, parts: list[PoissonTable]) -> PoissonTable:
-        """One table of several, with their CDF tables stacked."""
+        """One table of several, with their targets and CDF tables laid end to end."""
         rows = np.cumsum([0, *[p.cdf.shape[0] for p in parts]])
+        starts = np.cumsum([0, *[p.gids.shape[0] for p in parts]])
+        segments = np.concatenate([p.segments for p in parts])
+        segments[:, :2] += np.repeat(starts[:-1], [p.segments.shape[0] for p in parts])[:, None]
         return cls(
-            streams=np.concatenate([p.streams for p in parts]),
+            segments=segments,
             gids=np.concatenate([p.gids for p in parts]),
             columns=np.concatenate([p.columns for p in parts]),
             lam=np.concatenate([p.lam for p in parts]),
@@ -77,7 +81,6 @@ class PoissonTable:
             cdf=np.concatenate([p.cdf for p in parts]),
             guide=np.concatenate([p.guide for p in parts]),
             weight=np.concatenate([p.weight for p in parts]),
-            timing=np.concatenate([p.timing for p in parts]),
         )
 
 
@@ -111,8 +114,8 @@ class LocalStimuli:
         d = self.poisson
         if d is not None:
             poisson_drive(
-                seed, d.streams, d.gids, d.columns, d.lam, d.table_of, d.cdf, d.guide, d.weight,
-                d.timing, first_step, n_steps, buf_exc, buf_inh,
+                seed, d.segments, d.gids, d.columns, d.lam, d.table_of, d.cdf, d.guide, d.weight,
+                first_step, n_steps, buf_exc, buf_inh,
             )  # fmt: skip
         steps = self.schedule_steps
         end = first_step + n_steps
@@ -198,10 +201,11 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 lam = value("rate_hz", stim.rate_hz) * dt / 1000.0
                 table_of, cdf, guide = poisson_cdf_tables(lam)
-                timing = (max(1, round(stim.delay_ms / dt)), first, stop)
+                segment = [0, idx.shape[0], stream_of(path), max(1, round(stim.delay_ms / dt)),
+                           first, stop]  # fmt: skip
                 poisson.append(
                     PoissonTable(
-                        streams=np.full(idx.shape[0], stream_of(path), dtype=np.int64),
+                        segments=np.array([segment], dtype=np.int64),
                         gids=gids,
                         columns=idx + pop.col,
                         lam=lam,
@@ -209,7 +213,6 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
                         cdf=cdf,
                         guide=guide,
                         weight=weight,
-                        timing=np.tile(np.array(timing, dtype=np.int64), (idx.shape[0], 1)),
                     )
                 )
             elif isinstance(stim, DCStimulus):

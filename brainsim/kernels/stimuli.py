@@ -9,6 +9,8 @@ applied step by step in :mod:`brainsim.kernels.advance`.
 
 from __future__ import annotations
 
+import itertools
+
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -66,7 +68,7 @@ def poisson_cdf_tables(
 @numba.njit(cache=True, nogil=True)
 def poisson_drive(
     seed: int,
-    streams: npt.NDArray[np.int64],
+    segments: npt.NDArray[np.int64],
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
     lam: npt.NDArray[np.float64],
@@ -74,7 +76,6 @@ def poisson_drive(
     cdf: npt.NDArray[np.float64],
     guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
-    timing: npt.NDArray[np.int64],
     first_step: int,
     n_steps: int,
     buf_exc: npt.NDArray[np.float64],
@@ -82,8 +83,8 @@ def poisson_drive(
 ) -> None:
     """Poisson input of steps ``first_step .. first_step + n_steps - 1`` into the ring buffers.
 
-    Each target ``i`` is one (stimulus, neuron) pair: stream ``streams[i]`` and
-    ``timing[i] = (delay_steps, draw_lo, draw_hi)``. It receives, in step ``s``,
+    Targets come in segments, one per stimulus: ``segments[d] = (lo, hi, stream, delay_steps,
+    draw_lo, draw_hi)`` covers targets ``lo .. hi - 1``. Target ``i`` receives, in step ``s``,
     ``count * weight[i]`` where ``count`` is Poisson(``lam[i]``) keyed by the generation step
     ``g = s - delay_steps`` (only for ``draw_lo <= g < draw_hi``). For ``lam < 10`` one
     Philox call yields the 32-bit uniforms of
@@ -92,14 +93,43 @@ def poisson_drive(
     (probabilities below 2**-32 are not resolved); larger ``lam`` uses
     :func:`~brainsim.kernels.rng.poisson` keyed by ``g``.
     """
+    for d in range(segments.shape[0]):
+        lo, hi, stream = segments[d, 0], segments[d, 1], segments[d, 2]
+        delay_steps, draw_lo, draw_hi = segments[d, 3], segments[d, 4], segments[d, 5]
+        if first_step - delay_steps >= draw_hi or first_step + n_steps - delay_steps <= draw_lo:
+            continue
+        _drive_segment(seed, stream, delay_steps, draw_lo, draw_hi, lo, hi, gids, local_idx,
+                       lam, table_of, cdf, guide, weight, first_step, n_steps, buf_exc,
+                       buf_inh)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _drive_segment(
+    seed: int,
+    stream: int,
+    delay_steps: int,
+    draw_lo: int,
+    draw_hi: int,
+    lo: int,
+    hi: int,
+    gids: npt.NDArray[np.int64],
+    local_idx: npt.NDArray[np.int64],
+    lam: npt.NDArray[np.float64],
+    table_of: npt.NDArray[np.int64],
+    cdf: npt.NDArray[np.float64],
+    guide: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    first_step: int,
+    n_steps: int,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
+) -> None:
     n_slots = buf_exc.shape[0]
     scale = 2.0**-32
     last = cdf.shape[1] - 1
     guide_shift = np.uint32(32 - GUIDE_BITS)
-    for i in range(gids.shape[0]):
+    for i in range(lo, hi):
         gid = gids[i]
-        stream = streams[i]
-        delay_steps, draw_lo, draw_hi = timing[i, 0], timing[i, 1], timing[i, 2]
         target = local_idx[i]
         w = weight[i]
         table = table_of[i]
@@ -133,7 +163,7 @@ def poisson_drive(
 
 def poisson_drive_ref(
     seed: int,
-    streams: npt.NDArray[np.int64],
+    segments: npt.NDArray[np.int64],
     gids: npt.NDArray[np.int64],
     local_idx: npt.NDArray[np.int64],
     lam: npt.NDArray[np.float64],
@@ -141,7 +171,6 @@ def poisson_drive_ref(
     cdf: npt.NDArray[np.float64],
     guide: npt.NDArray[np.int64],
     weight: npt.NDArray[np.float64],
-    timing: npt.NDArray[np.int64],
     first_step: int,
     n_steps: int,
     buf_exc: npt.NDArray[np.float64],
@@ -150,14 +179,11 @@ def poisson_drive_ref(
     """Plain-Python reference of :func:`poisson_drive`."""
     n_slots = buf_exc.shape[0]
     last = cdf.shape[1] - 1
-    for i in range(gids.shape[0]):
-        stream = int(streams[i])
-        delay_steps, draw_lo, draw_hi = (int(x) for x in timing[i])
-        for s in range(first_step, first_step + n_steps):
+    for lo, hi, stream, delay_steps, draw_lo, draw_hi in segments.tolist():
+        for i, s in itertools.product(range(lo, hi), range(first_step, first_step + n_steps)):
             g = s - delay_steps
             if g < draw_lo or g >= draw_hi:
                 continue
-            count = 0
             if table_of[i] >= 0:
                 word = philox_words_ref(seed, stream, int(gids[i]), g >> 2, 0)[g & 3]
                 u = float(word) * 2.0**-32

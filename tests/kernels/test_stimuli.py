@@ -27,15 +27,15 @@ def _drive_args(
     gids = np.arange(100, 100 + n, dtype=np.int64)
     idx = np.arange(n, dtype=np.int64)[::-1].copy()
     table_of, cdf, guide = poisson_cdf_tables(lam)
-    streams = np.full(n, stream, dtype=np.int64)
-    timing = np.tile(np.array([delay, lo, hi], dtype=np.int64), (n, 1))
-    return streams, gids, idx, lam, table_of, cdf, guide, weight, timing
+    segments = np.array([[0, n, stream, delay, lo, hi]], dtype=np.int64)
+    return segments, gids, idx, lam, table_of, cdf, guide, weight
 
 
 def _part(args: tuple, sl: slice) -> tuple:
-    streams, gids, idx, lam, table_of, cdf, guide, weight, timing = args
-    return (streams[sl], gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl],
-            timing[sl])  # fmt: skip
+    segments, gids, idx, lam, table_of, cdf, guide, weight = args
+    part = segments.copy()
+    part[0, :2] = (0, sl.stop - sl.start)
+    return part, gids[sl], idx[sl], lam[sl], table_of[sl], cdf, guide, weight[sl]
 
 
 @pytest.mark.parametrize("first_step", [0, 3, 17])
@@ -89,6 +89,23 @@ def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
     for sl in (slice(0, 11), slice(11, 30)):
         poisson_drive(9, *_part(args, sl), 0, 6, parts, parts)
     assert np.array_equal(whole, parts)
+
+
+def test_two_segments_equal_two_calls() -> None:
+    one = _drive_args(np.full(20, 1.5), np.ones(20), stream=3, delay=1, lo=0, hi=30)
+    two = _drive_args(np.full(10, 4.0), -np.ones(10), stream=4, delay=2, lo=5, hi=30)
+    apart = [np.zeros((40, 20)) for _ in range(2)]
+    poisson_drive(8, *one, 0, 40, *apart)
+    poisson_drive(8, *two, 0, 40, *apart)
+    seg = np.array([[0, 20, 3, 1, 0, 30], [20, 30, 4, 2, 5, 30]], dtype=np.int64)
+    tables = poisson_cdf_tables(np.concatenate([one[3], two[3]]))
+    together = [np.zeros((40, 20)) for _ in range(2)]
+    poisson_drive(8, seg, np.concatenate([one[1], two[1]]), np.concatenate([one[2], two[2]]),
+                  np.concatenate([one[3], two[3]]), *tables, np.concatenate([one[7], two[7]]),
+                  0, 40, *together)  # fmt: skip
+    assert np.array_equal(apart[0], together[0])
+    assert np.array_equal(apart[1], together[1])
+    assert apart[1].sum() < 0
 
 
 def test_streams_make_stimuli_independent() -> None:
