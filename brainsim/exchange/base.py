@@ -1,7 +1,7 @@
 """The communication interfaces the engine and the recorder are written against.
 
 ``Communicator`` is the small set of collectives brainsim needs (barrier, object
-gathers, array gathers); ``SpikeExchanger`` is the one hot-path collective: every rank
+gathers); ``SpikeExchanger`` is the one hot-path collective: every rank
 contributes the spike keys it produced in an exchange interval and receives everyone's.
 Two implementations exist: :mod:`brainsim.exchange.local` (one process) and
 :mod:`brainsim.exchange.mpi` (mpi4py, the only MPI user in the core).
@@ -42,10 +42,6 @@ class Communicator(Protocol):
 
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         """Return every rank's ``obj`` in rank order on ``root``; ``None`` elsewhere."""
-
-    def allgatherv(self, local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Concatenate every rank's 1-D int64 array in rank order, on every rank."""
-        ...
 
     def any(self, flag: bool) -> bool:
         """Logical OR of ``flag`` over all ranks (used to stop every rank when one fails)."""

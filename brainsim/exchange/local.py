@@ -33,9 +33,6 @@ class LocalCommunicator:
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         return [obj]
 
-    def allgatherv(self, local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return np.ascontiguousarray(local, dtype=np.int64).copy()
-
     def any(self, flag: bool) -> bool:
         return bool(flag)
 

@@ -43,15 +43,6 @@ class MpiCommunicator:
         out = self._comm.gather(obj, root=root)
         return None if out is None else list(out)
 
-    def allgatherv(self, local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        send = np.ascontiguousarray(local, dtype=np.int64)
-        counts = np.array(self._comm.allgather(int(send.size)), dtype=np.int64)
-        out = np.empty(int(counts.sum()), dtype=np.int64)
-        displs = np.zeros_like(counts)
-        np.cumsum(counts[:-1], out=displs[1:])
-        self._comm.Allgatherv(send, [out, counts, displs, MPI.INT64_T])
-        return out
-
     def any(self, flag: bool) -> bool:
         return bool(self._comm.allreduce(bool(flag), op=MPI.LOR))
 

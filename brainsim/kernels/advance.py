@@ -19,6 +19,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from brainsim.kernels.delivery import encode_spikes
 from brainsim.kernels.izhikevich import izhikevich_step
 from brainsim.kernels.lif import lif_delta_step, lif_exp_step
 from brainsim.kernels.rng import normal, normal_ref
@@ -118,13 +119,6 @@ def _sample(
 
 
 @numba.njit(cache=True, nogil=True)
-def _emit(keys: I64, n_keys: int, spikes: I64, n_spikes: int, base: int) -> int:
-    for i in range(n_spikes):
-        keys[n_keys + i] = base + spikes[i]
-    return n_keys + n_spikes
-
-
-@numba.njit(cache=True, nogil=True)
 def advance_lif_delta(
     first: int,
     last: int,
@@ -176,7 +170,7 @@ def advance_lif_delta(
         row = buf[step % n_slots, col : col + n]
         count = lif_delta_step(v, refr, row, i_ext_pA, p_mm, p_me, e_l_mV, v_th_mV, v_reset_mV,
                                t_ref_steps, spikes_out)  # fmt: skip
-        n_keys = _emit(keys, n_keys, spikes_out, count,
+        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         row[:] = 0.0
         n_rows = _sample(step, sample_every, sample_var, sample_idx, v, v, v, samples, n_rows)
@@ -239,7 +233,7 @@ def advance_lif_exp(
         count = lif_exp_step(v, i_ex, i_in, refr, exc, inh, i_ext_pA, p_mm, p_me, p_ex, p_in,
                              p_mex, p_min, e_l_mV, v_th_mV, v_reset_mV, t_ref_steps,
                              spikes_out)  # fmt: skip
-        n_keys = _emit(keys, n_keys, spikes_out, count,
+        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         exc[:] = 0.0
         inh[:] = 0.0
@@ -303,7 +297,7 @@ def advance_izhikevich(
         in_mv = zeros if current_pulse else row
         count = izhikevich_step(v, u, in_pa, in_mv, i_ext_pA, a, b, c_mV, d, v_peak_mV, dt_ms,
                                 published_2003, spikes_out)  # fmt: skip
-        n_keys = _emit(keys, n_keys, spikes_out, count,
+        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
                        (step - interval_start) * n_gids + key_base)  # fmt: skip
         row[:] = 0.0
         n_rows = _sample(step, sample_every, sample_var, sample_idx, v, u, u, samples, n_rows)

@@ -25,7 +25,6 @@ def test_local_implementations_follow_the_protocols() -> None:
     assert comm.any(True)
     assert not comm.any(False)
     local = np.array([3, 1, 2], dtype=np.int64)
-    assert np.array_equal(comm.allgatherv(local), local)
     assert list(LocalExchanger().exchange(local)) == [1, 2, 3]
 
 
