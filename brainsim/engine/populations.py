@@ -114,7 +114,6 @@ class LocalPopulation:
         self,
         first: int,
         last: int,
-        interval_start: int,
         n_gids: int,
         seed: int,
         buf_exc: Float64Array,
@@ -122,15 +121,16 @@ class LocalPopulation:
         keys: npt.NDArray[np.int64],
         n_keys: int,
     ) -> tuple[int, int]:
-        """Advance steps ``first .. last - 1``; append spike keys and take the due samples
-        (into ``sampler.samples``); return ``(key count, sample rows)``."""
+        """Advance the exchange interval ``first .. last - 1``; append spike keys (relative to
+        ``first``) and take the due samples (into ``sampler.samples``); return
+        ``(key count, sample rows)``."""
         p, s, c = self.params, self.state, self.currents
         m = self.sampler
         i_base, i_ext, sp = self.i_base_pA, self.i_ext_pA, self.spikes_out
         g0 = self.first_gid
         if self.model == "lif" and self.synapse == "delta":
             return _pair(advance_lif_delta(
-                first, last, interval_start, g0, n_gids, seed, buf_exc, self.col, s["v"],
+                first, last, first, g0, n_gids, seed, buf_exc, self.col, s["v"],
                 self.refr, p["p_mm"], p["p_me"], p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"],
                 self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp,
                 c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, m.every, m.var, m.idx,
@@ -138,7 +138,7 @@ class LocalPopulation:
             ))  # fmt: skip
         if self.model == "lif":
             return _pair(advance_lif_exp(
-                first, last, interval_start, g0, n_gids, seed, buf_exc, buf_inh, self.col,
+                first, last, first, g0, n_gids, seed, buf_exc, buf_inh, self.col,
                 s["v"], s["i_syn_ex"], s["i_syn_in"], self.refr, p["p_mm"], p["p_me"],
                 p["p_ex"], p["p_in"], p["p_mex"], p["p_min"], p["e_l_mV"], p["v_th_mV"],
                 p["v_reset_mV"], self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx,
@@ -146,7 +146,7 @@ class LocalPopulation:
                 m.idx, m.samples, keys, n_keys,
             ))  # fmt: skip
         return _pair(advance_izhikevich(
-            first, last, interval_start, g0, n_gids, seed, buf_exc, self.col,
+            first, last, first, g0, n_gids, seed, buf_exc, self.col,
             self.synapse == "current_pulse", s["v"], s["u"], p["a"], p["b"], p["c_mV"], p["d"],
             p["v_peak_mV"], self.dt_ms, self.integration == "published_2003", self.zeros, sp,
             i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp, c.noise_meta, c.noise_idx,

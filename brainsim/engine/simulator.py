@@ -325,7 +325,7 @@ def simulate(
         n_keys = 0
         network.stimuli.apply_interval(t0, t1 - t0, seed, network.buf_exc, network.buf_inh)
         for pop in pops:
-            n_keys, n_rows = pop.advance(t0, t1, t0, n_gids, seed, network.buf_exc,
+            n_keys, n_rows = pop.advance(t0, t1, n_gids, seed, network.buf_exc,
                                          network.buf_inh, keys, n_keys)  # fmt: skip
             if n_rows:
                 _record_samples(recorder, pop, reports_of[pop.name], t0, n_rows)
