@@ -63,7 +63,6 @@ class LocalProjection:
     name: str
     source: str
     source_gid_offset: int
-    n_sources: int
     target: str
     indptr: Int64Array
     targets: npt.NDArray[np.uint32]
@@ -248,7 +247,6 @@ def build_projection(circuit: Circuit, proj: Projection, lo: int, hi: int) -> Lo
         name=proj.name,
         source=proj.source,
         source_gid_offset=src.gid_offset,
-        n_sources=src.size,
         target=proj.target,
         indptr=src_indptr,
         targets=packed,
@@ -334,7 +332,7 @@ class DeliveryPlan:
         delay_offsets = _offsets(n_syn, [p.delays.shape[0] > 0 for p in projections])
         meta = np.array(
             [
-                [p.source_gid_offset, p.n_sources, p.delay_mode, p.delay_steps,
+                [p.source_gid_offset, p.delay_mode, p.delay_steps,
                  columns[p.target], int(split[p.target]), indptr_offsets[q], synapse_offsets[q],
                  weight_offsets[q], delay_offsets[q]]
                 for q, p in enumerate(projections)

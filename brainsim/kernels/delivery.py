@@ -46,7 +46,6 @@ PACK_MAX_DELAY = 255
 
 META_COLUMNS = (
     "source_gid_offset",
-    "n_sources",
     "delay_mode",
     "delay_steps",
     "column_offset",
@@ -61,7 +60,7 @@ end to end: projection ``q``'s ``indptr`` starts at ``indptr_offset``, its synap
 ``synapse_offset``; ``weight_offset`` / ``delay_offset`` are -1 when its weights are all
 ``const_weight[q]`` / its delays are not stored per synapse."""
 
-_SRC, _NSRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(10)
+_SRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(9)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -173,7 +172,7 @@ def deliver_all_ref(
         pop = int(np.searchsorted(pop_gid_bounds, gid, side="right")) - 1
         for qi in range(int(by_source_ptr[pop]), int(by_source_ptr[pop + 1])):
             q = int(by_source[qi])
-            src_off, _, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
+            src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
             for j in range(int(indptrs[src]), int(indptrs[src + 1])):
                 packed = int(targets[syn + j])

@@ -15,6 +15,7 @@ from brainsim.circuit import load_circuit, parse_circuit
 from brainsim.engine import RunConfig, build_network, simulate
 from brainsim.engine.run import run_info
 from brainsim.exchange import LocalCommunicator, LocalExchanger
+from brainsim.kernels.delivery import DELAY_PACKED, META_COLUMNS
 from brainsim.recording import ZarrRecorder
 
 DT = 0.1
@@ -117,8 +118,8 @@ def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse:
     assert per_synapse == bytes_per_synapse
     # Targets are indices within I, whose columns start after E's 300; each target receives
     # exactly its in-degree.
-    assert plan.meta[0, 4] == 300
-    packed = plan.meta[0, 2] == 1
+    assert plan.meta[0, META_COLUMNS.index("column_offset")] == 300
+    packed = plan.meta[0, META_COLUMNS.index("delay_mode")] == DELAY_PACKED
     targets = plan.targets & 0xFFFFFF if packed else plan.targets
     assert np.array_equal(np.bincount(targets), np.full(100, 50))
 

@@ -56,7 +56,7 @@ def _plan(rng: np.random.Generator):
         n_syn = int(indptr[-1])
         w_off = pos[2] if weights.shape[0] else -1
         d_off = pos[3] if delays.shape[0] else -1
-        rows.append([off, n, mode, d, col, split, pos[0], pos[1], w_off, d_off])
+        rows.append([off, mode, d, col, split, pos[0], pos[1], w_off, d_off])
         pos = [pos[0] + n + 1, pos[1] + n_syn, pos[2] + weights.shape[0],
                pos[3] + delays.shape[0]]  # fmt: skip
     const_w = np.array([0.0 if s[4] is None else s[4] for s in specs])
@@ -86,7 +86,7 @@ def test_kernel_equals_reference_for_every_storage_mode() -> None:
 def _single(split: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
     # Source 2 of a population at gid 10 has synapses to targets 0 and 3 with delays 4 and 9.
     indptr = np.array([0, 0, 0, 2, 2], dtype=np.int64)
-    meta = np.array([[10, 4, DELAY_SEPARATE, 0, 5, split, 0, 0, -1, 0]], dtype=np.int64)
+    meta = np.array([[10, DELAY_SEPARATE, 0, 5, split, 0, 0, -1, 0]], dtype=np.int64)
     exc, inh = np.zeros((12, 10)), np.zeros((12, 10))
     n_gids = 50
     key = np.array([2 * n_gids + 12], dtype=np.int64)  # step 2 of the interval starting at 6
