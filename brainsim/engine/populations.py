@@ -1,10 +1,11 @@
-"""One population's neurons on one rank: parameters, state, ring buffers, and its update kernel.
+"""The neurons of one rank: each population's parameters and state, and the rank-wide tables.
 
 A :class:`LocalPopulation` holds struct-of-arrays state for the rank's block of the population;
 its neurons own a block of columns of the rank's ring buffers, into which their incoming spikes
-are delivered (``n_slots`` rows, enough for the maximum delay). ``advance(first, last, ...)``
-runs the model for a run of steps in one numba call (:mod:`brainsim.kernels.advance`), each
-step reading and then clearing the row ``step % n_slots``.
+are delivered (``n_slots`` rows, enough for the maximum delay). :class:`NeuronTable` lays every
+population of the rank end to end in the tables the compiled step loop advances
+(:mod:`brainsim.kernels.advance`); the populations' ``state`` and ``params`` arrays become views
+of it, so they always show the current state.
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from brainsim.circuit.spec import IzhikevichParams, LifParams, Population
 from brainsim.engine.values import draw_distribution, per_neuron
 from brainsim.errors import EngineError
 from brainsim.kernels import izhikevich, lif
-from brainsim.kernels.advance import advance_izhikevich, advance_lif_delta, advance_lif_exp
+from brainsim.kernels.advance import (
+    FLAG_CURRENT_PULSE,
+    FLAG_PUBLISHED_2003,
+    KIND_IZHIKEVICH,
+    KIND_LIF_DELTA,
+    KIND_LIF_EXP,
+    PARAM_ROWS,
+    POP_COLUMNS,
+    STATE_ROWS,
+)
 
 __all__ = [
     "SAMPLE_CODES",
     "STATE_UNITS",
     "CurrentTable",
     "LocalPopulation",
-    "Sampler",
+    "NeuronTable",
     "build_population",
     "separates_inhibition",
 ]
@@ -40,7 +50,7 @@ STATE_UNITS: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class CurrentTable:
-    """The DC and noise stimuli of one population as flat tables (see
+    """The DC and noise stimuli of a rank as flat tables over its columns (see
     :mod:`brainsim.kernels.advance`)."""
 
     dc_meta: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 4), np.int64))
@@ -53,24 +63,11 @@ class CurrentTable:
 
 
 SAMPLE_CODES: dict[str, dict[str, int]] = {
-    "lif": {"v": 0, "i_syn_ex": 1, "i_syn_in": 2},
-    "izhikevich": {"v": 0, "u": 1},
+    model: {name: row for row, name in enumerate(rows)} for model, rows in STATE_ROWS.items()
 }
-"""Which of a model's state arrays the advance kernels sample for each variable name."""
+"""The state-table row the step loop samples for each model's variable names."""
 
-
-@dataclass(frozen=True, slots=True)
-class Sampler:
-    """What a population samples, every ``every`` steps (see
-    :func:`~brainsim.kernels.advance.advance_lif_delta`); ``every == 0``: nothing.
-
-    ``samples`` is the scratch the kernel writes one row per sample into.
-    """
-
-    every: int = 0
-    var: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    samples: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+_KINDS = {("lif", "delta"): KIND_LIF_DELTA, ("lif", "exponential"): KIND_LIF_EXP}
 
 
 @dataclass(slots=True, eq=False)
@@ -90,15 +87,10 @@ class LocalPopulation:
     params: dict[str, Float64Array]
     state: dict[str, Float64Array]
     i_base_pA: Float64Array
-    i_ext_pA: Float64Array
-    spikes_out: npt.NDArray[np.int64]
     refr: npt.NDArray[np.int64]
     t_ref_steps: npt.NDArray[np.int64]
     synapse: str
     integration: str = ""
-    currents: CurrentTable = field(default_factory=CurrentTable)
-    sampler: Sampler = field(default_factory=Sampler)
-    zeros: Float64Array = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n(self) -> int:
@@ -109,53 +101,6 @@ class LocalPopulation:
     def first_gid(self) -> int:
         """Gid of the first local neuron."""
         return self.gid_offset + self.lo
-
-    def advance(
-        self,
-        first: int,
-        last: int,
-        n_gids: int,
-        seed: int,
-        buf_exc: Float64Array,
-        buf_inh: Float64Array,
-        keys: npt.NDArray[np.int64],
-        n_keys: int,
-    ) -> tuple[int, int]:
-        """Advance the exchange interval ``first .. last - 1``; append spike keys (relative to
-        ``first``) and take the due samples (into ``sampler.samples``); return
-        ``(key count, sample rows)``."""
-        p, s, c = self.params, self.state, self.currents
-        m = self.sampler
-        i_base, i_ext, sp = self.i_base_pA, self.i_ext_pA, self.spikes_out
-        g0 = self.first_gid
-        if self.model == "lif" and self.synapse == "delta":
-            return _pair(advance_lif_delta(
-                first, last, first, g0, n_gids, seed, buf_exc, self.col, s["v"],
-                self.refr, p["p_mm"], p["p_me"], p["e_l_mV"], p["v_th_mV"], p["v_reset_mV"],
-                self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp,
-                c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, m.every, m.var, m.idx,
-                m.samples, keys, n_keys,
-            ))  # fmt: skip
-        if self.model == "lif":
-            return _pair(advance_lif_exp(
-                first, last, first, g0, n_gids, seed, buf_exc, buf_inh, self.col,
-                s["v"], s["i_syn_ex"], s["i_syn_in"], self.refr, p["p_mm"], p["p_me"],
-                p["p_ex"], p["p_in"], p["p_mex"], p["p_min"], p["e_l_mV"], p["v_th_mV"],
-                p["v_reset_mV"], self.t_ref_steps, sp, i_base, i_ext, c.dc_meta, c.dc_idx,
-                c.dc_amp, c.noise_meta, c.noise_idx, c.noise_gid, c.noise_val, m.every, m.var,
-                m.idx, m.samples, keys, n_keys,
-            ))  # fmt: skip
-        return _pair(advance_izhikevich(
-            first, last, first, g0, n_gids, seed, buf_exc, self.col,
-            self.synapse == "current_pulse", s["v"], s["u"], p["a"], p["b"], p["c_mV"], p["d"],
-            p["v_peak_mV"], self.dt_ms, self.integration == "published_2003", self.zeros, sp,
-            i_base, i_ext, c.dc_meta, c.dc_idx, c.dc_amp, c.noise_meta, c.noise_idx,
-            c.noise_gid, c.noise_val, m.every, m.var, m.idx, m.samples, keys, n_keys,
-        ))  # fmt: skip
-
-
-def _pair(result: tuple[int, int]) -> tuple[int, int]:
-    return int(result[0]), int(result[1])
 
 
 def separates_inhibition(pop: Population) -> bool:
@@ -246,11 +191,128 @@ def build_population(
         state=state,
         col=col,
         i_base_pA=numeric["i_e_pA"],
-        i_ext_pA=numeric["i_e_pA"].copy(),
-        spikes_out=np.zeros(n, dtype=np.int64),
         refr=np.zeros(n, dtype=np.int64),
         t_ref_steps=t_ref_steps,
         synapse=synapse,
         integration=integration,
-        zeros=np.zeros(n, dtype=np.float64),
     )
+
+
+_SAMPLE_EVERY = POP_COLUMNS.index("sample_every")
+_SAMPLE_N = POP_COLUMNS.index("sample_n")
+_SAMPLE_BASE = POP_COLUMNS.index("sample_base")
+
+
+@dataclass(frozen=True, slots=True)
+class NeuronTable:
+    """Every local neuron of a rank end to end, as the compiled step loop reads them.
+
+    Column ``c`` of every array is the neuron in ring-buffer column ``c``; ``pops`` has one row
+    per population (:data:`~brainsim.kernels.advance.POP_COLUMNS`). ``sample_var`` /
+    ``sample_idx`` list, population after population, the (state row, column) pairs each
+    population samples.
+    """
+
+    pops: npt.NDArray[np.int64]
+    state: Float64Array
+    params: Float64Array
+    refr: npt.NDArray[np.int64]
+    t_ref_steps: npt.NDArray[np.int64]
+    i_base_pA: Float64Array
+    i_ext_pA: Float64Array
+    spikes_out: npt.NDArray[np.int64]
+    zeros: Float64Array
+    sample_var: npt.NDArray[np.int64]
+    sample_idx: npt.NDArray[np.int64]
+
+    @classmethod
+    def build(
+        cls,
+        populations: list[LocalPopulation],
+        samples: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    ) -> NeuronTable:
+        """The table of ``populations`` (in column order); ``samples[name] = (every, codes,
+        local indices)`` for the populations that sample. Each population's ``state``,
+        ``params`` and counters become views into the table."""
+        n_local = sum(p.n for p in populations)
+        width = max(len(rows) for rows in (*STATE_ROWS.values(), *PARAM_ROWS.values()))
+        state = np.zeros((len(max(STATE_ROWS.values(), key=len)), n_local))
+        params = np.zeros((width, n_local))
+        refr = np.zeros(n_local, dtype=np.int64)
+        t_ref = np.zeros(n_local, dtype=np.int64)
+        i_base = np.zeros(n_local)
+        pops = np.zeros((len(populations), len(POP_COLUMNS)), dtype=np.int64)
+        var_parts, idx_parts = [], []
+        sample_col = 0
+        for p, pop in enumerate(populations):
+            c, h = pop.col, pop.col + pop.n
+            for row, name in enumerate(STATE_ROWS[pop.model]):
+                if name in pop.state:
+                    state[row, c:h] = pop.state[name]
+                    pop.state[name] = state[row, c:h]
+            for row, name in enumerate(PARAM_ROWS[pop.model]):
+                params[row, c:h] = pop.params[name]
+                pop.params[name] = params[row, c:h]
+            refr[c:h], pop.refr = pop.refr, refr[c:h]
+            t_ref[c:h], pop.t_ref_steps = pop.t_ref_steps, t_ref[c:h]
+            i_base[c:h], pop.i_base_pA = pop.i_base_pA, i_base[c:h]
+            if pop.model == "izhikevich":
+                kind = KIND_IZHIKEVICH
+                flags = (FLAG_CURRENT_PULSE if pop.synapse == "current_pulse" else 0) | (
+                    FLAG_PUBLISHED_2003 if pop.integration == "published_2003" else 0
+                )
+            else:
+                kind, flags = _KINDS[(pop.model, pop.synapse)], 0
+            every, codes, idx = samples.get(
+                pop.name, (0, np.zeros(0, np.int64), np.zeros(0, np.int64))
+            )
+            pops[p] = (kind, c, pop.n, pop.first_gid, flags, every, sample_col, idx.shape[0], 0)
+            var_parts.append(codes.astype(np.int64))
+            idx_parts.append(idx.astype(np.int64) + c)
+            sample_col += idx.shape[0]
+        return cls(
+            pops=pops,
+            state=state,
+            params=params,
+            refr=refr,
+            t_ref_steps=t_ref,
+            i_base_pA=i_base,
+            i_ext_pA=i_base.copy(),
+            spikes_out=np.zeros(n_local, dtype=np.int64),
+            zeros=np.zeros(n_local),
+            sample_var=np.concatenate([np.zeros(0, np.int64), *var_parts]),
+            sample_idx=np.concatenate([np.zeros(0, np.int64), *idx_parts]),
+        )
+
+    def sample_every(self, p: int) -> int:
+        """How many steps apart population ``p`` samples (0: never)."""
+        return int(self.pops[p, _SAMPLE_EVERY])
+
+    def sample_bytes_per_step(self) -> float:
+        """Bytes of samples the rank takes per step, on average."""
+        return sum(
+            4.0 * float(n) / float(every)
+            for every, n in self.pops[:, [_SAMPLE_EVERY, _SAMPLE_N]].tolist()
+            if every > 0
+        )
+
+    def sample_buffer(
+        self, max_steps: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Scratch for the samples of up to ``max_steps`` steps: the flat ``samples`` buffer
+        (each population's region recorded in its ``sample_base``) and the row counters."""
+        base = 0
+        for p in range(self.pops.shape[0]):
+            self.pops[p, _SAMPLE_BASE] = base
+            every = int(self.pops[p, _SAMPLE_EVERY])
+            if every > 0:
+                base += (max_steps // every + 1) * int(self.pops[p, _SAMPLE_N])
+        return np.zeros(base, dtype=np.float32), np.zeros(self.pops.shape[0], dtype=np.int64)
+
+    def sample_rows(
+        self, samples: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], p: int
+    ) -> npt.NDArray[np.float32]:
+        """Population ``p``'s sample rows taken since ``rows`` was last reset, as a 2-D view."""
+        m = int(self.pops[p, _SAMPLE_N])
+        base = int(self.pops[p, _SAMPLE_BASE])
+        return samples[base : base + int(rows[p]) * m].reshape(int(rows[p]), m)

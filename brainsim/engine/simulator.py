@@ -7,21 +7,25 @@ can reach any neuron before the interval ends, so every rank can update its neur
 
     for each interval [t0, t0 + k):
         add the interval's Poisson and spike-train input to the ring buffers
-        for each population, one numba call for the interval's steps:
-            currents(s) -> update(s) -> spike keys of s -> state samples due after s
+        for each step s: currents(s) -> every population's update(s) -> spike keys, samples
         exchange the interval's keys (Allgatherv; sorted by step, then source gid)
         deliver the keys into ring buffers (rows s + delay >= t0 + k: never the current interval)
-        record spikes; flush if due; stop if cancelled
+
+Many intervals run in one call of compiled code (:func:`brainsim.kernels.loop.run_intervals`),
+which calls the MPI collectives itself; Python only sees the loop between calls, to hand spikes
+and samples to the recorder, flush, report progress and poll for cancellation. Calls are sized
+to take a few tens of milliseconds, so the per-interval cost is that of the compiled code alone.
 
 Control messages ride on the exchange as negative keys, so deciding to flush or to stop needs no
 collective of its own: rank 0 adds :data:`CONTROL_FLUSH` when a flush is due by the wall clock,
-and any rank adds :data:`CONTROL_STOP` when it was asked to stop; sorted, they come first.
+and any rank adds :data:`CONTROL_STOP` when it was asked to stop; sorted, they come first, and
+every rank's call returns after the interval that carried them.
 
 Delivering in key order, with every random draw keyed by gid (see :mod:`brainsim.engine.values`),
-makes spike trains and sampled state bit-identical for any number of ranks. Spikes are stamped on
-the grid: a neuron that crosses threshold in step ``s`` (from ``s * dt`` to ``(s + 1) * dt``)
-spikes at ``(s + 1) * dt``, and a spike with delay ``d`` steps is felt in the update of step
-``s + d``.
+makes spike trains and sampled state bit-identical for any number of ranks, and for any split of
+the run into calls. Spikes are stamped on the grid: a neuron that crosses threshold in step
+``s`` (from ``s * dt`` to ``(s + 1) * dt``) spikes at ``(s + 1) * dt``, and a spike with delay
+``d`` steps is felt in the update of step ``s + d``.
 """
 
 from __future__ import annotations
@@ -40,12 +44,21 @@ from brainsim.engine.populations import (
     SAMPLE_CODES,
     STATE_UNITS,
     LocalPopulation,
-    Sampler,
+    NeuronTable,
     build_population,
     separates_inhibition,
 )
 from brainsim.engine.stimuli import LocalStimuli, build_stimuli, selection_indices
-from brainsim.exchange import Communicator, SpikeExchanger
+from brainsim.errors import EngineError
+from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
+from brainsim.kernels.loop import (
+    CONTROL_FLUSH,
+    CONTROL_STOP,
+    MPI_FAILED,
+    SAW_FLUSH,
+    SAW_STOP,
+    run_intervals,
+)
 from brainsim.partition import Decomposition, block_decomposition
 from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
 
@@ -59,9 +72,6 @@ __all__ = [
     "simulate",
 ]
 
-CONTROL_STOP = -2
-CONTROL_FLUSH = -1
-
 Int64Array = npt.NDArray[np.int64]
 
 
@@ -73,15 +83,17 @@ class RunConfig:
     ``flush_every_s`` wall-clock seconds have passed on rank 0, and at the latest every
     ``flush_interval_ms`` of simulated time: fast runs then pay a flush's fixed cost rarely,
     slow ones show progress often. ``progress(simulated_ms, duration_ms)`` is called on rank 0
-    after every interval;
-    ``should_stop()`` is polled on every rank at each flush and stops the run as cancelled
-    when it returns True on any rank.
+    between calls of the compiled loop (every ``call_s`` or so of wall clock, at most one call
+    per exchange interval); ``should_stop()`` is polled on every rank before each call and
+    stops the run as cancelled, at the end of the next interval, when it returns True on any
+    rank.
     """
 
     flush_interval_ms: float = 1000.0
     flush_every_s: float = 2.0
     progress: Callable[[float, float], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    call_s: float = 0.02
 
 
 @dataclass(slots=True)
@@ -104,6 +116,7 @@ class LocalNetwork:
     decomposition: Decomposition
     rank: int
     populations: dict[str, LocalPopulation]
+    neurons: NeuronTable
     stimuli: LocalStimuli
     plan: DeliveryPlan
     buf_exc: npt.NDArray[np.float64]
@@ -192,21 +205,40 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         split,
     )
     del projections  # the plan holds the synapses now
+    reports = _local_reports(circuit, populations)
+    reports_of: dict[str, list[tuple[int, _Report]]] = {name: [] for name in populations}
+    for idx, rep in enumerate(reports):
+        reports_of[rep.population].append((idx, rep))
+    samples = {
+        name: _sampling(pop, reports_of[name])
+        for name, pop in populations.items()
+        if reports_of[name]
+    }
     network = LocalNetwork(
         decomposition=dec,
         rank=rank,
         populations=populations,
+        neurons=NeuronTable.build(list(populations.values()), samples),
         stimuli=build_stimuli(circuit, populations),
         plan=plan,
         buf_exc=buf_exc,
         buf_inh=buf_inh,
         min_delay_steps=min_delay,
         build_s=0.0,
+        reports=reports,
     )
+    network.build_s = time.perf_counter() - start
+    return network
+
+
+def _local_reports(circuit: Circuit, populations: dict[str, LocalPopulation]) -> list[_Report]:
+    """Where each state report's samples come from on this rank (document order)."""
+    dt = circuit.simulation.dt_ms
+    out = []
     for report in report_specs(circuit):
         local = populations[report.population]
         inside = (report.node_ids >= local.lo) & (report.node_ids < local.hi)
-        network.reports.append(
+        out.append(
             _Report(
                 population=report.population,
                 variable=report.variable,
@@ -215,17 +247,14 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
                 positions=np.flatnonzero(inside).astype(np.int64),
             )
         )
-    for name, pop in populations.items():
-        pop.sampler = _sampler(pop, network.reports_of[name], min_delay)
-    network.build_s = time.perf_counter() - start
-    return network
+    return out
 
 
-def _sampler(pop: LocalPopulation, reports: list[tuple[int, _Report]], k: int) -> Sampler:
-    """One sampler for all of ``pop``'s reports: every gcd of their intervals, report after
-    report in its columns (each report learns its columns)."""
-    if not reports:
-        return Sampler()
+def _sampling(
+    pop: LocalPopulation, reports: list[tuple[int, _Report]]
+) -> tuple[int, Int64Array, Int64Array]:
+    """What ``pop`` samples for all of its reports: every gcd of their intervals, report after
+    report in its columns (each report learns its columns); ``(every, state rows, indices)``."""
     every = math.gcd(*[rep.interval_steps for _, rep in reports])
     codes, idx = [], []
     col = 0
@@ -234,29 +263,24 @@ def _sampler(pop: LocalPopulation, reports: list[tuple[int, _Report]], k: int) -
         col += rep.local_idx.shape[0]
         codes.append(np.full(rep.local_idx.shape[0], SAMPLE_CODES[pop.model][rep.variable]))
         idx.append(rep.local_idx)
-    rows = k // every + 1
-    return Sampler(
-        every=every,
-        var=np.concatenate(codes).astype(np.int64),
-        idx=np.concatenate(idx).astype(np.int64),
-        samples=np.zeros((rows, col), dtype=np.float32),
-    )
+    return every, np.concatenate(codes).astype(np.int64), np.concatenate(idx).astype(np.int64)
 
 
 def _record_samples(
     recorder: Recorder,
-    pop: LocalPopulation,
+    every: int,
+    block: npt.NDArray[np.float32],
     reports: list[tuple[int, _Report]],
     t0: int,
-    n_rows: int,
 ) -> None:
-    """Hand the sample rows a population's kernel took in an interval to the recorder.
+    """Hand the sample rows a population took in a call of the loop (from step ``t0``) to the
+    recorder.
 
     Row ``r`` was taken once ``first + r * every`` steps were complete (``first``: the first
     multiple of ``every`` after ``t0``); a report gets the rows that fall on its own interval,
     as one block.
     """
-    every = pop.sampler.every
+    n_rows = block.shape[0]
     first = -(-(t0 + 1) // every) * every  # steps completed when row 0 was taken
     for idx, rep in reports:
         stride = rep.interval_steps // every
@@ -264,32 +288,86 @@ def _record_samples(
         start = (-first // every) % stride
         if start >= n_rows:
             continue
-        rows = pop.sampler.samples[start:n_rows:stride, rep.columns]
         recorder.add_state_block(
-            idx, (first + start * every) // rep.interval_steps - 1, rep.positions, rows
+            idx,
+            (first + start * every) // rep.interval_steps - 1,
+            rep.positions,
+            block[start:n_rows:stride, rep.columns],
         )
 
 
 def _record_spikes(
     recorder: Recorder,
-    pending: list[Int64Array],
+    keys: Int64Array,
     recorded: list[tuple[str, int, int]],
     n_gids: int,
 ) -> None:
     """Hand the spikes since the last flush to the recorder, one call per population.
 
-    ``pending`` holds keys ``step * n_gids + gid`` in ascending order; the spike of step ``s``
-    is stamped ``(s + 1) * dt``.
+    ``keys`` are ``step * n_gids + gid`` in ascending order; the spike of step ``s`` is
+    stamped ``(s + 1) * dt``.
     """
-    if not pending:
+    if not keys.shape[0]:
         return
-    keys = np.concatenate(pending)
     steps = keys // n_gids
     gids = keys - steps * n_gids
     for name, offset, size in recorded:
         sel = (gids >= offset) & (gids < offset + size)
         if sel.any():
             recorder.add_spikes(name, steps[sel] + 1, gids[sel] - offset)
+
+
+class _Loop:
+    """The buffers of the compiled loop, kept across its calls (see :func:`simulate`)."""
+
+    def __init__(self, network: LocalNetwork, native: NativeExchange, max_steps: int) -> None:
+        self.network = network
+        self.native = native
+        n_local = network.buf_exc.shape[1]
+        self.keys = np.empty(n_local * network.min_delay_steps + 2, dtype=np.int64)
+        self.pending = np.empty(1024, dtype=np.int64)
+        self.n_pending = 0
+        self.recv = np.empty(1024 if native.n_ranks > 1 else 0, dtype=np.int64)
+        self.counts = np.zeros(native.n_ranks + 1, dtype=np.int64)
+        self.counts32 = np.zeros(native.n_ranks, dtype=np.int32)
+        self.displs32 = np.zeros(native.n_ranks, dtype=np.int32)
+        self.samples, self.rows = network.neurons.sample_buffer(max_steps)
+
+    def run(
+        self, t0: int, t_end: int, circuit: Circuit, max_intervals: int, control: list[int]
+    ) -> tuple[int, int]:
+        """Run intervals from ``t0`` (see :func:`~brainsim.kernels.loop.run_intervals`);
+        return the step reached and the control bits seen."""
+        net, nat = self.network, self.native
+        nr, st, po, cur, plan = (
+            net.neurons,
+            net.stimuli,
+            net.stimuli.poisson,
+            net.stimuli.currents,
+            net.plan,
+        )
+        sim = circuit.simulation
+        t, self.n_pending, self.pending, self.recv, st.cursor, seen = run_intervals(
+            t0, t_end, circuit.n_steps, net.min_delay_steps, max_intervals,
+            net.decomposition.n_gids, sim.seed, sim.dt_ms, np.array(control, dtype=np.int64),
+            nr.pops, nr.state, nr.params, nr.refr, nr.t_ref_steps, nr.i_base_pA, nr.i_ext_pA,
+            nr.spikes_out, nr.zeros, cur.dc_meta, cur.dc_idx, cur.dc_amp, cur.noise_meta,
+            cur.noise_idx, cur.noise_gid, cur.noise_val, nr.sample_var, nr.sample_idx,
+            self.samples, self.rows, po.segments, po.gids, po.columns, po.lam, po.table_of,
+            po.cdf, po.guide, po.weight, st.schedule_steps, st.schedule_cols, st.schedule_w,
+            st.cursor, plan.pop_gid_bounds, plan.by_source_ptr, plan.by_source, plan.meta,
+            plan.const_weight, plan.indptrs, plan.targets, plan.weights, plan.delays,
+            net.buf_exc, net.buf_inh, self.keys, self.pending, self.n_pending, nat.n_ranks,
+            nat.allgather, nat.allgatherv, nat.comm, nat.int64_type, self.counts,
+            self.counts32, self.displs32, self.recv,
+        )  # fmt: skip
+        if seen & MPI_FAILED:
+            raise EngineError("the MPI spike exchange returned an error")
+        return int(t), int(seen)
+
+
+_SAMPLE_BYTES = 32 << 20
+"""Upper bound of the sample scratch of one call of the loop."""
 
 
 def simulate(
@@ -302,54 +380,53 @@ def simulate(
 ) -> FinalStatus:
     """Run the step loop to the end (or until cancelled); returns the final status."""
     dt = circuit.simulation.dt_ms
-    seed = circuit.simulation.seed
     n_steps = circuit.n_steps
     dec = network.decomposition
     n_gids = dec.n_gids
     k = network.min_delay_steps
-    pops = list(network.populations.values())
-    max_local = sum(p.n for p in pops) * k
-    keys = np.empty(max_local + 2, dtype=np.int64)  # + the control keys
+    neurons = network.neurons
     reports_of = network.reports_of
     recorded = [
         (name, int(dec.gid_offsets[dec.index(name)]), int(dec.sizes[dec.index(name)]))
         for name in circuit.recordings.spikes
     ]
     flush_steps = max(1, round(config.flush_interval_ms / dt))
+    # Steps per call, bounded so that the samples of a call fit the scratch.
+    per_step = max(neurons.sample_bytes_per_step(), 1e-9)
+    max_steps = max(k, min(flush_steps, int(_SAMPLE_BYTES / per_step)))
+    loop = _Loop(network, exchanger.native(), max_steps + k)
+    pops = list(network.populations.values())
     last_flush = 0
     last_flush_wall = time.monotonic()
-    pending: list[Int64Array] = []  # exchanged spikes not yet handed to the recorder
+    intervals = 1  # per call, adapted to take about config.call_s
     t0 = 0
     while t0 < n_steps:
-        t1 = min(t0 + k, n_steps)
-        n_keys = 0
-        network.stimuli.apply_interval(t0, t1 - t0, seed, network.buf_exc, network.buf_inh)
-        for pop in pops:
-            n_keys, n_rows = pop.advance(t0, t1, n_gids, seed, network.buf_exc,
-                                         network.buf_inh, keys, n_keys)  # fmt: skip
-            if n_rows:
-                _record_samples(recorder, pop, reports_of[pop.name], t0, n_rows)
+        control = []
         if config.should_stop is not None and config.should_stop():
-            keys[n_keys] = CONTROL_STOP
-            n_keys += 1
+            control.append(CONTROL_STOP)
         if comm.rank == 0 and time.monotonic() - last_flush_wall >= config.flush_every_s:
-            keys[n_keys] = CONTROL_FLUSH
-            n_keys += 1
-        received = exchanger.exchange(keys[:n_keys])
-        n_control = int(np.searchsorted(received, 0))
-        stop = n_control > 0 and received[0] == CONTROL_STOP
-        flush_due = n_control > 0 and received[n_control - 1] == CONTROL_FLUSH
-        spikes = received[n_control:]
-        network.plan.deliver(spikes, t0, n_gids, network.buf_exc, network.buf_inh)
-        if recorded and spikes.shape[0]:
-            pending.append(spikes + t0 * n_gids)  # keys of absolute steps
+            control.append(CONTROL_FLUSH)
+        t_flush = min(last_flush + flush_steps, n_steps)
+        started = time.perf_counter()
+        t1, seen = loop.run(t0, min(t_flush, t0 + max_steps), circuit, intervals, control)
+        took = time.perf_counter() - started
+        if took < config.call_s / 2:
+            intervals = min(2 * intervals, 1 << 30)
+        elif took > 2 * config.call_s:
+            intervals = max(1, intervals // 2)
+        for p, pop in enumerate(pops):
+            if loop.rows[p]:
+                block = neurons.sample_rows(loop.samples, loop.rows, p)
+                _record_samples(recorder, neurons.sample_every(p), block, reports_of[pop.name], t0)
+        loop.rows[:] = 0
         t0 = t1
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
-        if flush_due or stop or t0 - last_flush >= flush_steps or t0 >= n_steps:
+        stop = bool(seen & SAW_STOP)
+        if stop or seen & SAW_FLUSH or t0 >= t_flush:
             last_flush, last_flush_wall = t0, time.monotonic()
-            _record_spikes(recorder, pending, recorded, n_gids)
-            pending.clear()
+            _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
+            loop.n_pending = 0
             recorder.flush(t0 * dt)
             if stop and t0 < n_steps:
                 return "cancelled"

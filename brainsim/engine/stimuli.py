@@ -4,9 +4,8 @@ Poisson inputs generated in step ``g`` arrive after the stimulus delay of ``d`` 
 ``g + d``, as a network spike emitted in step ``g`` would; their count is keyed by the
 generation step, so the input sequence is a property of the neuron, not of the rank.
 Spike-source arrays are expanded at build time into a schedule sorted by arrival step. Both go
-into the ring buffers an interval at a time. Current stimuli (DC, noise) become each
-population's :class:`~brainsim.engine.populations.CurrentTable`, applied step by step by the
-population's kernel.
+into the ring buffers an interval at a time. Current stimuli (DC, noise) become the rank's
+:class:`~brainsim.engine.populations.CurrentTable`, added to the external current step by step.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from brainsim.circuit.spec import (
 )
 from brainsim.engine.populations import CurrentTable, LocalPopulation
 from brainsim.engine.values import per_neuron, stream_of
-from brainsim.kernels.stimuli import poisson_cdf_tables, poisson_drive
+from brainsim.kernels.stimuli import GUIDE_BITS, POISSON_TABLE_LENGTH, poisson_cdf_tables
 
 __all__ = ["LocalStimuli", "PoissonTable", "build_stimuli", "selection_indices"]
 
@@ -61,6 +60,21 @@ class PoissonTable:
     weight: Float64Array
 
     @classmethod
+    def empty(cls) -> PoissonTable:
+        """A table without targets (a rank no Poisson stimulus reaches)."""
+        no_int, no_float = np.zeros(0, dtype=np.int64), np.zeros(0)
+        return cls(
+            segments=np.zeros((0, 6), dtype=np.int64),
+            gids=no_int,
+            columns=no_int,
+            lam=no_float,
+            table_of=no_int,
+            cdf=np.zeros((0, POISSON_TABLE_LENGTH)),
+            guide=np.zeros((0, 1 << GUIDE_BITS), dtype=np.int64),
+            weight=no_float,
+        )
+
+    @classmethod
     def merge(cls, parts: list[PoissonTable]) -> PoissonTable:
         """One table of several, with their targets and CDF tables laid end to end."""
         rows = np.cumsum([0, *[p.cdf.shape[0] for p in parts]])
@@ -86,48 +100,20 @@ class PoissonTable:
 
 @dataclass(slots=True)
 class LocalStimuli:
-    """The spike inputs (Poisson drive, spike trains) of one rank, into its ring buffers.
+    """The stimuli of one rank: spike inputs (Poisson drive, spike trains), which the step loop
+    adds into the ring buffers at the start of each interval, and current inputs (DC, noise),
+    added to each step's external current.
 
-    Current stimuli (DC, noise) live with each population as a
-    :class:`~brainsim.engine.populations.CurrentTable`.
+    ``schedule_*`` lists every spike-train input by arrival step; ``cursor`` is the first not
+    yet applied.
     """
 
-    poisson: PoissonTable | None = None
+    currents: CurrentTable = field(default_factory=CurrentTable)
+    poisson: PoissonTable = field(default_factory=PoissonTable.empty)
     schedule_steps: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_cols: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_w: Float64Array = field(default_factory=lambda: np.zeros(0))
     cursor: int = 0
-
-    def apply_interval(
-        self,
-        first_step: int,
-        n_steps: int,
-        seed: int,
-        buf_exc: Float64Array,
-        buf_inh: Float64Array,
-    ) -> None:
-        """Add the spike inputs of an interval to the ring buffers.
-
-        The rows of the interval already hold the network spikes delivered before it; adding
-        these afterwards keeps each cell's summation order independent of the decomposition.
-        """
-        d = self.poisson
-        if d is not None:
-            poisson_drive(
-                seed, d.segments, d.gids, d.columns, d.lam, d.table_of, d.cdf, d.guide, d.weight,
-                first_step, n_steps, buf_exc, buf_inh,
-            )  # fmt: skip
-        steps = self.schedule_steps
-        end = first_step + n_steps
-        n_slots = buf_exc.shape[0]
-        while self.cursor < steps.shape[0] and steps[self.cursor] < end:
-            row = int(steps[self.cursor]) % n_slots
-            c, w = self.schedule_cols[self.cursor], self.schedule_w[self.cursor]
-            if w >= 0.0:
-                buf_exc[row, c] += w
-            else:
-                buf_inh[row, c] += w
-            self.cursor += 1
 
 
 def _local_targets(
@@ -161,17 +147,17 @@ def _table(parts: list[tuple[int, int, Int64Array, Any]], extra: list[int]) -> t
 
 
 def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalStimuli:
-    """The rank's spike inputs; sets each population's :class:`CurrentTable`."""
+    """The rank's stimuli, for ``pops`` laid out in the rank's ring-buffer columns."""
     dt = circuit.simulation.dt_ms
     seed = circuit.simulation.seed
     n_steps = circuit.n_steps
     out = LocalStimuli()
     poisson: list[PoissonTable] = []
     sched: list[tuple[Int64Array, Int64Array, Float64Array]] = []
-    dc_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
-    noise_parts: dict[str, list[tuple[int, int, Int64Array, Float64Array]]] = {n: [] for n in pops}
-    noise_streams: dict[str, list[int]] = {n: [] for n in pops}
-    noise_gids: dict[str, list[Int64Array]] = {n: [] for n in pops}
+    dc_parts: list[tuple[int, int, Int64Array, Float64Array]] = []
+    noise_parts: list[tuple[int, int, Int64Array, Float64Array]] = []
+    noise_streams: list[int] = []
+    noise_gids: list[Int64Array] = []
 
     def steps_of(start_ms: float, stop_ms: float | None) -> tuple[int, int]:
         first = round(start_ms / dt)
@@ -218,15 +204,15 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
             elif isinstance(stim, DCStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 amp = value("amplitude_pA", stim.amplitude_pA) * weight
-                dc_parts[pname].append((first, stop, idx, amp))
+                dc_parts.append((first, stop, idx + pop.col, amp))
             elif isinstance(stim, NoiseStimulus):
                 first, stop = steps_of(stim.start_ms, stim.stop_ms)
                 vals = np.stack(
                     [value("mean_pA", stim.mean_pA), value("std_pA", stim.std_pA), weight], axis=1
                 )
-                noise_parts[pname].append((first, stop, idx, vals))
-                noise_streams[pname].append(stream_of(path))
-                noise_gids[pname].append(gids)
+                noise_parts.append((first, stop, idx + pop.col, vals))
+                noise_streams.append(stream_of(path))
+                noise_gids.append(gids)
             elif isinstance(stim, SpikeSourceArray):
                 d = max(1, round(stim.delay_ms / dt))
                 # A spike at t = m * dt with delay d arrives in the update of step m + d - 1.
@@ -237,19 +223,17 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
                     (np.repeat(arrival, n_t), np.tile(idx + pop.col, arrival.shape[0]),
                      np.tile(weight, arrival.shape[0]))
                 )  # fmt: skip
-    for pname, pop in pops.items():
-        dc_meta, dc_idx, dc_amp = _table(dc_parts[pname], [])
-        nz_meta, nz_idx, nz_val = _table(noise_parts[pname], noise_streams[pname])
-        gid_parts = noise_gids[pname]
-        pop.currents = CurrentTable(
-            dc_meta=dc_meta,
-            dc_idx=dc_idx,
-            dc_amp=np.zeros(0) if dc_amp is None else dc_amp,
-            noise_meta=nz_meta,
-            noise_idx=nz_idx,
-            noise_gid=np.concatenate(gid_parts) if gid_parts else np.zeros(0, dtype=np.int64),
-            noise_val=np.zeros((0, 3)) if nz_val is None else nz_val,
-        )
+    dc_meta, dc_idx, dc_amp = _table(dc_parts, [])
+    nz_meta, nz_idx, nz_val = _table(noise_parts, noise_streams)
+    out.currents = CurrentTable(
+        dc_meta=dc_meta,
+        dc_idx=dc_idx,
+        dc_amp=np.zeros(0) if dc_amp is None else dc_amp,
+        noise_meta=nz_meta,
+        noise_idx=nz_idx,
+        noise_gid=np.concatenate(noise_gids) if noise_gids else np.zeros(0, dtype=np.int64),
+        noise_val=np.zeros((0, 3)) if nz_val is None else nz_val,
+    )
     if poisson:
         out.poisson = PoissonTable.merge(poisson)
     if sched:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from brainsim.exchange.base import NativeExchange, collective_prototypes
 
 __all__ = ["LocalCommunicator", "LocalExchanger"]
 
@@ -37,9 +37,26 @@ class LocalCommunicator:
         return bool(flag)
 
 
-class LocalExchanger:
-    """Exchanger for one rank: the local keys are all the keys (sorted in place)."""
+def _never_called(*_args: object) -> int:  # pragma: no cover - one rank never exchanges
+    raise AssertionError("a one-rank run has no collective to call")
 
-    def exchange(self, local_keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        local_keys.sort()
-        return local_keys
+
+_GATHER, _GATHERV = collective_prototypes(ctypes.c_int32)
+
+
+class LocalExchanger:
+    """Exchanger for one rank: the local keys are all the keys, so nothing is called."""
+
+    def __init__(self) -> None:
+        # Placeholders of the native signature (the loop's compiled code is the same for one
+        # and several ranks); they must stay referenced while the loop may see them.
+        self._native = NativeExchange(
+            n_ranks=1,
+            allgather=_GATHER(_never_called),
+            allgatherv=_GATHERV(_never_called),
+            comm=0,
+            int64_type=0,
+        )
+
+    def native(self) -> NativeExchange:
+        return self._native

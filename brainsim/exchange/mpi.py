@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from mpi4py import MPI
+
+from brainsim.errors import EngineError
+from brainsim.exchange.base import NativeExchange, collective_prototypes
 
 __all__ = ["MpiCommunicator", "MpiExchanger", "world"]
 
@@ -52,30 +54,33 @@ class MpiCommunicator:
 
 
 class MpiExchanger:
-    """Allgatherv of spike keys with reusable buffers (no allocation once warmed up)."""
+    """The MPI library's own ``MPI_Allgather`` / ``MPI_Allgatherv``, for compiled code.
+
+    The functions are looked up in the MPI library mpi4py was loaded with (through mpi4py's
+    extension module, whose dependencies include it), and the communicator and ``MPI_INT64_T``
+    handles come from mpi4py, so any MPI that mpi4py runs on works (MPICH's integer handles and
+    Open MPI's pointer handles alike).
+    """
 
     def __init__(self, comm: MpiCommunicator) -> None:
-        self._comm = comm.comm
-        size = comm.size
-        self._count = np.zeros(1, dtype=np.int64)
-        self._counts = np.zeros(size, dtype=np.int64)
-        self._displs = np.zeros(size, dtype=np.int64)
-        self._recv = np.empty(1024, dtype=np.int64)
-
-    def exchange(self, local_keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        self._count[0] = local_keys.size
-        self._comm.Allgather(self._count, self._counts)
-        total = int(self._counts.sum())
-        if total > self._recv.size:
-            self._recv = np.empty(max(total, 2 * self._recv.size), dtype=np.int64)
-        self._displs[0] = 0
-        np.cumsum(self._counts[:-1], out=self._displs[1:])
-        recv = self._recv[:total]
-        self._comm.Allgatherv(
-            np.ascontiguousarray(local_keys), [recv, self._counts, self._displs, MPI.INT64_T]
+        handle = ctypes.c_int32 if MPI._sizeof(MPI.Comm) == 4 else ctypes.c_int64
+        gather, gatherv = collective_prototypes(handle)
+        library = ctypes.CDLL(MPI.__file__)
+        try:
+            allgather = gather(("MPI_Allgather", library))
+            allgatherv = gatherv(("MPI_Allgatherv", library))
+        except AttributeError as exc:  # pragma: no cover - mpi4py always links libmpi
+            raise EngineError(f"cannot find the MPI collectives in {MPI.__file__}: {exc}") from exc
+        self._native = NativeExchange(
+            n_ranks=comm.size,
+            allgather=allgather,
+            allgatherv=allgatherv,
+            comm=int(MPI._handleof(comm.comm)),
+            int64_type=int(MPI._handleof(MPI.INT64_T)),
         )
-        recv.sort()
-        return recv
+
+    def native(self) -> NativeExchange:
+        return self._native
 
 
 def world() -> MpiCommunicator:

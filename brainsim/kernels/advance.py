@@ -1,16 +1,21 @@
-"""Advance one population over a run of steps in a single call.
+"""Advance every local neuron of a rank by one step.
 
-Within an exchange interval no population needs another's spikes, so the engine can hand a
-whole run of steps to numba at once: for each step, set the external current (``i_e`` plus DC
-and noise stimuli), call the model's step kernel on the ring-buffer row of that step, append the
-spikes as exchange keys, and clear the row. One call per population and interval replaces
-several Python-level calls per step, whose dispatch overhead does not shrink as ranks are added.
+A rank's neurons are laid out end to end, population after population, as struct-of-arrays
+tables: ``state[3, n_local]`` (``v``, then the model's further state: ``i_syn_ex``/``i_syn_in``
+for LIF, ``u`` for Izhikevich), ``params[9, n_local]`` (see :data:`PARAM_ROWS`) and per-neuron
+vectors (refractory counters, external currents, spike scratch). ``pops[p]`` (columns
+:data:`POP_COLUMNS`) says where population ``p`` starts, which model advances it and what it
+samples. Population ``p``'s neurons are also columns ``col .. col + n`` of the rank's ring
+buffers ``(n_slots, n_local)``.
 
-Current stimuli come as flat tables: ``dc_meta[d] = (first_step, stop_step, lo, hi)`` with
-targets ``dc_idx[lo:hi]`` (local indices) and currents ``dc_amp[lo:hi]`` (pA, weight applied);
-``noise_meta[d] = (first_step, stop_step, lo, hi, stream)`` with ``noise_idx``, ``noise_gid`` and
-``noise_val[j] = (mean_pA, std_pA, weight)``. The ring buffers are the rank's, shape
-``(n_slots, n_local)``; the population's neurons are columns ``col .. col + n``.
+One step (:func:`advance_step`): for each population, the model's step kernel reads the ring
+buffer row ``step % n_slots``, the spikes become exchange keys ``(step - t0) * n_gids + gid``
+(ascending: populations are in gid order and each kernel lists its spikes in ascending order),
+the row is cleared, and due state samples are taken. External currents (``i_base`` plus DC and
+noise stimuli) come first, from rank-wide tables: ``dc_meta[d] = (first_step, stop_step, lo,
+hi)`` with targets ``dc_idx[lo:hi]`` (rank columns) and currents ``dc_amp[lo:hi]`` (pA, weight
+applied); ``noise_meta[d] = (first_step, stop_step, lo, hi, stream)`` with ``noise_idx``,
+``noise_gid`` and ``noise_val[j] = (mean_pA, std_pA, weight)``.
 """
 
 from __future__ import annotations
@@ -20,20 +25,63 @@ import numpy as np
 import numpy.typing as npt
 
 from brainsim.kernels.delivery import encode_spikes
-from brainsim.kernels.izhikevich import izhikevich_step
-from brainsim.kernels.lif import lif_delta_step, lif_exp_step
+from brainsim.kernels.izhikevich import izhikevich_step, izhikevich_step_ref
+from brainsim.kernels.lif import lif_delta_step, lif_delta_step_ref, lif_exp_step, lif_exp_step_ref
 from brainsim.kernels.rng import normal, normal_ref
 
 __all__ = [
-    "advance_izhikevich",
-    "advance_lif_delta",
-    "advance_lif_exp",
+    "FLAG_CURRENT_PULSE",
+    "FLAG_PUBLISHED_2003",
+    "KIND_IZHIKEVICH",
+    "KIND_LIF_DELTA",
+    "KIND_LIF_EXP",
+    "PARAM_ROWS",
+    "POP_COLUMNS",
+    "STATE_ROWS",
+    "advance_step",
+    "advance_step_ref",
     "step_currents",
     "step_currents_ref",
 ]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+KIND_LIF_DELTA = 0
+KIND_LIF_EXP = 1
+KIND_IZHIKEVICH = 2
+FLAG_CURRENT_PULSE = 1
+"""Izhikevich input is a current pulse (pA) rather than a voltage jump (mV)."""
+FLAG_PUBLISHED_2003 = 2
+"""Izhikevich integration in the published two half steps rather than Euler."""
+
+POP_COLUMNS = (
+    "kind",
+    "col",
+    "n",
+    "first_gid",
+    "flags",
+    "sample_every",
+    "sample_col",
+    "sample_n",
+    "sample_base",
+)
+"""Columns of the per-population table ``pops`` (int64): model kind, first rank column, neuron
+count, gid of the first local neuron, model flags, and its samples: every ``sample_every`` steps
+(0: never) the ``sample_n`` entries ``sample_col ..`` of ``sample_var`` / ``sample_idx`` (state
+row, rank column) are written as one row at ``samples[sample_base + r * sample_n ..]``, ``r``
+counted in ``rows[p]``."""
+
+_KIND, _COL, _N, _GID, _FLAGS, _EVERY, _SCOL, _SN, _SBASE = range(len(POP_COLUMNS))
+
+PARAM_ROWS = {
+    "lif": ("p_mm", "p_me", "p_ex", "p_in", "p_mex", "p_min", "e_l_mV", "v_th_mV", "v_reset_mV"),
+    "izhikevich": ("a", "b", "c_mV", "d", "v_peak_mV"),
+}
+"""Rows of the ``params`` table for each model (LIF delta uses a subset of the LIF rows)."""
+
+STATE_ROWS = {"lif": ("v", "i_syn_ex", "i_syn_in"), "izhikevich": ("v", "u")}
+"""Rows of the ``state`` table for each model; a sample's code is its row."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -97,208 +145,118 @@ def step_currents_ref(
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample(
+def advance_step(
     step: int,
-    every: int,
-    var: I64,
-    idx: I64,
-    first: F64,
-    second: F64,
-    third: F64,
-    samples: npt.NDArray[np.float32],
-    n_rows: int,
-) -> int:
-    """After ``step``: if a sample is due, store ``(first, second, third)[var[j]][idx[j]]``."""
-    if every <= 0 or (step + 1) % every != 0:
-        return n_rows
-    for j in range(idx.shape[0]):
-        code = var[j]
-        i = idx[j]
-        samples[n_rows, j] = first[i] if code == 0 else second[i] if code == 1 else third[i]
-    return n_rows + 1
-
-
-@numba.njit(cache=True, nogil=True)
-def advance_lif_delta(
-    first: int,
-    last: int,
-    interval_start: int,
-    key_base: int,
+    t0: int,
     n_gids: int,
-    seed: int,
-    buf: F64,
-    col: int,
-    v: F64,
+    dt_ms: float,
+    pops: I64,
+    state: F64,
+    params: F64,
     refr: I64,
-    p_mm: F64,
-    p_me: F64,
-    e_l_mV: F64,
-    v_th_mV: F64,
-    v_reset_mV: F64,
     t_ref_steps: I64,
-    spikes_out: I64,
-    i_base_pA: F64,
     i_ext_pA: F64,
-    dc_meta: I64,
-    dc_idx: I64,
-    dc_amp: F64,
-    noise_meta: I64,
-    noise_idx: I64,
-    noise_gid: I64,
-    noise_val: F64,
-    sample_every: int,
-    sample_var: I64,
-    sample_idx: I64,
-    samples: npt.NDArray[np.float32],
-    keys: I64,
-    n_keys: int,
-) -> tuple[int, int]:
-    """Steps ``first .. last - 1`` of a LIF delta population.
-
-    A spike of local neuron ``i`` in step ``s`` becomes the key
-    ``(s - interval_start) * n_gids + key_base + i``. After every step ``s`` with
-    ``(s + 1) % sample_every == 0`` (when ``sample_every > 0``), row ``r`` of ``samples`` gets
-    the state ``sample_var[j]`` (0: ``v``; the other models: 1, 2 their further state) of neuron
-    ``sample_idx[j]``. Returns ``(key count, sample rows written)``.
-    """
-    n = v.shape[0]
-    n_slots = buf.shape[0]
-    n_rows = 0
-    for step in range(first, last):
-        step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
-                      noise_idx, noise_gid, noise_val)  # fmt: skip
-        row = buf[step % n_slots, col : col + n]
-        count = lif_delta_step(v, refr, row, i_ext_pA, p_mm, p_me, e_l_mV, v_th_mV, v_reset_mV,
-                               t_ref_steps, spikes_out)  # fmt: skip
-        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
-                       (step - interval_start) * n_gids + key_base)  # fmt: skip
-        row[:] = 0.0
-        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, v, v, samples, n_rows)
-    return n_keys, n_rows
-
-
-@numba.njit(cache=True, nogil=True)
-def advance_lif_exp(
-    first: int,
-    last: int,
-    interval_start: int,
-    key_base: int,
-    n_gids: int,
-    seed: int,
+    spikes_out: I64,
+    zeros: F64,
     buf_exc: F64,
     buf_inh: F64,
-    col: int,
-    v: F64,
-    i_ex: F64,
-    i_in: F64,
-    refr: I64,
-    p_mm: F64,
-    p_me: F64,
-    p_ex: F64,
-    p_in: F64,
-    p_mex: F64,
-    p_min: F64,
-    e_l_mV: F64,
-    v_th_mV: F64,
-    v_reset_mV: F64,
-    t_ref_steps: I64,
-    spikes_out: I64,
-    i_base_pA: F64,
-    i_ext_pA: F64,
-    dc_meta: I64,
-    dc_idx: I64,
-    dc_amp: F64,
-    noise_meta: I64,
-    noise_idx: I64,
-    noise_gid: I64,
-    noise_val: F64,
-    sample_every: int,
     sample_var: I64,
     sample_idx: I64,
     samples: npt.NDArray[np.float32],
+    rows: I64,
     keys: I64,
     n_keys: int,
-) -> tuple[int, int]:
-    """Steps ``first .. last - 1`` of a LIF population with exponential current synapses
-    (sample codes 0: ``v``, 1: ``i_syn_ex``, 2: ``i_syn_in``; see :func:`advance_lif_delta`)."""
-    n = v.shape[0]
-    n_slots = buf_exc.shape[0]
-    n_rows = 0
-    for step in range(first, last):
-        step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
-                      noise_idx, noise_gid, noise_val)  # fmt: skip
-        r = step % n_slots
-        exc = buf_exc[r, col : col + n]
-        inh = buf_inh[r, col : col + n]
-        count = lif_exp_step(v, i_ex, i_in, refr, exc, inh, i_ext_pA, p_mm, p_me, p_ex, p_in,
-                             p_mex, p_min, e_l_mV, v_th_mV, v_reset_mV, t_ref_steps,
-                             spikes_out)  # fmt: skip
-        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
-                       (step - interval_start) * n_gids + key_base)  # fmt: skip
+) -> int:
+    """Advance every population by ``step`` (currents already in ``i_ext_pA``); append the
+    spike keys relative to step ``t0`` to ``keys[n_keys:]`` and return the new key count."""
+    r = step % buf_exc.shape[0]
+    for p in range(pops.shape[0]):
+        kind, c, n = pops[p, _KIND], pops[p, _COL], pops[p, _N]
+        h = c + n
+        exc = buf_exc[r, c:h]
+        v, s1, s2 = state[0, c:h], state[1, c:h], state[2, c:h]
+        sp = spikes_out[c:h]
+        if kind == KIND_LIF_DELTA:
+            count = lif_delta_step(v, refr[c:h], exc, i_ext_pA[c:h], params[0, c:h],
+                                   params[1, c:h], params[6, c:h], params[7, c:h],
+                                   params[8, c:h], t_ref_steps[c:h], sp)  # fmt: skip
+        elif kind == KIND_LIF_EXP:
+            inh = buf_inh[r, c:h]
+            count = lif_exp_step(v, s1, s2, refr[c:h], exc, inh, i_ext_pA[c:h], params[0, c:h],
+                                 params[1, c:h], params[2, c:h], params[3, c:h], params[4, c:h],
+                                 params[5, c:h], params[6, c:h], params[7, c:h], params[8, c:h],
+                                 t_ref_steps[c:h], sp)  # fmt: skip
+            inh[:] = 0.0
+        else:
+            pulse = (pops[p, _FLAGS] & FLAG_CURRENT_PULSE) != 0
+            published = (pops[p, _FLAGS] & FLAG_PUBLISHED_2003) != 0
+            count = izhikevich_step(v, s1, exc if pulse else zeros[c:h],
+                                    zeros[c:h] if pulse else exc, i_ext_pA[c:h], params[0, c:h],
+                                    params[1, c:h], params[2, c:h], params[3, c:h],
+                                    params[4, c:h], dt_ms, published, sp)  # fmt: skip
+        n_keys = encode_spikes(keys, n_keys, sp, count, (step - t0) * n_gids + pops[p, _GID])
         exc[:] = 0.0
-        inh[:] = 0.0
-        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, i_ex, i_in, samples,
-                         n_rows)  # fmt: skip
-    return n_keys, n_rows
+        every = pops[p, _EVERY]
+        if every > 0 and (step + 1) % every == 0:
+            m, first = pops[p, _SN], pops[p, _SCOL]
+            base = pops[p, _SBASE] + rows[p] * m
+            for j in range(m):
+                samples[base + j] = state[sample_var[first + j], sample_idx[first + j]]
+            rows[p] += 1
+    return n_keys
 
 
-@numba.njit(cache=True, nogil=True)
-def advance_izhikevich(
-    first: int,
-    last: int,
-    interval_start: int,
-    key_base: int,
+def advance_step_ref(
+    step: int,
+    t0: int,
     n_gids: int,
-    seed: int,
-    buf: F64,
-    col: int,
-    current_pulse: bool,
-    v: F64,
-    u: F64,
-    a: F64,
-    b: F64,
-    c_mV: F64,
-    d: F64,
-    v_peak_mV: F64,
     dt_ms: float,
-    published_2003: bool,
-    zeros: F64,
-    spikes_out: I64,
-    i_base_pA: F64,
+    pops: I64,
+    state: F64,
+    params: F64,
+    refr: I64,
+    t_ref_steps: I64,
     i_ext_pA: F64,
-    dc_meta: I64,
-    dc_idx: I64,
-    dc_amp: F64,
-    noise_meta: I64,
-    noise_idx: I64,
-    noise_gid: I64,
-    noise_val: F64,
-    sample_every: int,
+    spikes_out: I64,
+    zeros: F64,
+    buf_exc: F64,
+    buf_inh: F64,
     sample_var: I64,
     sample_idx: I64,
     samples: npt.NDArray[np.float32],
+    rows: I64,
     keys: I64,
     n_keys: int,
-) -> tuple[int, int]:
-    """Steps ``first .. last - 1`` of an Izhikevich population.
-
-    The ring buffer holds current pulses (pA) when ``current_pulse``, voltage jumps (mV)
-    otherwise; ``zeros`` (length n, never written) stands for the unused input. Sample codes
-    0: ``v``, 1: ``u`` (see :func:`advance_lif_delta`).
-    """
-    n = v.shape[0]
-    n_slots = buf.shape[0]
-    n_rows = 0
-    for step in range(first, last):
-        step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
-                      noise_idx, noise_gid, noise_val)  # fmt: skip
-        row = buf[step % n_slots, col : col + n]
-        in_pa = row if current_pulse else zeros
-        in_mv = zeros if current_pulse else row
-        count = izhikevich_step(v, u, in_pa, in_mv, i_ext_pA, a, b, c_mV, d, v_peak_mV, dt_ms,
-                                published_2003, spikes_out)  # fmt: skip
-        n_keys = encode_spikes(keys, n_keys, spikes_out, count,
-                       (step - interval_start) * n_gids + key_base)  # fmt: skip
-        row[:] = 0.0
-        n_rows = _sample(step, sample_every, sample_var, sample_idx, v, u, u, samples, n_rows)
-    return n_keys, n_rows
+) -> int:
+    """Plain-Python reference of :func:`advance_step`, built on the models' numpy references."""
+    r = step % buf_exc.shape[0]
+    for p, (kind, c, n, gid, flags, every, first, m, sbase) in enumerate(pops.tolist()):
+        h = c + n
+        exc = buf_exc[r, c:h]
+        v, s1, s2 = state[0, c:h], state[1, c:h], state[2, c:h]
+        prm = [params[row, c:h] for row in range(params.shape[0])]
+        sp = spikes_out[c:h]
+        if kind == KIND_LIF_DELTA:
+            count = lif_delta_step_ref(v, refr[c:h], exc, i_ext_pA[c:h], prm[0], prm[1], prm[6],
+                                       prm[7], prm[8], t_ref_steps[c:h], sp)  # fmt: skip
+        elif kind == KIND_LIF_EXP:
+            count = lif_exp_step_ref(v, s1, s2, refr[c:h], exc, buf_inh[r, c:h], i_ext_pA[c:h],
+                                     prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6],
+                                     prm[7], prm[8], t_ref_steps[c:h], sp)  # fmt: skip
+            buf_inh[r, c:h] = 0.0
+        else:
+            pulse = bool(flags & FLAG_CURRENT_PULSE)
+            count = izhikevich_step_ref(v, s1, exc if pulse else zeros[c:h],
+                                        zeros[c:h] if pulse else exc, i_ext_pA[c:h], prm[0],
+                                        prm[1], prm[2], prm[3], prm[4], dt_ms,
+                                        bool(flags & FLAG_PUBLISHED_2003), sp)  # fmt: skip
+        for i in sp[:count].tolist():
+            keys[n_keys] = (step - t0) * n_gids + gid + i
+            n_keys += 1
+        exc[:] = 0.0
+        if every > 0 and (step + 1) % every == 0:
+            base = sbase + int(rows[p]) * m
+            for j in range(m):
+                samples[base + j] = state[sample_var[first + j], sample_idx[first + j]]
+            rows[p] += 1
+    return n_keys

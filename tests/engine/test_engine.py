@@ -174,18 +174,42 @@ def test_rank_zero_asks_for_flushes_by_the_wall_clock(tmp_path: Path) -> None:
 
 
 def test_a_stop_request_ends_the_run_at_the_next_interval(tmp_path: Path) -> None:
-    calls = {"n": 0}
+    seen = {"ms": 0.0, "asked_at": -1.0}
 
-    def stop_after_ten() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 10
+    def progress(simulated_ms: float, _duration_ms: float) -> None:
+        seen["ms"] = simulated_ms
 
-    config = RunConfig(flush_interval_ms=1e9, flush_every_s=1e9, should_stop=stop_after_ten)
+    def stop_after_15_ms() -> bool:
+        if seen["ms"] >= 15.0 and seen["asked_at"] < 0:
+            seen["asked_at"] = seen["ms"]
+        return seen["asked_at"] >= 0
+
+    config = RunConfig(flush_interval_ms=1e9, flush_every_s=1e9, should_stop=stop_after_15_ms,
+                       progress=progress)  # fmt: skip
     status, flushed, attrs = _simulate(tmp_path, config)
     assert status == "cancelled"
-    assert flushed == [pytest.approx(16.5)]  # the 11th interval ends at 11 * 1.5 ms
+    # Intervals are 1.5 ms; the run stops after the interval that carried the request.
+    assert flushed == [pytest.approx(seen["asked_at"] + 1.5)]
     assert attrs["status"] == "cancelled"
-    assert attrs["simulated_ms"] == pytest.approx(16.5)
+    assert attrs["simulated_ms"] == pytest.approx(seen["asked_at"] + 1.5)
+
+
+def test_results_do_not_depend_on_how_the_loop_is_split_into_calls(tmp_path: Path) -> None:
+    """One interval per call of the compiled loop, or as many as fit, give the same run."""
+    spikes = []
+    for name, call_s in (("one", 0.0), ("many", 10.0)):
+        path = tmp_path / name
+        path.mkdir()
+        _simulate(path, RunConfig(flush_interval_ms=25.0, flush_every_s=1e9, call_s=call_s))
+        group = zarr.open_group(str(path / "c.zarr"), mode="r")
+        spikes.append({p: np.asarray(group[f"spikes/{p}/node_ids"]) for p in ("E", "I")})
+        spikes[-1].update(
+            {f"{p}t": np.asarray(group[f"spikes/{p}/timestamps"]) for p in ("E", "I")}
+        )
+    assert spikes[0].keys() == spikes[1].keys()
+    for key in spikes[0]:
+        assert np.array_equal(spikes[0][key], spikes[1][key]), key
+    assert spikes[0]["E"].size > 0
 
 
 def test_reports_at_different_intervals_sample_the_same_trajectory(tmp_path: Path) -> None:

@@ -1,17 +1,22 @@
-"""Advancing a population over a run of steps equals stepping it one step at a time."""
+"""Advancing every population of a rank by a step: the kernel equals its reference."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from brainsim.kernels.advance import (
-    advance_izhikevich,
-    advance_lif_delta,
+    FLAG_CURRENT_PULSE,
+    FLAG_PUBLISHED_2003,
+    KIND_IZHIKEVICH,
+    KIND_LIF_DELTA,
+    KIND_LIF_EXP,
+    POP_COLUMNS,
+    advance_step,
+    advance_step_ref,
     step_currents,
     step_currents_ref,
 )
-from brainsim.kernels.izhikevich import izhikevich_step_ref
-from brainsim.kernels.lif import lif_delta_step_ref, lif_propagators
+from brainsim.kernels.lif import lif_propagators
 
 N = 12
 
@@ -42,79 +47,77 @@ def test_step_currents_equals_reference() -> None:
     assert a[2] == base[2]  # untouched
 
 
-def test_lif_run_equals_step_by_step_reference() -> None:
-    rng = np.random.default_rng(3)
-    props = lif_propagators(np.full(N, 10.0), np.full(N, 250.0), np.full(N, 2.0),
-                            np.full(N, 2.0), 0.1)  # fmt: skip
-    n_slots, col, n_gids, first_gid = 6, 2, 100, 40
-    buf = np.zeros((n_slots, N + 5))
-    buf[:, col : col + N] = rng.uniform(0.0, 6.0, (n_slots, N))
-    v0 = rng.uniform(0.0, 15.0, N)
-    params = (props.p_mm, props.p_me, np.zeros(N), np.full(N, 15.0), np.zeros(N),
-              np.full(N, 20, dtype=np.int64))  # fmt: skip
-    base = np.full(N, 300.0)
-    # Kernel: steps 10..15 in one call.
-    v, refr, sp = v0.copy(), np.zeros(N, np.int64), np.zeros(N, np.int64)
-    keys = np.zeros(N * 6, np.int64)
-    kbuf = buf.copy()
-    # Sample v of neurons 3 and 0 after every second step (steps 11, 13, 15 complete 12, 14, 16).
-    samples = np.zeros((4, 2), np.float32)
-    n_keys, n_rows = advance_lif_delta(
-        10, 16, 9, first_gid, n_gids, 7, kbuf, col, v, refr, *params, sp, base, np.zeros(N),
-        *_currents(), 2, np.zeros(2, np.int64), np.array([3, 0]), samples, keys, 0,
-    )  # fmt: skip
-    # Reference: one step at a time with the reference kernels.
-    rv, rrefr, rsp = v0.copy(), np.zeros(N, np.int64), np.zeros(N, np.int64)
-    rbuf = buf.copy()
-    ref_keys, ref_samples = [], []
-    i_ext = np.zeros(N)
-    for step in range(10, 16):
-        step_currents_ref(step, 7, base, i_ext, *_currents())
-        row = rbuf[step % n_slots, col : col + N]
-        count = lif_delta_step_ref(rv, rrefr, row, i_ext, *params, rsp)
-        ref_keys += [(step - 9) * n_gids + first_gid + i for i in rsp[:count]]
-        row[:] = 0.0
-        if (step + 1) % 2 == 0:
-            ref_samples.append(rv[[3, 0]].astype(np.float32))
-    assert np.array_equal(v, rv)
-    assert n_rows == 3
-    assert np.array_equal(samples[:3], np.array(ref_samples))
-    assert list(keys[:n_keys]) == ref_keys
-    assert n_keys > 0
-    assert np.array_equal(kbuf, rbuf)
+def _table() -> dict[str, np.ndarray]:
+    """Four populations end to end: LIF delta (4), LIF exponential (3), Izhikevich with
+    current pulses in published half steps (3) and with voltage jumps in Euler steps (2)."""
+    rng = np.random.default_rng(11)
+    sizes = (4, 3, 3, 2)
+    n = sum(sizes)
+    pops = np.zeros((4, len(POP_COLUMNS)), dtype=np.int64)
+    kinds = (KIND_LIF_DELTA, KIND_LIF_EXP, KIND_IZHIKEVICH, KIND_IZHIKEVICH)
+    flags = (0, 0, FLAG_CURRENT_PULSE | FLAG_PUBLISHED_2003, 0)
+    col = 0
+    for p, (kind, size, flag) in enumerate(zip(kinds, sizes, flags, strict=True)):
+        # Population p samples its first neuron's state row p % 3 (row 1 for Izhikevich:
+        # u) every p + 1 steps.
+        every = p + 1
+        pops[p] = (kind, col, size, 100 + 10 * p, flag, every, p, 1, 0)
+        col += size
+    props = lif_propagators(np.full(7, 10.0), np.full(7, 250.0), np.full(7, 2.0),
+                            np.full(7, 5.0), 0.1)  # fmt: skip
+    params = np.zeros((9, n))
+    for row, value in enumerate((props.p_mm, props.p_me, props.p_ex, props.p_in, props.p_mex,
+                                 props.p_min)):  # fmt: skip
+        params[row, :7] = value
+    params[6, :7], params[7, :7], params[8, :7] = 0.0, 15.0, 0.0
+    for row, value in enumerate((0.02, 0.2, -65.0, 8.0, 30.0)):
+        params[row, 7:] = value
+    state = np.zeros((3, n))
+    state[0, :7] = rng.uniform(0.0, 14.0, 7)
+    state[1:, 4:7] = rng.uniform(-50.0, 50.0, (2, 3))
+    state[0, 7:] = rng.uniform(-70.0, -50.0, 5)
+    state[1, 7:] = 0.2 * state[0, 7:]
+    buf_exc = rng.uniform(0.0, 6.0, (5, n))
+    buf_inh = -rng.uniform(0.0, 6.0, (5, n))
+    return {
+        "pops": pops, "state": state, "params": params,
+        "refr": np.zeros(n, np.int64), "t_ref": np.full(n, 3, np.int64),
+        "i_base": np.full(n, 260.0), "buf_exc": buf_exc, "buf_inh": buf_inh,
+        "sample_var": np.array([0, 1, 1, 0], np.int64),
+        "sample_idx": np.array([0, 4, 7, 10], np.int64),
+    }  # fmt: skip
 
 
-def test_izhikevich_run_equals_step_by_step_reference() -> None:
-    a, b, c, d = (np.full(N, x) for x in (0.02, 0.2, -65.0, 8.0))
-    peak = np.full(N, 30.0)
-    buf = np.zeros((3, N))
-    buf[:, :] = 4.0
-    v0 = np.linspace(-70.0, -50.0, N)
-    u0 = b * v0
-    base = np.full(N, 8.0)
-    zeros = np.zeros(N)
-    v, u, sp = v0.copy(), u0.copy(), np.zeros(N, np.int64)
-    keys = np.zeros(N * 40, np.int64)
-    kbuf = buf.copy()
-    samples = np.zeros((41, 2), np.float32)  # u then v of neuron 5 after every step
-    n_keys, n_rows = advance_izhikevich(
-        0, 40, 0, 0, 1000, 7, kbuf, 0, True, v, u, a, b, c, d, peak, 1.0, True, zeros, sp, base,
-        np.zeros(N), *_currents(), 1, np.array([1, 0]), np.array([5, 5]), samples, keys, 0,
-    )  # fmt: skip
-    rv, ru, rsp = v0.copy(), u0.copy(), np.zeros(N, np.int64)
-    rbuf = buf.copy()
-    ref_keys, ref_samples = [], []
-    i_ext = np.zeros(N)
-    for step in range(40):
-        step_currents_ref(step, 7, base, i_ext, *_currents())
-        row = rbuf[step % 3]
-        count = izhikevich_step_ref(rv, ru, row, zeros, i_ext, a, b, c, d, peak, 1.0, True, rsp)
-        ref_keys += [step * 1000 + i for i in rsp[:count]]
-        row[:] = 0.0
-        ref_samples.append(np.array([ru[5], rv[5]], dtype=np.float32))
-    assert n_rows == 40
-    assert np.array_equal(samples[:40], np.array(ref_samples))
-    assert np.array_equal(v, rv)
-    assert np.array_equal(u, ru)
-    assert list(keys[:n_keys]) == ref_keys
-    assert n_keys > 0
+def test_advance_step_equals_the_reference_for_every_model() -> None:
+    t = _table()
+    n = t["state"].shape[1]
+    results = []
+    for step_fn, currents in ((advance_step, step_currents), (advance_step_ref, step_currents_ref)):
+        state, refr = t["state"].copy(), t["refr"].copy()
+        buf_exc, buf_inh = t["buf_exc"].copy(), t["buf_inh"].copy()
+        i_ext, spikes = np.zeros(n), np.zeros(n, np.int64)
+        samples, rows = np.zeros(64, np.float32), np.zeros(4, np.int64)
+        t["pops"][:, 8] = (0, 16, 32, 48)  # sample regions
+        keys = np.zeros(n * 30, np.int64)
+        n_keys = 0
+        for step in range(20, 50):
+            currents(step, 7, t["i_base"], i_ext, *_currents())
+            n_keys = step_fn(step, 20, 1000, 0.1, t["pops"], state, t["params"], refr,
+                             t["t_ref"], i_ext, spikes, np.zeros(n), buf_exc, buf_inh,
+                             t["sample_var"], t["sample_idx"], samples, rows, keys,
+                             n_keys)  # fmt: skip
+        results.append((state, refr, buf_exc, buf_inh, samples, rows, keys[:n_keys]))
+    for got, want in zip(*results, strict=True):
+        assert np.array_equal(got, want)
+    state, refr, buf_exc, buf_inh, samples, rows, keys = results[0]
+    assert list(rows) == [30 // (p + 1) for p in range(4)]
+    # Population 1 samples i_syn_ex of column 4 after every second step: its last row (step 49
+    # completes 50) is the final state.
+    assert samples[16 + 14] == np.float32(state[1, 4])
+    assert keys.size > 10
+    assert np.all(np.diff(keys) > 0)  # ascending: by step, then by gid
+    gids = keys % 1000
+    assert set(gids.tolist()) <= set(range(100, 104)) | set(range(110, 113)) | set(
+        range(120, 123)
+    ) | set(range(130, 132))
+    assert not buf_exc.any()  # every row was consumed (5 slots, 30 steps)
