@@ -60,6 +60,8 @@ class CurrentTable:
     noise_idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     noise_gid: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     noise_val: Float64Array = field(default_factory=lambda: np.zeros((0, 3)))
+    noise_cache: Float64Array = field(default_factory=lambda: np.zeros((0, 4)))
+    noise_block: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 SAMPLE_CODES: dict[str, dict[str, int]] = {

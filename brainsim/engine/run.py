@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.simulator import RunConfig, build_network, report_specs, simulate
+from brainsim.engine.simulator import (
+    RunConfig,
+    build_network,
+    load_step_loop,
+    report_specs,
+    simulate,
+)
 from brainsim.errors import CircuitError
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
 from brainsim.recording import ZarrRecorder
@@ -126,6 +132,8 @@ def execute(
     ranks may be stuck in one) and propagates; the caller decides whether to abort the job.
     """
     config = config or RunConfig()
+    # Start-up: numba's runtime and the step loop load here, before construction is timed.
+    load_step_loop(exchanger)
     recorder = ZarrRecorder(
         os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
     )

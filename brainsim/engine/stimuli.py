@@ -233,6 +233,8 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
         noise_idx=nz_idx,
         noise_gid=np.concatenate(noise_gids) if noise_gids else np.zeros(0, dtype=np.int64),
         noise_val=np.zeros((0, 3)) if nz_val is None else nz_val,
+        noise_cache=np.zeros((nz_idx.shape[0], 4)),
+        noise_block=np.full(nz_idx.shape[0], -1, dtype=np.int64),
     )
     if poisson:
         out.poisson = PoissonTable.merge(poisson)

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from brainsim.kernels.delivery import encode_spikes
 from brainsim.kernels.izhikevich import izhikevich_step, izhikevich_step_ref
 from brainsim.kernels.lif import lif_delta_step, lif_delta_step_ref, lif_exp_step, lif_exp_step_ref
-from brainsim.kernels.rng import normal, normal_ref
+from brainsim.kernels.rng import normal4, normal4_ref
 
 __all__ = [
     "FLAG_CURRENT_PULSE",
@@ -97,11 +97,15 @@ def step_currents(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    noise_cache: F64,
+    noise_block: I64,
 ) -> None:
     """``i_ext = i_base`` plus every DC and noise stimulus active in ``step``.
 
-    Noise is ``(mean + std * z) * weight`` with ``z`` the standard normal keyed by
-    ``(seed, stream, gid, step)``.
+    Noise is ``(mean + std * z) * weight`` with ``z`` lane ``step % 4`` of
+    :func:`~brainsim.kernels.rng.normal4` keyed by ``(seed, stream, gid, step // 4)``: a pure
+    function of the step, computed once per four steps into ``noise_cache[j]`` (``noise_block[j]``
+    says for which ``step // 4``; -1: none yet).
     """
     for i in range(i_ext_pA.shape[0]):
         i_ext_pA[i] = i_base_pA[i]
@@ -112,8 +116,14 @@ def step_currents(
     for d in range(noise_meta.shape[0]):
         if noise_meta[d, 0] <= step < noise_meta[d, 1]:
             stream = noise_meta[d, 4]
+            block, lane = step >> 2, step & 3
             for j in range(noise_meta[d, 2], noise_meta[d, 3]):
-                z = normal(seed, stream, noise_gid[j], step, 0)
+                if noise_block[j] != block:
+                    z0, z1, z2, z3 = normal4(seed, stream, noise_gid[j], block)
+                    noise_cache[j, 0], noise_cache[j, 1] = z0, z1
+                    noise_cache[j, 2], noise_cache[j, 3] = z2, z3
+                    noise_block[j] = block
+                z = noise_cache[j, lane]
                 i_ext_pA[noise_idx[j]] += (noise_val[j, 0] + noise_val[j, 1] * z) * noise_val[j, 2]
 
 
@@ -129,8 +139,11 @@ def step_currents_ref(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    noise_cache: F64,
+    noise_block: I64,
 ) -> None:
-    """Plain-Python reference of :func:`step_currents` (same operations, same order)."""
+    """Plain-Python reference of :func:`step_currents` (same operations, same order; it
+    recomputes the normals and leaves the cache alone)."""
     i_ext_pA[:] = i_base_pA
     for first, stop, lo, hi in dc_meta.tolist():
         if first <= step < stop:
@@ -139,7 +152,7 @@ def step_currents_ref(
     for first, stop, lo, hi, stream in noise_meta.tolist():
         if first <= step < stop:
             for j in range(lo, hi):
-                z = normal_ref(seed, stream, int(noise_gid[j]), step, 0)
+                z = normal4_ref(seed, stream, int(noise_gid[j]), step >> 2)[step & 3]
                 mean, std, weight = (float(x) for x in noise_val[j])
                 i_ext_pA[noise_idx[j]] += (mean + std * z) * weight
 

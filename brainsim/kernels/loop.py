@@ -75,6 +75,8 @@ def run_intervals(
     noise_idx: I64,
     noise_gid: I64,
     noise_val: F64,
+    noise_cache: F64,
+    noise_block: I64,
     sample_var: I64,
     sample_idx: I64,
     samples: npt.NDArray[np.float32],
@@ -143,7 +145,7 @@ def run_intervals(
                 n_keys += 1
         for step in range(t, t1):
             step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
-                          noise_idx, noise_gid, noise_val)  # fmt: skip
+                          noise_idx, noise_gid, noise_val, noise_cache, noise_block)  # fmt: skip
             n_keys = advance_step(step, t, n_gids, dt_ms, pops, state, params, refr,
                                   t_ref_steps, i_ext_pA, spikes_out, zeros, buf_exc, buf_inh,
                                   sample_var, sample_idx, samples, rows, keys,

@@ -25,6 +25,15 @@ Word usage of each draw (one Philox call gives words w0..w3):
 * :func:`normal`: Box-Muller, ``z = sqrt(-2 ln(1 - u_a)) cos(2 pi u_b)`` with ``u_a`` from
   ``(w0, w1)`` and ``u_b`` from ``(w2, w3)``; the sine partner is discarded so that one draw is one
   call and the value at ``(gid, index)`` never depends on a neighbour.
+* :func:`normal4`: four normals per call by the 128-layer ziggurat of Marsaglia & Tsang (2000),
+  "The ziggurat method for generating random variables", J. Stat. Softw. 5(8). Word ``w_l`` of
+  sub 0 gives lane ``l``'s candidate: bits 0-6 the layer, bit 7 the sign, bits 8-31 a 24-bit
+  uniform position in the layer. About 98.8 % of candidates lie in a layer's core and are
+  accepted at once; otherwise the lane reads sub ``1 + l + 4 a`` (attempt ``a = 0, 1, ...``):
+  in the tail, two 53-bit uniforms from (w0, w1), (w2, w3) for Marsaglia's exponential tail
+  test; in a wedge, a 53-bit uniform from (w0, w1) for the density test and, if that rejects,
+  ``w2`` as a fresh candidate. The engine's noise currents use it with ``index = step // 4``
+  and lane ``step % 4``.
 * :func:`poisson`: inversion by sequential search for ``lam < 10`` (one uniform, sub 0); otherwise
   PTRS, the transformed rejection with squeeze of Hörmann (1993), "The transformed rejection method
   for generating Poisson random variables", Insurance: Mathematics and Economics 12, 39-45; trial
@@ -61,6 +70,8 @@ __all__ = [
     "fill_uniform",
     "lemire_trial",
     "normal",
+    "normal4",
+    "normal4_ref",
     "normal_from_words",
     "normal_ref",
     "philox4x32",
@@ -294,6 +305,108 @@ def normal(seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, sub: In
 def normal_ref(seed: int, stream: int, gid: int, index: int, sub: int = 0) -> float:
     """Pure-Python reference of :func:`normal`."""
     return _normal_from_words_ref(*philox_words_ref(seed, stream, gid, index, sub))
+
+
+def _ziggurat_tables() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Layer edges ``x[0..128]`` and densities ``f[0..128]`` of the 128-layer ziggurat for the
+    standard normal (Marsaglia & Tsang 2000): every layer has area ``_ZIG_V``; layer ``i`` spans
+    ``[0, x[i])`` between heights ``f(x[i])`` and ``f(x[i + 1])``; ``x[1]`` is the tail start
+    ``_ZIG_R`` and ``x[0] = V / f(R)`` the width of the base strip, tail included."""
+    x = np.zeros(_ZIG_LAYERS + 1)
+    x[0] = _ZIG_V / math.exp(-0.5 * _ZIG_R * _ZIG_R)
+    x[1] = _ZIG_R
+    for i in range(1, _ZIG_LAYERS - 1):
+        x[i + 1] = math.sqrt(-2.0 * math.log(_ZIG_V / x[i] + math.exp(-0.5 * x[i] * x[i])))
+    f = np.exp(-0.5 * x * x)
+    return x, f
+
+
+_ZIG_LAYERS = 128
+_ZIG_R = 3.442619855899
+_ZIG_V = 9.91256303526217e-3
+_ZIG_X, _ZIG_F = _ziggurat_tables()
+_ZIG_X_LIST = [float(v) for v in _ZIG_X]
+_ZIG_F_LIST = [float(v) for v in _ZIG_F]
+_TWO_POW_M24 = 2.0**-24
+_U7 = np.uint64(7)
+_U8 = np.uint64(8)
+_U127 = np.uint64(127)
+_U1 = np.uint64(1)
+
+
+@numba.njit(cache=True)
+def _ziggurat_lane(
+    word: np.uint32, seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, lane: int
+) -> float:
+    """One standard normal from a 32-bit word, falling back to more keyed words when needed."""
+    w = np.uint64(word)
+    layer = np.int64(w & _U127)
+    negative = (w >> _U7) & _U1
+    x = float(w >> _U8) * _TWO_POW_M24 * _ZIG_X[layer]
+    attempt = 0
+    while x >= _ZIG_X[layer + 1]:
+        q0, q1, q2, q3 = philox_words(seed, stream, gid, index, 1 + lane + 4 * attempt)
+        attempt += 1
+        if layer == 0:  # the tail beyond R, by Marsaglia's exponential method
+            t = -math.log(1.0 - uniform_from_words(q0, q1)) / _ZIG_R
+            y = -math.log(1.0 - uniform_from_words(q2, q3))
+            if y + y > t * t:
+                x = _ZIG_R + t
+                break
+            continue
+        y = _ZIG_F[layer] + uniform_from_words(q0, q1) * (_ZIG_F[layer + 1] - _ZIG_F[layer])
+        if y < math.exp(-0.5 * x * x):
+            break
+        w = np.uint64(q2)  # rejected: a fresh candidate
+        layer = np.int64(w & _U127)
+        negative = (w >> _U7) & _U1
+        x = float(w >> _U8) * _TWO_POW_M24 * _ZIG_X[layer]
+    return float(-x if negative else x)
+
+
+def _ziggurat_lane_ref(word: int, seed: int, stream: int, gid: int, index: int, lane: int) -> float:
+    x_edge, f_edge = _ZIG_X_LIST, _ZIG_F_LIST
+    layer, negative = word & 127, (word >> 7) & 1
+    x = float(word >> 8) * _TWO_POW_M24 * x_edge[layer]
+    attempt = 0
+    while x >= x_edge[layer + 1]:
+        q0, q1, q2, q3 = philox_words_ref(seed, stream, gid, index, 1 + lane + 4 * attempt)
+        attempt += 1
+        if layer == 0:
+            t = -math.log(1.0 - _uniform_from_words_ref(q0, q1)) / _ZIG_R
+            y = -math.log(1.0 - _uniform_from_words_ref(q2, q3))
+            if y + y > t * t:
+                x = _ZIG_R + t
+                break
+            continue
+        y = f_edge[layer] + _uniform_from_words_ref(q0, q1) * (f_edge[layer + 1] - f_edge[layer])
+        if y < math.exp(-0.5 * x * x):
+            break
+        layer, negative = q2 & 127, (q2 >> 7) & 1
+        x = float(q2 >> 8) * _TWO_POW_M24 * x_edge[layer]
+    return -x if negative else x
+
+
+@numba.njit(cache=True)
+def normal4(
+    seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike
+) -> tuple[float, float, float, float]:
+    """Four independent standard normals from one keyed call (ziggurat, see the module
+    docstring): lane ``l`` uses word ``l`` of sub 0, and sub ``1 + l + 4 a`` when it needs more."""
+    w0, w1, w2, w3 = philox_words(seed, stream, gid, index, 0)
+    return (
+        _ziggurat_lane(w0, seed, stream, gid, index, 0),
+        _ziggurat_lane(w1, seed, stream, gid, index, 1),
+        _ziggurat_lane(w2, seed, stream, gid, index, 2),
+        _ziggurat_lane(w3, seed, stream, gid, index, 3),
+    )
+
+
+def normal4_ref(seed: int, stream: int, gid: int, index: int) -> tuple[float, float, float, float]:
+    """Pure-Python reference of :func:`normal4`."""
+    words = philox_words_ref(seed, stream, gid, index, 0)
+    z = [_ziggurat_lane_ref(w, seed, stream, gid, index, lane) for lane, w in enumerate(words)]
+    return z[0], z[1], z[2], z[3]
 
 
 @numba.njit(cache=True)

@@ -14,8 +14,10 @@ import brainsim
 from brainsim.circuit import load_circuit, parse_circuit
 from brainsim.engine import RunConfig, build_network, simulate
 from brainsim.engine.run import run_info
+from brainsim.engine.simulator import load_step_loop
 from brainsim.exchange import LocalCommunicator, LocalExchanger
 from brainsim.kernels.delivery import DELAY_PACKED, META_COLUMNS
+from brainsim.kernels.loop import run_intervals
 from brainsim.recording import ZarrRecorder
 
 DT = 0.1
@@ -246,3 +248,11 @@ def test_reports_at_different_intervals_sample_the_same_trajectory(tmp_path: Pat
     assert np.array_equal(v[:, 1], fine_v[1::2, 0])
     assert np.array_equal(i_ex[:, 0], fine_i[4::5, 0])
     assert np.allclose(mixed["report/N/i_syn_ex/time"][...], np.arange(1, 61) * 0.5)
+
+
+def test_the_start_up_load_of_the_step_loop_has_the_run_s_signature(tmp_path: Path) -> None:
+    """``load_step_loop`` (called before construction) loads exactly what a run calls, so the
+    run compiles or loads nothing more."""
+    load_step_loop(LocalExchanger())
+    _simulate(tmp_path, RunConfig())
+    assert len(run_intervals.signatures) == 1

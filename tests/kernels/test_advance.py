@@ -30,14 +30,16 @@ def _currents() -> tuple[np.ndarray, ...]:
     noise_idx = np.array([0, 4, 7], dtype=np.int64)
     noise_gid = noise_idx + 500
     noise_val = np.array([[10.0, 30.0, 1.0], [0.0, 50.0, 2.0], [-5.0, 10.0, 0.5]])
-    return dc_meta, dc_idx, dc_amp, noise_meta, noise_idx, noise_gid, noise_val
+    cache, block = np.zeros((3, 4)), np.full(3, -1, dtype=np.int64)
+    return dc_meta, dc_idx, dc_amp, noise_meta, noise_idx, noise_gid, noise_val, cache, block
 
 
 def test_step_currents_equals_reference() -> None:
     base = np.linspace(0.0, 100.0, N)
-    for step in (0, 3, 6, 8, 9, 40):
+    tables = _currents()  # one noise cache across the steps, as in a run
+    for step in (0, 3, 5, 6, 7, 8, 9, 40, 41, 42, 43, 44, 38):
         a, b = np.zeros(N), np.zeros(N)
-        step_currents(step, 7, base, a, *_currents())
+        step_currents(step, 7, base, a, *tables)
         step_currents_ref(step, 7, base, b, *_currents())
         assert np.array_equal(a, b), step
     a = np.zeros(N)
@@ -100,8 +102,9 @@ def test_advance_step_equals_the_reference_for_every_model() -> None:
         t["pops"][:, 8] = (0, 16, 32, 48)  # sample regions
         keys = np.zeros(n * 30, np.int64)
         n_keys = 0
+        tables = _currents()
         for step in range(20, 50):
-            currents(step, 7, t["i_base"], i_ext, *_currents())
+            currents(step, 7, t["i_base"], i_ext, *tables)
             n_keys = step_fn(step, 20, 1000, 0.1, t["pops"], state, t["params"], refr,
                              t["t_ref"], i_ext, spikes, np.zeros(n), buf_exc, buf_inh,
                              t["sample_var"], t["sample_idx"], samples, rows, keys,

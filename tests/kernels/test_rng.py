@@ -228,6 +228,50 @@ def test_normal_is_standard_normal() -> None:
     _assert_p_value_ok(stats.kstest(out, "norm").pvalue)
 
 
+def _normal4_samples(n_keys: int) -> np.ndarray:
+    return np.array([rng.normal4(SEED, STREAM, g, 3) for g in range(n_keys)])
+
+
+def test_normal4_equals_its_reference_on_every_path() -> None:
+    # 4,000 lanes: about 48 take the slow path (wedges, and the tail about twice).
+    lanes = 0
+    for g in range(1000):
+        got = rng.normal4(SEED, STREAM, g, 11)
+        assert got == rng.normal4_ref(SEED, STREAM, g, 11), g
+        lanes += sum(abs(z) >= rng._ZIG_X[1] for z in got)
+    assert lanes > 0  # the tail was exercised
+
+
+def test_ziggurat_layers_have_equal_area_and_close_at_zero() -> None:
+    x, f = rng._ZIG_X, rng._ZIG_F
+    areas = x[1:-1] * (f[2:] - f[1:-1])  # layers 1 .. 127
+    assert np.allclose(areas, rng._ZIG_V, rtol=1e-9)
+    assert x[0] * f[1] == pytest.approx(rng._ZIG_V)  # the base strip, tail included
+    assert x[-1] == 0.0
+    assert 0.0 < x[-2] < 0.3
+
+
+def test_normal4_is_standard_normal_in_every_lane() -> None:
+    out = _normal4_samples(N_SAMPLES // 4)
+    tol = 5 / math.sqrt(out.shape[0])
+    for lane in range(4):
+        z = out[:, lane]
+        assert abs(z.mean()) < tol
+        assert abs(z.std() - 1.0) < tol
+        _assert_p_value_ok(stats.kstest(z, "norm").pvalue)
+    flat = out.ravel()
+    _assert_p_value_ok(stats.kstest(flat, "norm").pvalue)
+    assert abs(stats.skew(flat)) < 5 * math.sqrt(6 / flat.size)
+    assert abs(stats.kurtosis(flat)) < 5 * math.sqrt(24 / flat.size)
+    # The tail beyond R (its own sampler) holds the normal's share of the mass.
+    beyond = np.mean(np.abs(flat) > rng._ZIG_X[1])
+    expected = 2 * stats.norm.sf(rng._ZIG_X[1])
+    assert abs(beyond - expected) < 5 * math.sqrt(expected / flat.size)
+    # The lanes of one call are independent of each other.
+    corr = np.corrcoef(out.T)
+    assert np.all(np.abs(corr[np.triu_indices(4, 1)]) < 5 / math.sqrt(out.shape[0]))
+
+
 @pytest.mark.parametrize("lam", [0.05, 1.0, 3.7, 9.99, 10.0, 25.0, 400.0, 1e5])
 def test_poisson_counts_follow_the_poisson_pmf(lam: float) -> None:
     n = 100_000
