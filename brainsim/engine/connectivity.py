@@ -37,7 +37,6 @@ from brainsim.kernels.delivery import (
     PACK_MAX_DELAY,
     PACK_MAX_TARGET,
     PACK_SHIFT,
-    deliver_all,
 )
 from brainsim.kernels.synapses import (
     by_source,
@@ -350,18 +349,3 @@ class DeliveryPlan:
             weights=_end_to_end([p.weights for p in projections], np.float32),
             delays=_end_to_end([p.delays for p in projections], np.uint16),
         )
-
-    def deliver(
-        self,
-        keys: Int64Array,
-        first_step: int,
-        n_gids: int,
-        buf_exc: npt.NDArray[np.float64],
-        buf_inh: npt.NDArray[np.float64],
-    ) -> None:
-        """Deliver one interval's sorted spike keys into the ring buffers."""
-        deliver_all(
-            keys, first_step, n_gids, self.pop_gid_bounds, self.by_source_ptr, self.by_source,
-            self.meta, self.const_weight, self.indptrs, self.targets, self.weights, self.delays,
-            buf_exc, buf_inh,
-        )  # fmt: skip

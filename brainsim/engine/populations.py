@@ -237,9 +237,8 @@ class NeuronTable:
         local indices)`` for the populations that sample. Each population's ``state``,
         ``params`` and counters become views into the table."""
         n_local = sum(p.n for p in populations)
-        width = max(len(rows) for rows in (*STATE_ROWS.values(), *PARAM_ROWS.values()))
-        state = np.zeros((len(max(STATE_ROWS.values(), key=len)), n_local))
-        params = np.zeros((width, n_local))
+        state = np.zeros((max(map(len, STATE_ROWS.values())), n_local))
+        params = np.zeros((max(map(len, PARAM_ROWS.values())), n_local))
         refr = np.zeros(n_local, dtype=np.int64)
         t_ref = np.zeros(n_local, dtype=np.int64)
         i_base = np.zeros(n_local)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,10 +129,7 @@ class LocalNetwork:
     @property
     def reports_of(self) -> dict[str, list[tuple[int, _Report]]]:
         """The state reports of each population, with their indices."""
-        out: dict[str, list[tuple[int, _Report]]] = {name: [] for name in self.populations}
-        for idx, rep in enumerate(self.reports):
-            out[rep.population].append((idx, rep))
-        return out
+        return _by_population(self.reports, self.populations)
 
     @property
     def n_synapses(self) -> int:
@@ -207,9 +204,7 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     )
     del projections  # the plan holds the synapses now
     reports = _local_reports(circuit, populations)
-    reports_of: dict[str, list[tuple[int, _Report]]] = {name: [] for name in populations}
-    for idx, rep in enumerate(reports):
-        reports_of[rep.population].append((idx, rep))
+    reports_of = _by_population(reports, populations)
     samples = {
         name: _sampling(pop, reports_of[name])
         for name, pop in populations.items()
@@ -230,6 +225,16 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     )
     network.build_s = time.perf_counter() - start
     return network
+
+
+def _by_population(
+    reports: list[_Report], populations: Iterable[str]
+) -> dict[str, list[tuple[int, _Report]]]:
+    """The reports of each population, with their indices in ``reports``."""
+    out: dict[str, list[tuple[int, _Report]]] = {name: [] for name in populations}
+    for idx, rep in enumerate(reports):
+        out[rep.population].append((idx, rep))
+    return out
 
 
 def _local_reports(circuit: Circuit, populations: dict[str, LocalPopulation]) -> list[_Report]:

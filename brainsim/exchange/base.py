@@ -48,12 +48,6 @@ class Communicator(Protocol):
         ...
 
 
-ALLGATHER_ARGS = ("sendbuf", "sendcount", "sendtype", "recvbuf", "recvcount", "recvtype", "comm")
-ALLGATHERV_ARGS = (
-    "sendbuf", "sendcount", "sendtype", "recvbuf", "recvcounts", "displs", "recvtype", "comm",
-)  # fmt: skip
-
-
 def collective_prototypes(handle: type[Any]) -> tuple[Any, Any]:
     """ctypes prototypes of ``MPI_Allgather`` and ``MPI_Allgatherv`` for an MPI whose datatype
     and communicator handles have the C type ``handle`` (``int`` in MPICH, a pointer in Open MPI).

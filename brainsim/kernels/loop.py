@@ -33,7 +33,14 @@ from brainsim.kernels.advance import advance_step, step_currents
 from brainsim.kernels.delivery import deliver_all
 from brainsim.kernels.stimuli import poisson_drive
 
-__all__ = ["CONTROL_FLUSH", "CONTROL_STOP", "SAW_FLUSH", "SAW_STOP", "run_intervals"]
+__all__ = [
+    "CONTROL_FLUSH",
+    "CONTROL_STOP",
+    "MPI_FAILED",
+    "SAW_FLUSH",
+    "SAW_STOP",
+    "run_intervals",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

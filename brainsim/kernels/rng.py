@@ -335,14 +335,24 @@ _U1 = np.uint64(1)
 
 
 @numba.njit(cache=True)
+def _ziggurat_candidate(word: np.uint32) -> tuple[np.int64, bool, float]:
+    """A word's candidate: ``(layer, negative, x)``, ``x`` uniform in ``[0, x[layer])``."""
+    w = np.uint64(word)
+    layer = np.int64(w & _U127)
+    return layer, ((w >> _U7) & _U1) != 0, float(w >> _U8) * _TWO_POW_M24 * _ZIG_X[layer]
+
+
+def _ziggurat_candidate_ref(word: int) -> tuple[int, bool, float]:
+    layer = word & 127
+    return layer, bool((word >> 7) & 1), float(word >> 8) * _TWO_POW_M24 * _ZIG_X_LIST[layer]
+
+
+@numba.njit(cache=True)
 def _ziggurat_lane(
     word: np.uint32, seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, lane: int
 ) -> float:
     """One standard normal from a 32-bit word, falling back to more keyed words when needed."""
-    w = np.uint64(word)
-    layer = np.int64(w & _U127)
-    negative = (w >> _U7) & _U1
-    x = float(w >> _U8) * _TWO_POW_M24 * _ZIG_X[layer]
+    layer, negative, x = _ziggurat_candidate(word)
     attempt = 0
     while x >= _ZIG_X[layer + 1]:
         q0, q1, q2, q3 = philox_words(seed, stream, gid, index, 1 + lane + 4 * attempt)
@@ -357,17 +367,13 @@ def _ziggurat_lane(
         y = _ZIG_F[layer] + uniform_from_words(q0, q1) * (_ZIG_F[layer + 1] - _ZIG_F[layer])
         if y < math.exp(-0.5 * x * x):
             break
-        w = np.uint64(q2)  # rejected: a fresh candidate
-        layer = np.int64(w & _U127)
-        negative = (w >> _U7) & _U1
-        x = float(w >> _U8) * _TWO_POW_M24 * _ZIG_X[layer]
+        layer, negative, x = _ziggurat_candidate(q2)  # rejected: a fresh candidate
     return float(-x if negative else x)
 
 
 def _ziggurat_lane_ref(word: int, seed: int, stream: int, gid: int, index: int, lane: int) -> float:
     x_edge, f_edge = _ZIG_X_LIST, _ZIG_F_LIST
-    layer, negative = word & 127, (word >> 7) & 1
-    x = float(word >> 8) * _TWO_POW_M24 * x_edge[layer]
+    layer, negative, x = _ziggurat_candidate_ref(word)
     attempt = 0
     while x >= x_edge[layer + 1]:
         q0, q1, q2, q3 = philox_words_ref(seed, stream, gid, index, 1 + lane + 4 * attempt)
@@ -382,8 +388,7 @@ def _ziggurat_lane_ref(word: int, seed: int, stream: int, gid: int, index: int, 
         y = f_edge[layer] + _uniform_from_words_ref(q0, q1) * (f_edge[layer + 1] - f_edge[layer])
         if y < math.exp(-0.5 * x * x):
             break
-        layer, negative = q2 & 127, (q2 >> 7) & 1
-        x = float(q2 >> 8) * _TWO_POW_M24 * x_edge[layer]
+        layer, negative, x = _ziggurat_candidate_ref(q2)
     return -x if negative else x
 
 
