@@ -2,9 +2,10 @@
 
 - brainsim runs as a user runs it: ``brainsim run CIRCUIT --out STORE --overwrite --progress
   none`` (plus ``--ranks N`` for N > 1), whole process timed from outside; ``build_s`` and
-  ``wall_s`` come from the store's ``brainsim.provenance`` (simulation = ``wall_s - build_s``,
-  both measured from opening to closing the recording), spike counts from the store read with
-  plain zarr.
+  ``sim_s`` come from the store's ``brainsim.provenance`` (``sim_s``: the step loop from the
+  first step to the last, with the flushes during the run), ``write_s`` is the rest of the
+  store's ``wall_s`` (the final flush and status after the last step), spike counts come from
+  the store read with plain zarr.
 - NEST and Brian2 run the script generated from the same circuit file in the reference
   environment; the script prints its own build/simulation times, synapse and spike counts.
 
@@ -64,6 +65,9 @@ class RunResult:
     """Simulation phase (s)."""
     compile_s: float | None = None
     """Brian2 only: code generation and (warm) compilation (s)."""
+    write_s: float | None = None
+    """brainsim only: writing the recording's last flush and final status after the last
+    step (s); NEST's and Brian2's recorders hold spikes in memory, so they have none."""
     peak_rss_bytes: int | None = None
     n_synapses: int | None = None
     n_spikes: dict[str, int] = field(default_factory=dict)
@@ -97,10 +101,20 @@ def read_store(store: Path) -> dict[str, Any]:
     spikes = root["spikes"]
     counts = {name: int(spikes[name]["node_ids"].shape[0]) for name in spikes.group_keys()}
     provenance = attrs["provenance"]
+    build_s, wall_s = provenance["build_s"], provenance["wall_s"]
+    # Stores from before ``sim_s`` was recorded: everything after construction is simulation.
+    sim_s = provenance.get("sim_s")
+    if sim_s is None and build_s is not None and wall_s is not None:
+        sim_s = wall_s - build_s
+    write_s = None
+    if None not in (build_s, wall_s, sim_s):
+        write_s = max(wall_s - build_s - sim_s, 0.0)
     return {
         "status": attrs["status"],
-        "build_s": provenance["build_s"],
-        "wall_s": provenance["wall_s"],
+        "build_s": build_s,
+        "sim_s": sim_s,
+        "write_s": write_s,
+        "wall_s": wall_s,
         "n_spikes": counts,
     }
 
@@ -149,12 +163,12 @@ def run_brainsim(
     if found["status"] != "complete":
         error = f"store status {found['status']!r}"
         return replace(failed, error=error)
-    build_s = float(found["build_s"])
     return replace(
         failed,
         ok=True,
-        build_s=build_s,
-        sim_s=float(found["wall_s"]) - build_s,
+        build_s=float(found["build_s"]),
+        sim_s=float(found["sim_s"]),
+        write_s=float(found["write_s"]),
         n_synapses=n_synapses,
         n_spikes=found["n_spikes"],
     )

@@ -83,6 +83,7 @@ class Summary:
     rtf: float | None = None
     wall_s: float | None = None
     compile_s: float | None = None
+    write_s: float | None = None
     peak_rss_bytes: float | None = None
     bytes_per_synapse: float | None = None
     events_per_s: float | None = None
@@ -141,6 +142,7 @@ def summarize(
         rtf=None if sim_s is None else sim_s / duration_s,
         wall_s=median(run["wall_s"] for run in ok),
         compile_s=median(run.get("compile_s") for run in ok),
+        write_s=median(run.get("write_s") for run in ok),
         peak_rss_bytes=peak,
         bytes_per_synapse=bytes_per_synapse,
         events_per_s=events,

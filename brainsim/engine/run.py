@@ -138,13 +138,11 @@ def execute(
         os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
     )
     recorder.open(run_info(circuit, comm.size))
-    build_s = 0.0
     try:
         network = build_network(circuit, comm)
-        build_s = network.build_s
-        status = simulate(circuit, network, comm, exchanger, recorder, config)
+        done = simulate(circuit, network, comm, exchanger, recorder, config)
     except BaseException as exc:
         recorder.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
-    recorder.close(status, build_s=build_s)
-    return status
+    recorder.close(done.status, build_s=network.build_s, sim_s=done.sim_s)
+    return done.status

@@ -67,6 +67,7 @@ __all__ = [
     "CONTROL_STOP",
     "LocalNetwork",
     "RunConfig",
+    "Simulated",
     "build_network",
     "load_step_loop",
     "report_specs",
@@ -95,6 +96,15 @@ class RunConfig:
     progress: Callable[[float, float], None] | None = None
     should_stop: Callable[[], bool] | None = None
     call_s: float = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Simulated:
+    """How :func:`simulate` ended: the final status and the wall-clock seconds of the step loop
+    (first step to last, with the flushes during the run; not the final write)."""
+
+    status: FinalStatus
+    sim_s: float
 
 
 @dataclass(slots=True)
@@ -403,8 +413,13 @@ def simulate(
     exchanger: SpikeExchanger,
     recorder: Recorder,
     config: RunConfig,
-) -> FinalStatus:
-    """Run the step loop to the end (or until cancelled); returns the final status."""
+) -> Simulated:
+    """Run the step loop to the end (or until cancelled).
+
+    The recorder has every spike and sample when this returns; what was added after the last
+    flush is written by the recorder's ``close`` (the caller's), which is not simulation time.
+    """
+    began = time.perf_counter()
     dt = circuit.simulation.dt_ms
     n_steps = circuit.n_steps
     dec = network.decomposition
@@ -453,7 +468,9 @@ def simulate(
             last_flush, last_flush_wall = t0, time.monotonic()
             _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
             loop.n_pending = 0
-            recorder.flush(t0 * dt)
             if stop and t0 < n_steps:
-                return "cancelled"
-    return "complete"
+                recorder.flush(t0 * dt)
+                return Simulated("cancelled", time.perf_counter() - began)
+            if t0 < n_steps:
+                recorder.flush(t0 * dt)
+    return Simulated("complete", time.perf_counter() - began)

@@ -136,8 +136,16 @@ class Recorder(Protocol):
     def flush(self, simulated_ms: float) -> None:
         """Make everything added so far durable and readable; update progress. Collective."""
 
-    def close(self, status: FinalStatus, *, build_s: float, reason: str | None = None) -> None:
-        """Final flush and status. Collective."""
+    def close(
+        self,
+        status: FinalStatus,
+        *,
+        build_s: float,
+        sim_s: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Final flush, status and timings (``build_s`` construction, ``sim_s`` the step loop,
+        both measured by the caller; rank 0's values are stored). Collective."""
 
     def mark_failed(self, reason: str) -> None:
         """Record a failure without any collective call (the other ranks may be gone)."""

@@ -25,6 +25,7 @@ product), so equal steps give bit-identical times whatever the rank count.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -34,11 +35,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
 import zarr
+from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
 from brainsim.errors import RecordingError, RecordingExistsError
@@ -78,6 +80,50 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+_BATCH_BYTES: Final = 64 << 20
+"""Bound on the chunk values a flush holds for one batch of concurrent writes."""
+
+
+class _Writes:
+    """The whole-chunk writes of a flush, performed concurrently in batches.
+
+    Each ``Array.__setitem__`` is a separate round trip into zarr's event loop and encodes its
+    chunk alone; gathering a batch into one call lets the codecs and file writes overlap.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[zarr.Array[Any], slice, npt.NDArray[Any]]] = []
+        self._bytes = 0
+
+    def add(self, array: zarr.Array[Any], selection: slice, values: npt.NDArray[Any]) -> None:
+        self._pending.append((array, selection, values))
+        self._bytes += values.nbytes
+        if self._bytes >= _BATCH_BYTES:
+            self.run()
+
+    def run(self) -> None:
+        """Write everything added so far."""
+        pending, self._pending, self._bytes = self._pending, [], 0
+        if not pending:
+            return
+
+        async def write() -> None:
+            await asyncio.gather(*(a.async_array.setitem(sel, v) for a, sel, v in pending))
+
+        sync(write())
+
+
+def _resize_all(resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]]) -> None:
+    """Resize every array of ``resizes`` (growing only) in one call into zarr's event loop."""
+    if not resizes:
+        return
+
+    async def resize() -> None:
+        await asyncio.gather(*(a.async_array.resize(shape) for a, shape in resizes))
+
+    sync(resize())  # each AsyncArray takes its new metadata in place
 
 
 def _with_shape(array: zarr.Array[Any], shape: tuple[int, ...]) -> zarr.Array[Any]:
@@ -408,7 +454,7 @@ class ZarrRecorder:
         provenance = _jsonable(info.provenance)
         provenance.setdefault("n_ranks", self._comm.size)
         provenance.setdefault("start_time", _utc_now())
-        provenance.update({"end_time": None, "wall_s": None, "build_s": None})
+        provenance.update({"end_time": None, "wall_s": None, "build_s": None, "sim_s": None})
         root.attrs[ROOT_KEY] = {
             "format": FORMAT,
             "status": "running",
@@ -496,7 +542,9 @@ class ZarrRecorder:
         self._simulated_ms = max(self._simulated_ms, float(simulated_ms))
         self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, finish: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """The collective flush; rank 0 applies ``finish`` to the root document along with
+        the progress (one metadata write)."""
         for spikes in self._spikes.values():
             _check_order(spikes)
         ends = self._comm.allgather([r.end for r in self._reports])
@@ -505,16 +553,18 @@ class ZarrRecorder:
         error: BaseException | None = None
         partials: list[npt.NDArray[np.float32] | None] = []
         try:
+            writes = _Writes()
             for spikes in self._spikes.values():
-                self._write_spikes(spikes)
+                self._write_spikes(spikes, writes)
             for stream, new_end in zip(self._reports, new_ends, strict=True):
-                partials.append(self._write_report(stream, new_end, received))
+                partials.append(self._write_report(stream, new_end, received, writes))
+            writes.run()
         except Exception as exc:
             error = exc
         self._raise_if_any_failed(error, "writing its chunks")
         if self._comm.rank == 0:
             try:
-                self._publish(new_ends)
+                self._publish(new_ends, finish)
             except Exception as exc:
                 error = exc
         self._raise_if_any_failed(error, "publishing the array shapes")
@@ -556,7 +606,7 @@ class ZarrRecorder:
                         received.setdefault((rows.report, rows.chunk), []).append(rows)
         return received
 
-    def _write_spikes(self, spikes: _SpikeStream) -> None:
+    def _write_spikes(self, spikes: _SpikeStream, writes: _Writes) -> None:
         """Phase 3 for one population: write the chunks this rank owns among the new ones.
 
         Every chunk is written whole (the tail padded with the fill values), so zarr never
@@ -581,16 +631,17 @@ class ZarrRecorder:
             ids = np.full(size, -1, dtype=np.int64)
             times[:n] = spikes.buffer.steps[lo - start : lo - start + n] * self._info.dt_ms
             ids[:n] = spikes.buffer.ids[lo - start : lo - start + n]
-            timestamps[lo : lo + size] = times
-            node_ids[lo : lo + size] = ids
+            writes.add(timestamps, slice(lo, lo + size), times)
+            writes.add(node_ids, slice(lo, lo + size), ids)
 
     def _write_report(
         self,
         stream: _ReportStream,
         new_end: int,
         received: dict[tuple[int, int], list[_Rows]],
+        writes: _Writes,
     ) -> npt.NDArray[np.float32] | None:
-        """Phase 3 for one report: assemble and write the chunks this rank owns.
+        """Phase 3 for one report: assemble the chunks this rank owns; append their writes.
 
         A chunk is assembled as a full ``rows x padded columns`` block (NaN where nothing is
         known yet) and written whole, so zarr never reads it back. Returns the block of the
@@ -622,27 +673,32 @@ class ZarrRecorder:
             stamps = np.full(rows, np.nan, dtype=np.float64)
             stamps[:n] = spec.start_ms + np.arange(lo, lo + n, dtype=np.float64) * spec.interval_ms
             if padded_cols:
-                data[lo : lo + rows] = block
-            times[lo : lo + rows] = stamps
+                writes.add(data, slice(lo, lo + rows), block)
+            writes.add(times, slice(lo, lo + rows), stamps)
             if n < rows:
                 new_partial = block
         return new_partial
 
-    def _publish(self, new_ends: list[int]) -> None:
-        """Phase 4, rank 0: grow the published shapes, then record the progress."""
+    def _publish(
+        self, new_ends: list[int], finish: Callable[[dict[str, Any]], None] | None
+    ) -> None:
+        """Phase 4, rank 0: grow the published shapes, then record the progress (and
+        ``finish``)."""
+        resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]] = []
         for spikes in self._spikes.values():
             total = spikes.published + _buffered_past_published(spikes)
             if total != spikes.published:
-                spikes.timestamps.resize((total,))
-                spikes.node_ids.resize((total,))
+                resizes += [(spikes.timestamps, (total,)), (spikes.node_ids, (total,))]
         for stream, new_end in zip(self._reports, new_ends, strict=True):
             if new_end != stream.flushed:
-                stream.data.resize((new_end, stream.n_nodes))
-                stream.time.resize((new_end,))
+                resizes += [(stream.data, (new_end, stream.n_nodes)), (stream.time, (new_end,))]
+        _resize_all(resizes)
         simulated_ms = self._simulated_ms
 
         def progress(doc: dict[str, Any]) -> None:
             doc["simulated_ms"] = max(float(doc.get("simulated_ms", 0.0)), simulated_ms)
+            if finish is not None:
+                finish(doc)
 
         self._update_root(progress)
 
@@ -657,8 +713,18 @@ class ZarrRecorder:
 
     # ------------------------------------------------------------------ close
 
-    def close(self, status: FinalStatus, *, build_s: float, reason: str | None = None) -> None:
+    def close(
+        self,
+        status: FinalStatus,
+        *,
+        build_s: float,
+        sim_s: float | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Final flush, then rank 0 writes the final status and timings. Collective.
+
+        The provenance gets ``wall_s`` (from opening the store to this final write, which it
+        includes), ``build_s`` and, when given, ``sim_s``.
 
         A ``complete`` run has simulated its whole duration, so ``simulated_ms`` becomes
         ``duration_ms``. If a rank marked the store failed (``mark_failed``) the status stays
@@ -674,15 +740,15 @@ class ZarrRecorder:
             self._simulated_ms = max(self._simulated_ms, self._info.duration_ms)
         flush_error: RecordingError | None = None
         try:
-            self._flush()
+            self._flush(_finisher(status, reason, build_s, sim_s, self._opened_at))
         except RecordingError as exc:
             flush_error = exc
             status, reason = "failed", f"{reason + '; ' if reason else ''}{exc}"
         error: BaseException | None = None
         if self._comm.rank == 0:
-            wall_s = time.perf_counter() - self._opened_at
             try:
-                self._update_root(_finisher(status, reason, build_s, wall_s))
+                if flush_error is not None:
+                    self._update_root(_finisher(status, reason, build_s, sim_s, self._opened_at))
                 with warnings.catch_warnings():
                     # Consolidated metadata is outside the v3 spec; it is only a cache that lets
                     # ``xarray.open_zarr(store, group=...)`` open a finished store without warning.
@@ -842,9 +908,14 @@ def _add_rows(stream: _ReportStream, n_rows: int) -> None:
 
 
 def _finisher(
-    status: FinalStatus, reason: str | None, build_s: float, wall_s: float
+    status: FinalStatus,
+    reason: str | None,
+    build_s: float,
+    sim_s: float | None,
+    opened_at: float,
 ) -> Callable[[dict[str, Any]], None]:
-    """The root-document change that closes a run (a ``failed`` mark by any rank wins)."""
+    """The root-document change that closes a run (a ``failed`` mark by any rank wins);
+    ``wall_s`` is taken when it is applied, from ``opened_at`` (``time.perf_counter``)."""
 
     def finish(doc: dict[str, Any]) -> None:
         final = "failed" if doc.get("status") == "failed" else status
@@ -852,7 +923,10 @@ def _finisher(
         doc["status"] = final
         doc["reason"] = "; ".join(dict.fromkeys(reasons)) or None
         provenance = dict(doc.get("provenance") or {})
-        provenance.update(end_time=_utc_now(), wall_s=round(wall_s, 6), build_s=build_s)
+        wall_s = round(time.perf_counter() - opened_at, 6)
+        provenance.update(end_time=_utc_now(), wall_s=wall_s, build_s=build_s)
+        if sim_s is not None:
+            provenance["sim_s"] = round(sim_s, 6)
         doc["provenance"] = provenance
 
     return finish

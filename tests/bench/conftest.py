@@ -46,6 +46,7 @@ def result_run(case: str, config: str, sim_s: float, build_s: float, spikes: int
         "build_s": build_s,
         "sim_s": sim_s,
         "compile_s": None,
+        "write_s": 0.125 if config.startswith("brainsim") else None,
         "peak_rss_bytes": 100 * 2**20,
         "n_synapses": 10_000_000,
         "n_spikes": {"E": spikes},

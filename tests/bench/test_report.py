@@ -27,7 +27,8 @@ def test_markdown_has_machine_tables_ratios_rates_and_notes(
     assert "1-minute load average between 1.5 and 2.5 on 2 cores" in text
     assert "python -m bench all" in text
     assert (
-        "| brunel | brainsim | 0.500 | 2.00 | 2.00 | 3.50 | 100 | 4.19 | 1.85e+08 | 1/1 |" in text
+        "| brunel | brainsim | 0.500 | 2.00 | 2.00 | 0.125 | 3.50 | 100 | 4.19 | 1.85e+08 | 1/1 |"
+        in text
     )
     assert "| brunel | nest | 0.250 | 0.167 | 0.233 | 1.00 |" in text
     assert "| brunel | 3.80 | 2.00 | 1.90 | yes |" in text

@@ -45,9 +45,17 @@ def test_read_store_counts_spikes_and_reads_provenance(tmp_path: Path) -> None:
     assert read_store(store) == {
         "status": "complete",
         "build_s": 1.25,
+        "sim_s": 2.75,  # a store without ``sim_s``: everything after construction
+        "write_s": 0.0,
         "wall_s": 4.0,
         "n_spikes": {"E": 7, "I": 3},
     }
+    root.attrs["brainsim"] = {
+        "status": "complete",
+        "provenance": {"build_s": 1.25, "sim_s": 2.5, "wall_s": 4.0},
+    }
+    found = read_store(store)
+    assert (found["sim_s"], found["write_s"]) == (2.5, pytest.approx(0.25))
 
 
 def test_parse_script_result_takes_the_marked_line() -> None:

@@ -181,7 +181,7 @@ def run(
             if n_flushes == pause_after_flush:
                 _pause(store, comm.rank, last)
                 comm.barrier()
-    recorder.close("complete", build_s=0.25)
+    recorder.close("complete", build_s=0.25, sim_s=0.5)
 
 
 def _pause(store: Path, rank: int, steps_done: int) -> None:

@@ -115,6 +115,7 @@ def test_root_metadata_describes_the_run(complete_store: Path) -> None:
     assert provenance["backend"] == "synthetic"
     assert provenance["n_ranks"] == 1
     assert provenance["build_s"] == 0.25
+    assert provenance["sim_s"] == 0.5
     assert provenance["wall_s"] > 0
     assert provenance["start_time"] <= provenance["end_time"]
     assert provenance["end_time"].endswith("+00:00")
