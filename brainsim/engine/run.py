@@ -8,6 +8,7 @@ environment the launcher left, so the same entry point serves both.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -117,6 +118,26 @@ def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
     )
 
 
+_M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter for the size above which allocations are served by mmap."""
+
+
+def return_freed_memory() -> None:
+    """Have glibc serve every allocation above 128 KiB by mmap, so that freed construction
+    buffers go back to the operating system at once.
+
+    By default glibc raises its mmap threshold to the size of each freed mmapped block (up to
+    32 MiB); later blocks of that size then come from the heap and stay resident after they are
+    freed. Construction frees such blocks all the time: fixing the threshold lowered the peak
+    memory of the microcircuit at scale 0.1 by a fifth. A no-op where libc has no ``mallopt``.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def execute(
     circuit: Circuit,
     out: str | os.PathLike[str],
@@ -132,6 +153,7 @@ def execute(
     ranks may be stuck in one) and propagates; the caller decides whether to abort the job.
     """
     config = config or RunConfig()
+    return_freed_memory()
     # Start-up: numba's runtime and the step loop load here, before construction is timed.
     load_step_loop(exchanger)
     recorder = ZarrRecorder(

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.connectivity import DeliveryPlan, build_projection
+from brainsim.engine.connectivity import DeliveryPlan, count_projection
 from brainsim.engine.populations import (
     SAMPLE_CODES,
     STATE_UNITS,
@@ -180,11 +180,26 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     names = list(circuit.populations)
     dec = block_decomposition(names, [p.size for p in circuit.populations.values()], comm.size)
     rank = comm.rank
-    projections = [
-        build_projection(circuit, proj, *dec.local_range(proj.target, rank))
+    counted = [
+        count_projection(circuit, proj, *dec.local_range(proj.target, rank))
         for proj in circuit.projections.values()
     ]
-    local_delays = [(p.min_delay_steps, p.max_delay_steps) for p in projections if p.n_synapses > 0]
+    ranges = {name: dec.local_range(name, rank) for name in names}
+    columns: dict[str, int] = {}
+    n_local = 0
+    for name in names:
+        columns[name] = n_local
+        n_local += ranges[name][1] - ranges[name][0]
+    split = {name: separates_inhibition(pop) for name, pop in circuit.populations.items()}
+    plan, delay_ranges = DeliveryPlan.build(
+        circuit,
+        counted,
+        [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()],
+        columns,
+        split,
+    )
+    local_delays = [d for d, c in zip(delay_ranges, counted, strict=True) if c.n_synapses > 0]
+    del counted
     all_delays = [d for part in comm.allgather(local_delays) for d in part]
     min_delay = min((d[0] for d in all_delays), default=1)
     max_delay = max((d[1] for d in all_delays), default=1)
@@ -193,26 +208,12 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     n_slots = max_delay + min_delay
     seed = circuit.simulation.seed
     dt = circuit.simulation.dt_ms
-    ranges = {name: dec.local_range(name, rank) for name in names}
-    columns: dict[str, int] = {}
-    n_local = 0
-    for name in names:
-        columns[name] = n_local
-        n_local += ranges[name][1] - ranges[name][0]
-    split = {name: separates_inhibition(pop) for name, pop in circuit.populations.items()}
     buf_exc = np.zeros((n_slots, n_local), dtype=np.float64)
     buf_inh = np.zeros_like(buf_exc) if any(split.values()) else buf_exc
     populations = {
         name: build_population(spec, *ranges[name], seed=seed, dt_ms=dt, col=columns[name])
         for name, spec in circuit.populations.items()
     }
-    plan = DeliveryPlan.build(
-        projections,
-        [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()],
-        columns,
-        split,
-    )
-    del projections  # the plan holds the synapses now
     reports = _local_reports(circuit, populations)
     reports_of = _by_population(reports, populations)
     samples = {

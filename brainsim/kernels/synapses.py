@@ -1,8 +1,12 @@
-"""Synapse storage: turn a rank's incoming synapses (CSR by target) into the CSR by source.
+"""Synapse storage: place a rank's incoming synapses (drawn target by target) in the CSR by
+source that delivery walks.
 
 Construction draws synapses target by target (post-side); delivery needs them source by source.
-:func:`by_source` is a stable counting sort, O(synapses + sources), that keeps each source's
-synapses in ascending target order, which fixes the summation order of delivery.
+The transposition is a stable counting sort in two passes, so that no edge list, permutation or
+per-synapse float64 value of a whole projection is ever held: :func:`count_sources` counts each
+source's synapses block by block, then :func:`scatter_by_source` writes each block's synapses
+straight to their final positions. Each source's synapses end up in ascending target order,
+which fixes the summation order of delivery.
 """
 
 from __future__ import annotations
@@ -11,83 +15,100 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from brainsim.kernels.delivery import DELAY_PACKED, DELAY_SEPARATE, PACK_MAX_DELAY, PACK_SHIFT
+
 __all__ = [
-    "by_source",
-    "by_source_ref",
-    "pack_delays",
-    "permuted_delay_steps",
-    "permuted_weights",
+    "count_sources",
+    "delay_steps",
+    "scatter_by_source",
+    "scatter_by_source_ref",
 ]
 
 Int64Array = npt.NDArray[np.int64]
 
 
 @numba.njit(cache=True, nogil=True)
-def by_source(
-    indptr: Int64Array, sources: Int64Array, n_sources: int
-) -> tuple[Int64Array, Int64Array, npt.NDArray[np.uint32]]:
-    """CSR by source of a CSR by target.
+def count_sources(sources: Int64Array, counts: Int64Array) -> None:
+    """``counts[s] += 1`` for every ``s`` in ``sources``."""
+    for j in range(sources.shape[0]):
+        counts[sources[j]] += 1
 
-    Returns ``(src_indptr, perm, local_target)``: synapse ``p`` of the result is synapse
-    ``perm[p]`` of the input and targets local index ``local_target[p]``.
+
+@numba.njit(cache=True, nogil=True)
+def delay_steps(delays_ms: npt.NDArray[np.float64], dt_ms: float) -> Int64Array:
+    """``max(1, round(delays_ms / dt_ms))`` as int64 (ties to even, as ``numpy.rint``)."""
+    out = np.empty(delays_ms.shape[0], dtype=np.int64)
+    for j in range(delays_ms.shape[0]):
+        steps = np.int64(np.rint(delays_ms[j] / dt_ms))
+        out[j] = steps if steps > 1 else 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scatter_by_source(
+    indptr: Int64Array,
+    sources: Int64Array,
+    first_target: int,
+    cursor: Int64Array,
+    weights: npt.NDArray[np.float64],
+    steps: Int64Array,
+    mode: int,
+    out_targets: npt.NDArray[np.uint32],
+    out_weights: npt.NDArray[np.float32],
+    out_delays: npt.NDArray[np.uint16],
+) -> tuple[int, int]:
+    """Write a block of synapses, a CSR by target whose row ``t`` is local target
+    ``first_target + t``, to their places in the CSR by source.
+
+    ``cursor[s]`` is the next free position of source ``s`` (advanced here). ``weights`` and
+    ``steps`` are per synapse of the block, or empty when constant (nothing is written for
+    them). With ``mode`` :data:`~brainsim.kernels.delivery.DELAY_PACKED` the delay goes into the
+    target's top bits, with ``DELAY_SEPARATE`` into ``out_delays``; otherwise it is not stored.
+    Returns the smallest and largest delay in steps (``(1 << 62, 0)`` without delays); a packed
+    delay above :data:`~brainsim.kernels.delivery.PACK_MAX_DELAY` stops the block at once with
+    that delay as the largest, and the caller starts over with separate delays.
     """
-    n_syn = sources.shape[0]
-    src_indptr = np.zeros(n_sources + 1, dtype=np.int64)
-    for j in range(n_syn):
-        src_indptr[sources[j] + 1] += 1
-    for i in range(n_sources):
-        src_indptr[i + 1] += src_indptr[i]
-    cursor = src_indptr[:-1].copy()
-    perm = np.empty(n_syn, dtype=np.int64)
-    local_target = np.empty(n_syn, dtype=np.uint32)
+    d_min, d_max = 1 << 62, 0
+    has_w, has_d = weights.shape[0] > 0, steps.shape[0] > 0
+    shift = np.uint32(PACK_SHIFT)
     for t in range(indptr.shape[0] - 1):
+        target = np.uint32(first_target + t)
         for j in range(indptr[t], indptr[t + 1]):
-            pos = cursor[sources[j]]
-            cursor[sources[j]] = pos + 1
-            perm[pos] = j
-            local_target[pos] = t
-    return src_indptr, perm, local_target
+            s = sources[j]
+            pos = cursor[s]
+            cursor[s] = pos + 1
+            packed = target
+            if has_d:
+                d = steps[j]
+                d_min, d_max = min(d_min, int(d)), max(d_max, int(d))
+                if mode == DELAY_PACKED:
+                    if d > PACK_MAX_DELAY:
+                        return d_min, d_max
+                    packed = target | (np.uint32(d) << shift)
+                elif mode == DELAY_SEPARATE:
+                    out_delays[pos] = np.uint16(d)
+            out_targets[pos] = packed
+            if has_w:
+                out_weights[pos] = np.float32(weights[j])
+    return d_min, d_max
 
 
-def by_source_ref(
-    indptr: Int64Array, sources: Int64Array, n_sources: int
-) -> tuple[Int64Array, Int64Array, npt.NDArray[np.uint32]]:
-    """numpy reference of :func:`by_source` (a stable argsort)."""
-    perm = np.argsort(sources, kind="stable").astype(np.int64)
+def scatter_by_source_ref(
+    indptr: Int64Array,
+    sources: Int64Array,
+    n_sources: int,
+    weights: npt.NDArray[np.float64],
+    steps: Int64Array,
+) -> tuple[Int64Array, npt.NDArray[np.uint32], npt.NDArray[np.float32], Int64Array]:
+    """numpy reference for one whole projection (a stable argsort by source): returns
+    ``(src_indptr, local targets, float32 weights, delay steps)`` in CSR-by-source order."""
+    perm = np.argsort(sources, kind="stable")
     src_indptr = np.zeros(n_sources + 1, dtype=np.int64)
     np.cumsum(np.bincount(sources, minlength=n_sources), out=src_indptr[1:])
     local_target = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
-    return src_indptr, perm, local_target[perm].astype(np.uint32)
-
-
-@numba.njit(cache=True, nogil=True)
-def pack_delays(
-    local_target: npt.NDArray[np.uint32], delay_steps: Int64Array, shift: int
-) -> npt.NDArray[np.uint32]:
-    """``local_target | delay_steps << shift`` as uint32 (caller checks both fit)."""
-    out = np.empty(local_target.shape[0], dtype=np.uint32)
-    for j in range(local_target.shape[0]):
-        out[j] = local_target[j] | (np.uint32(delay_steps[j]) << np.uint32(shift))
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def permuted_weights(values: npt.NDArray[np.float64], perm: Int64Array) -> npt.NDArray[np.float32]:
-    """``values[perm]`` as float32, in one pass."""
-    out = np.empty(perm.shape[0], dtype=np.float32)
-    for p in range(perm.shape[0]):
-        out[p] = values[perm[p]]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def permuted_delay_steps(
-    delays_ms: npt.NDArray[np.float64], perm: Int64Array, dt_ms: float
-) -> Int64Array:
-    """``max(1, round(delays_ms[perm] / dt_ms))`` as int64, in one pass (ties to even, as
-    ``numpy.rint``)."""
-    out = np.empty(perm.shape[0], dtype=np.int64)
-    for p in range(perm.shape[0]):
-        steps = np.int64(np.rint(delays_ms[perm[p]] / dt_ms))
-        out[p] = steps if steps > 1 else 1
-    return out
+    return (
+        src_indptr,
+        local_target[perm].astype(np.uint32),
+        weights.astype(np.float32)[perm] if weights.shape[0] else weights.astype(np.float32),
+        steps[perm] if steps.shape[0] else steps,
+    )

@@ -13,10 +13,11 @@ import zarr
 import brainsim
 from brainsim.circuit import load_circuit, parse_circuit
 from brainsim.engine import RunConfig, build_network, simulate
+from brainsim.engine.connectivity import DeliveryPlan, count_projection
 from brainsim.engine.run import run_info
 from brainsim.engine.simulator import load_step_loop
 from brainsim.exchange import LocalCommunicator, LocalExchanger
-from brainsim.kernels.delivery import DELAY_PACKED, META_COLUMNS
+from brainsim.kernels.delivery import DELAY_CONSTANT, DELAY_PACKED, DELAY_SEPARATE, META_COLUMNS
 from brainsim.kernels.loop import run_intervals
 from brainsim.recording import ZarrRecorder
 
@@ -262,3 +263,48 @@ def test_the_start_up_load_of_the_step_loop_has_the_run_s_signature(tmp_path: Pa
     load_step_loop(LocalExchanger())
     _simulate(tmp_path, RunConfig())
     assert len(run_intervals.signatures) == 1
+
+
+def _plan(doc: dict[str, Any], block_synapses: int) -> DeliveryPlan:
+    circuit = parse_circuit(doc)
+    sizes = [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()]
+    columns = {"E": 0, "I": 300}
+    counted = [
+        count_projection(circuit, proj, 0, circuit.populations[proj.target].size, block_synapses)
+        for proj in circuit.projections.values()
+    ]
+    plan, _ = DeliveryPlan.build(circuit, counted, sizes, columns, {"E": False, "I": False})
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("rule", "delay", "mode"),
+    [
+        ({"rule": "fixed_indegree", "indegree": 40},
+         {"normal": {"mean": 1.5, "std": 0.5, "low": 0.1, "bound": "clip"}}, DELAY_PACKED),
+        ({"rule": "pairwise_bernoulli", "p": 0.2}, 1.0, DELAY_CONSTANT),
+        ({"rule": "fixed_total_number", "n": 4000}, {"uniform": {"low": 0.5, "high": 3.0}},
+         DELAY_PACKED),
+        # Above 255 steps: the packed form is abandoned and the delays stored beside.
+        ({"rule": "all_to_all"}, {"uniform": {"low": 20.0, "high": 40.0}}, DELAY_SEPARATE),
+        # Drawn delays that all round to 10 steps are stored once.
+        ({"rule": "fixed_outdegree", "outdegree": 20}, {"uniform": {"low": 1.0, "high": 1.04}},
+         DELAY_CONSTANT),
+        ({"rule": "one_to_one"}, {"uniform": {"low": 0.5, "high": 3.0}}, DELAY_PACKED),
+    ],
+)  # fmt: skip
+def test_construction_in_blocks_equals_one_block(
+    rule: dict[str, Any], delay: Any, mode: int
+) -> None:
+    """Construction draws blocks of targets twice (count, then place); any block size gives
+    the same stored synapses, including a restart when delays do not fit the packed form."""
+    doc = _two_pop_doc({"normal": {"mean": 0.5, "std": 0.1}}, delay)
+    doc["projections"]["EI"]["connectivity"] = rule
+    doc["projections"]["II"] = {**doc["projections"]["EI"], "source": "I", "weight": -1.0}
+    if rule["rule"] == "one_to_one":
+        doc["projections"]["EI"]["source"] = "I"
+    whole, blocks = _plan(doc, 1 << 30), _plan(doc, 7)
+    assert whole.n_synapses > 0
+    for name in ("meta", "indptrs", "targets", "weights", "delays", "const_weight"):
+        assert np.array_equal(getattr(whole, name), getattr(blocks, name)), name
+    assert whole.meta[0, META_COLUMNS.index("delay_mode")] == mode

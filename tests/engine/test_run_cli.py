@@ -141,3 +141,35 @@ def test_sigterm_cancels_and_says_so(tmp_path: Path) -> None:
     attrs = root_attrs(out)
     assert attrs["status"] == "cancelled"
     assert 0 < float(attrs["simulated_ms"]) < 100000  # type: ignore[arg-type]
+
+
+_FREED_AFTER = """
+import sys
+import numpy as np
+from brainsim.engine.run import return_freed_memory
+
+def resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+if sys.argv[1] == "fixed":
+    return_freed_memory()
+before = resident()
+big = np.ones(2 << 20)  # 16 MiB, mmapped; freeing it raises glibc's threshold by default
+del big
+block = np.ones(1 << 20)  # 8 MiB: from the heap once the threshold has risen
+pinned = np.ones(1000)  # keeps the heap top, so the freed block cannot be trimmed
+del block
+print((resident() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_construction_buffers_go_back_to_the_system() -> None:
+    def grown(mode: str) -> float:
+        out = subprocess.run([sys.executable, "-c", _FREED_AFTER, mode], check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        return float(out.stdout)
+
+    assert grown("default") > 4.0  # the behaviour being fixed
+    assert grown("fixed") < 1.0
