@@ -22,9 +22,11 @@ Word usage of each draw (one Philox call gives words w0..w3):
 
 * :func:`uniform01`: ``(w0 * 2**32 + w1) >> 11`` scaled by ``2**-53`` -> 53 random bits in [0, 1).
   :func:`uniform_pair` returns that value and the same from ``(w2, w3)``.
-* :func:`normal`: Box-Muller, ``z = sqrt(-2 ln(1 - u_a)) cos(2 pi u_b)`` with ``u_a`` from
-  ``(w0, w1)`` and ``u_b`` from ``(w2, w3)``; the sine partner is discarded so that one draw is one
-  call and the value at ``(gid, index)`` never depends on a neighbour.
+* :func:`normal`: one lane of the ziggurat below: the candidate is word w0 of sub ``64 * sub``
+  and further words, when needed, come from subs ``64 * sub + 1 + 4 a``, so that one draw
+  never depends on a neighbour's key (a draw that needs 16 or more fallbacks, probability below
+  1e-30, would read the next ``sub``'s keys). It costs one Philox call almost always, about a
+  quarter of the Box-Muller transform it replaced (log, sqrt and cosine per normal).
 * :func:`normal4`: four normals per call by the 128-layer ziggurat of Marsaglia & Tsang (2000),
   "The ziggurat method for generating random variables", J. Stat. Softw. 5(8). Word ``w_l`` of
   sub 0 gives lane ``l``'s candidate: bits 0-6 the layer, bit 7 the sign, bits 8-31 a 24-bit
@@ -72,7 +74,6 @@ __all__ = [
     "normal",
     "normal4",
     "normal4_ref",
-    "normal_from_words",
     "normal_ref",
     "philox4x32",
     "philox4x32_ref",
@@ -114,7 +115,6 @@ _M1 = np.uint64(PHILOX_M1)
 _W0 = np.uint64(PHILOX_W0)
 _W1 = np.uint64(PHILOX_W1)
 _TWO_POW_M53 = 2.0**-53
-_TWO_PI = 2.0 * math.pi
 _BELOW_RETRY_SHIFT = np.uint64(24)
 _BELOW_RETRY_SHIFT_INT = 24
 _MASK32_INT = 0xFFFFFFFF
@@ -222,20 +222,6 @@ def _uniform_from_words_ref(w_hi: int, w_lo: int) -> float:
 
 
 @numba.njit(cache=True)
-def normal_from_words(w0: np.uint32, w1: np.uint32, w2: np.uint32, w3: np.uint32) -> float:
-    """Standard normal from four words by Box-Muller (cosine branch), see the module docstring."""
-    u_a = 1.0 - uniform_from_words(w0, w1)
-    u_b = uniform_from_words(w2, w3)
-    return math.sqrt(-2.0 * math.log(u_a)) * math.cos(_TWO_PI * u_b)
-
-
-def _normal_from_words_ref(w0: int, w1: int, w2: int, w3: int) -> float:
-    u_a = 1.0 - _uniform_from_words_ref(w0, w1)
-    u_b = _uniform_from_words_ref(w2, w3)
-    return math.sqrt(-2.0 * math.log(u_a)) * math.cos(_TWO_PI * u_b)
-
-
-@numba.njit(cache=True)
 def lemire_trial(word: np.uint32, n: IntLike) -> tuple[bool, np.int64]:
     """One trial of Lemire's method: ``(accepted, floor(word * n / 2**32))`` for ``1 <= n < 2**32``.
 
@@ -297,14 +283,16 @@ def uniform_pair_ref(seed: int, stream: int, gid: int, index: int, sub: int) -> 
 
 @numba.njit(cache=True)
 def normal(seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, sub: IntLike = 0) -> float:
-    """Standard normal N(0, 1) from one keyed call (Box-Muller, see the module docstring)."""
-    w0, w1, w2, w3 = philox_words(seed, stream, gid, index, sub)
-    return normal_from_words(w0, w1, w2, w3)
+    """Standard normal N(0, 1), one ziggurat lane keyed by ``sub`` (see the module docstring)."""
+    base = np.int64(sub) * 64
+    w0, _, _, _ = philox_words(seed, stream, gid, index, base)
+    return _ziggurat_lane(w0, seed, stream, gid, index, base + 1)
 
 
 def normal_ref(seed: int, stream: int, gid: int, index: int, sub: int = 0) -> float:
     """Pure-Python reference of :func:`normal`."""
-    return _normal_from_words_ref(*philox_words_ref(seed, stream, gid, index, sub))
+    w0 = philox_words_ref(seed, stream, gid, index, 64 * sub)[0]
+    return _ziggurat_lane_ref(w0, seed, stream, gid, index, 64 * sub + 1)
 
 
 def _ziggurat_tables() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -349,13 +337,14 @@ def _ziggurat_candidate_ref(word: int) -> tuple[int, bool, float]:
 
 @numba.njit(cache=True)
 def _ziggurat_lane(
-    word: np.uint32, seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, lane: int
+    word: np.uint32, seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, first: IntLike
 ) -> float:
-    """One standard normal from a 32-bit word, falling back to more keyed words when needed."""
+    """One standard normal from a 32-bit word, falling back to the words of subs ``first``,
+    ``first + 4``, ... when needed."""
     layer, negative, x = _ziggurat_candidate(word)
     attempt = 0
     while x >= _ZIG_X[layer + 1]:
-        q0, q1, q2, q3 = philox_words(seed, stream, gid, index, 1 + lane + 4 * attempt)
+        q0, q1, q2, q3 = philox_words(seed, stream, gid, index, first + 4 * attempt)
         attempt += 1
         if layer == 0:  # the tail beyond R, by Marsaglia's exponential method
             t = -math.log(1.0 - uniform_from_words(q0, q1)) / _ZIG_R
@@ -371,12 +360,14 @@ def _ziggurat_lane(
     return float(-x if negative else x)
 
 
-def _ziggurat_lane_ref(word: int, seed: int, stream: int, gid: int, index: int, lane: int) -> float:
+def _ziggurat_lane_ref(
+    word: int, seed: int, stream: int, gid: int, index: int, first: int
+) -> float:
     x_edge, f_edge = _ZIG_X_LIST, _ZIG_F_LIST
     layer, negative, x = _ziggurat_candidate_ref(word)
     attempt = 0
     while x >= x_edge[layer + 1]:
-        q0, q1, q2, q3 = philox_words_ref(seed, stream, gid, index, 1 + lane + 4 * attempt)
+        q0, q1, q2, q3 = philox_words_ref(seed, stream, gid, index, first + 4 * attempt)
         attempt += 1
         if layer == 0:
             t = -math.log(1.0 - _uniform_from_words_ref(q0, q1)) / _ZIG_R
@@ -400,17 +391,17 @@ def normal4(
     docstring): lane ``l`` uses word ``l`` of sub 0, and sub ``1 + l + 4 a`` when it needs more."""
     w0, w1, w2, w3 = philox_words(seed, stream, gid, index, 0)
     return (
-        _ziggurat_lane(w0, seed, stream, gid, index, 0),
-        _ziggurat_lane(w1, seed, stream, gid, index, 1),
-        _ziggurat_lane(w2, seed, stream, gid, index, 2),
-        _ziggurat_lane(w3, seed, stream, gid, index, 3),
+        _ziggurat_lane(w0, seed, stream, gid, index, 1),
+        _ziggurat_lane(w1, seed, stream, gid, index, 2),
+        _ziggurat_lane(w2, seed, stream, gid, index, 3),
+        _ziggurat_lane(w3, seed, stream, gid, index, 4),
     )
 
 
 def normal4_ref(seed: int, stream: int, gid: int, index: int) -> tuple[float, float, float, float]:
     """Pure-Python reference of :func:`normal4`."""
     words = philox_words_ref(seed, stream, gid, index, 0)
-    z = [_ziggurat_lane_ref(w, seed, stream, gid, index, lane) for lane, w in enumerate(words)]
+    z = [_ziggurat_lane_ref(w, seed, stream, gid, index, 1 + lane) for lane, w in enumerate(words)]
     return z[0], z[1], z[2], z[3]
 
 
