@@ -285,7 +285,7 @@ def count_projection(
     kept = None
     for b_lo, b_hi in blocks:
         drawn = _incoming(circuit, proj, b_lo, b_hi, total_counts)
-        count_sources(drawn[1] + 1, counts)
+        count_sources(drawn[1], counts[1:])
         if len(blocks) == 1:
             kept = drawn
     np.cumsum(counts, out=counts)
@@ -306,6 +306,48 @@ def count_projection(
     )
 
 
+def _scatter_blocks(
+    circuit: Circuit,
+    counted: CountedProjection,
+    mode: int,
+    targets: npt.NDArray[np.uint32],
+    weights: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.uint16], int, int]:
+    """One second pass over the blocks of ``counted`` with delay ``mode``: returns the separate
+    delays (empty unless ``DELAY_SEPARATE``) and the smallest and largest delay in steps. In
+    ``DELAY_PACKED`` mode it stops at the first block with a delay too long to pack."""
+    proj = counted.proj
+    dt = circuit.simulation.dt_ms
+    first_gid = circuit.populations[proj.target].gid_offset
+    n_syn = counted.n_synapses
+    no_values = np.zeros(0, dtype=np.float64)
+    no_steps = np.zeros(0, dtype=np.int64)
+    delays = np.empty(n_syn if mode == DELAY_SEPARATE else 0, dtype=np.uint16)
+    cursor = counted.src_indptr[:-1].copy()
+    d_min, d_max = 1 << 62, 0
+    for b_lo, b_hi in counted.blocks:
+        drawn = counted.kept or _incoming(circuit, proj, b_lo, b_hi, counted.total_counts)
+        indptr, sources, file_values = drawn
+        block_weights = no_values
+        if counted.const_weight is None:
+            weight = _synapse_values(circuit, proj, "weight", indptr, first_gid + b_lo, file_values)
+            block_weights = np.asarray(weight, dtype=np.float64)
+        block_steps = no_steps
+        if mode != DELAY_CONSTANT:
+            delay_ms = _synapse_values(
+                circuit, proj, "delay_ms", indptr, first_gid + b_lo, file_values
+            )
+            block_steps = delay_steps(np.asarray(delay_ms, dtype=np.float64), dt)
+        lo_b, hi_b = scatter_by_source(
+            indptr, sources, b_lo - counted.lo, cursor, block_weights, block_steps, mode,
+            targets, weights, delays,
+        )  # fmt: skip
+        d_min, d_max = min(d_min, lo_b), max(d_max, hi_b)
+        if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
+            break
+    return delays, d_min, d_max
+
+
 def fill_projection(
     circuit: Circuit,
     counted: CountedProjection,
@@ -316,52 +358,17 @@ def fill_projection(
     for a constant weight), which have its size, in CSR-by-source order."""
     proj = counted.proj
     src = circuit.populations[proj.source]
-    dt = circuit.simulation.dt_ms
-    first_gid = circuit.populations[proj.target].gid_offset
-    n_syn = counted.n_synapses
-    no_values = np.zeros(0, dtype=np.float64)
-    no_steps = np.zeros(0, dtype=np.int64)
-    delays = np.zeros(0, dtype=np.uint16)
-    if counted.const_delay_ms is not None or n_syn == 0:
+    if counted.const_delay_ms is not None or counted.n_synapses == 0:
         mode = DELAY_CONSTANT
     else:
         mode = DELAY_PACKED if counted.hi - counted.lo <= PACK_MAX_TARGET else DELAY_SEPARATE
-    d_min, d_max = 1 << 62, 0
-    while True:
-        if mode == DELAY_SEPARATE:
-            delays = np.empty(n_syn, dtype=np.uint16)
-        cursor = counted.src_indptr[:-1].copy()
-        d_min, d_max = 1 << 62, 0
-        for b_lo, b_hi in counted.blocks:
-            drawn = counted.kept or _incoming(circuit, proj, b_lo, b_hi, counted.total_counts)
-            indptr, sources, file_values = drawn
-            if counted.const_weight is None:
-                weight = _synapse_values(
-                    circuit, proj, "weight", indptr, first_gid + b_lo, file_values
-                )
-                block_weights = np.asarray(weight, dtype=np.float64)
-            else:
-                block_weights = no_values
-            block_steps = no_steps
-            if mode != DELAY_CONSTANT:
-                delay_ms = _synapse_values(
-                    circuit, proj, "delay_ms", indptr, first_gid + b_lo, file_values
-                )
-                block_steps = delay_steps(np.asarray(delay_ms, dtype=np.float64), dt)
-            lo_b, hi_b = scatter_by_source(
-                indptr, sources, b_lo - counted.lo, cursor, block_weights, block_steps, mode,
-                targets, weights, delays,
-            )  # fmt: skip
-            d_min, d_max = min(d_min, lo_b), max(d_max, hi_b)
-            if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
-                break
-        if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
-            mode = DELAY_SEPARATE  # start over, delays beside the targets
-            continue
-        break
+    delays, d_min, d_max = _scatter_blocks(circuit, counted, mode, targets, weights)
+    if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
+        mode = DELAY_SEPARATE  # start over, delays beside the targets
+        delays, d_min, d_max = _scatter_blocks(circuit, counted, mode, targets, weights)
     counted.kept = None
     if mode == DELAY_CONSTANT:
-        d_min = d_max = max(1, round((counted.const_delay_ms or 0.0) / dt))
+        d_min = d_max = max(1, round((counted.const_delay_ms or 0.0) / circuit.simulation.dt_ms))
     elif d_max > np.iinfo(np.uint16).max:
         raise EngineError(
             f"projections.{proj.name}.delay_ms: delays above {np.iinfo(np.uint16).max} steps "

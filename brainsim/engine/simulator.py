@@ -469,9 +469,8 @@ def simulate(
             last_flush, last_flush_wall = t0, time.monotonic()
             _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
             loop.n_pending = 0
-            if stop and t0 < n_steps:
+            if t0 < n_steps:  # at the end, the recorder's close writes the rest
                 recorder.flush(t0 * dt)
-                return Simulated("cancelled", time.perf_counter() - began)
-            if t0 < n_steps:
-                recorder.flush(t0 * dt)
+                if stop:
+                    return Simulated("cancelled", time.perf_counter() - began)
     return Simulated("complete", time.perf_counter() - began)

@@ -438,30 +438,13 @@ def fixed_indegree(
     allow_autapses: bool,
     allow_multapses: bool,
 ) -> tuple[Int64Array, Int64Array]:
-    """Each target draws exactly ``indegree`` sources uniformly, keyed by its gid."""
+    """Each target draws exactly ``indegree`` sources uniformly, keyed by its gid:
+    :func:`fixed_total_number` with the same count for every target."""
     if indegree < 0:
         raise ValueError("fixed_indegree: indegree must be >= 0")
-    n_targets = target_gids.shape[0]
-    indptr = np.arange(n_targets + 1, dtype=np.int64) * indegree
-    sources = np.empty(n_targets * indegree, dtype=np.int64)
-    marks, perm = _scratch(n_source, allow_multapses)
-    for i in range(n_targets):
-        gid = target_gids[i]
-        excluded = _excluded_local(gid, source_gid_offset, n_source, allow_autapses)
-        _draw_partners(
-            seed,
-            stream,
-            gid,
-            n_source,
-            excluded,
-            indegree,
-            allow_multapses,
-            sources,
-            indptr[i],
-            marks,
-            perm,
-        )
-    return indptr, sources
+    counts = np.full(target_gids.shape[0], indegree, dtype=np.int64)
+    return fixed_total_number(seed, stream, target_gids, counts, n_source, source_gid_offset,
+                              allow_autapses, allow_multapses)  # fmt: skip
 
 
 @numba.njit(cache=True)

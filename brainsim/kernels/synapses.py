@@ -29,7 +29,8 @@ Int64Array = npt.NDArray[np.int64]
 
 @numba.njit(cache=True, nogil=True)
 def count_sources(sources: Int64Array, counts: Int64Array) -> None:
-    """``counts[s] += 1`` for every ``s`` in ``sources``."""
+    """``counts[s] += 1`` for every ``s`` in ``sources`` (``counts`` may be a view, e.g. the
+    tail of a CSR ``indptr`` that a cumulative sum then completes)."""
     for j in range(sources.shape[0]):
         counts[sources[j]] += 1
 

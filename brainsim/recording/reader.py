@@ -10,7 +10,8 @@ normally and shows what has been flushed so far; open it again to see more.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -138,16 +139,10 @@ class RecordingStore:
                 f"recorded: {list(self.spike_populations)}"
             )
         group = spikes_path(population)
-        try:
+        with _reading(self.path, group):
             root = _open_root(self.path)
             times = _read_array(root, f"{group}/timestamps")
             ids = _read_array(root, f"{group}/node_ids")
-        except RecordingFormatError:
-            raise
-        except Exception as exc:
-            raise RecordingFormatError(
-                f"{self.path}: cannot read {group} ({type(exc).__name__}: {exc})"
-            ) from None
         n = min(times.size, ids.size)
         return SpikeTrains(
             population=population,
@@ -171,7 +166,7 @@ class RecordingStore:
                 f"{[f'{p}/{v}' for p, v in self.reports]}"
             )
         group = report_path(population, variable)
-        try:
+        with _reading(self.path, group):
             times = _read_array(_open_root(self.path), f"{group}/time")
             dataset = xarray.open_zarr(
                 str(self.path),
@@ -181,12 +176,6 @@ class RecordingStore:
                 drop_variables=["time"],
             )
             data: xarray.DataArray = dataset["data"]
-        except RecordingFormatError:
-            raise
-        except Exception as exc:
-            raise RecordingFormatError(
-                f"{self.path}: cannot read {group} ({type(exc).__name__}: {exc})"
-            ) from None
         n = min(data.sizes["time"], times.size)
         data = data.isel(time=slice(0, n)).assign_coords(time=("time", times[:n], {"units": "ms"}))
         data.attrs = {**dataset.attrs, **data.attrs, "population": population}
@@ -196,6 +185,19 @@ class RecordingStore:
 def open_store(path: str | os.PathLike[str]) -> RecordingStore:
     """Open the recording at ``path`` (see :class:`RecordingStore`)."""
     return RecordingStore.open(path)
+
+
+@contextmanager
+def _reading(path: Path, group: str) -> Iterator[None]:
+    """Turn any failure to read ``group`` of the store into a RecordingFormatError."""
+    try:
+        yield
+    except RecordingFormatError:
+        raise
+    except Exception as exc:
+        raise RecordingFormatError(
+            f"{path}: cannot read {group} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _open_root(store: Path) -> zarr.Group:

@@ -31,7 +31,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,12 +86,24 @@ _BATCH_BYTES: Final = 64 << 20
 """Bound on the chunk values a flush holds for one batch of concurrent writes."""
 
 
-class _Writes:
-    """The whole-chunk writes of a flush, performed concurrently in batches.
+def _concurrently(calls: list[Coroutine[Any, Any, Any]]) -> None:
+    """Await ``calls`` together in one round trip into zarr's event loop.
 
-    Each ``Array.__setitem__`` is a separate round trip into zarr's event loop and encodes its
-    chunk alone; gathering a batch into one call lets the codecs and file writes overlap.
+    Each synchronous zarr call (``Array.__setitem__``, ``Array.resize``) is a round trip of
+    its own and encodes or writes alone; gathered, the codecs and file writes overlap.
     """
+    if not calls:
+        return
+
+    async def together() -> None:
+        await asyncio.gather(*calls)
+
+    sync(together())
+
+
+class _Writes:
+    """The whole-chunk writes of a flush, performed concurrently in batches of at most
+    :data:`_BATCH_BYTES`."""
 
     def __init__(self) -> None:
         self._pending: list[tuple[zarr.Array[Any], slice, npt.NDArray[Any]]] = []
@@ -106,24 +118,7 @@ class _Writes:
     def run(self) -> None:
         """Write everything added so far."""
         pending, self._pending, self._bytes = self._pending, [], 0
-        if not pending:
-            return
-
-        async def write() -> None:
-            await asyncio.gather(*(a.async_array.setitem(sel, v) for a, sel, v in pending))
-
-        sync(write())
-
-
-def _resize_all(resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]]) -> None:
-    """Resize every array of ``resizes`` (growing only) in one call into zarr's event loop."""
-    if not resizes:
-        return
-
-    async def resize() -> None:
-        await asyncio.gather(*(a.async_array.resize(shape) for a, shape in resizes))
-
-    sync(resize())  # each AsyncArray takes its new metadata in place
+        _concurrently([a.async_array.setitem(sel, v) for a, sel, v in pending])
 
 
 def _with_shape(array: zarr.Array[Any], shape: tuple[int, ...]) -> zarr.Array[Any]:
@@ -692,7 +687,8 @@ class ZarrRecorder:
         for stream, new_end in zip(self._reports, new_ends, strict=True):
             if new_end != stream.flushed:
                 resizes += [(stream.data, (new_end, stream.n_nodes)), (stream.time, (new_end,))]
-        _resize_all(resizes)
+        # Each AsyncArray takes its new metadata in place, so the sync handles see it too.
+        _concurrently([array.async_array.resize(shape) for array, shape in resizes])
         simulated_ms = self._simulated_ms
 
         def progress(doc: dict[str, Any]) -> None:

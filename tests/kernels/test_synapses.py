@@ -43,7 +43,7 @@ def _two_pass(
     blocks = [(b, min(b + block, n_targets)) for b in range(0, n_targets, block)]
     counts = np.zeros(N_SOURCES + 1, dtype=np.int64)
     for lo, hi in blocks:
-        count_sources(sources[indptr[lo] : indptr[hi]] + 1, counts)
+        count_sources(sources[indptr[lo] : indptr[hi]], counts[1:])
     src_indptr = np.cumsum(counts)
     n = int(src_indptr[-1])
     targets = np.empty(n, dtype=np.uint32)
