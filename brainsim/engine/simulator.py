@@ -403,6 +403,10 @@ def load_step_loop(exchanger: SpikeExchanger) -> None:
     )  # fmt: skip
 
 
+_HANDOVER_SPIKES = 1 << 15
+"""Spikes the loop keeps before handing them to the recorder between flushes (which writes
+complete chunks behind), so that neither holds a whole flush interval of spikes."""
+
 _SAMPLE_BYTES = 32 << 20
 """Upper bound of the sample scratch of one call of the loop."""
 
@@ -465,10 +469,12 @@ def simulate(
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
         stop = bool(seen & SAW_STOP)
-        if stop or seen & SAW_FLUSH or t0 >= t_flush:
-            last_flush, last_flush_wall = t0, time.monotonic()
+        flushing = stop or seen & SAW_FLUSH or t0 >= t_flush
+        if flushing or loop.n_pending >= _HANDOVER_SPIKES:
             _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
             loop.n_pending = 0
+        if flushing:
+            last_flush, last_flush_wall = t0, time.monotonic()
             if t0 < n_steps:  # at the end, the recorder's close writes the rest
                 recorder.flush(t0 * dt)
                 if stop:

@@ -15,6 +15,12 @@ A flush is collective and runs in five phases:
    the new array shapes and ``simulated_ms`` in the root attributes.
 5. A second allreduce, so that when ``flush`` returns on any rank the data is readable.
 
+Between flushes, spikes are written behind: as soon as a population's buffer holds a complete
+chunk, its owner writes it (beyond the published shape, as in phase 3) and every rank drops it, so
+a rank holds at most one partial chunk per population however long the flush interval. This needs
+no communication, because every rank has the same spikes; a failed write is reported by the next
+flush, collectively.
+
 Publishing shapes after the chunks exist (rather than resizing first) means a reader that looks
 mid-flush sees the previous, complete state and never a region of fill values; zarr's local
 store replaces each chunk file atomically, so a rewritten partial chunk is never read torn.
@@ -82,8 +88,10 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-_BATCH_BYTES: Final = 64 << 20
-"""Bound on the chunk values a flush holds for one batch of concurrent writes."""
+_BATCH_BYTES: Final = 8 << 20
+"""Bound on the chunk values a flush holds for one batch of concurrent writes (4 spike chunks
+of both arrays; larger batches wrote no faster on local disk and raised the peak memory of a
+flush with many populations)."""
 
 
 def _concurrently(calls: list[Coroutine[Any, Any, Any]]) -> None:
@@ -232,8 +240,11 @@ class _SpikeStream:
     node_ids: zarr.Array[Any]
     chunk: int
     buffer: _SpikeBuffer = field(default_factory=_SpikeBuffer)
+    base: int = 0
+    """Position of the buffer's first spike in the stream (a multiple of ``chunk``, at most
+    ``published // chunk * chunk`` below ``published`` or past it after a write-behind)."""
     published: int = 0
-    """Spikes in the published shape; the buffer starts at ``published // chunk * chunk``."""
+    """Spikes in the published shape."""
     checked: int = 0
     """Buffer entries already checked for order and range."""
     last_step: int = -1
@@ -310,6 +321,8 @@ class ZarrRecorder:
         self._simulated_ms = 0.0
         self._opened_at = 0.0
         self._closed = False
+        self._write_error: Exception | None = None
+        """A failed write-behind, raised by the next flush on every rank."""
 
     @property
     def path(self) -> Path:
@@ -485,6 +498,24 @@ class ZarrRecorder:
             )
         if steps.size:
             stream.buffer.append(steps, node_ids)
+            if stream.buffer.size >= stream.chunk:
+                self._write_behind(stream)
+
+    def _write_behind(self, spikes: _SpikeStream) -> None:
+        """Write the buffer's complete chunks that this rank owns, and drop every complete
+        chunk from the buffer (see the module docstring). Not collective."""
+        _check_order(spikes)
+        complete = spikes.buffer.size // spikes.chunk * spikes.chunk
+        if self._write_error is None:
+            try:
+                writes = _Writes()
+                self._add_spike_writes(spikes, spikes.base + complete, writes)
+                writes.run()
+            except Exception as exc:
+                self._write_error = exc
+        spikes.buffer.drop_front(complete)
+        spikes.base += complete
+        spikes.checked = spikes.buffer.size
 
     def add_state(
         self,
@@ -550,12 +581,14 @@ class ZarrRecorder:
         try:
             writes = _Writes()
             for spikes in self._spikes.values():
-                self._write_spikes(spikes, writes)
+                self._add_spike_writes(spikes, spikes.base + spikes.buffer.size, writes)
             for stream, new_end in zip(self._reports, new_ends, strict=True):
                 partials.append(self._write_report(stream, new_end, received, writes))
             writes.run()
         except Exception as exc:
             error = exc
+        if self._write_error is not None:
+            error, self._write_error = self._write_error, None
         self._raise_if_any_failed(error, "writing its chunks")
         if self._comm.rank == 0:
             try:
@@ -564,9 +597,10 @@ class ZarrRecorder:
                 error = exc
         self._raise_if_any_failed(error, "publishing the array shapes")
         for spikes in self._spikes.values():
-            total = spikes.published + _buffered_past_published(spikes)
-            start = spikes.published // spikes.chunk * spikes.chunk
-            spikes.buffer.drop_front(total // spikes.chunk * spikes.chunk - start)
+            total = spikes.base + spikes.buffer.size
+            new_base = total // spikes.chunk * spikes.chunk
+            spikes.buffer.drop_front(new_base - spikes.base)
+            spikes.base = new_base
             spikes.checked = spikes.buffer.size
             spikes.published = total
         for stream, new_end, partial in zip(self._reports, new_ends, partials, strict=True):
@@ -601,19 +635,18 @@ class ZarrRecorder:
                         received.setdefault((rows.report, rows.chunk), []).append(rows)
         return received
 
-    def _write_spikes(self, spikes: _SpikeStream, writes: _Writes) -> None:
-        """Phase 3 for one population: write the chunks this rank owns among the new ones.
+    def _add_spike_writes(self, spikes: _SpikeStream, total: int, writes: _Writes) -> None:
+        """Phase 3 for one population: add the writes of the chunks this rank owns among the
+        buffered ones, up to stream position ``total``.
 
         Every chunk is written whole (the tail padded with the fill values), so zarr never
         reads a chunk back to merge a partial write.
         """
         assert self._info is not None
-        pending = _buffered_past_published(spikes)
-        if pending == 0:
-            return
         size = spikes.chunk
-        total = spikes.published + pending
-        start = spikes.published // size * size
+        start = spikes.base
+        if total <= start or total <= spikes.published:
+            return
         padded = (_round_up(total, size),)
         timestamps = _with_shape(spikes.timestamps, padded)
         node_ids = _with_shape(spikes.node_ids, padded)
@@ -681,7 +714,7 @@ class ZarrRecorder:
         ``finish``)."""
         resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]] = []
         for spikes in self._spikes.values():
-            total = spikes.published + _buffered_past_published(spikes)
+            total = spikes.base + spikes.buffer.size
             if total != spikes.published:
                 resizes += [(spikes.timestamps, (total,)), (spikes.node_ids, (total,))]
         for stream, new_end in zip(self._reports, new_ends, strict=True):
@@ -843,12 +876,6 @@ def _array(root: zarr.Group, path: str) -> zarr.Array[Any]:
     if not isinstance(node, zarr.Array):
         raise RecordingError(f"{path} in the store is not an array")
     return node
-
-
-def _buffered_past_published(spikes: _SpikeStream) -> int:
-    """Spikes in the buffer that the store has not published yet."""
-    start = spikes.published // spikes.chunk * spikes.chunk
-    return spikes.buffer.size - (spikes.published - start)
 
 
 def _check_order(spikes: _SpikeStream) -> None:

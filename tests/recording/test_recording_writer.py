@@ -311,6 +311,45 @@ def test_a_failed_write_raises_and_leaves_a_store_saying_failed(tmp_path: Path) 
     assert "writing its chunks" in doc["reason"]
 
 
+def test_complete_spike_chunks_are_written_behind_before_any_flush(tmp_path: Path) -> None:
+    store = tmp_path / "behind.zarr"
+    recorder = ZarrRecorder(store, LocalCommunicator(), spike_chunk=4)
+    recorder.open(tiny_info(n_samples=100))
+    steps, ids = np.repeat(i64(0, 1, 2, 3, 4), 2), np.tile(i64(0, 3), 5)
+    chunks = store / "spikes" / "E" / "node_ids" / "c"
+    recorder.add_spikes("E", steps[:3], ids[:3])
+    assert not chunks.exists()
+    recorder.add_spikes("E", steps[3:], ids[3:])
+    # Ten spikes: the two complete chunks are on disk, the partial third waits for a flush,
+    # and nothing is published yet.
+    assert sorted(path.name for path in chunks.iterdir()) == ["0", "1"]
+    assert zarr.open_group(str(store), mode="r")["spikes/E/node_ids"].shape == (0,)
+    recorder.add_spikes("E", i64(6), i64(1))
+    recorder.flush(0.7)
+    root = zarr.open_group(str(store), mode="r")
+    np.testing.assert_array_equal(root["spikes/E/node_ids"][...], np.append(ids, 1))
+    np.testing.assert_array_equal(root["spikes/E/timestamps"][...], np.append(steps, 6) * 0.1)
+    # The published partial chunk is completed behind, then the close publishes it.
+    recorder.add_spikes("E", i64(7, 8, 9), i64(0, 0, 0))
+    assert sorted(path.name for path in chunks.iterdir()) == ["0", "1", "2"]
+    recorder.close("complete", build_s=0.0)
+    root = zarr.open_group(str(store), mode="r")
+    np.testing.assert_array_equal(root["spikes/E/node_ids"][...], np.append(ids, [1, 0, 0, 0]))
+
+
+def test_a_failed_write_behind_is_raised_by_the_next_flush(tmp_path: Path) -> None:
+    store = tmp_path / "behind_broken.zarr"
+    recorder = ZarrRecorder(store, LocalCommunicator(), spike_chunk=2)
+    recorder.open(tiny_info())
+    (store / "spikes" / "E" / "timestamps" / "c").write_text("in the way")
+    recorder.add_spikes("E", i64(1, 1, 2), i64(0, 2, 1))  # one complete chunk, written behind
+    with pytest.raises(RecordingError, match="rank 0 failed writing its chunks"):
+        recorder.flush(0.3)
+    with pytest.raises(RecordingError):
+        recorder.close("complete", build_s=0.0)
+    assert brainsim_attrs(store)["status"] == "failed"
+
+
 @pytest.mark.parametrize(
     ("steps", "ids", "message"),
     [
