@@ -31,9 +31,11 @@ from brainsim.errors import EngineError
 from brainsim.kernels import connect
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_NARROW,
     DELAY_PACKED,
     DELAY_SEPARATE,
     META_COLUMNS,
+    NARROW_MAX_TARGETS,
     PACK_MAX_DELAY,
     PACK_MAX_TARGET,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "LocalProjection",
     "count_projection",
     "fill_projection",
+    "is_narrow",
 ]
 
 Int64Array = npt.NDArray[np.int64]
@@ -57,7 +60,8 @@ class LocalProjection:
 
     ``weights`` is empty when every synapse has ``const_weight``; ``delays`` is empty unless
     ``delay_mode`` is :data:`~brainsim.kernels.delivery.DELAY_SEPARATE`; with
-    ``DELAY_CONSTANT`` every synapse has ``delay_steps`` (see :mod:`brainsim.kernels.delivery`).
+    ``DELAY_CONSTANT`` or ``DELAY_NARROW`` (``uint16`` targets) every synapse has
+    ``delay_steps`` (see :mod:`brainsim.kernels.delivery`).
     """
 
     name: str
@@ -65,7 +69,7 @@ class LocalProjection:
     source_gid_offset: int
     target: str
     indptr: Int64Array
-    targets: npt.NDArray[np.uint32]
+    targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16]
     weights: npt.NDArray[np.float32]
     const_weight: float
     delays: npt.NDArray[np.uint16]
@@ -310,7 +314,7 @@ def _scatter_blocks(
     circuit: Circuit,
     counted: CountedProjection,
     mode: int,
-    targets: npt.NDArray[np.uint32],
+    targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
 ) -> tuple[npt.NDArray[np.uint16], int, int]:
     """One second pass over the blocks of ``counted`` with delay ``mode``: returns the separate
@@ -348,16 +352,29 @@ def _scatter_blocks(
     return delays, d_min, d_max
 
 
+def is_narrow(counted: CountedProjection) -> bool:
+    """Whether ``counted`` is stored with ``uint16`` targets
+    (:data:`~brainsim.kernels.delivery.DELAY_NARROW`): one delay, few enough local targets."""
+    return (
+        counted.const_delay_ms is not None
+        and counted.n_synapses > 0
+        and counted.hi - counted.lo <= NARROW_MAX_TARGETS
+    )
+
+
 def fill_projection(
     circuit: Circuit,
     counted: CountedProjection,
-    targets: npt.NDArray[np.uint32],
+    targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
 ) -> LocalProjection:
     """Second pass: write the synapses of ``counted`` into ``targets`` (and ``weights``, empty
-    for a constant weight), which have its size, in CSR-by-source order."""
+    for a constant weight), which have its size, in CSR-by-source order. ``targets`` is
+    ``uint16`` exactly when :func:`is_narrow`."""
     proj = counted.proj
     src = circuit.populations[proj.source]
+    if (targets.dtype == np.uint16) != is_narrow(counted):
+        raise ValueError(f"{proj.name}: targets of dtype {targets.dtype} for this projection")
     if counted.const_delay_ms is not None or counted.n_synapses == 0:
         mode = DELAY_CONSTANT
     else:
@@ -369,6 +386,8 @@ def fill_projection(
     counted.kept = None
     if mode == DELAY_CONSTANT:
         d_min = d_max = max(1, round((counted.const_delay_ms or 0.0) / circuit.simulation.dt_ms))
+        if targets.dtype == np.uint16:
+            mode = DELAY_NARROW
     elif d_max > np.iinfo(np.uint16).max:
         raise EngineError(
             f"projections.{proj.name}.delay_ms: delays above {np.iinfo(np.uint16).max} steps "
@@ -390,7 +409,7 @@ def fill_projection(
         const_weight=float(np.float32(counted.const_weight or 0.0)),
         delays=delays,
         delay_mode=mode,
-        delay_steps=d_min if mode == DELAY_CONSTANT else 0,
+        delay_steps=d_min if mode in (DELAY_CONSTANT, DELAY_NARROW) else 0,
         min_delay_steps=d_min,
         max_delay_steps=d_max,
     )
@@ -428,19 +447,24 @@ class DeliveryPlan:
     const_weight: npt.NDArray[np.float64]
     indptrs: Int64Array
     targets: npt.NDArray[np.uint32]
+    targets16: npt.NDArray[np.uint16]
     weights: npt.NDArray[np.float32]
     delays: npt.NDArray[np.uint16]
 
     @property
     def n_synapses(self) -> int:
         """Synapses stored on this rank."""
-        return int(self.targets.shape[0])
+        return int(self.targets.shape[0] + self.targets16.shape[0])
 
     @property
     def nbytes(self) -> int:
         """Bytes of synapse storage on this rank (per-source offsets included)."""
         return int(
-            self.indptrs.nbytes + self.targets.nbytes + self.weights.nbytes + self.delays.nbytes
+            self.indptrs.nbytes
+            + self.targets.nbytes
+            + self.targets16.nbytes
+            + self.weights.nbytes
+            + self.delays.nbytes
         )
 
     @classmethod
@@ -466,9 +490,13 @@ class DeliveryPlan:
         np.cumsum(np.bincount(source_index, minlength=len(names)), out=by_source_ptr[1:])
         n_syn = [c.n_synapses for c in counted]
         varying = [c.const_weight is None for c in counted]
-        synapse_offsets = _offsets(n_syn, [True] * len(n_syn))
+        narrow = [is_narrow(c) for c in counted]
+        wide_offsets = _offsets(n_syn, [not n for n in narrow])
+        narrow_offsets = _offsets(n_syn, narrow)
+        synapse_offsets = np.maximum(wide_offsets, narrow_offsets)
         weight_offsets = _offsets(n_syn, varying)
-        targets = np.empty(sum(n_syn), dtype=np.uint32)
+        targets = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if not w), np.uint32)
+        targets16 = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if w), np.uint16)
         weights = np.empty(sum(n for n, v in zip(n_syn, varying, strict=True) if v), np.float32)
         projections = []
         for q, c in enumerate(counted):
@@ -477,7 +505,7 @@ class DeliveryPlan:
                 fill_projection(
                     circuit,
                     c,
-                    targets[at : at + n_syn[q]],
+                    (targets16 if narrow[q] else targets)[at : at + n_syn[q]],
                     weights[w_at : w_at + n_syn[q]] if w_at >= 0 else weights[:0],
                 )
             )
@@ -500,6 +528,7 @@ class DeliveryPlan:
             const_weight=np.array([p.const_weight for p in projections], dtype=np.float64),
             indptrs=_end_to_end([p.indptr for p in projections], np.int64),
             targets=targets,
+            targets16=targets16,
             weights=weights,
             # Only projections whose delays exceed the packed range store them apart.
             delays=_end_to_end([p.delays for p in projections], np.uint16),

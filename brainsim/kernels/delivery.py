@@ -5,7 +5,9 @@ A projection is stored post-side as a CSR indexed by the *source's population-lo
 ``targets`` holds the target's index within its population's local block and, when delays vary,
 the delay in the top 8 bits (``target | delay_steps << 24``), so a synapse costs 4 bytes plus 4
 for a float32 weight when weights vary (a constant weight or delay is stored once). Delays above
-255 steps use a separate ``uint16`` array instead.
+255 steps use a separate ``uint16`` array instead. A projection with one delay onto at most 65,536
+local targets stores its targets as ``uint16``, in an array of their own (``targets16``), so a
+synapse with a constant weight and delay costs 2 bytes.
 
 All local neurons of a rank share one pair of ring buffers, ``(n_slots, n_local)``; a
 population's neurons are the columns ``column_offset ..``. Projections onto targets that keep
@@ -27,9 +29,11 @@ import numpy.typing as npt
 
 __all__ = [
     "DELAY_CONSTANT",
+    "DELAY_NARROW",
     "DELAY_PACKED",
     "DELAY_SEPARATE",
     "META_COLUMNS",
+    "NARROW_MAX_TARGETS",
     "PACK_MAX_DELAY",
     "PACK_MAX_TARGET",
     "deliver_all",
@@ -40,6 +44,10 @@ __all__ = [
 DELAY_CONSTANT = 0
 DELAY_PACKED = 1
 DELAY_SEPARATE = 2
+DELAY_NARROW = 3
+"""One delay, like :data:`DELAY_CONSTANT`, with the targets in ``targets16``."""
+NARROW_MAX_TARGETS = 1 << 16
+"""Most local targets a :data:`DELAY_NARROW` projection may have."""
 PACK_SHIFT = 24
 PACK_MAX_TARGET = (1 << PACK_SHIFT) - 1
 PACK_MAX_DELAY = 255
@@ -57,7 +65,8 @@ META_COLUMNS = (
 )
 """Columns of the per-projection ``meta`` table (int64). The projections' arrays are stored
 end to end: projection ``q``'s ``indptr`` starts at ``indptr_offset``, its synapses at
-``synapse_offset``; ``weight_offset`` / ``delay_offset`` are -1 when its weights are all
+``synapse_offset`` (in ``targets16`` for a :data:`DELAY_NARROW` projection, else in
+``targets``); ``weight_offset`` / ``delay_offset`` are -1 when its weights are all
 ``const_weight[q]`` / its delays are not stored per synapse."""
 
 _SRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(9)
@@ -75,6 +84,7 @@ def deliver_all(
     const_weight: npt.NDArray[np.float64],
     indptrs: npt.NDArray[np.int64],
     targets: npt.NDArray[np.uint32],
+    targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
     buf_exc: npt.NDArray[np.float64],
@@ -85,7 +95,8 @@ def deliver_all(
     ``pop_gid_bounds`` are the populations' first gids plus the total; the projections whose
     source is population ``p`` are ``by_source[by_source_ptr[p]:by_source_ptr[p + 1]]``
     (ascending = document order). ``meta[q]`` holds projection ``q``'s :data:`META_COLUMNS`,
-    which locate its part of ``indptrs``, ``targets``, ``weights`` and ``delays``. Synapse
+    which locate its part of ``indptrs``, ``targets`` (or ``targets16``), ``weights`` and
+    ``delays``. Synapse
     indices in ``indptrs`` are relative to the projection's first synapse.
     """
     n_slots = buf_exc.shape[0]
@@ -115,24 +126,15 @@ def deliver_all(
             w_base = meta[q, _WOFF] - syn  # weight of synapse j: weights[w_base + j]
             d_base = meta[q, _DOFF] - syn
             w0 = const_weight[q]
-            if mode == DELAY_CONSTANT:
+            if mode == DELAY_CONSTANT or mode == DELAY_NARROW:  # noqa: PLR1714, SIM109 (numba)
                 row = (step + meta[q, _DELAY]) % n_slots
-                if const_w:
-                    out = buf_inh[row] if split and w0 < 0.0 else buf_exc[row]
-                    for j in range(lo, hi):
-                        out[col + tgt[j]] += w0
-                elif split:
-                    exc, inh = buf_exc[row], buf_inh[row]
-                    for j in range(lo, hi):
-                        w = np.float64(weights[w_base + j])
-                        if w >= 0.0:
-                            exc[col + tgt[j]] += w
-                        else:
-                            inh[col + tgt[j]] += w
+                exc, inh = buf_exc[row], buf_inh[row]
+                if mode == DELAY_NARROW:
+                    _add_one_delay(targets16, lo, hi, col, w0, const_w, split, weights, w_base,
+                                   exc, inh)  # fmt: skip
                 else:
-                    exc = buf_exc[row]
-                    for j in range(lo, hi):
-                        exc[col + tgt[j]] += np.float64(weights[w_base + j])
+                    _add_one_delay(tgt, lo, hi, col, w0, const_w, split, weights, w_base, exc,
+                                   inh)  # fmt: skip
             else:
                 for j in range(lo, hi):
                     packed = tgt[j]
@@ -149,6 +151,38 @@ def deliver_all(
                         buf_exc[row, t] += w
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_one_delay(
+    tgt: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
+    lo: int,
+    hi: int,
+    col: int,
+    w0: float,
+    const_w: bool,
+    split: bool,
+    weights: npt.NDArray[np.float32],
+    w_base: int,
+    exc: npt.NDArray[np.float64],
+    inh: npt.NDArray[np.float64],
+) -> None:
+    """Add synapses ``lo:hi`` of a projection with one delay into the ring-buffer rows
+    ``exc``/``inh`` (compiled once for each target width)."""
+    if const_w:
+        out = inh if split and w0 < 0.0 else exc
+        for j in range(lo, hi):
+            out[col + tgt[j]] += w0
+    elif split:
+        for j in range(lo, hi):
+            w = np.float64(weights[w_base + j])
+            if w >= 0.0:
+                exc[col + tgt[j]] += w
+            else:
+                inh[col + tgt[j]] += w
+    else:
+        for j in range(lo, hi):
+            exc[col + tgt[j]] += np.float64(weights[w_base + j])
+
+
 def deliver_all_ref(
     keys: npt.NDArray[np.int64],
     first_step: int,
@@ -160,6 +194,7 @@ def deliver_all_ref(
     const_weight: npt.NDArray[np.float64],
     indptrs: npt.NDArray[np.int64],
     targets: npt.NDArray[np.uint32],
+    targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
     buf_exc: npt.NDArray[np.float64],
@@ -175,7 +210,7 @@ def deliver_all_ref(
             src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
             for j in range(int(indptrs[src]), int(indptrs[src + 1])):
-                packed = int(targets[syn + j])
+                packed = int(targets16[syn + j] if mode == DELAY_NARROW else targets[syn + j])
                 if mode == DELAY_PACKED:
                     t, d = packed & PACK_MAX_TARGET, packed >> PACK_SHIFT
                 elif mode == DELAY_SEPARATE:

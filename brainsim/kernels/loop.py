@@ -107,6 +107,7 @@ def run_intervals(
     const_weight: F64,
     indptrs: I64,
     targets: npt.NDArray[np.uint32],
+    targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
     buf_exc: F64,
@@ -183,7 +184,7 @@ def run_intervals(
             n_control += 1
         spikes = got[n_control:]
         deliver_all(spikes, t, n_gids, pop_gid_bounds, by_source_ptr, by_source, meta,
-                    const_weight, indptrs, targets, weights, delays, buf_exc,
+                    const_weight, indptrs, targets, targets16, weights, delays, buf_exc,
                     buf_inh)  # fmt: skip
         m = spikes.shape[0]
         if n_pending + m > pending.shape[0]:

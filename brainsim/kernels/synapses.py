@@ -54,7 +54,7 @@ def scatter_by_source(
     weights: npt.NDArray[np.float64],
     steps: Int64Array,
     mode: int,
-    out_targets: npt.NDArray[np.uint32],
+    out_targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     out_weights: npt.NDArray[np.float32],
     out_delays: npt.NDArray[np.uint16],
 ) -> tuple[int, int]:
@@ -64,7 +64,8 @@ def scatter_by_source(
     ``cursor[s]`` is the next free position of source ``s`` (advanced here). ``weights`` and
     ``steps`` are per synapse of the block, or empty when constant (nothing is written for
     them). With ``mode`` :data:`~brainsim.kernels.delivery.DELAY_PACKED` the delay goes into the
-    target's top bits, with ``DELAY_SEPARATE`` into ``out_delays``; otherwise it is not stored.
+    target's top bits, with ``DELAY_SEPARATE`` into ``out_delays``; otherwise it is not stored
+    (``out_targets`` may then be ``uint16``, see :data:`~brainsim.kernels.delivery.DELAY_NARROW`).
     Returns the smallest and largest delay in steps (``(1 << 62, 0)`` without delays); a packed
     delay above :data:`~brainsim.kernels.delivery.PACK_MAX_DELAY` stops the block at once with
     that delay as the largest, and the caller starts over with separate delays.

@@ -17,7 +17,13 @@ from brainsim.engine.connectivity import DeliveryPlan, count_projection
 from brainsim.engine.run import run_info
 from brainsim.engine.simulator import load_step_loop
 from brainsim.exchange import LocalCommunicator, LocalExchanger
-from brainsim.kernels.delivery import DELAY_CONSTANT, DELAY_PACKED, DELAY_SEPARATE, META_COLUMNS
+from brainsim.kernels.delivery import (
+    DELAY_CONSTANT,
+    DELAY_NARROW,
+    DELAY_PACKED,
+    DELAY_SEPARATE,
+    META_COLUMNS,
+)
 from brainsim.kernels.loop import run_intervals
 from brainsim.recording import ZarrRecorder
 
@@ -107,8 +113,8 @@ def _two_pop_doc(weight: Any, delay: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("weight", "delay", "bytes_per_synapse"),
     [
-        (0.5, 1.0, 4),
-        ({"normal": {"mean": 0.5, "std": 0.1}}, 1.0, 8),
+        (0.5, 1.0, 2),
+        ({"normal": {"mean": 0.5, "std": 0.1}}, 1.0, 6),
         ({"normal": {"mean": 0.5, "std": 0.1}}, {"uniform": {"low": 0.5, "high": 3.0}}, 8),
         (0.5, {"uniform": {"low": 0.5, "high": 3.0}}, 4),
     ],
@@ -117,14 +123,37 @@ def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse:
     network = build_network(parse_circuit(_two_pop_doc(weight, delay)), LocalCommunicator())
     plan = network.plan
     assert plan.n_synapses == 100 * 50
-    per_synapse = (plan.targets.nbytes + plan.weights.nbytes + plan.delays.nbytes) // 5000
-    assert per_synapse == bytes_per_synapse
+    assert (plan.nbytes - plan.indptrs.nbytes) / 5000 == bytes_per_synapse
     # Targets are indices within I, whose columns start after E's 300; each target receives
     # exactly its in-degree.
     assert plan.meta[0, META_COLUMNS.index("column_offset")] == 300
-    packed = plan.meta[0, META_COLUMNS.index("delay_mode")] == DELAY_PACKED
-    targets = plan.targets & 0xFFFFFF if packed else plan.targets
+    mode = plan.meta[0, META_COLUMNS.index("delay_mode")]
+    targets = {DELAY_PACKED: plan.targets & 0xFFFFFF, DELAY_NARROW: plan.targets16}.get(
+        mode, plan.targets
+    )
     assert np.array_equal(np.bincount(targets), np.full(100, 50))
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "stored"),
+    [(65536, DELAY_NARROW, "targets16"), (65537, DELAY_CONSTANT, "targets")],
+)
+def test_one_delay_stores_16_bit_targets_up_to_65536_local_targets(
+    size: int, mode: int, stored: str
+) -> None:
+    doc = _doc(
+        populations={"S": {"size": 10, "model": "lif", "params": LIF},
+                     "T": {"size": size, "model": "lif", "params": LIF}},
+        projections={"ST": {"source": "S", "target": "T",
+                            "connectivity": {"rule": "fixed_indegree", "indegree": 1},
+                            "weight": 0.5, "delay_ms": 1.0}},
+    )  # fmt: skip
+    plan = build_network(parse_circuit(doc), LocalCommunicator()).plan
+    assert plan.meta[0, META_COLUMNS.index("delay_mode")] == mode
+    targets = getattr(plan, stored)
+    assert plan.n_synapses == targets.shape[0] == size
+    # Every target, the last one included, is stored exactly once.
+    assert np.array_equal(np.sort(targets), np.arange(size))
 
 
 @pytest.mark.mpi
@@ -282,7 +311,7 @@ def _plan(doc: dict[str, Any], block_synapses: int) -> DeliveryPlan:
     [
         ({"rule": "fixed_indegree", "indegree": 40},
          {"normal": {"mean": 1.5, "std": 0.5, "low": 0.1, "bound": "clip"}}, DELAY_PACKED),
-        ({"rule": "pairwise_bernoulli", "p": 0.2}, 1.0, DELAY_CONSTANT),
+        ({"rule": "pairwise_bernoulli", "p": 0.2}, 1.0, DELAY_NARROW),
         ({"rule": "fixed_total_number", "n": 4000}, {"uniform": {"low": 0.5, "high": 3.0}},
          DELAY_PACKED),
         # Above 255 steps: the packed form is abandoned and the delays stored beside.
@@ -305,6 +334,6 @@ def test_construction_in_blocks_equals_one_block(
         doc["projections"]["EI"]["source"] = "I"
     whole, blocks = _plan(doc, 1 << 30), _plan(doc, 7)
     assert whole.n_synapses > 0
-    for name in ("meta", "indptrs", "targets", "weights", "delays", "const_weight"):
+    for name in ("meta", "indptrs", "targets", "targets16", "weights", "delays", "const_weight"):
         assert np.array_equal(getattr(whole, name), getattr(blocks, name)), name
     assert whole.meta[0, META_COLUMNS.index("delay_mode")] == mode

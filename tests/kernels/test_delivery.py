@@ -6,6 +6,7 @@ import numpy as np
 
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_NARROW,
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_SHIFT,
@@ -34,7 +35,8 @@ def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, con
 
 
 def _plan(rng: np.random.Generator):
-    """Two source populations (gids 0-29 and 30-49) onto two target column blocks."""
+    """Two source populations (gids 0-29 and 30-49) onto two target column blocks; narrow
+    projections' targets go to ``targets16``, the others' to ``targets``."""
     bounds = np.array([0, 30, 50], dtype=np.int64)
     # (source pop, gid offset, n_src, mode, const weight, delay, column offset, split)
     specs = [
@@ -44,26 +46,34 @@ def _plan(rng: np.random.Generator):
         (1, 30, 20, DELAY_CONSTANT, -1.5, 3, 12, 1),
         (0, 0, 30, DELAY_CONSTANT, None, 4, 12, 1),
         (1, 30, 20, DELAY_PACKED, -0.5, 0, 0, 0),
+        (0, 0, 30, DELAY_NARROW, -0.75, 2, 12, 1),
+        (1, 30, 20, DELAY_NARROW, None, 5, 0, 0),
+        (1, 30, 20, DELAY_NARROW, None, 6, 12, 1),
     ]
     parts = [_projection(rng, n, 12, mode, w is not None) for _, _, n, mode, w, *_ in specs]
     source_index = np.array([s[0] for s in specs])
     by_source = np.argsort(source_index, kind="stable").astype(np.int64)
-    by_source_ptr = np.array([0, 3, 6], dtype=np.int64)
-    rows, pos = [], [0, 0, 0, 0]  # running offsets: indptr, synapses, weights, delays
+    by_source_ptr = np.array([0, 4, 9], dtype=np.int64)
+    # Running offsets: indptr, targets, targets16, weights, delays.
+    rows, pos = [], [0, 0, 0, 0, 0]
     for (_, off, n, mode, _, d, col, split), (indptr, _, weights, delays) in zip(
         specs, parts, strict=True
     ):
         n_syn = int(indptr[-1])
-        w_off = pos[2] if weights.shape[0] else -1
-        d_off = pos[3] if delays.shape[0] else -1
-        rows.append([off, mode, d, col, split, pos[0], pos[1], w_off, d_off])
-        pos = [pos[0] + n + 1, pos[1] + n_syn, pos[2] + weights.shape[0],
-               pos[3] + delays.shape[0]]  # fmt: skip
+        narrow = mode == DELAY_NARROW
+        w_off = pos[3] if weights.shape[0] else -1
+        d_off = pos[4] if delays.shape[0] else -1
+        rows.append([off, mode, d, col, split, pos[0], pos[2] if narrow else pos[1], w_off, d_off])
+        pos = [pos[0] + n + 1, pos[1] + (0 if narrow else n_syn), pos[2] + (n_syn if narrow else 0),
+               pos[3] + weights.shape[0], pos[4] + delays.shape[0]]  # fmt: skip
     const_w = np.array([0.0 if s[4] is None else s[4] for s in specs])
+    wide = [p for p, s in zip(parts, specs, strict=True) if s[3] != DELAY_NARROW]
+    narrow_parts = [p for p, s in zip(parts, specs, strict=True) if s[3] == DELAY_NARROW]
     flat = [np.concatenate([p[i] for p in parts]) for i in range(4)]
     return (bounds, by_source_ptr, by_source, np.array(rows, dtype=np.int64), const_w,
-            flat[0].astype(np.int64), flat[1].astype(np.uint32), flat[2].astype(np.float32),
-            flat[3].astype(np.uint16))  # fmt: skip
+            flat[0].astype(np.int64), np.concatenate([p[1] for p in wide]).astype(np.uint32),
+            np.concatenate([p[1] for p in narrow_parts]).astype(np.uint16),
+            flat[2].astype(np.float32), flat[3].astype(np.uint16))  # fmt: skip
 
 
 def test_kernel_equals_reference_for_every_storage_mode() -> None:
@@ -92,7 +102,8 @@ def _single(split: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
     key = np.array([2 * n_gids + 12], dtype=np.int64)  # step 2 of the interval starting at 6
     deliver_all(
         key, 6, n_gids, np.array([0, 10, 14, 50]), np.array([0, 0, 1, 1]), np.array([0]),
-        meta, np.array([weight]), indptr, np.array([0, 3], np.uint32), np.zeros(0, np.float32),
+        meta, np.array([weight]), indptr, np.array([0, 3], np.uint32), np.zeros(0, np.uint16),
+        np.zeros(0, np.float32),
         np.array([4, 9], np.uint16), exc, inh,
     )  # fmt: skip
     return exc, inh
