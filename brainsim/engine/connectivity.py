@@ -32,6 +32,8 @@ from brainsim.kernels import connect
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
     DELAY_NARROW,
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
     DELAY_PACKED,
     DELAY_SEPARATE,
     META_COLUMNS,
@@ -59,9 +61,10 @@ class LocalProjection:
     """This rank's part of a projection: a CSR over all source neurons, local targets only.
 
     ``weights`` is empty when every synapse has ``const_weight``; ``delays`` is empty unless
-    ``delay_mode`` is :data:`~brainsim.kernels.delivery.DELAY_SEPARATE`; with
-    ``DELAY_CONSTANT`` or ``DELAY_NARROW`` (``uint16`` targets) every synapse has
-    ``delay_steps`` (see :mod:`brainsim.kernels.delivery`).
+    ``delay_mode`` is :data:`~brainsim.kernels.delivery.DELAY_SEPARATE`,
+    ``DELAY_NARROW_SEPARATE`` or ``DELAY_NARROW_BYTE`` (``uint8``); with ``DELAY_CONSTANT`` or
+    ``DELAY_NARROW`` every synapse has ``delay_steps``. The ``DELAY_NARROW*`` modes have
+    ``uint16`` targets (see :mod:`brainsim.kernels.delivery`).
     """
 
     name: str
@@ -72,7 +75,7 @@ class LocalProjection:
     targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16]
     weights: npt.NDArray[np.float32]
     const_weight: float
-    delays: npt.NDArray[np.uint16]
+    delays: npt.NDArray[np.uint16] | npt.NDArray[np.uint8]
     delay_mode: int
     delay_steps: int
     min_delay_steps: int
@@ -316,17 +319,24 @@ def _scatter_blocks(
     mode: int,
     targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
-) -> tuple[npt.NDArray[np.uint16], int, int]:
-    """One second pass over the blocks of ``counted`` with delay ``mode``: returns the separate
-    delays (empty unless ``DELAY_SEPARATE``) and the smallest and largest delay in steps. In
-    ``DELAY_PACKED`` mode it stops at the first block with a delay too long to pack."""
+    byte_delays: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.uint16] | npt.NDArray[np.uint8], int, int]:
+    """One second pass over the blocks of ``counted`` with delay ``mode``: returns the delays
+    stored apart (``byte_delays`` in ``DELAY_NARROW_BYTE`` mode; empty unless ``mode`` stores
+    them) and the smallest and largest delay in steps. In ``DELAY_PACKED`` or
+    ``DELAY_NARROW_BYTE`` mode it stops at the first block with a delay above 255 steps."""
     proj = counted.proj
     dt = circuit.simulation.dt_ms
     first_gid = circuit.populations[proj.target].gid_offset
     n_syn = counted.n_synapses
     no_values = np.zeros(0, dtype=np.float64)
     no_steps = np.zeros(0, dtype=np.int64)
-    delays = np.empty(n_syn if mode == DELAY_SEPARATE else 0, dtype=np.uint16)
+    delays: npt.NDArray[np.uint16] | npt.NDArray[np.uint8]
+    if mode == DELAY_NARROW_BYTE:
+        delays = byte_delays
+    else:
+        apart = mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE)
+        delays = np.empty(n_syn if apart else 0, dtype=np.uint16)
     cursor = counted.src_indptr[:-1].copy()
     d_min, d_max = 1 << 62, 0
     for b_lo, b_hi in counted.blocks:
@@ -347,19 +357,15 @@ def _scatter_blocks(
             targets, weights, delays,
         )  # fmt: skip
         d_min, d_max = min(d_min, lo_b), max(d_max, hi_b)
-        if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
+        if mode in (DELAY_PACKED, DELAY_NARROW_BYTE) and d_max > PACK_MAX_DELAY:
             break
     return delays, d_min, d_max
 
 
 def is_narrow(counted: CountedProjection) -> bool:
-    """Whether ``counted`` is stored with ``uint16`` targets
-    (:data:`~brainsim.kernels.delivery.DELAY_NARROW`): one delay, few enough local targets."""
-    return (
-        counted.const_delay_ms is not None
-        and counted.n_synapses > 0
-        and counted.hi - counted.lo <= NARROW_MAX_TARGETS
-    )
+    """Whether ``counted`` is stored with ``uint16`` targets (the ``DELAY_NARROW*`` modes of
+    :mod:`brainsim.kernels.delivery`): it has synapses on at most 65,536 local targets."""
+    return counted.n_synapses > 0 and counted.hi - counted.lo <= NARROW_MAX_TARGETS
 
 
 def fill_projection(
@@ -367,26 +373,34 @@ def fill_projection(
     counted: CountedProjection,
     targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
+    byte_delays: npt.NDArray[np.uint8],
 ) -> LocalProjection:
     """Second pass: write the synapses of ``counted`` into ``targets`` (and ``weights``, empty
-    for a constant weight), which have its size, in CSR-by-source order. ``targets`` is
-    ``uint16`` exactly when :func:`is_narrow`."""
+    for a constant weight, and ``byte_delays``, empty unless it is :func:`is_narrow` with delays
+    that vary), which have its size, in CSR-by-source order. ``targets`` is ``uint16`` exactly
+    when :func:`is_narrow`."""
     proj = counted.proj
     src = circuit.populations[proj.source]
-    if (targets.dtype == np.uint16) != is_narrow(counted):
+    narrow = targets.dtype == np.uint16
+    if narrow != is_narrow(counted):
         raise ValueError(f"{proj.name}: targets of dtype {targets.dtype} for this projection")
     if counted.const_delay_ms is not None or counted.n_synapses == 0:
         mode = DELAY_CONSTANT
+    elif narrow:
+        mode = DELAY_NARROW_BYTE
     else:
         mode = DELAY_PACKED if counted.hi - counted.lo <= PACK_MAX_TARGET else DELAY_SEPARATE
-    delays, d_min, d_max = _scatter_blocks(circuit, counted, mode, targets, weights)
-    if mode == DELAY_PACKED and d_max > PACK_MAX_DELAY:
-        mode = DELAY_SEPARATE  # start over, delays beside the targets
-        delays, d_min, d_max = _scatter_blocks(circuit, counted, mode, targets, weights)
+    delays, d_min, d_max = _scatter_blocks(circuit, counted, mode, targets, weights, byte_delays)
+    if mode in (DELAY_PACKED, DELAY_NARROW_BYTE) and d_max > PACK_MAX_DELAY:
+        # Start over with uint16 delays beside the targets.
+        mode = DELAY_NARROW_SEPARATE if narrow else DELAY_SEPARATE
+        delays, d_min, d_max = _scatter_blocks(
+            circuit, counted, mode, targets, weights, byte_delays
+        )
     counted.kept = None
     if mode == DELAY_CONSTANT:
         d_min = d_max = max(1, round((counted.const_delay_ms or 0.0) / circuit.simulation.dt_ms))
-        if targets.dtype == np.uint16:
+        if narrow:
             mode = DELAY_NARROW
     elif d_max > np.iinfo(np.uint16).max:
         raise EngineError(
@@ -396,7 +410,7 @@ def fill_projection(
     elif d_min == d_max:  # drawn delays that all round to the same step
         if mode == DELAY_PACKED:
             np.bitwise_and(targets, np.uint32(PACK_MAX_TARGET), out=targets)
-        mode, delays = DELAY_CONSTANT, np.zeros(0, dtype=np.uint16)
+        mode, delays = DELAY_NARROW if narrow else DELAY_CONSTANT, np.zeros(0, dtype=np.uint16)
     return LocalProjection(
         name=proj.name,
         source=proj.source,
@@ -450,6 +464,7 @@ class DeliveryPlan:
     targets16: npt.NDArray[np.uint16]
     weights: npt.NDArray[np.float32]
     delays: npt.NDArray[np.uint16]
+    delays8: npt.NDArray[np.uint8]
 
     @property
     def n_synapses(self) -> int:
@@ -465,6 +480,7 @@ class DeliveryPlan:
             + self.targets16.nbytes
             + self.weights.nbytes
             + self.delays.nbytes
+            + self.delays8.nbytes
         )
 
     @classmethod
@@ -498,19 +514,33 @@ class DeliveryPlan:
         targets = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if not w), np.uint32)
         targets16 = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if w), np.uint16)
         weights = np.empty(sum(n for n, v in zip(n_syn, varying, strict=True) if v), np.float32)
+        # Narrow projections' varying delays, one byte each, written in place (a projection
+        # whose delays exceed 255 steps stores them as uint16 instead; see below).
+        byte = [n and c.const_delay_ms is None for n, c in zip(narrow, counted, strict=True)]
+        byte_offsets = _offsets(n_syn, byte)
+        delays8 = np.empty(sum(n for n, b in zip(n_syn, byte, strict=True) if b), np.uint8)
         projections = []
         for q, c in enumerate(counted):
-            at, w_at = int(synapse_offsets[q]), int(weight_offsets[q])
+            at, w_at, b_at = int(synapse_offsets[q]), int(weight_offsets[q]), int(byte_offsets[q])
             projections.append(
                 fill_projection(
                     circuit,
                     c,
                     (targets16 if narrow[q] else targets)[at : at + n_syn[q]],
                     weights[w_at : w_at + n_syn[q]] if w_at >= 0 else weights[:0],
+                    delays8[b_at : b_at + n_syn[q]] if b_at >= 0 else delays8[:0],
                 )
             )
         indptr_offsets = _offsets([p.indptr.shape[0] for p in projections], [True] * len(n_syn))
-        delay_offsets = _offsets(n_syn, [p.delays.shape[0] > 0 for p in projections])
+        in_bytes = [p.delay_mode == DELAY_NARROW_BYTE for p in projections]
+        if in_bytes != byte:  # some left their part unused: drop those parts
+            delays8 = _end_to_end(
+                [p.delays for p, b in zip(projections, in_bytes, strict=True) if b], np.uint8
+            )
+            byte_offsets = _offsets(n_syn, in_bytes)
+        # uint16 delays (rare: wide projections, or above 255 steps) are laid end to end now.
+        wide = [p.delays.dtype == np.uint16 and p.delays.shape[0] > 0 for p in projections]
+        delay_offsets = np.where(in_bytes, byte_offsets, _offsets(n_syn, wide))
         meta = np.array(
             [
                 [p.source_gid_offset, p.delay_mode, p.delay_steps,
@@ -530,7 +560,10 @@ class DeliveryPlan:
             targets=targets,
             targets16=targets16,
             weights=weights,
-            # Only projections whose delays exceed the packed range store them apart.
-            delays=_end_to_end([p.delays for p in projections], np.uint16),
+            # Only projections with uint16 targets or delays above 255 steps store them apart.
+            delays=_end_to_end(
+                [p.delays for p, w in zip(projections, wide, strict=True) if w], np.uint16
+            ),
+            delays8=delays8,
         )
         return plan, [(p.min_delay_steps, p.max_delay_steps) for p in projections]

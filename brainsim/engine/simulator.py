@@ -374,7 +374,7 @@ class _Loop:
             po.lam, po.table_of, po.cdf, po.guide, po.weight, st.schedule_steps, st.schedule_cols,
             st.schedule_w, st.cursor, plan.pop_gid_bounds, plan.by_source_ptr, plan.by_source,
             plan.meta, plan.const_weight, plan.indptrs, plan.targets, plan.targets16, plan.weights,
-            plan.delays,
+            plan.delays, plan.delays8,
             net.buf_exc, net.buf_inh, self.keys, self.pending, self.n_pending, nat.n_ranks,
             nat.allgather, nat.allgatherv, nat.comm, nat.int64_type, self.counts, self.counts32,
             self.displs32, self.recv,
@@ -399,7 +399,7 @@ def load_step_loop(exchanger: SpikeExchanger) -> None:
         i8_2d, i8, i8, f8_2d, f8_2d, i8, i8, i8, np.zeros(0, np.float32), i8, i8_2d, i8, i8, f8,
         i8, f8_2d, i8_2d, f8, i8, i8, f8, 0, i8, i8, i8, i8_2d, f8, i8,
         np.zeros(0, np.uint32), np.zeros(0, np.uint16), np.zeros(0, np.float32),
-        np.zeros(0, np.uint16), f8_2d, f8_2d,
+        np.zeros(0, np.uint16), np.zeros(0, np.uint8), f8_2d, f8_2d,
         i8, i8, 0, native.n_ranks, native.allgather, native.allgatherv, native.comm,
         native.int64_type, i8, np.zeros(0, np.int32), np.zeros(0, np.int32), i8,
     )  # fmt: skip

@@ -5,9 +5,10 @@ A projection is stored post-side as a CSR indexed by the *source's population-lo
 ``targets`` holds the target's index within its population's local block and, when delays vary,
 the delay in the top 8 bits (``target | delay_steps << 24``), so a synapse costs 4 bytes plus 4
 for a float32 weight when weights vary (a constant weight or delay is stored once). Delays above
-255 steps use a separate ``uint16`` array instead. A projection with one delay onto at most 65,536
-local targets stores its targets as ``uint16``, in an array of their own (``targets16``), so a
-synapse with a constant weight and delay costs 2 bytes.
+255 steps use a separate ``uint16`` array instead. A projection onto at most 65,536 local targets
+stores its targets as ``uint16``, in an array of their own (``targets16``), and its delays, when
+they vary, in a ``uint8`` array (``delays8``; ``uint16`` in ``delays`` above 255 steps): a synapse
+with a constant weight and delay then costs 2 bytes, with a weight and delay of its own 7.
 
 All local neurons of a rank share one pair of ring buffers, ``(n_slots, n_local)``; a
 population's neurons are the columns ``column_offset ..``. Projections onto targets that keep
@@ -30,6 +31,8 @@ import numpy.typing as npt
 __all__ = [
     "DELAY_CONSTANT",
     "DELAY_NARROW",
+    "DELAY_NARROW_BYTE",
+    "DELAY_NARROW_SEPARATE",
     "DELAY_PACKED",
     "DELAY_SEPARATE",
     "META_COLUMNS",
@@ -46,8 +49,13 @@ DELAY_PACKED = 1
 DELAY_SEPARATE = 2
 DELAY_NARROW = 3
 """One delay, like :data:`DELAY_CONSTANT`, with the targets in ``targets16``."""
+DELAY_NARROW_BYTE = 4
+"""Targets in ``targets16``, each synapse's delay in ``delays8`` (at most 255 steps)."""
+DELAY_NARROW_SEPARATE = 5
+"""Targets in ``targets16``, each synapse's delay in ``delays``."""
 NARROW_MAX_TARGETS = 1 << 16
-"""Most local targets a :data:`DELAY_NARROW` projection may have."""
+"""Most local targets a projection stored with ``uint16`` targets (the ``DELAY_NARROW*``
+modes) may have."""
 PACK_SHIFT = 24
 PACK_MAX_TARGET = (1 << PACK_SHIFT) - 1
 PACK_MAX_DELAY = 255
@@ -65,8 +73,9 @@ META_COLUMNS = (
 )
 """Columns of the per-projection ``meta`` table (int64). The projections' arrays are stored
 end to end: projection ``q``'s ``indptr`` starts at ``indptr_offset``, its synapses at
-``synapse_offset`` (in ``targets16`` for a :data:`DELAY_NARROW` projection, else in
-``targets``); ``weight_offset`` / ``delay_offset`` are -1 when its weights are all
+``synapse_offset`` (in ``targets16`` for the ``DELAY_NARROW*`` modes, else in ``targets``), its
+delays at ``delay_offset`` (in ``delays8`` for :data:`DELAY_NARROW_BYTE`, else in ``delays``);
+``weight_offset`` / ``delay_offset`` are -1 when its weights are all
 ``const_weight[q]`` / its delays are not stored per synapse."""
 
 _SRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(9)
@@ -87,6 +96,7 @@ def deliver_all(
     targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
+    delays8: npt.NDArray[np.uint8],
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
@@ -96,7 +106,7 @@ def deliver_all(
     source is population ``p`` are ``by_source[by_source_ptr[p]:by_source_ptr[p + 1]]``
     (ascending = document order). ``meta[q]`` holds projection ``q``'s :data:`META_COLUMNS`,
     which locate its part of ``indptrs``, ``targets`` (or ``targets16``), ``weights`` and
-    ``delays``. Synapse
+    ``delays`` (or ``delays8``). Synapse
     indices in ``indptrs`` are relative to the projection's first synapse.
     """
     n_slots = buf_exc.shape[0]
@@ -137,13 +147,19 @@ def deliver_all(
                                    inh)  # fmt: skip
             else:
                 for j in range(lo, hi):
-                    packed = tgt[j]
                     if mode == DELAY_PACKED:
+                        packed = tgt[j]
                         row = (step + np.int64(packed >> shift)) % n_slots
                         t = col + np.int64(packed & mask)
+                    elif mode == DELAY_NARROW_BYTE:
+                        row = (step + np.int64(delays8[d_base + j])) % n_slots
+                        t = col + np.int64(targets16[j])
+                    elif mode == DELAY_SEPARATE:
+                        row = (step + np.int64(delays[d_base + j])) % n_slots
+                        t = col + np.int64(tgt[j])
                     else:
                         row = (step + np.int64(delays[d_base + j])) % n_slots
-                        t = col + np.int64(packed)
+                        t = col + np.int64(targets16[j])
                     w = w0 if const_w else np.float64(weights[w_base + j])
                     if split and w < 0.0:
                         buf_inh[row, t] += w
@@ -197,6 +213,7 @@ def deliver_all_ref(
     targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
+    delays8: npt.NDArray[np.uint8],
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
 ) -> None:
@@ -210,11 +227,14 @@ def deliver_all_ref(
             src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
             for j in range(int(indptrs[src]), int(indptrs[src + 1])):
-                packed = int(targets16[syn + j] if mode == DELAY_NARROW else targets[syn + j])
+                narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
+                packed = int(targets16[syn + j] if narrow else targets[syn + j])
                 if mode == DELAY_PACKED:
                     t, d = packed & PACK_MAX_TARGET, packed >> PACK_SHIFT
-                elif mode == DELAY_SEPARATE:
+                elif mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE):
                     t, d = packed, int(delays[doff + j])
+                elif mode == DELAY_NARROW_BYTE:
+                    t, d = packed, int(delays8[doff + j])
                 else:
                     t, d = packed, delay
                 w = float(const_weight[q]) if woff < 0 else float(weights[woff + j])

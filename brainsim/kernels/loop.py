@@ -110,6 +110,7 @@ def run_intervals(
     targets16: npt.NDArray[np.uint16],
     weights: npt.NDArray[np.float32],
     delays: npt.NDArray[np.uint16],
+    delays8: npt.NDArray[np.uint8],
     buf_exc: F64,
     buf_inh: F64,
     keys: I64,
@@ -184,7 +185,7 @@ def run_intervals(
             n_control += 1
         spikes = got[n_control:]
         deliver_all(spikes, t, n_gids, pop_gid_bounds, by_source_ptr, by_source, meta,
-                    const_weight, indptrs, targets, targets16, weights, delays, buf_exc,
+                    const_weight, indptrs, targets, targets16, weights, delays, delays8, buf_exc,
                     buf_inh)  # fmt: skip
         m = spikes.shape[0]
         if n_pending + m > pending.shape[0]:

@@ -15,7 +15,14 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.kernels.delivery import DELAY_PACKED, DELAY_SEPARATE, PACK_MAX_DELAY, PACK_SHIFT
+from brainsim.kernels.delivery import (
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
+    DELAY_PACKED,
+    DELAY_SEPARATE,
+    PACK_MAX_DELAY,
+    PACK_SHIFT,
+)
 
 __all__ = [
     "count_sources",
@@ -56,7 +63,7 @@ def scatter_by_source(
     mode: int,
     out_targets: npt.NDArray[np.uint32] | npt.NDArray[np.uint16],
     out_weights: npt.NDArray[np.float32],
-    out_delays: npt.NDArray[np.uint16],
+    out_delays: npt.NDArray[np.uint16] | npt.NDArray[np.uint8],
 ) -> tuple[int, int]:
     """Write a block of synapses, a CSR by target whose row ``t`` is local target
     ``first_target + t``, to their places in the CSR by source.
@@ -64,11 +71,13 @@ def scatter_by_source(
     ``cursor[s]`` is the next free position of source ``s`` (advanced here). ``weights`` and
     ``steps`` are per synapse of the block, or empty when constant (nothing is written for
     them). With ``mode`` :data:`~brainsim.kernels.delivery.DELAY_PACKED` the delay goes into the
-    target's top bits, with ``DELAY_SEPARATE`` into ``out_delays``; otherwise it is not stored
-    (``out_targets`` may then be ``uint16``, see :data:`~brainsim.kernels.delivery.DELAY_NARROW`).
-    Returns the smallest and largest delay in steps (``(1 << 62, 0)`` without delays); a packed
-    delay above :data:`~brainsim.kernels.delivery.PACK_MAX_DELAY` stops the block at once with
-    that delay as the largest, and the caller starts over with separate delays.
+    target's top bits, with ``DELAY_SEPARATE``, ``DELAY_NARROW_SEPARATE`` (``uint16``) or
+    ``DELAY_NARROW_BYTE`` (``uint8``) into ``out_delays``; otherwise it is not stored. The
+    ``DELAY_NARROW*`` modes write ``uint16`` targets.
+    Returns the smallest and largest delay in steps (``(1 << 62, 0)`` without delays); in
+    ``DELAY_PACKED`` or ``DELAY_NARROW_BYTE`` mode a delay above
+    :data:`~brainsim.kernels.delivery.PACK_MAX_DELAY` stops the block at once with that delay as
+    the largest, and the caller starts over with ``uint16`` delays.
     """
     d_min, d_max = 1 << 62, 0
     has_w, has_d = weights.shape[0] > 0, steps.shape[0] > 0
@@ -83,11 +92,14 @@ def scatter_by_source(
             if has_d:
                 d = steps[j]
                 d_min, d_max = min(d_min, int(d)), max(d_max, int(d))
-                if mode == DELAY_PACKED:
+                if mode == DELAY_PACKED or mode == DELAY_NARROW_BYTE:  # noqa: PLR1714, SIM109
                     if d > PACK_MAX_DELAY:
                         return d_min, d_max
-                    packed = target | (np.uint32(d) << shift)
-                elif mode == DELAY_SEPARATE:
+                    if mode == DELAY_PACKED:
+                        packed = target | (np.uint32(d) << shift)
+                    else:
+                        out_delays[pos] = d
+                elif mode == DELAY_SEPARATE or mode == DELAY_NARROW_SEPARATE:  # noqa: PLR1714, SIM109
                     out_delays[pos] = np.uint16(d)
             out_targets[pos] = packed
             if has_w:

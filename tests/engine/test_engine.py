@@ -20,8 +20,9 @@ from brainsim.exchange import LocalCommunicator, LocalExchanger
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
     DELAY_NARROW,
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
     DELAY_PACKED,
-    DELAY_SEPARATE,
     META_COLUMNS,
 )
 from brainsim.kernels.loop import run_intervals
@@ -115,8 +116,8 @@ def _two_pop_doc(weight: Any, delay: Any) -> dict[str, Any]:
     [
         (0.5, 1.0, 2),
         ({"normal": {"mean": 0.5, "std": 0.1}}, 1.0, 6),
-        ({"normal": {"mean": 0.5, "std": 0.1}}, {"uniform": {"low": 0.5, "high": 3.0}}, 8),
-        (0.5, {"uniform": {"low": 0.5, "high": 3.0}}, 4),
+        ({"normal": {"mean": 0.5, "std": 0.1}}, {"uniform": {"low": 0.5, "high": 3.0}}, 7),
+        (0.5, {"uniform": {"low": 0.5, "high": 3.0}}, 3),
     ],
 )
 def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse: int) -> None:
@@ -128,29 +129,39 @@ def test_synapse_storage_per_synapse(weight: Any, delay: Any, bytes_per_synapse:
     # exactly its in-degree.
     assert plan.meta[0, META_COLUMNS.index("column_offset")] == 300
     mode = plan.meta[0, META_COLUMNS.index("delay_mode")]
-    targets = {DELAY_PACKED: plan.targets & 0xFFFFFF, DELAY_NARROW: plan.targets16}.get(
-        mode, plan.targets
-    )
+    targets = plan.targets16 if mode in (DELAY_NARROW, DELAY_NARROW_BYTE) else plan.targets
     assert np.array_equal(np.bincount(targets), np.full(100, 50))
 
 
 @pytest.mark.parametrize(
-    ("size", "mode", "stored"),
-    [(65536, DELAY_NARROW, "targets16"), (65537, DELAY_CONSTANT, "targets")],
+    ("size", "delay", "mode", "stored"),
+    [
+        (65536, 1.0, DELAY_NARROW, "targets16"),
+        (65537, 1.0, DELAY_CONSTANT, "targets"),
+        (65536, {"uniform": {"low": 0.5, "high": 3.0}}, DELAY_NARROW_BYTE, "targets16"),
+        (65537, {"uniform": {"low": 0.5, "high": 3.0}}, DELAY_PACKED, "targets"),
+        (65536, {"uniform": {"low": 20.0, "high": 40.0}}, DELAY_NARROW_SEPARATE, "targets16"),
+    ],
 )
-def test_one_delay_stores_16_bit_targets_up_to_65536_local_targets(
-    size: int, mode: int, stored: str
+def test_targets_are_16_bit_up_to_65536_local_targets(
+    size: int, delay: Any, mode: int, stored: str
 ) -> None:
     doc = _doc(
         populations={"S": {"size": 10, "model": "lif", "params": LIF},
                      "T": {"size": size, "model": "lif", "params": LIF}},
         projections={"ST": {"source": "S", "target": "T",
                             "connectivity": {"rule": "fixed_indegree", "indegree": 1},
-                            "weight": 0.5, "delay_ms": 1.0}},
+                            "weight": 0.5, "delay_ms": delay}},
     )  # fmt: skip
     plan = build_network(parse_circuit(doc), LocalCommunicator()).plan
     assert plan.meta[0, META_COLUMNS.index("delay_mode")] == mode
     targets = getattr(plan, stored)
+    if mode == DELAY_PACKED:
+        assert (targets >> 24).min() >= 5  # the delay steps, packed above the target
+        targets = targets & 0xFFFFFF
+    # Delays of one byte each, or two above 255 steps.
+    assert plan.delays8.shape[0] == (size if mode == DELAY_NARROW_BYTE else 0)
+    assert plan.delays.shape[0] == (size if mode == DELAY_NARROW_SEPARATE else 0)
     assert plan.n_synapses == targets.shape[0] == size
     # Every target, the last one included, is stored exactly once.
     assert np.array_equal(np.sort(targets), np.arange(size))
@@ -310,16 +321,17 @@ def _plan(doc: dict[str, Any], block_synapses: int) -> DeliveryPlan:
     ("rule", "delay", "mode"),
     [
         ({"rule": "fixed_indegree", "indegree": 40},
-         {"normal": {"mean": 1.5, "std": 0.5, "low": 0.1, "bound": "clip"}}, DELAY_PACKED),
+         {"normal": {"mean": 1.5, "std": 0.5, "low": 0.1, "bound": "clip"}}, DELAY_NARROW_BYTE),
         ({"rule": "pairwise_bernoulli", "p": 0.2}, 1.0, DELAY_NARROW),
         ({"rule": "fixed_total_number", "n": 4000}, {"uniform": {"low": 0.5, "high": 3.0}},
-         DELAY_PACKED),
-        # Above 255 steps: the packed form is abandoned and the delays stored beside.
-        ({"rule": "all_to_all"}, {"uniform": {"low": 20.0, "high": 40.0}}, DELAY_SEPARATE),
+         DELAY_NARROW_BYTE),
+        # Above 255 steps: one byte per delay is abandoned and the delays stored as uint16.
+        ({"rule": "all_to_all"}, {"uniform": {"low": 20.0, "high": 40.0}},
+         DELAY_NARROW_SEPARATE),
         # Drawn delays that all round to 10 steps are stored once.
         ({"rule": "fixed_outdegree", "outdegree": 20}, {"uniform": {"low": 1.0, "high": 1.04}},
-         DELAY_CONSTANT),
-        ({"rule": "one_to_one"}, {"uniform": {"low": 0.5, "high": 3.0}}, DELAY_PACKED),
+         DELAY_NARROW),
+        ({"rule": "one_to_one"}, {"uniform": {"low": 0.5, "high": 3.0}}, DELAY_NARROW_BYTE),
     ],
 )  # fmt: skip
 def test_construction_in_blocks_equals_one_block(
@@ -334,6 +346,7 @@ def test_construction_in_blocks_equals_one_block(
         doc["projections"]["EI"]["source"] = "I"
     whole, blocks = _plan(doc, 1 << 30), _plan(doc, 7)
     assert whole.n_synapses > 0
-    for name in ("meta", "indptrs", "targets", "targets16", "weights", "delays", "const_weight"):
+    for name in ("meta", "indptrs", "targets", "targets16", "weights", "delays", "delays8",
+                 "const_weight"):  # fmt: skip
         assert np.array_equal(getattr(whole, name), getattr(blocks, name)), name
     assert whole.meta[0, META_COLUMNS.index("delay_mode")] == mode

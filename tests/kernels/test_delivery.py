@@ -7,6 +7,8 @@ import numpy as np
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
     DELAY_NARROW,
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_SHIFT,
@@ -28,8 +30,10 @@ def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, con
     delays = np.zeros(0, dtype=np.uint16)
     if mode == DELAY_PACKED:
         targets = targets | (steps.astype(np.uint32) << np.uint32(PACK_SHIFT))
-    elif mode == DELAY_SEPARATE:
-        delays = steps.astype(np.uint16)
+    elif mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE):
+        delays = (steps + 300).astype(np.uint16)  # beyond one byte, as these modes are for
+    elif mode == DELAY_NARROW_BYTE:
+        delays = steps.astype(np.uint8)
     weights = np.zeros(0, np.float32) if const_w else rng.normal(0, 1, nnz).astype(np.float32)
     return indptr, targets, weights, delays
 
@@ -49,31 +53,43 @@ def _plan(rng: np.random.Generator):
         (0, 0, 30, DELAY_NARROW, -0.75, 2, 12, 1),
         (1, 30, 20, DELAY_NARROW, None, 5, 0, 0),
         (1, 30, 20, DELAY_NARROW, None, 6, 12, 1),
+        (0, 0, 30, DELAY_NARROW_BYTE, None, 0, 12, 1),
+        (1, 30, 20, DELAY_NARROW_BYTE, 0.5, 0, 0, 0),
+        (0, 0, 30, DELAY_NARROW_SEPARATE, -0.25, 0, 0, 0),
     ]
     parts = [_projection(rng, n, 12, mode, w is not None) for _, _, n, mode, w, *_ in specs]
     source_index = np.array([s[0] for s in specs])
     by_source = np.argsort(source_index, kind="stable").astype(np.int64)
-    by_source_ptr = np.array([0, 4, 9], dtype=np.int64)
-    # Running offsets: indptr, targets, targets16, weights, delays.
-    rows, pos = [], [0, 0, 0, 0, 0]
-    for (_, off, n, mode, _, d, col, split), (indptr, _, weights, delays) in zip(
-        specs, parts, strict=True
+    by_source_ptr = np.array([0, 6, 12], dtype=np.int64)
+    narrow = [s[3] in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE) for s in specs]
+    byte = [s[3] == DELAY_NARROW_BYTE for s in specs]
+    # Each array's parts end to end; a projection's row points into the ones it uses.
+    arrays: dict[str, list[np.ndarray]] = {
+        "indptrs": [], "targets": [], "targets16": [], "weights": [], "delays": [], "delays8": []
+    }  # fmt: skip
+
+    def place(name: str, values: np.ndarray) -> int:
+        start = sum(a.shape[0] for a in arrays[name])
+        arrays[name].append(values)
+        return start if values.shape[0] else -1
+
+    rows = []
+    for q, ((_, off, _, mode, _, d, col, split), (indptr, targets, weights, delays)) in enumerate(
+        zip(specs, parts, strict=True)
     ):
-        n_syn = int(indptr[-1])
-        narrow = mode == DELAY_NARROW
-        w_off = pos[3] if weights.shape[0] else -1
-        d_off = pos[4] if delays.shape[0] else -1
-        rows.append([off, mode, d, col, split, pos[0], pos[2] if narrow else pos[1], w_off, d_off])
-        pos = [pos[0] + n + 1, pos[1] + (0 if narrow else n_syn), pos[2] + (n_syn if narrow else 0),
-               pos[3] + weights.shape[0], pos[4] + delays.shape[0]]  # fmt: skip
+        at_iptr = place("indptrs", indptr)
+        at_syn = place("targets16" if narrow[q] else "targets", targets)
+        at_syn = max(at_syn, 0)
+        at_w = place("weights", weights)
+        at_d = place("delays8" if byte[q] else "delays", delays)
+        rows.append([off, mode, d, col, split, at_iptr, at_syn, at_w, at_d])
     const_w = np.array([0.0 if s[4] is None else s[4] for s in specs])
-    wide = [p for p, s in zip(parts, specs, strict=True) if s[3] != DELAY_NARROW]
-    narrow_parts = [p for p, s in zip(parts, specs, strict=True) if s[3] == DELAY_NARROW]
-    flat = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+    dtypes = {"indptrs": np.int64, "targets": np.uint32, "targets16": np.uint16,
+              "weights": np.float32, "delays": np.uint16, "delays8": np.uint8}  # fmt: skip
+    flat = {name: np.concatenate(parts).astype(dtypes[name]) for name, parts in arrays.items()}
     return (bounds, by_source_ptr, by_source, np.array(rows, dtype=np.int64), const_w,
-            flat[0].astype(np.int64), np.concatenate([p[1] for p in wide]).astype(np.uint32),
-            np.concatenate([p[1] for p in narrow_parts]).astype(np.uint16),
-            flat[2].astype(np.float32), flat[3].astype(np.uint16))  # fmt: skip
+            flat["indptrs"], flat["targets"], flat["targets16"], flat["weights"], flat["delays"],
+            flat["delays8"])  # fmt: skip
 
 
 def test_kernel_equals_reference_for_every_storage_mode() -> None:
@@ -103,8 +119,7 @@ def _single(split: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
     deliver_all(
         key, 6, n_gids, np.array([0, 10, 14, 50]), np.array([0, 0, 1, 1]), np.array([0]),
         meta, np.array([weight]), indptr, np.array([0, 3], np.uint32), np.zeros(0, np.uint16),
-        np.zeros(0, np.float32),
-        np.array([4, 9], np.uint16), exc, inh,
+        np.zeros(0, np.float32), np.array([4, 9], np.uint16), np.zeros(0, np.uint8), exc, inh,
     )  # fmt: skip
     return exc, inh
 

@@ -8,6 +8,9 @@ import pytest
 
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_NARROW,
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_MAX_TARGET,
@@ -46,9 +49,11 @@ def _two_pass(
         count_sources(sources[indptr[lo] : indptr[hi]], counts[1:])
     src_indptr = np.cumsum(counts)
     n = int(src_indptr[-1])
-    targets = np.empty(n, dtype=np.uint32)
+    narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
+    targets = np.empty(n, dtype=np.uint16 if narrow else np.uint32)
     out_w = np.empty(n if weights.shape[0] else 0, dtype=np.float32)
-    out_d = np.empty(n if mode == DELAY_SEPARATE else 0, dtype=np.uint16)
+    apart = mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE, DELAY_NARROW_BYTE)
+    out_d = np.empty(n if apart else 0, dtype=np.uint8 if mode == DELAY_NARROW_BYTE else np.uint16)
     cursor = src_indptr[:-1].copy()
     d_range = (1 << 62, 0)
     for lo, hi in blocks:
@@ -63,11 +68,16 @@ def _two_pass(
 
 
 @pytest.mark.parametrize("block", [1, 7, 50])
-@pytest.mark.parametrize("mode", [DELAY_CONSTANT, DELAY_PACKED, DELAY_SEPARATE])
+@pytest.mark.parametrize(
+    "mode",
+    [DELAY_CONSTANT, DELAY_PACKED, DELAY_SEPARATE, DELAY_NARROW, DELAY_NARROW_BYTE,
+     DELAY_NARROW_SEPARATE],
+)  # fmt: skip
 def test_two_passes_in_blocks_equal_a_stable_argsort(mode: int, block: int) -> None:
     indptr, sources, weights, steps = _projection(3)
+    one_delay = mode in (DELAY_CONSTANT, DELAY_NARROW)
     src_indptr, targets, out_w, out_d, d_range = _two_pass(
-        indptr, sources, weights, steps if mode != DELAY_CONSTANT else steps[:0], mode, block
+        indptr, sources, weights, steps[:0] if one_delay else steps, mode, block
     )
     want_ptr, want_t, want_w, want_d = scatter_by_source_ref(indptr, sources, N_SOURCES,
                                                              weights, steps)  # fmt: skip
@@ -78,14 +88,14 @@ def test_two_passes_in_blocks_equal_a_stable_argsort(mode: int, block: int) -> N
         assert np.array_equal(targets >> PACK_SHIFT, want_d)
     else:
         assert np.array_equal(targets, want_t)
-    if mode == DELAY_SEPARATE:
+    if mode in (DELAY_SEPARATE, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE):
         assert np.array_equal(out_d, want_d)
-    if mode == DELAY_CONSTANT:
+    if one_delay:
         assert d_range == (1 << 62, 0)
     else:
         assert d_range == (steps.min(), steps.max())
     # Each source's synapses are in ascending target order (the delivery order).
-    local = targets & PACK_MAX_TARGET
+    local = targets.astype(np.int64) & PACK_MAX_TARGET
     for s in range(N_SOURCES):
         assert np.all(np.diff(local[src_indptr[s] : src_indptr[s + 1]].astype(np.int64)) >= 0)
 
@@ -98,10 +108,11 @@ def test_constant_weights_write_no_weights() -> None:
                                                          weights, steps)[1])  # fmt: skip
 
 
-def test_a_delay_too_long_to_pack_stops_the_block() -> None:
+@pytest.mark.parametrize("mode", [DELAY_PACKED, DELAY_NARROW_BYTE])
+def test_a_delay_too_long_for_a_byte_stops_the_block(mode: int) -> None:
     indptr, sources, weights, steps = _projection(5)
     steps[steps.shape[0] // 2] = 256
-    *_, d_range = _two_pass(indptr, sources, weights, steps, DELAY_PACKED, 50)
+    *_, d_range = _two_pass(indptr, sources, weights, steps, mode, 50)
     assert d_range[1] == 256
 
 
