@@ -31,6 +31,7 @@ from brainsim.errors import EngineError
 from brainsim.kernels import connect
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_DENSE,
     DELAY_NARROW,
     DELAY_NARROW_BYTE,
     DELAY_NARROW_SEPARATE,
@@ -50,6 +51,7 @@ __all__ = [
     "LocalProjection",
     "count_projection",
     "fill_projection",
+    "is_dense",
     "is_narrow",
 ]
 
@@ -63,8 +65,9 @@ class LocalProjection:
     ``weights`` is empty when every synapse has ``const_weight``; ``delays`` is empty unless
     ``delay_mode`` is :data:`~brainsim.kernels.delivery.DELAY_SEPARATE`,
     ``DELAY_NARROW_SEPARATE`` or ``DELAY_NARROW_BYTE`` (``uint8``); with ``DELAY_CONSTANT`` or
-    ``DELAY_NARROW`` every synapse has ``delay_steps``. The ``DELAY_NARROW*`` modes have
-    ``uint16`` targets (see :mod:`brainsim.kernels.delivery`).
+    ``DELAY_NARROW`` or ``DELAY_DENSE`` every synapse has ``delay_steps``. The
+    ``DELAY_NARROW*`` modes have ``uint16`` targets; ``DELAY_DENSE`` stores none (see
+    :mod:`brainsim.kernels.delivery`).
     """
 
     name: str
@@ -84,7 +87,7 @@ class LocalProjection:
     @property
     def n_synapses(self) -> int:
         """Number of synapses stored on this rank."""
-        return int(self.targets.shape[0])
+        return int(self.indptr[-1])
 
 
 def _total_counts(circuit: Circuit, proj: Projection) -> Int64Array | None:
@@ -368,6 +371,19 @@ def is_narrow(counted: CountedProjection) -> bool:
     return counted.n_synapses > 0 and counted.hi - counted.lo <= NARROW_MAX_TARGETS
 
 
+def is_dense(counted: CountedProjection) -> bool:
+    """Whether ``counted`` is stored without targets
+    (:data:`~brainsim.kernels.delivery.DELAY_DENSE`): one delay, and every source reaches every
+    local target once."""
+    rule, proj = counted.proj.connectivity, counted.proj
+    return (
+        isinstance(rule, AllToAll)
+        and (rule.allow_autapses or proj.source != proj.target)
+        and counted.const_delay_ms is not None
+        and counted.n_synapses > 0
+    )
+
+
 def fill_projection(
     circuit: Circuit,
     counted: CountedProjection,
@@ -377,13 +393,16 @@ def fill_projection(
 ) -> LocalProjection:
     """Second pass: write the synapses of ``counted`` into ``targets`` (and ``weights``, empty
     for a constant weight, and ``byte_delays``, empty unless it is :func:`is_narrow` with delays
-    that vary), which have its size, in CSR-by-source order. ``targets`` is ``uint16`` exactly
-    when :func:`is_narrow`."""
+    that vary), which have its size, in CSR-by-source order. ``targets`` is empty when
+    :func:`is_dense`, else ``uint16`` exactly when :func:`is_narrow`."""
     proj = counted.proj
     src = circuit.populations[proj.source]
+    dense = is_dense(counted)
     narrow = targets.dtype == np.uint16
-    if narrow != is_narrow(counted):
-        raise ValueError(f"{proj.name}: targets of dtype {targets.dtype} for this projection")
+    if targets.shape[0] != (0 if dense else counted.n_synapses) or (
+        not dense and narrow != is_narrow(counted)
+    ):
+        raise ValueError(f"{proj.name}: {targets.shape[0]} targets of dtype {targets.dtype}")
     if counted.const_delay_ms is not None or counted.n_synapses == 0:
         mode = DELAY_CONSTANT
     elif narrow:
@@ -400,7 +419,9 @@ def fill_projection(
     counted.kept = None
     if mode == DELAY_CONSTANT:
         d_min = d_max = max(1, round((counted.const_delay_ms or 0.0) / circuit.simulation.dt_ms))
-        if narrow:
+        if dense:
+            mode = DELAY_DENSE
+        elif narrow:
             mode = DELAY_NARROW
     elif d_max > np.iinfo(np.uint16).max:
         raise EngineError(
@@ -423,7 +444,7 @@ def fill_projection(
         const_weight=float(np.float32(counted.const_weight or 0.0)),
         delays=delays,
         delay_mode=mode,
-        delay_steps=d_min if mode in (DELAY_CONSTANT, DELAY_NARROW) else 0,
+        delay_steps=d_min if mode in (DELAY_CONSTANT, DELAY_NARROW, DELAY_DENSE) else 0,
         min_delay_steps=d_min,
         max_delay_steps=d_max,
     )
@@ -465,11 +486,8 @@ class DeliveryPlan:
     weights: npt.NDArray[np.float32]
     delays: npt.NDArray[np.uint16]
     delays8: npt.NDArray[np.uint8]
-
-    @property
-    def n_synapses(self) -> int:
-        """Synapses stored on this rank."""
-        return int(self.targets.shape[0] + self.targets16.shape[0])
+    n_synapses: int
+    """Synapses stored on this rank."""
 
     @property
     def nbytes(self) -> int:
@@ -506,12 +524,14 @@ class DeliveryPlan:
         np.cumsum(np.bincount(source_index, minlength=len(names)), out=by_source_ptr[1:])
         n_syn = [c.n_synapses for c in counted]
         varying = [c.const_weight is None for c in counted]
-        narrow = [is_narrow(c) for c in counted]
-        wide_offsets = _offsets(n_syn, [not n for n in narrow])
-        narrow_offsets = _offsets(n_syn, narrow)
-        synapse_offsets = np.maximum(wide_offsets, narrow_offsets)
+        # Each projection's targets go to one of three places: nowhere (dense), the uint16
+        # targets, or the uint32 ones.
+        dense = [is_dense(c) for c in counted]
+        narrow = [is_narrow(c) and not d for c, d in zip(counted, dense, strict=True)]
+        wide = [not n and not d for n, d in zip(narrow, dense, strict=True)]
+        synapse_offsets = np.maximum(_offsets(n_syn, wide), _offsets(n_syn, narrow)).clip(0)
         weight_offsets = _offsets(n_syn, varying)
-        targets = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if not w), np.uint32)
+        targets = np.empty(sum(n for n, w in zip(n_syn, wide, strict=True) if w), np.uint32)
         targets16 = np.empty(sum(n for n, w in zip(n_syn, narrow, strict=True) if w), np.uint16)
         weights = np.empty(sum(n for n, v in zip(n_syn, varying, strict=True) if v), np.float32)
         # Narrow projections' varying delays, one byte each, written in place (a projection
@@ -526,7 +546,7 @@ class DeliveryPlan:
                 fill_projection(
                     circuit,
                     c,
-                    (targets16 if narrow[q] else targets)[at : at + n_syn[q]],
+                    (targets16 if narrow[q] else targets)[at : at + (0 if dense[q] else n_syn[q])],
                     weights[w_at : w_at + n_syn[q]] if w_at >= 0 else weights[:0],
                     delays8[b_at : b_at + n_syn[q]] if b_at >= 0 else delays8[:0],
                 )
@@ -539,8 +559,8 @@ class DeliveryPlan:
             )
             byte_offsets = _offsets(n_syn, in_bytes)
         # uint16 delays (rare: wide projections, or above 255 steps) are laid end to end now.
-        wide = [p.delays.dtype == np.uint16 and p.delays.shape[0] > 0 for p in projections]
-        delay_offsets = np.where(in_bytes, byte_offsets, _offsets(n_syn, wide))
+        apart = [p.delays.dtype == np.uint16 and p.delays.shape[0] > 0 for p in projections]
+        delay_offsets = np.where(in_bytes, byte_offsets, _offsets(n_syn, apart))
         meta = np.array(
             [
                 [p.source_gid_offset, p.delay_mode, p.delay_steps,
@@ -562,8 +582,9 @@ class DeliveryPlan:
             weights=weights,
             # Only projections with uint16 targets or delays above 255 steps store them apart.
             delays=_end_to_end(
-                [p.delays for p, w in zip(projections, wide, strict=True) if w], np.uint16
+                [p.delays for p, a in zip(projections, apart, strict=True) if a], np.uint16
             ),
             delays8=delays8,
+            n_synapses=sum(n_syn),
         )
         return plan, [(p.min_delay_steps, p.max_delay_steps) for p in projections]

@@ -9,6 +9,8 @@ for a float32 weight when weights vary (a constant weight or delay is stored onc
 stores its targets as ``uint16``, in an array of their own (``targets16``), and its delays, when
 they vary, in a ``uint8`` array (``delays8``; ``uint16`` in ``delays`` above 255 steps): a synapse
 with a constant weight and delay then costs 2 bytes, with a weight and delay of its own 7.
+An ``all_to_all`` projection with one delay stores no targets at all (:data:`DELAY_DENSE`): each
+source's row holds every local target in order, so its delivery is a contiguous vector add.
 
 All local neurons of a rank share one pair of ring buffers, ``(n_slots, n_local)``; a
 population's neurons are the columns ``column_offset ..``. Projections onto targets that keep
@@ -30,6 +32,7 @@ import numpy.typing as npt
 
 __all__ = [
     "DELAY_CONSTANT",
+    "DELAY_DENSE",
     "DELAY_NARROW",
     "DELAY_NARROW_BYTE",
     "DELAY_NARROW_SEPARATE",
@@ -53,6 +56,9 @@ DELAY_NARROW_BYTE = 4
 """Targets in ``targets16``, each synapse's delay in ``delays8`` (at most 255 steps)."""
 DELAY_NARROW_SEPARATE = 5
 """Targets in ``targets16``, each synapse's delay in ``delays``."""
+DELAY_DENSE = 6
+"""One delay, and every source's row holds every local target in ascending order: no targets are
+stored (synapse ``k`` of a row goes to local target ``k``)."""
 NARROW_MAX_TARGETS = 1 << 16
 """Most local targets a projection stored with ``uint16`` targets (the ``DELAY_NARROW*``
 modes) may have."""
@@ -136,15 +142,16 @@ def deliver_all(
             w_base = meta[q, _WOFF] - syn  # weight of synapse j: weights[w_base + j]
             d_base = meta[q, _DOFF] - syn
             w0 = const_weight[q]
-            if mode == DELAY_CONSTANT or mode == DELAY_NARROW:  # noqa: PLR1714, SIM109 (numba)
-                row = (step + meta[q, _DELAY]) % n_slots
-                exc, inh = buf_exc[row], buf_inh[row]
-                if mode == DELAY_NARROW:
-                    _add_one_delay(targets16, lo, hi, col, w0, const_w, split, weights, w_base,
-                                   exc, inh)  # fmt: skip
-                else:
-                    _add_one_delay(tgt, lo, hi, col, w0, const_w, split, weights, w_base, exc,
-                                   inh)  # fmt: skip
+            row = (step + meta[q, _DELAY]) % n_slots  # for the one-delay modes
+            if mode == DELAY_DENSE:
+                _add_dense(hi - lo, col, w0, const_w, split, weights, w_base + lo, buf_exc[row],
+                           buf_inh[row])  # fmt: skip
+            elif mode == DELAY_NARROW:
+                _add_one_delay(targets16, lo, hi, col, w0, const_w, split, weights, w_base,
+                               buf_exc[row], buf_inh[row])  # fmt: skip
+            elif mode == DELAY_CONSTANT:
+                _add_one_delay(tgt, lo, hi, col, w0, const_w, split, weights, w_base, buf_exc[row],
+                               buf_inh[row])  # fmt: skip
             else:
                 for j in range(lo, hi):
                     if mode == DELAY_PACKED:
@@ -199,6 +206,39 @@ def _add_one_delay(
             exc[col + tgt[j]] += np.float64(weights[w_base + j])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_dense(
+    n: int,
+    col: int,
+    w0: float,
+    const_w: bool,
+    split: bool,
+    weights: npt.NDArray[np.float32],
+    w_at: int,
+    exc: npt.NDArray[np.float64],
+    inh: npt.NDArray[np.float64],
+) -> None:
+    """Add a dense row of ``n`` synapses (weights from ``weights[w_at]``) onto the ring-buffer
+    columns ``col ..`` of ``exc``/``inh``: contiguous on both sides, so the adds vectorize."""
+    exc_row, inh_row = exc[col : col + n], inh[col : col + n]
+    if const_w:
+        out = inh_row if split and w0 < 0.0 else exc_row
+        for k in range(n):
+            out[k] += w0
+    elif split:
+        row_w = weights[w_at : w_at + n]
+        for k in range(n):
+            w = np.float64(row_w[k])
+            if w >= 0.0:
+                exc_row[k] += w
+            else:
+                inh_row[k] += w
+    else:
+        row_w = weights[w_at : w_at + n]
+        for k in range(n):
+            exc_row[k] += np.float64(row_w[k])
+
+
 def deliver_all_ref(
     keys: npt.NDArray[np.int64],
     first_step: int,
@@ -226,15 +266,19 @@ def deliver_all_ref(
             q = int(by_source[qi])
             src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
-            for j in range(int(indptrs[src]), int(indptrs[src + 1])):
+            row_start = int(indptrs[src])
+            for j in range(row_start, int(indptrs[src + 1])):
                 narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
-                packed = int(targets16[syn + j] if narrow else targets[syn + j])
+                stored = targets16 if narrow else targets
+                packed = int(stored[syn + j]) if mode != DELAY_DENSE else 0
                 if mode == DELAY_PACKED:
                     t, d = packed & PACK_MAX_TARGET, packed >> PACK_SHIFT
                 elif mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE):
                     t, d = packed, int(delays[doff + j])
                 elif mode == DELAY_NARROW_BYTE:
                     t, d = packed, int(delays8[doff + j])
+                elif mode == DELAY_DENSE:
+                    t, d = j - row_start, delay
                 else:
                     t, d = packed, delay
                 w = float(const_weight[q]) if woff < 0 else float(weights[woff + j])

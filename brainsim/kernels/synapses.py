@@ -73,14 +73,15 @@ def scatter_by_source(
     them). With ``mode`` :data:`~brainsim.kernels.delivery.DELAY_PACKED` the delay goes into the
     target's top bits, with ``DELAY_SEPARATE``, ``DELAY_NARROW_SEPARATE`` (``uint16``) or
     ``DELAY_NARROW_BYTE`` (``uint8``) into ``out_delays``; otherwise it is not stored. The
-    ``DELAY_NARROW*`` modes write ``uint16`` targets.
+    ``DELAY_NARROW*`` modes write ``uint16`` targets; an empty ``out_targets`` writes none
+    (``DELAY_DENSE``).
     Returns the smallest and largest delay in steps (``(1 << 62, 0)`` without delays); in
     ``DELAY_PACKED`` or ``DELAY_NARROW_BYTE`` mode a delay above
     :data:`~brainsim.kernels.delivery.PACK_MAX_DELAY` stops the block at once with that delay as
     the largest, and the caller starts over with ``uint16`` delays.
     """
     d_min, d_max = 1 << 62, 0
-    has_w, has_d = weights.shape[0] > 0, steps.shape[0] > 0
+    has_w, has_d, has_t = weights.shape[0] > 0, steps.shape[0] > 0, out_targets.shape[0] > 0
     shift = np.uint32(PACK_SHIFT)
     for t in range(indptr.shape[0] - 1):
         target = np.uint32(first_target + t)
@@ -101,7 +102,8 @@ def scatter_by_source(
                         out_delays[pos] = d
                 elif mode == DELAY_SEPARATE or mode == DELAY_NARROW_SEPARATE:  # noqa: PLR1714, SIM109
                     out_delays[pos] = np.uint16(d)
-            out_targets[pos] = packed
+            if has_t:
+                out_targets[pos] = packed
             if has_w:
                 out_weights[pos] = np.float32(weights[j])
     return d_min, d_max

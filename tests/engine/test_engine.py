@@ -19,6 +19,7 @@ from brainsim.engine.simulator import load_step_loop
 from brainsim.exchange import LocalCommunicator, LocalExchanger
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_DENSE,
     DELAY_NARROW,
     DELAY_NARROW_BYTE,
     DELAY_NARROW_SEPARATE,
@@ -303,6 +304,64 @@ def test_the_start_up_load_of_the_step_loop_has_the_run_s_signature(tmp_path: Pa
     load_step_loop(LocalExchanger())
     _simulate(tmp_path, RunConfig())
     assert len(run_intervals.signatures) == 1
+
+
+@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+def test_all_to_all_stores_no_targets_and_delivers_as_the_sparse_form(
+    tmp_path: Path, synapse: str
+) -> None:
+    """``all_to_all`` with one delay is stored dense (no targets); ``pairwise_bernoulli`` with
+    p = 1 draws the same synapses and weights but stores them sparse: same spikes, bit for bit."""
+    params = {**LIF, "synapse": synapse, "tau_syn_ex_ms": 2.0, "tau_syn_in_ms": 2.0}
+    scale = 1.0 if synapse == "delta" else 200.0  # mV jumps, or pA into 250 pF
+    if synapse == "delta":
+        params = LIF
+
+    def doc(rule: dict[str, Any]) -> dict[str, Any]:
+        return _doc(
+            populations={"E": {"size": 120, "model": "lif", "params": params},
+                         "I": {"size": 30, "model": "lif", "params": params}},
+            projections={
+                "EE": {"source": "E", "target": "E", "connectivity": rule,
+                       "weight": {"uniform": {"low": 0.0, "high": 0.4 * scale}}, "delay_ms": 1.0},
+                "IE": {"source": "I", "target": "E", "connectivity": rule,
+                       "weight": {"uniform": {"low": -1.5 * scale, "high": 0.5 * scale}},
+                       "delay_ms": 0.5},
+                "EI": {"source": "E", "target": "I", "connectivity": rule,
+                       "weight": 0.3 * scale, "delay_ms": 1.5},
+            },
+            stimuli={"drive": {"type": "poisson", "targets": ["E", "I"], "rate_hz": 9000.0,
+                               "weight": 2.0 * scale}},
+            recordings={"spikes": ["E", "I"]},
+        )  # fmt: skip
+
+    dense, sparse = doc({"rule": "all_to_all"}), doc({"rule": "pairwise_bernoulli", "p": 1.0})
+    plan = build_network(parse_circuit(dense), LocalCommunicator()).plan
+    assert list(plan.meta[:, META_COLUMNS.index("delay_mode")]) == [DELAY_DENSE] * 3
+    assert plan.targets.shape == plan.targets16.shape == (0,)
+    assert plan.n_synapses == 120 * 120 + 30 * 120 + 120 * 30
+    sparse_plan = build_network(parse_circuit(sparse), LocalCommunicator()).plan
+    assert np.array_equal(plan.weights, sparse_plan.weights)
+    one, other = (
+        brainsim.run(dense, tmp_path / "dense.zarr"),
+        brainsim.run(sparse, tmp_path / "s.zarr"),
+    )
+    for pop in ("E", "I"):
+        a, b = one.spikes(pop), other.spikes(pop)
+        assert a.node_ids.size > 100
+        assert np.array_equal(a.node_ids, b.node_ids)
+        assert np.array_equal(a.times_ms, b.times_ms)
+
+
+def test_all_to_all_without_autapses_is_stored_sparse() -> None:
+    doc = _two_pop_doc(0.5, 1.0)
+    rule = {"rule": "all_to_all", "allow_autapses": False}
+    doc["projections"]["II"] = {"source": "I", "target": "I", "weight": -1.0, "delay_ms": 1.0,
+                                "connectivity": rule}  # fmt: skip
+    doc["projections"]["EI"]["connectivity"] = {"rule": "all_to_all", "allow_autapses": False}
+    modes = build_network(parse_circuit(doc), LocalCommunicator()).plan.meta[:, 1]
+    # Between two populations there is no autapse to leave out.
+    assert list(modes) == [DELAY_DENSE, DELAY_NARROW]
 
 
 def _plan(doc: dict[str, Any], block_synapses: int) -> DeliveryPlan:

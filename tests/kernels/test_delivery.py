@@ -6,6 +6,7 @@ import numpy as np
 
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
+    DELAY_DENSE,
     DELAY_NARROW,
     DELAY_NARROW_BYTE,
     DELAY_NARROW_SEPARATE,
@@ -21,11 +22,14 @@ N_SLOTS = 20
 
 
 def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, const_w: bool):
-    counts = rng.integers(0, 8, n_src)
+    # A dense projection's rows hold every target in order (and store none of them).
+    counts = np.full(n_src, n_tgt) if mode == DELAY_DENSE else rng.integers(0, 8, n_src)
     indptr = np.zeros(n_src + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     nnz = int(indptr[-1])
     targets = rng.integers(0, n_tgt, nnz).astype(np.uint32)
+    if mode == DELAY_DENSE:
+        targets = targets[:0]
     steps = rng.integers(1, 15, nnz)
     delays = np.zeros(0, dtype=np.uint16)
     if mode == DELAY_PACKED:
@@ -56,11 +60,14 @@ def _plan(rng: np.random.Generator):
         (0, 0, 30, DELAY_NARROW_BYTE, None, 0, 12, 1),
         (1, 30, 20, DELAY_NARROW_BYTE, 0.5, 0, 0, 0),
         (0, 0, 30, DELAY_NARROW_SEPARATE, -0.25, 0, 0, 0),
+        (0, 0, 30, DELAY_DENSE, None, 3, 12, 1),
+        (1, 30, 20, DELAY_DENSE, 0.75, 8, 0, 0),
+        (1, 30, 20, DELAY_DENSE, -0.5, 2, 12, 1),
     ]
     parts = [_projection(rng, n, 12, mode, w is not None) for _, _, n, mode, w, *_ in specs]
     source_index = np.array([s[0] for s in specs])
     by_source = np.argsort(source_index, kind="stable").astype(np.int64)
-    by_source_ptr = np.array([0, 6, 12], dtype=np.int64)
+    by_source_ptr = np.array([0, 7, 15], dtype=np.int64)
     narrow = [s[3] in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE) for s in specs]
     byte = [s[3] == DELAY_NARROW_BYTE for s in specs]
     # Each array's parts end to end; a projection's row points into the ones it uses.
