@@ -9,11 +9,12 @@ never imports the gRPC service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from types import FrameType
 from typing import TextIO
@@ -140,7 +141,8 @@ def _parameters(pairs: Sequence[str]) -> dict[str, float]:
 
 def _load_for_run(args: argparse.Namespace) -> object:
     from brainsim.circuit import load_circuit, parse_circuit
-    from brainsim.engine.run import launched_ranks, with_overrides
+    from brainsim.circuit.overrides import with_overrides
+    from brainsim.engine.launch import launched_ranks
 
     parameters = _parameters(args.param)
     # The memory estimate is for the whole circuit on one machine: check it once, where the
@@ -161,10 +163,8 @@ def _load_for_run(args: argparse.Namespace) -> object:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import mpiexec_command, run_child
-    from brainsim.engine.run import communicator, execute, launched_ranks
-    from brainsim.engine.simulator import RunConfig
-    from brainsim.recording import check_writable
+    from brainsim.engine.launch import launched_ranks, mpiexec_command, run_child
+    from brainsim.recording.paths import check_writable
 
     circuit = _load_for_run(args)
     if args.ranks > 1 and launched_ranks() == 1:
@@ -175,6 +175,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             capture_stderr=False,
         )
         return code
+    # Only the ranks (and a one-rank run) load the engine: numba and zarr take about 0.5 s.
+    from brainsim.engine.run import communicator, execute
+    from brainsim.engine.simulator import RunConfig
+
     comm, exchanger = communicator()
     stop = {"requested": False}
 
@@ -187,14 +191,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.started(comm.size, circuit.simulation.duration_ms)  # type: ignore[attr-defined]
     try:
-        status = execute(
-            circuit,  # type: ignore[arg-type]
-            args.out,
-            comm=comm,
-            exchanger=exchanger,
-            overwrite=args.overwrite,
-            config=RunConfig(progress=progress, should_stop=lambda: stop["requested"]),
-        )
+        with _without_blas_probe():
+            status = execute(
+                circuit,  # type: ignore[arg-type]
+                args.out,
+                comm=comm,
+                exchanger=exchanger,
+                overwrite=args.overwrite,
+                config=RunConfig(progress=progress, should_stop=lambda: stop["requested"]),
+            )
     except BrainsimError as exc:
         _fail(comm, f"error: {exc}")
         return EXIT_INVALID if isinstance(exc, RecordingError) else EXIT_FAILED
@@ -204,6 +209,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.finished(status)
     return EXIT_CANCELLED if status == "cancelled" else 0
+
+
+_BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+@contextlib.contextmanager
+def _without_blas_probe() -> Iterator[None]:
+    """Let numba find no BLAS while a run's process loads its kernels.
+
+    When numba loads its array functions it probes for a BLAS by importing ``scipy.linalg``,
+    which takes about 0.3 s of every rank's start-up where scipy is installed. No kernel uses a
+    BLAS, and this process only runs the simulation, so the probe is made to fail at once; the
+    import works again afterwards. (A library user's process is never changed this way.)
+    """
+    blocked = _BLAS_PROBE not in sys.modules
+    if blocked:
+        sys.modules[_BLAS_PROBE] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get(_BLAS_PROBE, 0) is None:
+            del sys.modules[_BLAS_PROBE]
 
 
 def _fail(comm: object, message: str) -> None:

@@ -17,9 +17,19 @@ from collections.abc import Sequence
 from types import FrameType
 
 from brainsim.errors import EngineError
-from brainsim.recording import mark_store_failed
 
-__all__ = ["find_mpiexec", "mpiexec_command", "run_child"]
+__all__ = ["find_mpiexec", "launched_ranks", "mpiexec_command", "run_child"]
+
+_RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+
+
+def launched_ranks() -> int:
+    """Number of ranks an MPI launcher started this process with (1 when not under MPI)."""
+    for name in _RANK_COUNT_VARIABLES:
+        raw = os.environ.get(name, "")
+        if raw.isdigit():
+            return int(raw)
+    return 1
 
 
 def find_mpiexec() -> str:
@@ -68,6 +78,8 @@ def run_child(
             proc.wait()
     code = proc.returncode
     if code != 0:
+        from brainsim.recording.writer import mark_store_failed  # zarr: only when needed
+
         reason = (err or "").strip().splitlines()[-1:] or [f"exit code {code}"]
         mark_store_failed(store, reason[0])
     return code, err or ""

@@ -9,7 +9,6 @@ environment the launcher left, so the same entry point serves both.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import hashlib
 import json
 import os
@@ -17,7 +16,9 @@ import platform
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from brainsim.circuit.overrides import with_overrides
 from brainsim.circuit.spec import Circuit
+from brainsim.engine.launch import launched_ranks
 from brainsim.engine.simulator import (
     RunConfig,
     build_network,
@@ -25,23 +26,13 @@ from brainsim.engine.simulator import (
     report_specs,
     simulate,
 )
-from brainsim.errors import CircuitError
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
 from brainsim.recording import ZarrRecorder
 from brainsim.recording.base import FinalStatus, PopulationInfo, RunInfo
 
 __all__ = ["communicator", "execute", "launched_ranks", "with_overrides"]
-
-_RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
-
-
-def launched_ranks() -> int:
-    """Number of ranks an MPI launcher started this process with (1 when not under MPI)."""
-    for name in _RANK_COUNT_VARIABLES:
-        raw = os.environ.get(name, "")
-        if raw.isdigit():
-            return int(raw)
-    return 1
+# launched_ranks and with_overrides live in light modules (the launcher imports only those);
+# they are re-exported here for the ranks' side.
 
 
 def communicator() -> tuple[Communicator, SpikeExchanger]:
@@ -52,36 +43,6 @@ def communicator() -> tuple[Communicator, SpikeExchanger]:
         comm = MpiCommunicator()
         return comm, MpiExchanger(comm)
     return LocalCommunicator(), LocalExchanger()
-
-
-def with_overrides(
-    circuit: Circuit, *, duration_ms: float | None = None, seed: int | None = None
-) -> Circuit:
-    """``circuit`` with the run's duration and seed replaced (the normalized document too)."""
-    sim = circuit.simulation
-    new = dataclasses.replace(
-        sim,
-        duration_ms=sim.duration_ms if duration_ms is None else float(duration_ms),
-        seed=sim.seed if seed is None else int(seed),
-    )
-    problems = []
-    if not 0 < new.duration_ms < float("inf"):
-        problems.append(f"--duration-ms: must be > 0, got {new.duration_ms}")
-    elif abs(new.duration_ms / new.dt_ms - round(new.duration_ms / new.dt_ms)) > 1e-9:
-        problems.append(
-            f"--duration-ms: must be a multiple of dt_ms ({new.dt_ms}), got {new.duration_ms}"
-        )
-    if not 0 <= new.seed < 2**32:
-        problems.append(f"--seed: must be in [0, 2**32), got {new.seed}")
-    if problems:
-        raise CircuitError(problems)
-    document = dict(circuit.document)
-    document["simulation"] = {
-        **dict(document.get("simulation", {})),
-        "duration_ms": new.duration_ms,
-        "seed": new.seed,
-    }
-    return dataclasses.replace(circuit, simulation=new, document=document)
 
 
 def _versions() -> dict[str, str]:

@@ -1,16 +1,43 @@
-"""Zarr recordings (RECORDING.md): the recorder interface, the parallel writer and the reader."""
+"""Zarr recordings (RECORDING.md): the recorder interface, the parallel writer and the reader.
 
-from brainsim.recording.base import (
-    Collectives,
-    FinalStatus,
-    PopulationInfo,
-    Recorder,
-    ReportSpec,
-    RunInfo,
-)
-from brainsim.recording.layout import FORMAT
-from brainsim.recording.reader import RecordingStore, SpikeTrains, open_store
-from brainsim.recording.writer import ZarrRecorder, check_writable, mark_store_failed
+The names below load their modules on first use, so that ``brainsim.recording.paths`` (what a
+launcher needs) imports without zarr.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from brainsim.recording.base import (
+        Collectives,
+        FinalStatus,
+        PopulationInfo,
+        Recorder,
+        ReportSpec,
+        RunInfo,
+    )
+    from brainsim.recording.layout import FORMAT
+    from brainsim.recording.paths import check_writable
+    from brainsim.recording.reader import RecordingStore, SpikeTrains, open_store
+    from brainsim.recording.writer import ZarrRecorder, mark_store_failed
+
+_HOME = {
+    "Collectives": "base",
+    "FinalStatus": "base",
+    "PopulationInfo": "base",
+    "Recorder": "base",
+    "ReportSpec": "base",
+    "RunInfo": "base",
+    "FORMAT": "layout",
+    "check_writable": "paths",
+    "RecordingStore": "reader",
+    "SpikeTrains": "reader",
+    "open_store": "reader",
+    "ZarrRecorder": "writer",
+    "mark_store_failed": "writer",
+}
 
 __all__ = [
     "FORMAT",
@@ -27,3 +54,10 @@ __all__ = [
     "mark_store_failed",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -173,3 +173,26 @@ def test_freed_construction_buffers_go_back_to_the_system() -> None:
 
     assert grown("default") > 4.0  # the behaviour being fixed
     assert grown("fixed") < 1.0
+
+
+def test_the_launcher_and_the_run_load_only_what_they_need(tmp_path: Path) -> None:
+    """The launcher of a multi-rank run imports neither numba nor zarr (the ranks do); a run
+    skips numba's BLAS probe (an import of scipy.linalg) and leaves scipy importable after."""
+    pytest.importorskip("scipy")
+    script = """
+import sys
+from brainsim.engine.launch import launched_ranks, mpiexec_command, run_child
+from brainsim.recording.paths import check_writable
+import brainsim.cli
+light = not ({"numba", "zarr"} & set(sys.modules))
+brainsim.cli.main(["run", sys.argv[1], "--out", sys.argv[2], "--progress", "none"])
+probed = "scipy.linalg" in sys.modules
+import scipy.linalg.cython_blas
+print(light, probed)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(TINY), str(tmp_path / "t.zarr")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
