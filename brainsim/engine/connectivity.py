@@ -558,7 +558,8 @@ class DeliveryPlan:
                 [p.delays for p, b in zip(projections, in_bytes, strict=True) if b], np.uint8
             )
             byte_offsets = _offsets(n_syn, in_bytes)
-        # uint16 delays (rare: wide projections, or above 255 steps) are laid end to end now.
+        # uint16 delays (rare: delays above 255 steps, or more than 2^24 local targets) are
+        # laid end to end now.
         apart = [p.delays.dtype == np.uint16 and p.delays.shape[0] > 0 for p in projections]
         delay_offsets = np.where(in_bytes, byte_offsets, _offsets(n_syn, apart))
         meta = np.array(
@@ -580,7 +581,6 @@ class DeliveryPlan:
             targets=targets,
             targets16=targets16,
             weights=weights,
-            # Only projections with uint16 targets or delays above 255 steps store them apart.
             delays=_end_to_end(
                 [p.delays for p, a in zip(projections, apart, strict=True) if a], np.uint16
             ),
