@@ -61,19 +61,27 @@ def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         merged["load"] += document.get("load", [])
         merged["commands"] += [document.get("command", "")]
     merged["started"] = documents[0].get("started")
+    # The commits of the brainsim runs that are kept (not those replaced by a later document).
+    kept = {id(run) for run in merged["runs"]}
     commits = [
         d.get("versions", {}).get("brainsim-commit", "not recorded")
         for d in documents
-        if any(run["config"].startswith("brainsim") for run in d["runs"])
+        if any(run["config"].startswith("brainsim") and id(run) in kept for run in d["runs"])
     ]
     merged["versions"] = dict(merged.get("versions", {}))
     merged["versions"]["brainsim-commit"] = " / ".join(dict.fromkeys(commits))
     return merged
 
 
+def _config_order(config: str) -> int:
+    """brainsim's configurations first, then the references (the order of the tables)."""
+    order = ("brainsim", "brainsim-1rank", "nest", "brian2")
+    return order.index(config) if config in order else len(order)
+
+
 def summaries(document: Mapping[str, Any]) -> list[Summary]:
     """A :class:`~bench.stats.Summary` for every case and configuration that has runs."""
-    configs = list(dict.fromkeys(run["config"] for run in document["runs"]))
+    configs = sorted(dict.fromkeys(run["config"] for run in document["runs"]), key=_config_order)
     found = []
     for case in document["cases"].values():
         for config in configs:

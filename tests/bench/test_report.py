@@ -65,6 +65,14 @@ def test_merge_replaces_runs_per_case_and_configuration(
         "python -m bench all",
         "python -m bench brunel --simulators brainsim",
     ]
+    # The tables list brainsim first whatever the order of the runs; the commit is that of the
+    # brainsim runs kept.
+    first["versions"]["brainsim-commit"], second["versions"]["brainsim-commit"] = "old", "new"
+    merged = merge([second, first])
+    text = render_markdown(merged)
+    assert text.index("| brunel | brainsim |") < text.index("| brunel | nest |")
+    assert "brainsim-commit old" in text
+    assert "new" not in text.split("brainsim-commit", 1)[1].split(",", 1)[0]
 
 
 def test_plot_writes_a_png(tmp_path: Path, results_document: dict[str, Any]) -> None:
