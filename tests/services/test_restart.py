@@ -49,7 +49,8 @@ def test_kill_the_server_mid_job_and_restart(tmp_path: Path, tiny_circuit: str) 
     first = ServerProcess(data_root, tokens, "--max-local-jobs", "1")
     try:
         with first.client() as client:
-            running = client.submit(tiny_circuit, n_ranks=2, duration_ms=3000.0)
+            # Long enough (about a second of simulation) to outlive the first server.
+            running = client.submit(tiny_circuit, n_ranks=2, duration_ms=20_000.0)
             queued = client.submit(tiny_circuit)
             wait_for_progress(client, running.job_id)
             assert client.get(queued.job_id).state == pb.JOB_STATE_QUEUED
@@ -67,7 +68,7 @@ def test_kill_the_server_mid_job_and_restart(tmp_path: Path, tiny_circuit: str) 
     finally:
         assert second.terminate() == 0
     assert done.state == pb.JOB_STATE_SUCCEEDED, done.failure_reason
-    assert done.simulated_ms == 3000.0
+    assert done.simulated_ms == 20_000.0
     assert after.state == pb.JOB_STATE_SUCCEEDED, after.failure_reason
     assert after.start_time.ToNanoseconds() >= done.end_time.ToNanoseconds()
     assert event_kinds(data_root, running.job_id) == [
@@ -87,7 +88,8 @@ def test_a_job_that_ended_while_no_server_ran_is_reconciled(
     first = ServerProcess(data_root, tokens)
     try:
         with first.client() as client:
-            finished = client.submit(tiny_circuit, duration_ms=300.0)
+            # Long enough (about 0.3 s of simulation) to be seen running before it ends.
+            finished = client.submit(tiny_circuit, duration_ms=5000.0)
             lost = client.submit(tiny_circuit, duration_ms=600_000.0)
             wait_for_progress(client, finished.job_id)
             wait_for_progress(client, lost.job_id)
