@@ -1,5 +1,5 @@
 """``python -m brainsim``: the command-line interface (also what ``mpiexec`` launches)."""
 
-from brainsim.cli import console_main
+from brainsim.cli import main
 
-raise SystemExit(console_main())
+raise SystemExit(main())

@@ -11,20 +11,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
-import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from brainsim import __version__
 from brainsim.errors import BrainsimError, CircuitError, RecordingError
 
-__all__ = ["console_main", "main"]
+__all__ = ["main"]
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -336,33 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in entry_points(group="brainsim.commands"):
         ep.load()(sub)
     return parser
-
-
-def console_main() -> int:
-    """The ``brainsim`` command and ``python -m brainsim`` (what ``mpiexec`` starts).
-
-    After ``brainsim run`` the process leaves at once: everything is written and closed by
-    then, and the interpreter's teardown (freeing the network, unloading numba, zarr and
-    numpy, a last garbage collection) took 0.2 s of every rank. Streams are flushed and MPI is
-    finalized first. Other commands return normally.
-    """
-    argv = sys.argv[1:]
-    code = main(argv)
-    if argv[:1] == ["run"]:
-        _leave_now(code)
-    return code
-
-
-def _leave_now(code: int) -> NoReturn:
-    """Exit with ``code`` without the interpreter's teardown."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    logging.shutdown()
-    mpi = sys.modules.get("brainsim.exchange.mpi")
-    if mpi is not None:
-        mpi.finalize()
-    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,10 +86,3 @@ class MpiExchanger:
 def world() -> MpiCommunicator:
     """The communicator of every rank this process was started with."""
     return MpiCommunicator()
-
-
-def finalize() -> None:
-    """``MPI_Finalize`` now, unless MPI is not initialized or already finalized (mpi4py does
-    it at interpreter exit, which a process that leaves with ``os._exit`` skips)."""
-    if MPI.Is_initialized() and not MPI.Is_finalized():
-        MPI.Finalize()

@@ -196,19 +196,3 @@ print(light, probed)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False"]
-
-
-@pytest.mark.parametrize("ranks", [1, 2])
-def test_a_run_leaves_at_once_with_everything_written(tmp_path: Path, ranks: int) -> None:
-    """``python -m brainsim run`` skips the interpreter's teardown: MPI is still finalized
-    (mpiexec reports nothing), the exit code is kept, and the store is complete."""
-    out = tmp_path / "fast.zarr"
-    done = brainsim_run(TINY, out, "--progress", "json", ranks=ranks)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    assert json.loads(done.stdout.splitlines()[-1]) == {"event": "finished", "status": "complete"}
-    assert root_attrs(out)["status"] == "complete"
-    # An error still exits with its code, after its message.
-    again = brainsim_run(TINY, out, ranks=ranks)
-    assert again.returncode != 0
-    assert "already holds a recording" in again.stderr
