@@ -58,6 +58,16 @@ class PoissonTable:
     cdf: Float64Array
     guide: Int64Array
     weight: Float64Array
+    words: npt.NDArray[np.uint32] = field(default_factory=lambda: np.zeros((0, 4), np.uint32))
+    """Each target's last four Philox words (see the kernel), kept across intervals."""
+    block: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+    """The index of each target's ``words`` (-1: none yet)."""
+
+    def __post_init__(self) -> None:
+        # A fresh, empty cache for these targets (the table is frozen; its cache is not).
+        n = self.gids.shape[0]
+        object.__setattr__(self, "words", np.zeros((n, 4), dtype=np.uint32))
+        object.__setattr__(self, "block", np.full(n, -1, dtype=np.int64))
 
     @classmethod
     def empty(cls) -> PoissonTable:

@@ -96,6 +96,8 @@ def run_intervals(
     po_cdf: F64,
     po_guide: I64,
     po_weight: F64,
+    po_words: npt.NDArray[np.uint32],
+    po_block: I64,
     sched_steps: I64,
     sched_cols: I64,
     sched_w: F64,
@@ -139,7 +141,8 @@ def run_intervals(
     while t < t_end and t < n_steps and done < max_intervals:
         t1 = min(t + k, n_steps)
         poisson_drive(seed, po_segments, po_gids, po_columns, po_lam, po_table_of, po_cdf,
-                      po_guide, po_weight, t, t1 - t, buf_exc, buf_inh)  # fmt: skip
+                      po_guide, po_weight, t, t1 - t, buf_exc, buf_inh, po_words,
+                      po_block)  # fmt: skip
         while cursor < sched_steps.shape[0] and sched_steps[cursor] < t1:
             row = sched_steps[cursor] % n_slots
             if sched_w[cursor] >= 0.0:

@@ -80,6 +80,8 @@ def poisson_drive(
     n_steps: int,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
+    words: npt.NDArray[np.uint32],
+    block: npt.NDArray[np.int64],
 ) -> None:
     """Poisson input of steps ``first_step .. first_step + n_steps - 1`` into the ring buffers.
 
@@ -92,6 +94,10 @@ def poisson_drive(
     inverted by searching the target's row of :func:`poisson_cdf_tables` from its guide entry
     (probabilities below 2**-32 are not resolved); larger ``lam`` uses
     :func:`~brainsim.kernels.rng.poisson` keyed by ``g``.
+
+    ``words[i]`` keeps target ``i``'s four words of index ``block[i]`` (-1: none yet) from one
+    call to the next, so that a loop that exchanges every step (one step per call) still makes
+    one Philox call per four steps. The cache changes no value.
     """
     for d in range(segments.shape[0]):
         lo, hi, stream = segments[d, 0], segments[d, 1], segments[d, 2]
@@ -100,7 +106,7 @@ def poisson_drive(
             continue
         _drive_segment(seed, stream, delay_steps, draw_lo, draw_hi, lo, hi, gids, local_idx,
                        lam, table_of, cdf, guide, weight, first_step, n_steps, buf_exc,
-                       buf_inh)  # fmt: skip
+                       buf_inh, words, block)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
@@ -123,6 +129,8 @@ def _drive_segment(
     n_steps: int,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
+    words: npt.NDArray[np.uint32],
+    block: npt.NDArray[np.int64],
 ) -> None:
     n_slots = buf_exc.shape[0]
     scale = 2.0**-32
@@ -133,8 +141,6 @@ def _drive_segment(
         target = local_idx[i]
         w = weight[i]
         table = table_of[i]
-        block = -1
-        w0 = w1 = w2 = w3 = np.uint32(0)
         for s in range(first_step, first_step + n_steps):
             g = s - delay_steps
             if g < draw_lo or g >= draw_hi:
@@ -142,11 +148,11 @@ def _drive_segment(
             count = 0
             if table >= 0:
                 b = g >> 2
-                if b != block:
+                if block[i] != b:
                     w0, w1, w2, w3 = philox_words(seed, stream, gid, b, 0)
-                    block = b
-                lane = g & 3
-                word = w0 if lane == 0 else w1 if lane == 1 else w2 if lane == 2 else w3
+                    words[i, 0], words[i, 1], words[i, 2], words[i, 3] = w0, w1, w2, w3
+                    block[i] = b
+                word = words[i, g & 3]
                 u = float(word) * scale
                 count = guide[table, word >> guide_shift]
                 while count < last and u >= cdf[table, count]:

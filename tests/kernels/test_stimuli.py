@@ -31,6 +31,33 @@ def _drive_args(
     return segments, gids, idx, lam, table_of, cdf, guide, weight
 
 
+def _cache(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An empty word cache for ``n`` targets (kernel arguments after the buffers)."""
+    return np.zeros((n, 4), dtype=np.uint32), np.full(n, -1, dtype=np.int64)
+
+
+def _drive(seed: int, *args: object) -> None:
+    """The kernel with a fresh word cache, as one call of the step loop sees it at the start."""
+    poisson_drive(seed, *args, *_cache(len(args[1])))  # type: ignore[arg-type]
+
+
+def test_one_step_per_call_with_a_kept_cache_equals_one_call() -> None:
+    """The loop of a circuit that exchanges every step calls the kernel once per step; the
+    words kept between calls give exactly what one call over all steps gives."""
+    rng = np.random.default_rng(4)
+    lam = np.concatenate([rng.uniform(0, 3, 30), [25.0]])
+    args = _drive_args(lam, rng.normal(0, 1, lam.shape[0]), delay=1, lo=0, hi=45)
+    whole = [np.zeros((50, lam.shape[0])) for _ in range(2)]
+    _drive(5, *args, 0, 50, *whole)
+    steps = [np.zeros((50, lam.shape[0])) for _ in range(2)]
+    cache = _cache(lam.shape[0])
+    for step in range(50):
+        poisson_drive(5, *args, step, 1, *steps, *cache)
+    assert np.array_equal(whole[0], steps[0])
+    assert np.array_equal(whole[1], steps[1])
+    assert (cache[1] >= 0).any()  # the cache was used
+
+
 def _part(args: tuple, sl: slice) -> tuple:
     segments, gids, idx, lam, table_of, cdf, guide, weight = args
     part = segments.copy()
@@ -46,7 +73,7 @@ def test_poisson_drive_equals_reference(first_step: int) -> None:
     args = _drive_args(lam, weight)
     a = [np.zeros((9, lam.shape[0])) for _ in range(2)]
     b = [np.zeros((9, lam.shape[0])) for _ in range(2)]
-    poisson_drive(7, *args, first_step, 7, *a)
+    _drive(7, *args, first_step, 7, *a)
     poisson_drive_ref(7, *args, first_step, 7, *b)
     assert np.array_equal(a[0], b[0])
     assert np.array_equal(a[1], b[1])
@@ -59,7 +86,7 @@ def test_poisson_drive_respects_the_generation_window() -> None:
     args = _drive_args(lam, np.ones(50), delay=3, lo=2, hi=5)
     buf = np.zeros((10, 50))
     # Steps 0..9 with delay 3: generation steps -3..6; only 2 <= g < 5 may draw (steps 5, 6, 7).
-    poisson_drive(1, *args, 0, 10, buf, buf)
+    _drive(1, *args, 0, 10, buf, buf)
     assert np.all(buf[[0, 1, 2, 3, 4, 8, 9]] == 0)
     assert np.all(buf[[5, 6, 7]].sum(axis=1) > 0)
 
@@ -69,7 +96,7 @@ def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
     n, steps = 400, 250
     args = _drive_args(np.full(n, lam), np.ones(n), stream=5, delay=0, lo=0, hi=steps)
     buf = np.zeros((steps, n))
-    poisson_drive(3, *args, 0, steps, buf, buf)
+    _drive(3, *args, 0, steps, buf, buf)
     counts = buf.ravel().astype(np.int64)
     assert abs(counts.mean() - lam) < 4 * np.sqrt(lam / counts.size)
     top = int(stats.poisson.ppf(0.999, lam))
@@ -84,10 +111,10 @@ def test_poisson_counts_follow_the_poisson_law(lam: float) -> None:
 def test_poisson_drive_is_independent_of_how_targets_are_split() -> None:
     args = _drive_args(np.full(30, 2.0), np.ones(30), stream=9, delay=1, lo=0, hi=99)
     whole = np.zeros((6, 30))
-    poisson_drive(9, *args, 0, 6, whole, whole)
+    _drive(9, *args, 0, 6, whole, whole)
     parts = np.zeros((6, 30))
     for sl in (slice(0, 11), slice(11, 30)):
-        poisson_drive(9, *_part(args, sl), 0, 6, parts, parts)
+        _drive(9, *_part(args, sl), 0, 6, parts, parts)
     assert np.array_equal(whole, parts)
 
 
@@ -95,12 +122,12 @@ def test_two_segments_equal_two_calls() -> None:
     one = _drive_args(np.full(20, 1.5), np.ones(20), stream=3, delay=1, lo=0, hi=30)
     two = _drive_args(np.full(10, 4.0), -np.ones(10), stream=4, delay=2, lo=5, hi=30)
     apart = [np.zeros((40, 20)) for _ in range(2)]
-    poisson_drive(8, *one, 0, 40, *apart)
-    poisson_drive(8, *two, 0, 40, *apart)
+    _drive(8, *one, 0, 40, *apart)
+    _drive(8, *two, 0, 40, *apart)
     seg = np.array([[0, 20, 3, 1, 0, 30], [20, 30, 4, 2, 5, 30]], dtype=np.int64)
     tables = poisson_cdf_tables(np.concatenate([one[3], two[3]]))
     together = [np.zeros((40, 20)) for _ in range(2)]
-    poisson_drive(8, seg, np.concatenate([one[1], two[1]]), np.concatenate([one[2], two[2]]),
+    _drive(8, seg, np.concatenate([one[1], two[1]]), np.concatenate([one[2], two[2]]),
                   np.concatenate([one[3], two[3]]), *tables, np.concatenate([one[7], two[7]]),
                   0, 40, *together)  # fmt: skip
     assert np.array_equal(apart[0], together[0])
@@ -112,8 +139,8 @@ def test_streams_make_stimuli_independent() -> None:
     one = _drive_args(np.full(40, 2.0), np.ones(40), stream=1, delay=0, lo=0, hi=50)
     two = _drive_args(np.full(40, 2.0), np.ones(40), stream=2, delay=0, lo=0, hi=50)
     a, b = np.zeros((50, 40)), np.zeros((50, 40))
-    poisson_drive(4, *one, 0, 50, a, a)
-    poisson_drive(4, *two, 0, 50, b, b)
+    _drive(4, *one, 0, 50, a, a)
+    _drive(4, *two, 0, 50, b, b)
     assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05
 
 
