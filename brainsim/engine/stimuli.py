@@ -58,9 +58,9 @@ class PoissonTable:
     cdf: Float64Array
     guide: Int64Array
     weight: Float64Array
-    words: npt.NDArray[np.uint32] = field(default_factory=lambda: np.zeros((0, 4), np.uint32))
+    words: npt.NDArray[np.uint32] = field(init=False, repr=False, compare=False)
     """Each target's last four Philox words (see the kernel), kept across intervals."""
-    block: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+    block: Int64Array = field(init=False, repr=False, compare=False)
     """The index of each target's ``words`` (-1: none yet)."""
 
     def __post_init__(self) -> None:

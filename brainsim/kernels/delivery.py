@@ -267,9 +267,9 @@ def deliver_all_ref(
             src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
             row_start = int(indptrs[src])
+            narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
+            stored = targets16 if narrow else targets
             for j in range(row_start, int(indptrs[src + 1])):
-                narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
-                stored = targets16 if narrow else targets
                 packed = int(stored[syn + j]) if mode != DELAY_DENSE else 0
                 if mode == DELAY_PACKED:
                     t, d = packed & PACK_MAX_TARGET, packed >> PACK_SHIFT

@@ -226,6 +226,13 @@ class _SpikeStream:
     last_step: int = -1
     last_id: int = -1
 
+    def drop_complete_chunks(self) -> None:
+        """Drop the buffer's complete chunks (all checked and written); ``base`` follows."""
+        complete = self.buffer.size // self.chunk * self.chunk
+        self.buffer.drop_front(complete)
+        self.base += complete
+        self.checked = self.buffer.size
+
 
 @dataclass(slots=True)
 class _ReportStream:
@@ -489,9 +496,7 @@ class ZarrRecorder:
                 writes.run()
             except Exception as exc:
                 self._write_error = exc
-        spikes.buffer.drop_front(complete)
-        spikes.base += complete
-        spikes.checked = spikes.buffer.size
+        spikes.drop_complete_chunks()
 
     def add_state(
         self,
@@ -573,12 +578,8 @@ class ZarrRecorder:
                 error = exc
         self._raise_if_any_failed(error, "publishing the array shapes")
         for spikes in self._spikes.values():
-            total = spikes.base + spikes.buffer.size
-            new_base = total // spikes.chunk * spikes.chunk
-            spikes.buffer.drop_front(new_base - spikes.base)
-            spikes.base = new_base
-            spikes.checked = spikes.buffer.size
-            spikes.published = total
+            spikes.published = spikes.base + spikes.buffer.size
+            spikes.drop_complete_chunks()
         for stream, new_end, partial in zip(self._reports, new_ends, partials, strict=True):
             stream.rows[: stream.end - stream.flushed, : stream.n_local] = np.nan
             stream.flushed = stream.end = new_end
