@@ -18,7 +18,8 @@ from brainsim.kernels.delivery import (
     encode_spikes,
 )
 
-N_SLOTS = 20
+N_SLOTS = 320
+"""Ring-buffer rows: more than the longest delay (314 steps), as the engine guarantees."""
 
 
 def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, const_w: bool):
