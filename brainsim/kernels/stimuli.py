@@ -132,20 +132,28 @@ def _drive_segment(
     words: npt.NDArray[np.uint32],
     block: npt.NDArray[np.int64],
 ) -> None:
-    n_slots = buf_exc.shape[0]
+    # Unsigned indices in the per-step work (numba adds no wraparound to them); the ring-buffer
+    # row follows the step by an increment, not a division per draw.
+    n_slots = np.uint64(buf_exc.shape[0])
     scale = 2.0**-32
-    last = cdf.shape[1] - 1
+    last = np.uint64(cdf.shape[1] - 1)
     guide_shift = np.uint32(32 - GUIDE_BITS)
+    # Steps of the call whose generation step is drawn: draw_lo <= s - delay_steps < draw_hi.
+    s_lo = max(first_step, draw_lo + delay_steps)
+    s_hi = min(first_step + n_steps, draw_hi + delay_steps)
+    if s_lo >= s_hi:
+        return
+    first_row = np.uint64(s_lo % buf_exc.shape[0])
     for i in range(lo, hi):
         gid = gids[i]
-        target = local_idx[i]
+        target = np.uint64(local_idx[i])
         w = weight[i]
         table = table_of[i]
-        for s in range(first_step, first_step + n_steps):
+        u_table = np.uint64(max(table, 0))
+        row = first_row
+        for s in range(s_lo, s_hi):
             g = s - delay_steps
-            if g < draw_lo or g >= draw_hi:
-                continue
-            count = 0
+            count = np.uint64(0)
             if table >= 0:
                 b = g >> 2
                 if block[i] != b:
@@ -154,17 +162,19 @@ def _drive_segment(
                     block[i] = b
                 word = words[i, g & 3]
                 u = float(word) * scale
-                count = guide[table, word >> guide_shift]
-                while count < last and u >= cdf[table, count]:
-                    count += 1
+                count = np.uint64(guide[u_table, word >> guide_shift])
+                while count < last and u >= cdf[u_table, count]:
+                    count += np.uint64(1)
             else:
-                count = int(poisson(seed, stream, gid, g, lam[i]))
+                count = np.uint64(poisson(seed, stream, gid, g, lam[i]))
             if count > 0:
-                row = s % n_slots
                 if w >= 0.0:
-                    buf_exc[row, target] += count * w
+                    buf_exc[row, target] += float(count) * w
                 else:
-                    buf_inh[row, target] += count * w
+                    buf_inh[row, target] += float(count) * w
+            row += np.uint64(1)
+            if row == n_slots:
+                row = np.uint64(0)
 
 
 def poisson_drive_ref(
