@@ -4,8 +4,8 @@ Order of work (the comment in each step says why):
 
 1. the reference environment is created or reused, and NEST/Brian2 probed; a simulator that
    cannot be installed or imported is dropped with a note and the rest still runs;
-2. every configuration runs the 100-neuron baseline circuit once (after a warm-up), whose
-   peak RSS is subtracted for bytes per synapse;
+2. every configuration runs the 100-neuron baseline circuit three times (after a warm-up),
+   whose median peak RSS is subtracted for bytes per synapse;
 3. per case: the variant circuit file and the NEST/Brian2 scripts are written; brainsim warms
    its numba cache with a short run (of a smaller case with the same kernels where there is
    one) and Brian2 compiles its project, so the timed runs start warm as a user's would;
@@ -27,10 +27,12 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from bench.brian2_script import brian2_script
 from bench.cases import BASELINE, Case, CaseInfo, case_info, write_variant
@@ -393,15 +395,29 @@ def _record(session: _Session, case_run: _CaseRun, result: RunResult) -> None:
     session.save()
 
 
+BASELINE_REPS: Final = 3
+"""Runs of the baseline circuit per configuration; the median peak is kept. A single run is
+not enough: the peak of the same 2-rank baseline run varies by up to 18 MiB from run to run,
+which on a network of a million synapses is 18 bytes per synapse."""
+
+
+def baseline_peak(results: Sequence[RunResult]) -> int | None:
+    """The median peak memory of the successful baseline runs (None if none succeeded)."""
+    peaks = [r.peak_rss_bytes for r in results if r.ok and r.peak_rss_bytes]
+    return int(statistics.median(peaks)) if peaks else None
+
+
 def _run_baseline(session: _Session, configs: list[Config]) -> None:
     baseline = _CaseRun(session, BASELINE, configs, quick=False)
     for config in baseline.configs:
         failure = baseline.warm_up(config, baseline.path)
-        result = baseline.run(config, rep=0)
-        if failure or not result.ok:
-            session.note(f"baseline failed on {config.name}: {failure or result.error}")
+        results = [] if failure else [baseline.run(config, rep) for rep in range(BASELINE_REPS)]
+        peak = baseline_peak(results)
+        if peak is None:
+            error = next((r.error for r in results if not r.ok), "no peak memory measured")
+            session.note(f"baseline failed on {config.name}: {failure or error}")
             continue
-        session.document["baselines"][config.name] = result.peak_rss_bytes
+        session.document["baselines"][config.name] = peak
     session.save()
 
 

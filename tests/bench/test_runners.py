@@ -11,6 +11,7 @@ import zarr
 
 from bench.runners import Config, RunResult, brainsim_command, parse_script_result, read_store
 from bench.script_runtime import RESULT_MARKER
+from bench.suite import baseline_peak
 
 
 def test_brainsim_command_is_what_a_user_types(tmp_path: Path) -> None:
@@ -73,3 +74,14 @@ def test_run_result_as_dict_has_every_field() -> None:
     assert set(found) >= {"case", "config", "rep", "ok", "error", "build_s", "peak_rss_bytes"}
     assert Config("brainsim", "brainsim", 2).workers == 2
     assert sys.executable
+
+
+def test_baseline_peak_is_the_median_of_the_successful_runs() -> None:
+    def run(rep: int, ok: bool, peak: int) -> RunResult:
+        return RunResult("baseline", "brainsim", rep, ok=ok, peak_rss_bytes=peak)
+
+    # One high run (as the 2-rank baseline has) no longer sets the baseline; failures are skipped.
+    runs = [run(0, True, 450), run(1, True, 433), run(2, False, 999), run(3, True, 436)]
+    assert baseline_peak(runs) == 436
+    assert baseline_peak([run(0, False, 400)]) is None
+    assert baseline_peak([]) is None
