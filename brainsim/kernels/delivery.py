@@ -86,6 +86,9 @@ delays at ``delay_offset`` (in ``delays8`` for :data:`DELAY_NARROW_BYTE`, else i
 
 _SRC, _MODE, _DELAY, _COL, _SPLIT, _IPTR, _SYN, _WOFF, _DOFF = range(9)
 
+_Index = int | np.uint64
+"""An index of the helpers below: signed per row, unsigned per synapse."""
+
 
 @numba.njit(cache=True, nogil=True)
 def deliver_all(
@@ -167,12 +170,13 @@ def deliver_all(
 # The helpers below index with unsigned integers: numba then adds no negative-index wraparound
 # to every load and store, which cost a third of a synapse's delivery time. A delayed row is
 # ``slot + delay`` less ``n_slots`` once if past the end (delays are below ``n_slots``), not a
-# division per synapse.
+# division per synapse (:func:`_later_slot`, for the one-delay rows and every synapse's).
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _later_slot(slot: int, delay: int, n_slots: int) -> int:
-    """Ring-buffer row ``delay`` rows after ``slot`` (``0 <= slot, delay < n_slots``)."""
+def _later_slot(slot: _Index, delay: _Index, n_slots: _Index) -> _Index:
+    """Ring-buffer row ``delay`` rows after ``slot`` (``0 <= slot, delay < n_slots``; signed or
+    unsigned, compiled for each)."""
     row = slot + delay
     return row - n_slots if row >= n_slots else row
 
@@ -235,9 +239,7 @@ def _add_delays(
     u_col, t_at, u_d, u_w = np.uint64(col), np.uint64(lo), np.uint64(d_at), np.uint64(w_at)
     u_slot, n_slots = np.uint64(slot), np.uint64(buf_exc.shape[0])
     for i in range(np.uint64(hi - lo)):
-        row = u_slot + np.uint64(dly[u_d + i])
-        if row >= n_slots:
-            row -= n_slots
+        row = _later_slot(u_slot, np.uint64(dly[u_d + i]), n_slots)
         t = u_col + np.uint64(tgt[t_at + i])
         w = w0 if const_w else np.float64(weights[u_w + i])
         if split and w < 0.0:
@@ -267,9 +269,7 @@ def _add_packed(
     mask, shift = np.uint64(PACK_MAX_TARGET), np.uint64(PACK_SHIFT)
     for i in range(np.uint64(hi - lo)):
         packed = np.uint64(tgt[t_at + i])
-        row = u_slot + (packed >> shift)
-        if row >= n_slots:
-            row -= n_slots
+        row = _later_slot(u_slot, packed >> shift, n_slots)
         t = u_col + (packed & mask)
         w = w0 if const_w else np.float64(weights[u_w + i])
         if split and w < 0.0:
