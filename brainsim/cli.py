@@ -140,15 +140,14 @@ def _parameters(pairs: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def _load_for_run(args: argparse.Namespace) -> object:
+def _load_for_run(args: argparse.Namespace, *, check_memory: bool) -> object:
     from brainsim.circuit import load_circuit, parse_circuit
     from brainsim.circuit.overrides import with_overrides
-    from brainsim.engine.launch import launched_ranks
 
     parameters = _parameters(args.param)
-    # The memory estimate is for the whole circuit on one machine: check it once, where the
-    # run is launched, not in ranks that may be spread over several machines.
-    limit = 0 if launched_ranks() > 1 else None
+    # The memory estimate is for the whole circuit on one machine: a launcher checks it once,
+    # ranks that may be spread over several machines do not.
+    limit = None if check_memory else 0
     if args.base_dir is not None:
         try:
             with open(args.circuit, encoding="utf-8") as fh:
@@ -164,11 +163,18 @@ def _load_for_run(args: argparse.Namespace) -> object:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import launched_ranks, mpiexec_command, run_child
-    from brainsim.recording.paths import check_writable
+    from brainsim.engine.launch import launched_ranks
 
-    circuit = _load_for_run(args)
-    if args.ranks > 1 and launched_ranks() == 1:
+    launcher = launched_ranks() == 1
+    if launcher and not args.no_pool:
+        code = _run_in_pool(args)
+        if code is not None:
+            return code
+    circuit = _load_for_run(args, check_memory=launcher)
+    if args.ranks > 1 and launcher:
+        from brainsim.engine.launch import mpiexec_command, run_child
+        from brainsim.recording.paths import check_writable
+
         check_writable(args.out, overwrite=args.overwrite)
         code, _ = run_child(
             mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *_run_argv(args)]),
@@ -176,12 +182,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             capture_stderr=False,
         )
         return code
-    # Only the ranks (and a one-rank run) load the engine: numba and zarr take about 0.5 s.
-    with _collector_paused():
-        from brainsim.engine.run import communicator, execute
-        from brainsim.engine.simulator import RunConfig
-
-    comm, exchanger = communicator()
     stop = {"requested": False}
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -189,7 +189,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, request_stop)
-    progress = Progress(args.progress, sys.stdout) if comm.rank == 0 else None
+    code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["requested"])
+    # The process ends here: spare its teardown the collector's walk over every live object.
+    gc.freeze()
+    return code
+
+
+def _run_in_pool(args: argparse.Namespace) -> int | None:
+    """The exit code of the run in a running pool of ``--ranks`` ranks; None without one."""
+    from brainsim.errors import PoolError
+    from brainsim.pool.client import run_in_pool
+
+    progress = args.progress
+    if progress == "auto":  # the client's terminal decides, not the pool's log
+        progress = "bar" if sys.stdout.isatty() else "plain"
+    argv = _run_argv(args, progress=progress)
+    try:
+        return run_in_pool(
+            args.ranks,
+            argv,
+            out=args.out,
+            overwrite=args.overwrite,
+            quiet=progress == "none",
+        )
+    except PoolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_loaded(
+    circuit: object,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    should_stop: Callable[[], bool],
+) -> int:
+    """Run a loaded circuit on the ranks of this process group; the exit code."""
+    # Only the ranks (and a one-rank run) load the engine: numba and zarr take about 0.5 s.
+    with _collector_paused():
+        from brainsim.engine.run import communicator, execute
+        from brainsim.engine.simulator import RunConfig
+
+    comm, exchanger = communicator()
+    progress = Progress(args.progress, out) if comm.rank == 0 else None
     if progress is not None:
         progress.started(comm.size, circuit.simulation.duration_ms)  # type: ignore[attr-defined]
     try:
@@ -200,19 +242,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 comm=comm,
                 exchanger=exchanger,
                 overwrite=args.overwrite,
-                config=RunConfig(progress=progress, should_stop=lambda: stop["requested"]),
+                config=RunConfig(progress=progress, should_stop=should_stop),
             )
     except BrainsimError as exc:
-        _fail(comm, f"error: {exc}")
+        _fail(comm, f"error: {exc}", err)
         return EXIT_INVALID if isinstance(exc, RecordingError) else EXIT_FAILED
     except Exception as exc:
-        _fail(comm, f"error: rank {comm.rank} failed: {type(exc).__name__}: {exc}")
+        _fail(comm, f"error: rank {comm.rank} failed: {type(exc).__name__}: {exc}", err)
         return EXIT_FAILED
     if progress is not None:
         progress.finished(status)
-    # The process ends here: spare its teardown the collector's walk over every live object.
-    gc.freeze()
     return EXIT_CANCELLED if status == "cancelled" else 0
+
+
+def _pool_job(argv: list[str], out: TextIO, err: TextIO, should_stop: Callable[[], bool]) -> int:
+    """One ``brainsim run`` on this rank of a pool (see :mod:`brainsim.pool.server`).
+
+    Every rank loads the circuit and checks it, the memory estimate included (a pool lives on
+    one machine), so an invalid one fails on all of them alike, before any collective call.
+    """
+    parser = argparse.ArgumentParser(prog="brainsim run", exit_on_error=False)
+    _add_run_arguments(parser)
+    try:
+        args = parser.parse_args(argv[1:])
+        circuit = _load_for_run(args, check_memory=True)
+    except (argparse.ArgumentError, BrainsimError) as exc:
+        print(f"error: {exc}", file=err, flush=True)
+        return EXIT_INVALID
+    except SystemExit:  # argparse has printed what was wrong with the arguments
+        return EXIT_INVALID
+    return _run_loaded(circuit, args, out, err, should_stop)
 
 
 @contextlib.contextmanager
@@ -256,17 +315,17 @@ def _without_blas_probe() -> Iterator[None]:
             del sys.modules[_BLAS_PROBE]
 
 
-def _fail(comm: object, message: str) -> None:
+def _fail(comm: object, message: str, err: TextIO) -> None:
     """Report a rank's failure; on several ranks, abort them all so none waits forever."""
-    print(message, file=sys.stderr, flush=True)
+    print(message, file=err, flush=True)
     abort: Callable[[int], None] | None = getattr(comm, "abort", None)
     if abort is not None and getattr(comm, "size", 1) > 1:
         abort(EXIT_FAILED)
 
 
-def _run_argv(args: argparse.Namespace) -> list[str]:
+def _run_argv(args: argparse.Namespace, progress: str | None = None) -> list[str]:
     """The ``run`` arguments for the ranks (everything but ``--ranks``)."""
-    argv = ["run", args.circuit, "--out", args.out, "--progress", args.progress]
+    argv = ["run", args.circuit, "--out", args.out, "--progress", progress or args.progress]
     for pair in args.param:
         argv += ["--param", pair]
     if args.duration_ms is not None:
@@ -278,6 +337,61 @@ def _run_argv(args: argparse.Namespace) -> list[str]:
     if args.base_dir is not None:
         argv += ["--base-dir", args.base_dir]
     return argv
+
+
+def _cmd_pool(args: argparse.Namespace) -> int:
+    from brainsim.pool import client
+
+    if args.action == "start":
+        info, started = client.start_pool(args.ranks, idle_timeout_s=args.idle_timeout_s)
+        state = "started" if started else "already running"
+        print(f"pool of {info['ranks']} rank(s) {state}: {info['socket']}")
+        return 0
+    if args.action == "stop":
+        sizes = [args.ranks] if args.ranks else [p["ranks"] for p in client.list_pools()]
+        for ranks in sizes:
+            last = client.stop_pool(ranks)
+            if last is None:
+                print(f"no pool of {ranks} rank(s) is running")
+            elif last["stopped"]:
+                print(f"pool of {ranks} rank(s) stopped after {last['jobs_done']} job(s)")
+            else:
+                print(f"pool of {ranks} rank(s) stops when its running and queued jobs end")
+        if not sizes:
+            print("no pool is running")
+        return 0
+    pools = client.list_pools()
+    if args.json:
+        print(json.dumps(pools, indent=2))
+    elif not pools:
+        print("no pool is running")
+    for info in [] if args.json else pools:
+        state = "busy" if info["busy"] else "idle"
+        code = "" if info["current_code"] else ", runs other code (restart it)"
+        print(
+            f"{info['ranks']} rank(s): {state}, {info['jobs_done']} job(s) done, "
+            f"{info['queued']} queued, since {info['started']}, pids "
+            f"{' '.join(map(str, info['pids']))}{code}: {info['socket']}"
+        )
+    return 0
+
+
+def _cmd_pool_serve(args: argparse.Namespace) -> int:
+    """What each rank of a pool runs (started by ``brainsim pool start``)."""
+    from pathlib import Path
+
+    from brainsim.pool.server import serve
+
+    with _collector_paused():
+        from brainsim.engine.run import communicator, return_freed_memory
+        from brainsim.engine.simulator import load_step_loop
+
+    comm, exchanger = communicator()
+    return_freed_memory()
+    with _without_blas_probe():
+        load_step_loop(exchanger)
+    idle = args.idle_timeout_s if args.idle_timeout_s > 0 else None
+    return serve(Path(args.socket), comm, _pool_job, idle_timeout_s=idle)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -302,15 +416,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with the built-in and plug-in subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="brainsim", description="Distributed spiking circuit simulation."
-    )
-    parser.add_argument("--version", action="version", version=f"brainsim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("circuit", help="circuit file (YAML or JSON)")
     p.add_argument("--out", required=True, help="output Zarr store (directory, e.g. run.zarr)")
     p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (starts mpiexec)")
@@ -330,7 +436,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress display (json: one JSON object per line, for services)",
     )
+    p.add_argument(
+        "--no-pool",
+        action="store_true",
+        help="start ranks for this run even when a pool of --ranks ranks is running",
+    )
     p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
+
+
+_BUILT_IN = frozenset({"run", "validate", "analyze", "pool"})
+
+
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The argument parser with the built-in and (with ``plugins``) plug-in subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="brainsim", description="Distributed spiking circuit simulation."
+    )
+    parser.add_argument("--version", action="version", version=f"brainsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
+    _add_run_arguments(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="check circuit files; print every problem")
@@ -354,14 +480,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t-stop-ms", type=float, default=None)
     p.set_defaults(func=_cmd_analyze)
 
-    for ep in entry_points(group="brainsim.commands"):
+    p = sub.add_parser(
+        "pool",
+        help="keep ranks with the engine loaded, so that runs start at once",
+        description="A pool of N ranks takes every 'brainsim run --ranks N' of this user on "
+        "this machine (unless --no-pool), and skips the second or so each run spends starting "
+        "mpiexec and loading the engine. Recordings are the same as without it.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("start", help="start a pool (returns once its ranks are ready)")
+    a.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks of the pool")
+    a.add_argument(
+        "--idle-timeout-s",
+        type=float,
+        default=3600.0,
+        help="stop after this long without a job (0: never; default one hour)",
+    )
+    a = actions.add_parser("stop", help="stop pools once their queued jobs are done")
+    a.add_argument("--ranks", type=_positive_int, default=None, help="only this pool")
+    a = actions.add_parser("status", help="list this user's pools")
+    a.add_argument("--json", action="store_true", help="machine-readable list")
+    p.set_defaults(func=_cmd_pool)
+    a = actions.add_parser("serve")  # what the ranks run; not listed
+    a.add_argument("--socket", required=True)
+    a.add_argument("--idle-timeout-s", type=float, default=0.0)
+    a.set_defaults(func=_cmd_pool_serve)
+
+    for ep in entry_points(group="brainsim.commands") if plugins else ():
         ep.load()(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Plug-ins (the job service's commands) import grpc: about 0.1 s that a built-in command,
+    # run once per simulation, does without.
+    parser = build_parser(plugins=not argv or argv[0] not in _BUILT_IN)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

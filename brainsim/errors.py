@@ -6,6 +6,7 @@ __all__ = [
     "BrainsimError",
     "CircuitError",
     "EngineError",
+    "PoolError",
     "RecordingError",
     "RecordingExistsError",
     "RecordingFormatError",
@@ -27,6 +28,10 @@ class CircuitError(BrainsimError):
 
 class EngineError(BrainsimError):
     """The engine could not build or advance a network (a failed rank, an impossible request)."""
+
+
+class PoolError(BrainsimError):
+    """A pool of resident ranks could not be started, reached or stopped."""
 
 
 class RecordingError(BrainsimError):
