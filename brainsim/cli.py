@@ -163,10 +163,10 @@ def _load_for_run(args: argparse.Namespace, *, check_memory: bool) -> object:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import launched_ranks
+    from brainsim.engine.launch import launched_ranks, under_mpi_launcher
 
     launcher = launched_ranks() == 1
-    if launcher and not args.no_pool:
+    if not under_mpi_launcher() and not args.no_pool:
         code = _run_in_pool(args)
         if code is not None:
             return code

@@ -18,7 +18,7 @@ from types import FrameType
 
 from brainsim.errors import EngineError
 
-__all__ = ["find_mpiexec", "launched_ranks", "mpiexec_command", "run_child"]
+__all__ = ["find_mpiexec", "launched_ranks", "mpiexec_command", "run_child", "under_mpi_launcher"]
 
 _RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
 
@@ -30,6 +30,11 @@ def launched_ranks() -> int:
         if raw.isdigit():
             return int(raw)
     return 1
+
+
+def under_mpi_launcher() -> bool:
+    """Whether an MPI launcher started this process (``mpiexec -n 1`` included)."""
+    return any(os.environ.get(name, "").isdigit() for name in _RANK_COUNT_VARIABLES)
 
 
 def find_mpiexec() -> str:

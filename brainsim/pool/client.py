@@ -38,7 +38,7 @@ _STOP_TIMEOUT_S = 30.0
 def hello(path: Path, timeout_s: float = 5.0) -> dict[str, Any] | None:
     """The pool's ``info`` at ``path``, or ``None`` when nothing (or no pool) answers there."""
     try:
-        with _connect(path, timeout_s) as sock:
+        with _connect(path, timeout_s, keep_timeout=True) as sock:
             send(sock, {"op": "hello"})
             reply = receive(sock)
     except (OSError, PoolError):
@@ -127,7 +127,8 @@ def _cancel_on_signals(sock: socket.socket) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _connect(path: Path, timeout_s: float) -> socket.socket:
+def _connect(path: Path, timeout_s: float, *, keep_timeout: bool = False) -> socket.socket:
+    """A connection to ``path``; the timeout stays on it only with ``keep_timeout``."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -135,7 +136,8 @@ def _connect(path: Path, timeout_s: float) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.settimeout(None)
+    if not keep_timeout:
+        sock.settimeout(None)
     return sock
 
 
@@ -189,7 +191,7 @@ def stop_pool(ranks: int) -> dict[str, Any] | None:
     if info is None:
         _remove_if_stale(path)
         return None
-    with _connect(path, timeout_s=5.0) as sock:
+    with _connect(path, timeout_s=5.0, keep_timeout=True) as sock:
         send(sock, {"op": "stop"})
         receive(sock)
     deadline = time.monotonic() + _STOP_TIMEOUT_S

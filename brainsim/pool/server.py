@@ -171,12 +171,16 @@ class _Root:
                 conn, _ = self.listener.accept()
             except OSError:  # closed by _close
                 return
-            try:
-                self._first_message(conn)
-            except (OSError, PoolError) as exc:
-                with contextlib.suppress(OSError, PoolError):
-                    send(conn, {"op": "error", "message": str(exc)})
-                conn.close()
+            # A thread per connection: a client that connects and says nothing holds up no one.
+            threading.Thread(target=self._greet, args=(conn,), daemon=True).start()
+
+    def _greet(self, conn: socket.socket) -> None:
+        try:
+            self._first_message(conn)
+        except (OSError, PoolError) as exc:
+            with contextlib.suppress(OSError, PoolError):
+                send(conn, {"op": "error", "message": str(exc)})
+            conn.close()
 
     def _first_message(self, conn: socket.socket) -> None:
         conn.settimeout(10.0)  # a client that connects and says nothing is dropped
@@ -288,10 +292,10 @@ def _answers(path: Path) -> bool:
 
 def _listen(path: Path) -> socket.socket:
     """A listening socket at ``path`` (a stale file there is replaced), readable by us only."""
-    path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
+        path.unlink(missing_ok=True)
         sock.bind(str(path))
     except OSError as exc:
         sock.close()

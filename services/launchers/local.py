@@ -46,7 +46,11 @@ EXIT_CANCELLED = 130
 
 
 def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list[str]:
-    """The command that runs ``job``: mpiexec starts the ranks, each runs ``brainsim run``."""
+    """The command that runs ``job``: mpiexec starts the ranks, each runs ``brainsim run``.
+
+    ``--no-pool``: a one-rank job must not hand its work to a pool the account may have
+    started (``brainsim pool``); the service follows, limits and cancels its own processes.
+    """
     return [
         mpiexec,
         "-n",
@@ -64,6 +68,7 @@ def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list
         repr(job.duration_ms),
         "--seed",
         str(job.seed),
+        "--no-pool",
     ]
 
 

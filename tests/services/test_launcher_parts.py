@@ -173,6 +173,7 @@ def test_batch_script_and_sbatch_options(tmp_path: Path) -> None:
     assert command[3:7] == [config.python, "-m", "brainsim", "run"]
     assert command[command.index("--out") + 1] == str(job_dir / "recording.zarr")
     assert command[command.index("--seed") + 1] == "42"
+    assert "--no-pool" in command  # the job's own ranks, never a pool of the account's
     argv = launcher.sbatch_argv(job)
     assert argv[:2] == ["sbatch", "--parsable"]
     assert "--job-name=brainsim-0123456789ab" in argv
