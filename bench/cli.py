@@ -59,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument(
         "--no-single-rank", action="store_true", help="skip brainsim's 1-rank runs (speed-up)"
     )
+    found.add_argument(
+        "--no-pool",
+        action="store_true",
+        help="skip brainsim's runs through a pool of resident ranks",
+    )
     found.add_argument("--out-dir", type=Path, default=BENCH / "results")
     found.add_argument("--venv", type=Path, default=BENCH / ".venv-ref", help="reference env")
     found.add_argument("--timeout-s", type=float, default=3600.0, help="limit per run")
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         simulators=simulators,
         cores=args.cores,
         single_rank=not args.no_single_rank,
+        pool=not args.no_pool,
         out_dir=args.out_dir,
         venv=args.venv,
         timeout_s=args.timeout_s,

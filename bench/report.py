@@ -26,6 +26,7 @@ __all__ = ["fmt", "merge", "plot_rtf", "render_markdown", "summaries", "targets"
 
 REFERENCES = ("nest", "brian2")
 OURS = "brainsim"
+POOL = "brainsim-pool"
 ONE_RANK = "brainsim-1rank"
 _MIB = 2**20
 
@@ -75,7 +76,7 @@ def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _config_order(config: str) -> int:
     """brainsim's configurations first, then the references (the order of the tables)."""
-    order = ("brainsim", "brainsim-1rank", "nest", "brian2")
+    order = (OURS, POOL, ONE_RANK, "nest", "brian2")
     return order.index(config) if config in order else len(order)
 
 
@@ -110,8 +111,8 @@ def targets(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
     cases = list(document["cases"])
 
-    def ratio(case: str, metric: str, reference: str) -> float | None:
-        ours, theirs = found.get((case, OURS)), found.get((case, reference))
+    def ratio(case: str, metric: str, reference: str, config: str = OURS) -> float | None:
+        ours, theirs = found.get((case, config)), found.get((case, reference))
         if ours is None or theirs is None:
             return None
         return ratios(ours, theirs)[metric]
@@ -149,6 +150,11 @@ def targets(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         [(c, ratio(c, "wall_s", "nest")) for c in cases],
         lambda v: v <= 0.5,
     )
+    check(
+        "whole process through a pool of resident ranks <= 0.5x NEST's (brainsim-pool / NEST)",
+        [(c, ratio(c, "wall_s", "nest", POOL)) for c in cases],
+        lambda v: v <= 0.5,
+    )
     return rows
 
 
@@ -178,6 +184,36 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _mib(value: float | None) -> str:
     return fmt(None if value is None else value / _MIB)
+
+
+def _over(value: float | None, reference: float | None) -> float | None:
+    """``value / reference``, None where either is missing."""
+    return None if value is None or not reference else value / reference
+
+
+def _whole_process_rows(
+    document: Mapping[str, Any], index: Mapping[tuple[str, str], Summary]
+) -> list[list[str]]:
+    """Per case with brainsim and NEST: whole-process times on fresh ranks, through a pool and
+    of NEST, and both brainsim times over NEST's."""
+    rows = []
+    for case in document["cases"]:
+        fresh, nest = index.get((case, OURS)), index.get((case, "nest"))
+        if fresh is None or nest is None:
+            continue
+        pool = index.get((case, POOL))
+        pooled = None if pool is None else pool.wall_s
+        rows.append(
+            [
+                case,
+                fmt(fresh.wall_s),
+                fmt(pooled),
+                fmt(nest.wall_s),
+                fmt(_over(fresh.wall_s, nest.wall_s)),
+                fmt(_over(pooled, nest.wall_s)),
+            ]
+        )
+    return rows
 
 
 def render_markdown(document: Mapping[str, Any]) -> str:
@@ -281,6 +317,25 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             "events/s",
         ],
         ratio_rows,
+    )
+    lines += [
+        "",
+        "## Whole process: fresh ranks and a pool",
+        "",
+        "brainsim's whole process when each run starts its ranks (`--no-pool`) and when it goes",
+        "to a pool of as many resident ranks (`brainsim pool start`, once), against NEST's.",
+        "",
+    ]
+    lines += _table(
+        [
+            "case",
+            "brainsim fresh ranks (s)",
+            "brainsim through a pool (s)",
+            "NEST (s)",
+            "fresh / NEST",
+            "pool / NEST",
+        ],
+        _whole_process_rows(document, index),
     )
     lines += ["", "## brainsim strong scaling (1 -> 2 ranks)", ""]
     scaling_rows = []

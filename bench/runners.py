@@ -1,21 +1,26 @@
 """Run one case on one simulator configuration and return what was measured.
 
 - brainsim runs as a user runs it: ``brainsim run CIRCUIT --out STORE --overwrite --progress
-  none`` (plus ``--ranks N`` for N > 1), whole process timed from outside; ``build_s`` and
-  ``sim_s`` come from the store's ``brainsim.provenance`` (``sim_s``: the step loop from the
-  first step to the last, with the flushes during the run), ``write_s`` is the rest of the
-  store's ``wall_s`` (the final flush and status after the last step), spike counts come from
-  the store read with plain zarr.
+  none`` (plus ``--ranks N`` for N > 1), whole process timed from outside, on fresh ranks
+  (``--no-pool``) or, for a pool configuration, on the resident ranks of a pool the suite has
+  started (a run that the pool did not take fails); ``build_s`` and ``sim_s`` come from the
+  store's ``brainsim.provenance`` (``sim_s``: the step loop from the first step to the last,
+  with the flushes during the run), ``write_s`` is the rest of the store's ``wall_s`` (the
+  final flush and status after the last step), spike counts come from the store read with
+  plain zarr.
 - NEST and Brian2 run the script generated from the same circuit file in the reference
   environment; the script prints its own build/simulation times, synapse and spike counts.
 
-Every run's peak memory is that of its whole process tree (:mod:`bench.measure`).
+Every run's peak memory is that of its whole process tree (:mod:`bench.measure`), except a
+run through a pool: its tree is only the client, the ranks belong to the pool, so it has none.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +30,7 @@ import zarr
 
 from bench.measure import Measured, run_measured
 from bench.script_runtime import RESULT_MARKER
+from brainsim.pool.client import list_pools
 
 __all__ = [
     "Config",
@@ -34,6 +40,7 @@ __all__ = [
     "read_store",
     "run_brainsim",
     "run_reference",
+    "start_brainsim_pool",
 ]
 
 
@@ -42,10 +49,14 @@ class Config:
     """A simulator with a number of workers (MPI ranks for brainsim, threads for the others)."""
 
     name: str
-    """Label in tables: ``brainsim``, ``brainsim-1rank``, ``nest``, ``brian2``."""
+    """Label in tables: ``brainsim``, ``brainsim-pool``, ``brainsim-1rank``, ``nest``,
+    ``brian2``."""
     simulator: str
     """``brainsim``, ``nest`` or ``brian2``."""
     workers: int
+    pool: bool = False
+    """brainsim only: runs go to a pool of ``workers`` resident ranks (``brainsim pool
+    start``) instead of starting fresh ranks each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +90,61 @@ class RunResult:
         return asdict(self)
 
 
+def _brainsim_executable() -> list[str]:
+    """How to start brainsim: the console script next to this interpreter, else the one on
+    ``PATH``, else ``python -m brainsim``.
+
+    The script next to the interpreter comes first: where pyenv manages Python, the one on
+    ``PATH`` is a bash shim that adds about 60 ms to every start.
+    """
+    script = Path(sys.executable).parent / "brainsim"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    found = shutil.which("brainsim")
+    return [found] if found else [sys.executable, "-m", "brainsim"]
+
+
 def brainsim_command(
-    circuit: Path, store: Path, ranks: int, duration_ms: float | None = None
+    circuit: Path,
+    store: Path,
+    ranks: int,
+    duration_ms: float | None = None,
+    pool: bool = False,
 ) -> list[str]:
-    """The ``brainsim run`` command line a user would type for this run."""
-    executable = shutil.which("brainsim")
-    command = [executable] if executable else [sys.executable, "-m", "brainsim"]
+    """The ``brainsim run`` command line a user would type for this run.
+
+    Without ``pool`` it says ``--no-pool``, so a pool running on the machine never takes a run
+    that is meant to start fresh ranks; with ``pool`` it is the plain command, which a running
+    pool of ``ranks`` ranks takes.
+    """
+    command = _brainsim_executable()
     command += ["run", str(circuit), "--out", str(store), "--overwrite", "--progress", "none"]
     if ranks > 1:
         command += ["--ranks", str(ranks)]
     if duration_ms is not None:
         command += ["--duration-ms", repr(duration_ms)]
+    if not pool:
+        command.append("--no-pool")
     return command
+
+
+def start_brainsim_pool(ranks: int) -> str | None:
+    """Start a pool of ``ranks`` resident ranks as a user does (``brainsim pool start``, no idle
+    timeout) unless one runs; None once it runs, else why it does not."""
+    command = _brainsim_executable()
+    command += ["pool", "start", "--ranks", str(ranks), "--idle-timeout-s", "0"]
+    result = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        return None
+    output = result.stderr.strip() or result.stdout.strip()
+    return output.splitlines()[-1] if output else f"exit status {result.returncode}"
+
+
+def _pool_jobs_done(ranks: int) -> int | None:
+    """Jobs the running pool of ``ranks`` ranks has done (None when none answers)."""
+    return next((info["jobs_done"] for info in list_pools() if info["ranks"] == ranks), None)
 
 
 def read_store(store: Path) -> dict[str, Any]:
@@ -120,14 +174,15 @@ def read_store(store: Path) -> dict[str, Any]:
 
 
 def _measured_result(config: Config, case: str, rep: int, measured: Measured) -> RunResult:
-    """The result of a run that has not (yet) succeeded: its time and memory only."""
+    """The result of a run that has not (yet) succeeded: its time and memory only (none for a
+    run through a pool, whose measured tree is only the client)."""
     return RunResult(
         case,
         config.name,
         rep,
         ok=False,
         wall_s=measured.wall_s,
-        peak_rss_bytes=measured.peak_rss_bytes,
+        peak_rss_bytes=None if config.pool else measured.peak_rss_bytes,
     )
 
 
@@ -150,15 +205,22 @@ def run_brainsim(
     timeout_s: float,
     memory_cap_bytes: int | None = None,
 ) -> RunResult:
-    """One ``brainsim run`` of ``circuit``; ``n_synapses`` is the circuit's expected count."""
+    """One ``brainsim run`` of ``circuit``; ``n_synapses`` is the circuit's expected count.
+
+    A pool configuration's run fails unless the pool's count of jobs done went up by one: a
+    run that the pool refused (other code, say) and that started fresh ranks is not one.
+    """
+    jobs_before = _pool_jobs_done(config.workers) if config.pool else None
     measured = run_measured(
-        brainsim_command(circuit, store, config.workers),
+        brainsim_command(circuit, store, config.workers, pool=config.pool),
         timeout_s=timeout_s,
         memory_cap_bytes=memory_cap_bytes,
     )
     failed = _measured_result(config, case, rep, measured)
     if measured.returncode != 0:
         return replace(failed, error=_failure(measured))
+    if config.pool and (jobs_before is None or _pool_jobs_done(config.workers) != jobs_before + 1):
+        return replace(failed, error="did not go through the pool")
     found = read_store(store)
     if found["status"] != "complete":
         error = f"store status {found['status']!r}"

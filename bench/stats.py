@@ -5,7 +5,8 @@ Definitions (per case and simulator configuration, medians over the successful r
 - construction time ``build_s``: each simulator's own clock around network construction;
 - real-time factor ``rtf = sim_s / simulated seconds`` (wall seconds per simulated second);
 - whole-process time ``wall_s``: the command from start to exit, measured from outside;
-- peak memory: peak RSS of the run's process tree (:mod:`bench.measure`);
+- peak memory: peak RSS of the run's process tree (:mod:`bench.measure`); none for runs
+  through a pool, whose ranks are not in the run's tree (their bytes per synapse are none too);
 - bytes per synapse: ``(peak RSS - baseline peak RSS) / synapses``, the baseline being the
   same configuration running the 100-neuron circuit (start-up, libraries, JIT code, buffers);
 - synaptic events per second: ``sum over projections of spikes(source) * synapses / size(source)``

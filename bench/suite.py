@@ -4,16 +4,20 @@ Order of work (the comment in each step says why):
 
 1. the reference environment is created or reused, and NEST/Brian2 probed; a simulator that
    cannot be installed or imported is dropped with a note and the rest still runs;
-2. every configuration runs the 100-neuron baseline circuit three times (after a warm-up),
-   whose median peak RSS is subtracted for bytes per synapse;
+2. every configuration but the pool's runs the 100-neuron baseline circuit three times (after
+   a warm-up), whose median peak RSS is subtracted for bytes per synapse (a run through a pool
+   has no peak memory of its own: its ranks belong to the pool);
 3. per case: the variant circuit file and the NEST/Brian2 scripts are written; brainsim warms
    its numba cache with a short run (of a smaller case with the same kernels where there is
-   one) and Brian2 compiles its project, so the timed runs start warm as a user's would;
-   then ``reps`` rounds run every configuration once each, in the same order (A B C A B C);
+   one) and Brian2 compiles its project, so the timed runs start warm as a user's would; the
+   pool configuration starts its pool first (once; it lives in a directory of the session's
+   own and is stopped at the end); then ``reps`` rounds run every configuration once each, in
+   the same order (A B C A B C);
 4. before each run the peak memory is predicted (from the same circuit file measured earlier
-   in this session or in an earlier results file, else a prior per simulator) and the run is
-   skipped with a note when it would not fit in the available memory; a run that outgrows
-   it anyway is killed by the memory cap of :func:`bench.measure.run_measured`.
+   in this session or in an earlier results file, else a prior per simulator; a pool run as
+   brainsim on fresh ranks) and the run is skipped with a note when it would not fit in the
+   available memory; a run that outgrows it anyway is killed by the memory cap of
+   :func:`bench.measure.run_measured`.
 
 The results document is rewritten after every run, so an interrupted benchmark keeps what it
 measured.
@@ -21,6 +25,7 @@ measured.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -29,7 +34,8 @@ import platform
 import shutil
 import statistics
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -39,9 +45,18 @@ from bench.cases import BASELINE, Case, CaseInfo, case_info, write_variant
 from bench.measure import available_memory_bytes, run_measured
 from bench.nest_script import nest_script
 from bench.refenv import ReferenceEnv, ensure_reference_env, probe_simulators
-from bench.runners import Config, RunResult, brainsim_command, run_brainsim, run_reference
+from bench.runners import (
+    Config,
+    RunResult,
+    brainsim_command,
+    run_brainsim,
+    run_reference,
+    start_brainsim_pool,
+)
 from bench.translate_common import UnsupportedCircuitError
 from brainsim.circuit.spec import Circuit
+from brainsim.errors import PoolError
+from brainsim.pool.client import stop_pool
 
 __all__ = [
     "PRIOR_BYTES_PER_SYNAPSE",
@@ -76,20 +91,25 @@ class Options:
     simulators: tuple[str, ...]
     cores: int
     single_rank: bool
+    pool: bool
     out_dir: Path
     venv: Path
     timeout_s: float
     command: str
 
 
-def configurations(simulators: tuple[str, ...], cores: int, single_rank: bool) -> list[Config]:
-    """The configurations to alternate: brainsim on ``cores`` ranks (and 1), the references on
-    ``cores`` threads."""
+def configurations(
+    simulators: tuple[str, ...], cores: int, single_rank: bool, pool: bool
+) -> list[Config]:
+    """The configurations to alternate: brainsim on ``cores`` fresh ranks (and 1), and on
+    ``cores`` ranks through a pool, the references on ``cores`` threads."""
     configs = []
     for simulator in simulators:
         configs.append(Config(simulator, simulator, cores))
         if simulator == "brainsim" and single_rank and cores > 1:
             configs.append(Config("brainsim-1rank", "brainsim", 1))
+        if simulator == "brainsim" and pool:
+            configs.append(Config("brainsim-pool", "brainsim", cores, pool=True))
     return configs
 
 
@@ -334,13 +354,20 @@ class _CaseRun:
         return result
 
     def warm_up(self, config: Config, warmup_path: Path) -> str | None:
-        """Warm brainsim's JIT cache or compile the Brian2 project; an error text or None."""
+        """Warm brainsim's JIT cache (in the pool's ranks for the pool configuration, after
+        starting the pool unless it runs) or compile the Brian2 project; an error text or None.
+        """
         timeout = self.session.options.timeout_s
         cap = available_memory_bytes() - MEMORY_RESERVE_BYTES
         if config.simulator == "brainsim":
+            failure = start_brainsim_pool(config.workers) if config.pool else None
+            if failure:
+                return failure
             store = self.session.work / "stores" / "warmup.zarr"
             duration = min(WARMUP_DURATION_MS, self.info.duration_ms)
-            command = brainsim_command(warmup_path, store, config.workers, duration)
+            command = brainsim_command(
+                warmup_path, store, config.workers, duration, pool=config.pool
+            )
             measured = run_measured(command, timeout_s=timeout, memory_cap_bytes=cap)
             shutil.rmtree(store, ignore_errors=True)
         elif config.simulator == "brian2":
@@ -364,8 +391,11 @@ class _CaseRun:
 
 def _fits(session: _Session, case_run: _CaseRun, config: Config) -> str | None:
     """None when the run should fit in memory, else the reason to skip it."""
-    baseline = session.document["baselines"].get(config.name, 0.0)
-    measured = session.measured_bps.get((config.name, case_run.case.circuit))
+    # A pool run has no peak memory of its own; its ranks need what brainsim's on fresh ranks
+    # (the configuration named after the simulator, on as many ranks) do.
+    name = config.simulator if config.pool else config.name
+    baseline = session.document["baselines"].get(name, 0.0)
+    measured = session.measured_bps.get((name, case_run.case.circuit))
     predicted = predict_peak_bytes(config.simulator, case_run.info.n_synapses, baseline, measured)
     available = available_memory_bytes() - MEMORY_RESERVE_BYTES
     if predicted <= available:
@@ -408,7 +438,8 @@ def baseline_peak(results: Sequence[RunResult]) -> int | None:
 
 
 def _run_baseline(session: _Session, configs: list[Config]) -> None:
-    baseline = _CaseRun(session, BASELINE, configs, quick=False)
+    # A run through a pool measures only its client: no baseline to subtract from anything.
+    baseline = _CaseRun(session, BASELINE, [c for c in configs if not c.pool], quick=False)
     for config in baseline.configs:
         failure = baseline.warm_up(config, baseline.path)
         results = [] if failure else [baseline.run(config, rep) for rep in range(BASELINE_REPS)]
@@ -432,13 +463,52 @@ def _case_record(info: CaseInfo, case: Case, circuit: Circuit) -> dict[str, Any]
     return record
 
 
+@contextlib.contextmanager
+def _pools(session: _Session, configs: list[Config]) -> Iterator[None]:
+    """While the body runs, a pool directory of this session's own when a configuration goes
+    through a pool; afterwards its pools are stopped and the directory removed.
+
+    Short (a socket path longer than about 100 bytes makes runs start fresh ranks without a
+    word) and fresh: no pool started outside the benchmark takes its runs, and none of the
+    benchmark's outlives it.
+    """
+    sizes = sorted({config.workers for config in configs if config.pool})
+    if not sizes:
+        yield
+        return
+    previous = os.environ.get("BRAINSIM_POOL_DIR")
+    directory = tempfile.mkdtemp(prefix="bench-pool-")
+    os.environ["BRAINSIM_POOL_DIR"] = directory
+    try:
+        yield
+    finally:
+        for ranks in sizes:
+            try:
+                stop_pool(ranks)
+            except (OSError, PoolError) as error:
+                session.note(f"the pool of {ranks} rank(s) could not be stopped: {error}")
+                session.save()
+        if previous is None:
+            del os.environ["BRAINSIM_POOL_DIR"]
+        else:
+            os.environ["BRAINSIM_POOL_DIR"] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_suite(options: Options, root: Path) -> tuple[dict[str, Any], Path]:
     """Run everything ``options`` asks for; the results document and the JSON file it is in."""
     session = _Session(options, root)
-    configs = configurations(options.simulators, options.cores, options.single_rank)
+    configs = configurations(options.simulators, options.cores, options.single_rank, options.pool)
     if "brainsim" in options.simulators and shutil.which("mpiexec") is None and options.cores > 1:
         session.note("no mpiexec on PATH: brainsim runs on 1 rank only")
         configs = [c for c in configs if c.simulator != "brainsim" or c.workers == 1]
+    with _pools(session, configs):
+        return _run_configs(session, configs)
+
+
+def _run_configs(session: _Session, configs: list[Config]) -> tuple[dict[str, Any], Path]:
+    """The suite's work on ``configs`` once they are known (see the module docstring)."""
+    options = session.options
     configs = _prepare_reference(session, configs)
     print(f"[bench] results: {session.json_path}", flush=True)
     session.sample_load("start")

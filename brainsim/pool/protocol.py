@@ -140,15 +140,18 @@ def log_path(ranks: int, directory: Path | None = None) -> Path:
 
 
 def code_fingerprint() -> str:
-    """A digest of the code a run would execute: this Python, brainsim's version and the name,
-    size and modification time of every module of the brainsim package.
+    """A digest of the code a run would execute: this Python and environment, brainsim's
+    version and the name, size and modification time of every module of the brainsim package.
 
     A pool refuses jobs from a client whose fingerprint differs, so that an edited source tree
     or another environment never runs on ranks that loaded older code.
     """
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    digest.update(f"{sys.executable}\0{sys.version}\0{__version__}\0".encode())
+    # The environment (sys.prefix: a venv's own) and the interpreter behind any alias
+    # (``python``, ``python3.11`` and a console script's shebang name the same binary).
+    python = f"{sys.prefix}\0{os.path.realpath(sys.executable)}\0{sys.version}"
+    digest.update(f"{python}\0{__version__}\0".encode())
     for path, info in sorted(_modules(package)):
         digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     return digest.hexdigest()

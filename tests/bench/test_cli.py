@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.cli import main, parser
-from bench.suite import configurations, predict_peak_bytes
+from bench.suite import Options, configurations, predict_peak_bytes
 
 
 def test_report_from_json_writes_markdown_and_plot(
@@ -53,9 +53,39 @@ def test_defaults() -> None:
 
 
 def test_configurations_alternate_brainsim_ranks_and_references() -> None:
-    names = [(c.name, c.workers) for c in configurations(("brainsim", "nest", "brian2"), 2, True)]
-    assert names == [("brainsim", 2), ("brainsim-1rank", 1), ("nest", 2), ("brian2", 2)]
-    assert [c.name for c in configurations(("brainsim",), 1, True)] == ["brainsim"]
+    simulators = ("brainsim", "nest", "brian2")
+    found = [(c.name, c.workers, c.pool) for c in configurations(simulators, 2, True, True)]
+    assert found == [
+        ("brainsim", 2, False),
+        ("brainsim-1rank", 1, False),
+        ("brainsim-pool", 2, True),
+        ("nest", 2, False),
+        ("brian2", 2, False),
+    ]
+    without_pool = [c.name for c in configurations(simulators, 2, True, False)]
+    assert without_pool == ["brainsim", "brainsim-1rank", "nest", "brian2"]
+    assert [c.name for c in configurations(("brainsim",), 1, True, False)] == ["brainsim"]
+    one_core = [(c.name, c.workers) for c in configurations(("brainsim",), 1, True, True)]
+    assert one_core == [("brainsim", 1), ("brainsim-pool", 1)]
+    # No pool configuration without brainsim.
+    assert [c.name for c in configurations(("nest",), 2, True, True)] == ["nest"]
+
+
+def test_no_pool_reaches_the_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[Options] = []
+
+    class Stop(Exception):
+        pass
+
+    def run_suite(options: Options, root: Path) -> None:
+        seen.append(options)
+        raise Stop
+
+    monkeypatch.setattr("bench.cli.run_suite", run_suite)
+    for extra in ([], ["--no-pool"]):
+        with pytest.raises(Stop):
+            main(["brunel", "--out-dir", str(tmp_path), *extra])
+    assert [options.pool for options in seen] == [True, False]
 
 
 def test_memory_prediction_prefers_measured_cost() -> None:

@@ -51,6 +51,67 @@ def test_targets_use_the_constant_weight_limit(results_document: dict[str, Any])
     assert rows["2 ranks >= 1.7x faster than 1 rank on Brunel"] == ("brunel: 1.90", "yes")
 
 
+def with_pool_runs(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with a run of brunel through a pool: 2.75 s whole, no peak memory."""
+    found = copy.deepcopy(document)
+    pooled = result_run("brunel", "brainsim-pool", 2.0, 0.5, 37_000)
+    pooled.update(wall_s=2.75, peak_rss_bytes=None)
+    found["runs"].insert(0, pooled)
+    return found
+
+
+def test_pool_runs_have_a_row_without_memory_and_their_own_comparison(
+    results_document: dict[str, Any],
+) -> None:
+    text = render_markdown(with_pool_runs(results_document))
+    # After brainsim on fresh ranks, before one rank, whatever the order of the runs.
+    assert text.index("| brunel | brainsim |") < text.index("| brunel | brainsim-pool |")
+    assert text.index("| brunel | brainsim-pool |") < text.index("| brunel | brainsim-1rank |")
+    assert (
+        "| brunel | brainsim-pool | 0.500 | 2.00 | 2.00 | 0.125 | 2.75 | – | – | 1.85e+08 | 1/1 |"
+        in text
+    )
+    section = text.split("## Whole process: fresh ranks and a pool", 1)[1].split("\n## ", 1)[0]
+    assert (
+        "| case | brainsim fresh ranks (s) | brainsim through a pool (s) | NEST (s) "
+        "| fresh / NEST | pool / NEST |" in section
+    )
+    # NEST: 2 + 12 + 1 = 15 s whole; fresh ranks 3.5 s, the pool 2.75 s.
+    assert "| brunel | 3.50 | 2.75 | 15.0 | 0.233 | 0.183 |" in section
+    # The ratio table stays brainsim on fresh ranks against the references.
+    ratios = text.split("## Ratios brainsim / reference", 1)[1].split("\n## ", 1)[0]
+    assert "brainsim-pool" not in ratios
+    assert "| brunel | nest | 0.250 | 0.167 | 0.233 | 1.00 |" in ratios
+
+
+def test_the_whole_process_section_without_pool_runs(results_document: dict[str, Any]) -> None:
+    text = render_markdown(results_document)
+    section = text.split("## Whole process: fresh ranks and a pool", 1)[1].split("\n## ", 1)[0]
+    assert "| brunel | 3.50 | – | 15.0 | 0.233 | – |" in section
+    del results_document["runs"][2]  # NEST's: no row
+    text = render_markdown(results_document)
+    section = text.split("## Whole process: fresh ranks and a pool", 1)[1].split("\n## ", 1)[0]
+    assert "| brunel |" not in section
+
+
+def test_whole_process_targets_on_fresh_ranks_and_through_a_pool(
+    results_document: dict[str, Any],
+) -> None:
+    fresh = "whole process <= 0.5x NEST's (brainsim / NEST)"
+    pool = "whole process through a pool of resident ranks <= 0.5x NEST's (brainsim-pool / NEST)"
+    rows = {label: (value, met) for label, value, met in targets(results_document)}
+    assert rows[fresh] == ("brunel: 0.233", "yes")
+    assert rows[pool] == ("not measured", "–")
+    document = with_pool_runs(results_document)
+    document["runs"][0]["wall_s"] = 9.0  # the pool run over half of NEST's 15 s
+    labels = [label for label, _, _ in targets(document)]
+    assert labels.index(pool) == labels.index(fresh) + 1
+    rows = {label: (value, met) for label, value, met in targets(document)}
+    assert rows[fresh] == ("brunel: 0.233", "yes")
+    assert rows[pool] == ("brunel: 0.600", "no")
+    assert f"| {pool} | brunel: 0.600 | no |" in render_markdown(document)
+
+
 def test_merge_replaces_runs_per_case_and_configuration(
     results_document: dict[str, Any],
 ) -> None:

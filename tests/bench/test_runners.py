@@ -1,22 +1,37 @@
-"""The brainsim command line, reading a recording with plain zarr, and script result lines."""
+"""The brainsim command line, runs through a pool, reading a recording with plain zarr, and
+script result lines."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from bench.runners import Config, RunResult, brainsim_command, parse_script_result, read_store
+from bench import runners
+from bench.measure import Measured
+from bench.runners import (
+    Config,
+    RunResult,
+    brainsim_command,
+    parse_script_result,
+    read_store,
+    run_brainsim,
+    start_brainsim_pool,
+)
 from bench.script_runtime import RESULT_MARKER
 from bench.suite import baseline_peak
+from brainsim.pool.client import list_pools, stop_pool
+from tests.bench.conftest import ROOT
 
 
 def test_brainsim_command_is_what_a_user_types(tmp_path: Path) -> None:
-    command = brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", ranks=2)
-    assert command[-9:] == [
+    pooled = brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", ranks=2, pool=True)
+    assert pooled[-9:] == [
         "run",
         str(tmp_path / "c.json"),
         "--out",
@@ -27,9 +42,95 @@ def test_brainsim_command_is_what_a_user_types(tmp_path: Path) -> None:
         "--ranks",
         "2",
     ]
+    # Runs meant for fresh ranks never go to a pool running on the machine.
+    fresh = brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", ranks=2)
+    assert fresh == [*pooled, "--no-pool"]
     single = brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", ranks=1, duration_ms=20.0)
     assert "--ranks" not in single
-    assert single[-2:] == ["--duration-ms", "20.0"]
+    assert single[-3:] == ["--duration-ms", "20.0", "--no-pool"]
+
+
+def test_brainsim_command_prefers_the_script_next_to_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setattr(shutil, "which", lambda name: f"/shims/{name}")
+    script = bin_dir / "brainsim"
+    script.write_text("#!/bin/sh\n", encoding="utf-8")
+    # Not executable: the one on PATH (a pyenv shim, say) is next.
+    assert brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", 1)[0] == "/shims/brainsim"
+    script.chmod(0o755)
+    assert brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", 1)[0] == str(script)
+    script.unlink()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    command = brainsim_command(tmp_path / "c.json", tmp_path / "o.zarr", 1)
+    assert command[:4] == [str(bin_dir / "python"), "-m", "brainsim", "run"]
+
+
+def _succeeded(command: list[str], **_: object) -> Measured:
+    return Measured(0, 0.25, 5 * 2**20, "", "", timed_out=False)
+
+
+@pytest.mark.parametrize(
+    "pools",
+    [
+        [[], []],  # no pool running
+        [[{"ranks": 2, "jobs_done": 4}], [{"ranks": 2, "jobs_done": 4}]],  # the pool refused
+        [[{"ranks": 1, "jobs_done": 4}], [{"ranks": 1, "jobs_done": 5}]],  # another size's job
+    ],
+)
+def test_a_pool_run_the_pool_did_not_take_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pools: list[list[dict[str, int]]]
+) -> None:
+    answers = iter(pools)
+    monkeypatch.setattr(runners, "list_pools", lambda: next(answers))
+    monkeypatch.setattr(runners, "run_measured", _succeeded)
+    config = Config("brainsim-pool", "brainsim", 2, pool=True)
+    result = run_brainsim(config, "tiny", 0, tmp_path / "c.json", tmp_path / "o.zarr", 10, 60.0)
+    assert not result.ok
+    assert result.error == "did not go through the pool"
+    assert (result.wall_s, result.peak_rss_bytes) == (0.25, None)
+
+
+def test_runs_through_a_real_pool_and_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tempfile.mkdtemp(prefix="bsb-")
+    monkeypatch.setenv("BRAINSIM_POOL_DIR", directory)
+    tiny = ROOT / "circuits" / "tiny.yaml"
+    try:
+        assert start_brainsim_pool(1) is None
+        (info,) = list_pools()
+        assert (info["ranks"], info["jobs_done"], info["idle_timeout_s"]) == (1, 0, None)
+        config = Config("brainsim-pool", "brainsim", 1, pool=True)
+        pooled = run_brainsim(config, "tiny", 0, tiny, tmp_path / "p.zarr", 1000, 60.0)
+        assert pooled.ok, pooled.error
+        assert pooled.peak_rss_bytes is None  # the client's alone would mean nothing
+        # A fresh-rank configuration leaves the pool alone, and simulates the same network.
+        config = Config("brainsim-1rank", "brainsim", 1)
+        fresh = run_brainsim(config, "tiny", 0, tiny, tmp_path / "f.zarr", 1000, 60.0)
+        assert fresh.ok, fresh.error
+        assert fresh.peak_rss_bytes
+        assert [(p["ranks"], p["jobs_done"]) for p in list_pools()] == [(1, 1)]
+        assert set(pooled.n_spikes) == {"E", "I"}
+        assert pooled.n_spikes == fresh.n_spikes
+    finally:
+        stop_pool(1)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_pool_that_cannot_start_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tempfile.mkdtemp(prefix="bsb-")
+    monkeypatch.setenv("BRAINSIM_POOL_DIR", directory)
+    Path(directory).chmod(0o777)  # brainsim trusts no directory that others may write
+    try:
+        reason = start_brainsim_pool(1)
+        assert reason is not None
+        assert "others may write" in reason
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_read_store_counts_spikes_and_reads_provenance(tmp_path: Path) -> None:

@@ -68,6 +68,16 @@ def test_summary_medians_and_derived_metrics() -> None:
     assert summary.rates_hz == {"E": 10.0, "I": 4.0}
 
 
+def test_runs_without_peak_memory_have_no_memory_figures() -> None:
+    # Runs through a pool: the measured process tree is only the client.
+    runs = [run("pool", rep, sim_s, peak_rss_bytes=None) for rep, sim_s in enumerate((2.0, 4.0))]
+    summary = summarize(CASE, "pool", runs, baseline_bytes=600.0)
+    assert (summary.n_ok, summary.sim_s, summary.wall_s) == (2, 3.0, 5.0)
+    assert summary.peak_rss_bytes is None
+    assert summary.bytes_per_synapse is None
+    assert summary.events_per_s == pytest.approx((5400 / 2.0 + 5400 / 4.0) / 2)
+
+
 def test_failed_runs_are_counted_and_explained() -> None:
     runs = [run("a", 0, 2.0), run("a", 1, 9.0, ok=False, error="exit status 1: boom")]
     summary = summarize(CASE, "a", runs, baseline_bytes=None)

@@ -400,3 +400,23 @@ def test_a_pool_that_cannot_start_says_why(own_pool_dir: Path) -> None:
     assert result.returncode == 2
     assert "exited with code" in result.stderr
     assert "cannot listen" in result.stderr
+
+
+def test_the_fingerprint_does_not_depend_on_the_interpreters_name() -> None:
+    """``python -m brainsim pool start`` then ``brainsim run`` (whose script may name
+    ``python3.11``) must agree: the names of one interpreter give one fingerprint."""
+    bindir = Path(sys.executable).parent
+    major, minor = sys.version_info[:2]
+    names = [
+        n for n in (f"python{major}.{minor}", f"python{major}", "python") if (bindir / n).exists()
+    ]
+    assert len(names) >= 2
+    script = "from brainsim.pool.protocol import code_fingerprint; print(code_fingerprint())"
+    prints = {
+        subprocess.run(
+            [str(bindir / n), "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        for n in names
+    }
+    assert len(prints) == 1
+    assert len(prints.pop().strip()) == 64

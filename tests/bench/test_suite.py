@@ -1,0 +1,94 @@
+"""The suite's handling of the pool configuration: its pool directory and memory prediction."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bench import suite
+from bench.runners import Config
+from brainsim.errors import PoolError
+
+POOL = Config("brainsim-pool", "brainsim", 2, pool=True)
+FRESH = Config("brainsim", "brainsim", 2)
+
+
+def test_a_pool_configuration_gets_a_short_pool_dir_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped: list[int] = []
+    monkeypatch.setattr(suite, "stop_pool", stopped.append)
+    monkeypatch.setenv("BRAINSIM_POOL_DIR", "/elsewhere")
+    session: Any = SimpleNamespace()
+    with suite._pools(session, [FRESH, POOL]):
+        directory = Path(os.environ["BRAINSIM_POOL_DIR"])
+        assert directory.name.startswith("bench-pool-")
+        assert directory.stat().st_mode & 0o777 == 0o700  # brainsim refuses others' dirs
+        assert len(str(directory / "pool-2.sock")) < 100  # the limit of socket paths
+        assert stopped == []
+    assert stopped == [2]
+    assert os.environ["BRAINSIM_POOL_DIR"] == "/elsewhere"
+    assert not directory.exists()
+
+
+def test_the_pool_dir_goes_after_a_crash_and_a_pool_that_will_not_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped: list[int] = []
+    monkeypatch.setattr(suite, "stop_pool", stopped.append)
+    monkeypatch.delenv("BRAINSIM_POOL_DIR")
+    session: Any = SimpleNamespace()
+    directories: list[Path] = []
+
+    def crash() -> None:
+        with suite._pools(session, [POOL]):
+            directories.append(Path(os.environ["BRAINSIM_POOL_DIR"]))
+            raise RuntimeError("a run crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        crash()
+    assert stopped == [2]
+    assert "BRAINSIM_POOL_DIR" not in os.environ
+    assert not directories[0].exists()
+    # A pool that cannot be stopped is noted, and the rest is cleaned up all the same.
+    notes: list[str] = []
+
+    def stop_pool(ranks: int) -> None:
+        raise PoolError(f"no answer from the pool of {ranks}")
+
+    monkeypatch.setattr(suite, "stop_pool", stop_pool)
+    session = SimpleNamespace(note=notes.append, save=lambda: None)
+    with suite._pools(session, [POOL]):
+        directories.append(Path(os.environ["BRAINSIM_POOL_DIR"]))
+    assert notes == ["the pool of 2 rank(s) could not be stopped: no answer from the pool of 2"]
+    assert "BRAINSIM_POOL_DIR" not in os.environ
+    assert not directories[1].exists()
+    # Without a pool configuration nothing changes and nothing is stopped.
+    with suite._pools(session, [FRESH]):
+        assert "BRAINSIM_POOL_DIR" not in os.environ
+    assert stopped == [2]
+
+
+def test_a_pool_run_is_predicted_as_brainsim_on_fresh_ranks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n_synapses = 100_000_000
+    # brainsim measured at 1 GiB of baseline and 10 bytes per synapse: 2.0 GiB predicted,
+    # more than the 1.7 GiB available. The prior (16 bytes, no baseline) would be 1.5 GiB.
+    session: Any = SimpleNamespace(
+        document={"baselines": {"brainsim": 2**30}},
+        measured_bps={("brainsim", "circuits/brunel_delta.yaml"): 10.0},
+    )
+    case_run: Any = SimpleNamespace(
+        case=SimpleNamespace(circuit="circuits/brunel_delta.yaml"),
+        info=SimpleNamespace(n_synapses=n_synapses),
+    )
+    available = suite.MEMORY_RESERVE_BYTES + int(1.7 * 2**30)
+    monkeypatch.setattr(suite, "available_memory_bytes", lambda: available)
+    reason = suite._fits(session, case_run, POOL)
+    assert reason == suite._fits(session, case_run, FRESH)
+    assert reason == "needs about 2.0 GiB (measured cost per synapse), 1.7 GiB available"
