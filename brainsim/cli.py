@@ -1,4 +1,8 @@
-"""The ``brainsim`` command line: run, validate, analyze, plus plug-in commands (the job service).
+"""The ``brainsim`` command line: run, validate, analyze, pool, plus plug-in commands (the job
+service).
+
+``run`` goes to a pool of resident ranks when one of its size runs (:mod:`brainsim.pool`),
+else starts ``mpiexec`` for several ranks, else runs in this process.
 
 Exit codes: 0 success; 1 the run failed; 2 invalid input (circuit, arguments, store);
 130 the run was cancelled (SIGINT/SIGTERM). Commands from other packages (``serve``, ``submit``,

@@ -420,3 +420,27 @@ def test_the_fingerprint_does_not_depend_on_the_interpreters_name() -> None:
     }
     assert len(prints) == 1
     assert len(prints.pop().strip()) == 64
+
+
+def test_a_killed_rank_ends_the_pool_and_fails_the_run(own_pool_dir: Path, tmp_path: Path) -> None:
+    """As with a run on fresh ranks, a rank that dies takes the others down: the client says
+    where the pool's log is, the store is marked failed, and the next run starts fresh ranks."""
+    started = brainsim("pool", "start", "--ranks", "2")
+    assert started.returncode == 0, started.stderr
+    (info,) = pools()
+    out = tmp_path / "killed.zarr"
+    with _long_run(out) as proc:
+        try:
+            os.kill(info["pids"][1], signal.SIGKILL)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate()
+    assert code == 1
+    assert "the pool's ranks ended during the run" in err
+    assert str(own_pool_dir / "pool-2.log") in err
+    assert root_attrs(out)["status"] == "failed"
+    assert wait_until(lambda: not any(alive(p) for p in info["pids"]), 30)
+    assert pools() == []
+    assert brainsim_run(TINY, tmp_path / "after.zarr", ranks=2).returncode == 0
