@@ -191,6 +191,7 @@ import gc
 light = not ({"numba", "zarr"} & set(sys.modules))
 unfrozen = gc.get_freeze_count() == 0
 brainsim.cli.main(["run", sys.argv[1], "--out", sys.argv[2], "--progress", "none"])
+assert "grpc" not in sys.modules, "a built-in command loaded the plug-in commands"
 probed = "scipy.linalg" in sys.modules
 import scipy.linalg.cython_blas
 frozen = gc.get_freeze_count() > len(gc.get_objects()) and sys.modules["numba"] is not None
@@ -202,3 +203,24 @@ print(light, probed, unfrozen, frozen, gc.isenabled())
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "True", "True", "True"]
+
+
+def test_built_in_commands_skip_the_plug_ins_and_help_lists_them() -> None:
+    """Plug-in commands (the job service's) import grpc, about 0.1 s that ``run`` and the
+    other built-in commands do without; the top-level help still lists them."""
+    script = """
+import sys
+import brainsim.cli
+parser = brainsim.cli.build_parser(plugins=False)
+assert "grpc" not in sys.modules
+brainsim.cli.main(["pool", "status"])
+assert "grpc" not in sys.modules
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no pool is running"
+    shown = subprocess.run([sys.executable, "-m", "brainsim", "--help"], capture_output=True,
+                           text=True, timeout=120, check=True).stdout  # fmt: skip
+    for command in ("run", "pool", "serve", "submit"):
+        assert command in shown
