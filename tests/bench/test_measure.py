@@ -23,6 +23,23 @@ def test_peak_rss_sees_a_large_allocation() -> None:
     assert not measured.timed_out
 
 
+LATE_PEAK = (
+    "import time; time.sleep(0.3); block = bytearray({size}); "
+    "block[::4096] = b'x' * len(block[::4096]); time.sleep(0.03)"
+)
+"""Python that grows just before it exits, as a rank closing its recording does."""
+
+
+def test_a_peak_just_before_exit_is_seen() -> None:
+    size = 64 * 2**20
+    found = [
+        run_measured([sys.executable, "-c", LATE_PEAK.format(size=size)], timeout_s=60)
+        for _ in range(3)
+    ]
+    assert all(m.returncode == 0 for m in found)
+    assert min(m.peak_rss_bytes for m in found) >= size
+
+
 def test_peak_rss_sums_over_the_process_tree() -> None:
     size = 120 * 2**20
     allocate = ALLOCATE.format(size=size)
