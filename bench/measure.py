@@ -2,15 +2,21 @@
 
 A simulator run is often several processes (``mpiexec`` with its proxy and one Python per
 rank; Python driving a compiled Brian2 binary), so peak memory is measured over the process
-tree: every ``SAMPLE_INTERVAL_S`` each process of the tree has its own peak resident set
+tree: every ``sample_interval_s`` each process of the tree has its own peak resident set
 (``VmHWM``) read and the live ones are summed; the largest such sum is the run's peak RSS. The
 tree itself is listed from ``/proc`` every ``TREE_INTERVAL_S`` (listing ``/proc`` costs far
-more than reading a few status files). Per-process high-water marks catch peaks between
-samples, but a process's growth after the last sample before it exits is lost, so the samples
-must be close: with 0.1 s a 2-rank run of the 100-neuron baseline circuit, whose ranks grow by
-about 8 MiB each while closing the recording, measured anywhere from 395 to 413 MiB, which was
-up to 17 bytes per synapse on a million-synapse network. Summing can overstate a tree whose
-members peak at different times, never understate a live one.
+more than reading a few status files). Summing can overstate a tree whose members peak at
+different times, never understate a live one.
+
+Per-process high-water marks catch peaks between samples, but what a process grows after the
+last sample before it exits is lost. A short run reaches its peak in its last 0.1 s (a
+2-rank run of the 100-neuron baseline circuit grows until about 60 ms before it exits), so
+sampled every 0.1 s it measured anywhere from 395 to 413 MiB, up to 17 bytes per synapse on a
+million-synapse network; every 10 ms (``MEMORY_SAMPLE_INTERVAL_S``) it measures 411-414 MiB.
+Sampling that often disturbs the run, though: 2-rank Brunel simulated 6 % slower (paired
+runs, 1.41 against 1.50 s) while 1 rank, with a core to spare, did not slow down. Timed runs
+are therefore sampled every ``SAMPLE_INTERVAL_S`` and the suite measures memory in runs of
+its own (:mod:`bench.suite`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "MEMORY_SAMPLE_INTERVAL_S",
     "SAMPLE_INTERVAL_S",
     "TREE_INTERVAL_S",
     "Measured",
@@ -36,8 +43,10 @@ __all__ = [
     "tree_memory_bytes",
 ]
 
-SAMPLE_INTERVAL_S = 0.01
-"""How often the memory of the tree's processes is read."""
+SAMPLE_INTERVAL_S = 0.1
+"""How often the memory of a timed run's processes is read."""
+MEMORY_SAMPLE_INTERVAL_S = 0.01
+"""How often the memory of a run made for its peak memory is read."""
 TREE_INTERVAL_S = 0.1
 """How often the tree is listed again (for processes started since)."""
 
@@ -137,8 +146,9 @@ def run_measured(
     env: Mapping[str, str] | None = None,
     timeout_s: float = 3600.0,
     memory_cap_bytes: int | None = None,
+    sample_interval_s: float = SAMPLE_INTERVAL_S,
 ) -> Measured:
-    """Run ``command`` to completion.
+    """Run ``command`` to completion, reading its tree's memory every ``sample_interval_s``.
 
     Its whole process group is killed after ``timeout_s``, or as soon as the tree's resident
     memory exceeds ``memory_cap_bytes`` (so a run that outgrows the machine fails alone
@@ -173,7 +183,7 @@ def run_measured(
                     over_cap = True
                     _kill_group(process.pid)
                     return
-                done.wait(SAMPLE_INTERVAL_S)
+                done.wait(sample_interval_s)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

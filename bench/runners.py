@@ -28,7 +28,7 @@ from typing import Any
 
 import zarr
 
-from bench.measure import Measured, run_measured
+from bench.measure import MEMORY_SAMPLE_INTERVAL_S, SAMPLE_INTERVAL_S, Measured, run_measured
 from bench.script_runtime import RESULT_MARKER
 from brainsim.pool.client import list_pools
 
@@ -84,6 +84,9 @@ class RunResult:
     n_spikes: dict[str, int] = field(default_factory=dict)
     load_1min: float | None = None
     """The machine's 1-minute load average when the run started (others' work included)."""
+    memory_run: bool = False
+    """Made for its peak memory alone: sampled every 10 ms, which slows a run that uses every
+    core, so its times are not used (:mod:`bench.measure`)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -173,7 +176,13 @@ def read_store(store: Path) -> dict[str, Any]:
     }
 
 
-def _measured_result(config: Config, case: str, rep: int, measured: Measured) -> RunResult:
+def _interval(memory_run: bool) -> float:
+    return MEMORY_SAMPLE_INTERVAL_S if memory_run else SAMPLE_INTERVAL_S
+
+
+def _measured_result(
+    config: Config, case: str, rep: int, measured: Measured, memory_run: bool
+) -> RunResult:
     """The result of a run that has not (yet) succeeded: its time and memory only (none for a
     run through a pool, whose measured tree is only the client)."""
     return RunResult(
@@ -183,6 +192,7 @@ def _measured_result(config: Config, case: str, rep: int, measured: Measured) ->
         ok=False,
         wall_s=measured.wall_s,
         peak_rss_bytes=None if config.pool else measured.peak_rss_bytes,
+        memory_run=memory_run,
     )
 
 
@@ -204,6 +214,7 @@ def run_brainsim(
     n_synapses: int,
     timeout_s: float,
     memory_cap_bytes: int | None = None,
+    memory_run: bool = False,
 ) -> RunResult:
     """One ``brainsim run`` of ``circuit``; ``n_synapses`` is the circuit's expected count.
 
@@ -215,8 +226,9 @@ def run_brainsim(
         brainsim_command(circuit, store, config.workers, pool=config.pool),
         timeout_s=timeout_s,
         memory_cap_bytes=memory_cap_bytes,
+        sample_interval_s=_interval(memory_run),
     )
-    failed = _measured_result(config, case, rep, measured)
+    failed = _measured_result(config, case, rep, measured, memory_run)
     if measured.returncode != 0:
         return replace(failed, error=_failure(measured))
     if config.pool and (jobs_before is None or _pool_jobs_done(config.workers) != jobs_before + 1):
@@ -254,13 +266,18 @@ def run_reference(
     extra_args: list[str],
     timeout_s: float,
     memory_cap_bytes: int | None = None,
+    memory_run: bool = False,
 ) -> RunResult:
     """One run of a generated NEST or Brian2 script in the reference interpreter."""
     command = [str(python), str(script), "--threads", str(config.workers), *extra_args]
     measured = run_measured(
-        command, cwd=script.parent, timeout_s=timeout_s, memory_cap_bytes=memory_cap_bytes
+        command,
+        cwd=script.parent,
+        timeout_s=timeout_s,
+        memory_cap_bytes=memory_cap_bytes,
+        sample_interval_s=_interval(memory_run),
     )
-    failed = _measured_result(config, case, rep, measured)
+    failed = _measured_result(config, case, rep, measured, memory_run)
     if measured.returncode != 0:
         return replace(failed, error=_failure(measured))
     try:

@@ -110,15 +110,19 @@ def summarize(
 
     ``case`` holds ``name``, ``duration_ms``, ``population_sizes`` and ``projections``.
     """
-    mine = [run for run in runs if run["case"] == case["name"] and run["config"] == config]
+    every = [run for run in runs if run["case"] == case["name"] and run["config"] == config]
+    errors = sorted({run["error"] for run in every if not run["ok"] and run["error"]})
+    # Memory runs (sampled every 10 ms) give the peak memory when there are any; the timed
+    # runs give everything else.
+    mine = [run for run in every if not run.get("memory_run")]
     ok = [run for run in mine if run["ok"]]
-    errors = sorted({run["error"] for run in mine if not run["ok"] and run["error"]})
     if not ok:
         return Summary(case["name"], config, 0, len(mine), errors=errors)
+    for_memory = [run for run in every if run.get("memory_run") and run["ok"]] or ok
     duration_s = case["duration_ms"] / 1000.0
     sizes = case["population_sizes"]
     projections = [tuple(item) for item in case["projections"]]
-    peak = median(run["peak_rss_bytes"] for run in ok)
+    peak = median(run["peak_rss_bytes"] for run in for_memory)
     synapses = median(run["n_synapses"] for run in ok)
     bytes_per_synapse = None
     if peak is not None and baseline_bytes is not None and synapses:

@@ -5,14 +5,16 @@ Order of work (the comment in each step says why):
 1. the reference environment is created or reused, and NEST/Brian2 probed; a simulator that
    cannot be installed or imported is dropped with a note and the rest still runs;
 2. every configuration but the pool's runs the 100-neuron baseline circuit three times (after
-   a warm-up), whose median peak RSS is subtracted for bytes per synapse (a run through a pool
-   has no peak memory of its own: its ranks belong to the pool);
+   a warm-up, memory sampled every 10 ms), whose median peak RSS is subtracted for bytes per
+   synapse (a run through a pool has no peak memory of its own: its ranks belong to the pool);
 3. per case: the variant circuit file and the NEST/Brian2 scripts are written; brainsim warms
    its numba cache with a short run (of a smaller case with the same kernels where there is
    one) and Brian2 compiles its project, so the timed runs start warm as a user's would; the
    pool configuration starts its pool first (once; it lives in a directory of the session's
    own and is stopped at the end); then ``reps`` rounds run every configuration once each, in
-   the same order (A B C A B C);
+   the same order (A B C A B C), memory sampled every 0.1 s so as not to slow them; then each
+   configuration whose runs took under a minute runs the case once more for its peak memory,
+   sampled every 10 ms (a short run peaks in its last 0.1 s; :mod:`bench.measure`);
 4. before each run the peak memory is predicted (from the same circuit file measured earlier
    in this session or in an earlier results file, else a prior per simulator; a pool run as
    brainsim on fresh ranks) and the run is skipped with a note when it would not fit in the
@@ -323,17 +325,25 @@ class _CaseRun:
     def store(self, config: Config) -> Path:
         return self.session.work / "stores" / f"{self.path.stem}-{config.name}.zarr"
 
-    def run(self, config: Config, rep: int) -> RunResult:
+    def run(self, config: Config, rep: int, memory_run: bool = False) -> RunResult:
         load = os.getloadavg()[0]
-        return replace(self._run(config, rep), load_1min=load)
+        return replace(self._run(config, rep, memory_run), load_1min=load)
 
-    def _run(self, config: Config, rep: int) -> RunResult:
+    def _run(self, config: Config, rep: int, memory_run: bool) -> RunResult:
         timeout = self.session.options.timeout_s
         cap = available_memory_bytes() - MEMORY_RESERVE_BYTES
         if config.simulator == "brainsim":
             store = self.store(config)
             result = run_brainsim(
-                config, self.case.name, rep, self.path, store, self.info.n_synapses, timeout, cap
+                config,
+                self.case.name,
+                rep,
+                self.path,
+                store,
+                self.info.n_synapses,
+                timeout,
+                cap,
+                memory_run=memory_run,
             )
             shutil.rmtree(store, ignore_errors=True)
             return result
@@ -348,6 +358,7 @@ class _CaseRun:
             extra,
             timeout,
             cap,
+            memory_run=memory_run,
         )
         if config.simulator == "brian2":
             shutil.rmtree(self.project() / "results", ignore_errors=True)
@@ -411,8 +422,9 @@ def _record(session: _Session, case_run: _CaseRun, result: RunResult) -> None:
     result = replace(result, error=session.relative(result.error))
     session.document["runs"].append(result.as_dict())
     status = "ok" if result.ok else f"FAILED: {result.error}"
+    which = "memory run" if result.memory_run else f"rep {result.rep}"
     print(
-        f"[bench] {result.case} {result.config} rep {result.rep}: {status} "
+        f"[bench] {result.case} {result.config} {which}: {status} "
         f"build {result.build_s} sim {result.sim_s} wall {result.wall_s:.2f} "
         f"peak {((result.peak_rss_bytes or 0) / 2**20):.0f} MiB load {result.load_1min}",
         flush=True,
@@ -442,7 +454,11 @@ def _run_baseline(session: _Session, configs: list[Config]) -> None:
     baseline = _CaseRun(session, BASELINE, [c for c in configs if not c.pool], quick=False)
     for config in baseline.configs:
         failure = baseline.warm_up(config, baseline.path)
-        results = [] if failure else [baseline.run(config, rep) for rep in range(BASELINE_REPS)]
+        results = (
+            []
+            if failure
+            else [baseline.run(config, rep, memory_run=True) for rep in range(BASELINE_REPS)]
+        )
         peak = baseline_peak(results)
         if peak is None:
             error = next((r.error for r in results if not r.ok), "no peak memory measured")
@@ -450,6 +466,31 @@ def _run_baseline(session: _Session, configs: list[Config]) -> None:
             continue
         session.document["baselines"][config.name] = peak
     session.save()
+
+
+MEMORY_RUN_BELOW_S: Final = 60.0
+"""Configurations whose timed runs take less than this (median whole process) get one more run
+of the case, sampled every 10 ms, for their peak memory (:mod:`bench.measure`): a short run
+peaks in its last 0.1 s. Longer runs keep the peak of their timed runs, sampled every 0.1 s,
+which then misses a negligible part of it."""
+
+
+def _memory_runs(session: _Session, case_run: _CaseRun, skipped: set[str]) -> None:
+    """One memory run of the case for each configuration with short successful timed runs."""
+    for config in case_run.configs:
+        if config.pool or config.name in skipped:
+            continue  # a pooled run's memory is the pool's, not the measured client's
+        walls = [
+            run["wall_s"]
+            for run in session.document["runs"]
+            if run["case"] == case_run.case.name and run["config"] == config.name and run["ok"]
+        ]
+        if not walls or statistics.median(walls) >= MEMORY_RUN_BELOW_S:
+            continue
+        if _fits(session, case_run, config) is not None:
+            continue
+        result = case_run.run(config, session.options.reps, memory_run=True)
+        _record(session, case_run, result)
 
 
 def _case_record(info: CaseInfo, case: Case, circuit: Circuit) -> dict[str, Any]:
@@ -543,6 +584,7 @@ def _run_configs(session: _Session, configs: list[Config]) -> tuple[dict[str, An
                 if result.error.startswith(("timed out", "killed")):
                     # Later repetitions would fail the same way.
                     skipped.add(config.name)
+        _memory_runs(session, case_run, skipped)
         session.sample_load(f"after {case.name}")
         session.save()
     session.document["finished"] = _now()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-from bench.measure import available_memory_bytes, process_tree, run_measured
+from bench.measure import (
+    MEMORY_SAMPLE_INTERVAL_S,
+    available_memory_bytes,
+    process_tree,
+    run_measured,
+)
 
 ALLOCATE = (
     "import time; block = bytearray({size}); "
@@ -30,10 +35,11 @@ LATE_PEAK = (
 """Python that grows just before it exits, as a rank closing its recording does."""
 
 
-def test_a_peak_just_before_exit_is_seen() -> None:
+def test_a_peak_just_before_exit_is_seen_by_memory_sampling() -> None:
     size = 64 * 2**20
+    command = [sys.executable, "-c", LATE_PEAK.format(size=size)]
     found = [
-        run_measured([sys.executable, "-c", LATE_PEAK.format(size=size)], timeout_s=60)
+        run_measured(command, timeout_s=60, sample_interval_s=MEMORY_SAMPLE_INTERVAL_S)
         for _ in range(3)
     ]
     assert all(m.returncode == 0 for m in found)

@@ -78,6 +78,22 @@ def test_runs_without_peak_memory_have_no_memory_figures() -> None:
     assert summary.events_per_s == pytest.approx((5400 / 2.0 + 5400 / 4.0) / 2)
 
 
+def test_memory_runs_give_the_peak_and_nothing_else() -> None:
+    timed = [run("a", rep, sim_s, peak_rss_bytes=2400.0) for rep, sim_s in enumerate((2.0, 4.0))]
+    memory = run("a", 2, 50.0, peak_rss_bytes=3600.0, memory_run=True, n_spikes={"E": 1})
+    summary = summarize(CASE, "a", [*timed, memory], baseline_bytes=600.0)
+    assert (summary.n_ok, summary.n_runs) == (2, 2)
+    assert (summary.sim_s, summary.wall_s) == (3.0, 5.0)
+    assert summary.rates_hz == {"E": 10.0, "I": 4.0}
+    assert summary.peak_rss_bytes == 3600.0
+    assert summary.bytes_per_synapse == pytest.approx((3600.0 - 600.0) / 1200)
+    # A failed memory run leaves the timed runs' peak, and says why.
+    failed = {**memory, "ok": False, "error": "exit status 1: boom"}
+    summary = summarize(CASE, "a", [*timed, failed], baseline_bytes=600.0)
+    assert summary.peak_rss_bytes == 2400.0
+    assert summary.errors == ["exit status 1: boom"]
+
+
 def test_failed_runs_are_counted_and_explained() -> None:
     runs = [run("a", 0, 2.0), run("a", 1, 9.0, ok=False, error="exit status 1: boom")]
     summary = summarize(CASE, "a", runs, baseline_bytes=None)

@@ -92,3 +92,40 @@ def test_a_pool_run_is_predicted_as_brainsim_on_fresh_ranks(
     reason = suite._fits(session, case_run, POOL)
     assert reason == suite._fits(session, case_run, FRESH)
     assert reason == "needs about 2.0 GiB (measured cost per synapse), 1.7 GiB available"
+
+
+def test_short_configurations_get_one_memory_run_after_their_timed_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nest = Config("nest", "nest", 2)
+    slow = Config("brian2", "brian2", 2)
+
+    def timed(config: str, wall_s: float) -> dict[str, Any]:
+        return {"case": "brunel", "config": config, "ok": True, "wall_s": wall_s}
+
+    session: Any = SimpleNamespace(
+        options=SimpleNamespace(reps=3),
+        document={
+            "runs": [timed("brainsim", 2.0), timed("brainsim-pool", 1.0), timed("nest", 10.0),
+                     timed("brian2", 90.0), {**timed("nest", 1.0), "ok": False}],
+        },
+    )  # fmt: skip
+    calls: list[tuple[str, int, bool]] = []
+
+    def run(config: Config, rep: int, memory_run: bool = False) -> str:
+        calls.append((config.name, rep, memory_run))
+        return config.name
+
+    recorded: list[str] = []
+    case_run: Any = SimpleNamespace(
+        case=SimpleNamespace(name="brunel"), configs=[FRESH, POOL, nest, slow], run=run
+    )
+    monkeypatch.setattr(suite, "_fits", lambda *_: None)
+    monkeypatch.setattr(suite, "_record", lambda _s, _c, result: recorded.append(result))
+    suite._memory_runs(session, case_run, skipped=set())
+    # Not the pool's (the ranks are not the client's) nor a 90 s configuration's.
+    assert calls == [("brainsim", 3, True), ("nest", 3, True)]
+    assert recorded == ["brainsim", "nest"]
+    calls.clear()
+    suite._memory_runs(session, case_run, skipped={"nest"})
+    assert calls == [("brainsim", 3, True)]
