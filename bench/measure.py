@@ -40,7 +40,6 @@ __all__ = [
     "available_memory_bytes",
     "process_tree",
     "run_measured",
-    "tree_memory_bytes",
 ]
 
 SAMPLE_INTERVAL_S = 0.1
@@ -109,11 +108,6 @@ def _memory_kib(pid: int) -> tuple[int, int]:
         if key in found:
             found[key] = int(line.split()[1])
     return found["VmHWM:"], found["VmRSS:"]
-
-
-def tree_memory_bytes(root: int) -> tuple[int, int]:
-    """(sum of peak RSS, sum of current RSS) over ``root``'s live process tree, in bytes."""
-    return _sum_memory_bytes(process_tree(root))
 
 
 def _sum_memory_bytes(pids: Sequence[int]) -> tuple[int, int]:

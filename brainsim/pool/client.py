@@ -21,6 +21,7 @@ from typing import Any
 from brainsim.errors import PoolError
 from brainsim.pool.protocol import (
     code_fingerprint,
+    connect,
     log_path,
     pool_dir,
     receive,
@@ -38,7 +39,7 @@ _STOP_TIMEOUT_S = 30.0
 def hello(path: Path, timeout_s: float = 5.0) -> dict[str, Any] | None:
     """The pool's ``info`` at ``path``, or ``None`` when nothing (or no pool) answers there."""
     try:
-        with _connect(path, timeout_s, keep_timeout=True) as sock:
+        with connect(path, timeout_s, keep_timeout=True) as sock:
             send(sock, {"op": "hello"})
             reply = receive(sock)
     except (OSError, PoolError):
@@ -70,7 +71,7 @@ def run_in_pool(
 
     check_writable(out, overwrite=overwrite)
     try:
-        sock = _connect(path, timeout_s=5.0)
+        sock = connect(path, timeout_s=5.0)
     except OSError:
         return None  # a stale socket: its pool is gone
     with sock:
@@ -127,20 +128,6 @@ def _cancel_on_signals(sock: socket.socket) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _connect(path: Path, timeout_s: float, *, keep_timeout: bool = False) -> socket.socket:
-    """A connection to ``path``; the timeout stays on it only with ``keep_timeout``."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout_s)
-    try:
-        sock.connect(str(path))
-    except OSError:
-        sock.close()
-        raise
-    if not keep_timeout:
-        sock.settimeout(None)
-    return sock
-
-
 def start_pool(ranks: int, *, idle_timeout_s: float) -> tuple[dict[str, Any], bool]:
     """Start the pool of ``ranks`` ranks unless it runs; ``(info, started)``.
 
@@ -191,7 +178,7 @@ def stop_pool(ranks: int) -> dict[str, Any] | None:
     if info is None:
         _remove_if_stale(path)
         return None
-    with _connect(path, timeout_s=5.0, keep_timeout=True) as sock:
+    with connect(path, timeout_s=5.0, keep_timeout=True) as sock:
         send(sock, {"op": "stop"})
         receive(sock)
     deadline = time.monotonic() + _STOP_TIMEOUT_S
@@ -219,15 +206,12 @@ def list_pools() -> list[dict[str, Any]]:
 
 def _remove_if_stale(path: Path) -> None:
     """Remove ``path`` if nothing listens there any more (a pool that was killed)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        connect(path, timeout_s=2.0).close()
     except ConnectionRefusedError:
         path.unlink(missing_ok=True)
     except OSError:
         pass
-    finally:
-        sock.close()
 
 
 def _tail(log: Path, lines: int = 5) -> str:

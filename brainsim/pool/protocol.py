@@ -30,6 +30,7 @@ from brainsim.errors import PoolError
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "code_fingerprint",
+    "connect",
     "log_path",
     "pool_dir",
     "receive",
@@ -90,6 +91,22 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def connect(path: Path, timeout_s: float, *, keep_timeout: bool = False) -> socket.socket:
+    """A connection to the socket at ``path``, made within ``timeout_s`` (which stays on the
+    connection only with ``keep_timeout``); raises OSError (ConnectionRefusedError where a
+    socket file is left that nothing listens on)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    if not keep_timeout:
+        sock.settimeout(None)
+    return sock
 
 
 def pool_dir(*, create: bool = False) -> Path:

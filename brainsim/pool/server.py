@@ -36,7 +36,7 @@ from typing import Any, Protocol, TextIO, cast
 
 from brainsim import __version__
 from brainsim.errors import PoolError
-from brainsim.pool.protocol import code_fingerprint, receive, send
+from brainsim.pool.protocol import code_fingerprint, connect, receive, send
 
 __all__ = ["JobFunction", "serve"]
 
@@ -76,8 +76,7 @@ def _serve_peer(comm: _Group, job: JobFunction) -> int:
     address = comm.bcast(None)
     if address is None:  # rank 0 could not start the pool and says why in its own log
         return 1
-    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    peer.connect(address)
+    peer = connect(Path(address), timeout_s=_PEER_TIMEOUT_S)
     send(peer, {"op": "peer", "rank": comm.rank, "pid": os.getpid()})
     with peer:
         while True:
@@ -279,14 +278,10 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
 
 def _answers(path: Path) -> bool:
     """Whether something accepts connections at ``path`` (a live pool, not a stale file)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(2.0)
     try:
-        probe.connect(str(path))
+        connect(path, timeout_s=2.0).close()
     except OSError:
         return False
-    finally:
-        probe.close()
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,19 @@ def brainsim_run(
     cmd = [sys.executable, "-m", "brainsim", "run", str(circuit), "--out", str(out)]
     cmd += ["--ranks", str(ranks), "--progress", "none", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_long_run(out: Path) -> subprocess.Popen[str]:
+    """A 2-rank run long enough to be interrupted (through a pool where one of 2 ranks runs),
+    returned once its first progress line is out."""
+    cmd = [sys.executable, "-m", "brainsim", "run", str(DATA / "features.yaml"), "--out",
+           str(out), "--ranks", "2", "--duration-ms", "100000", "--progress", "json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "progress":
+            break
+    return proc
 
 
 def read_store(path: Path) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import DATA, ROOT, brainsim_run, root_attrs
+from tests.engine.conftest import ROOT, brainsim_run, root_attrs, start_long_run
 
 TINY = ROOT / "circuits" / "tiny.yaml"
 
@@ -95,22 +95,10 @@ def _rank_pids(parent: int) -> list[int]:
     return found
 
 
-def _start_long_run(out: Path) -> subprocess.Popen[str]:
-    """A 2-rank run long enough to be interrupted, started once its first progress line is out."""
-    cmd = [sys.executable, "-m", "brainsim", "run", str(DATA / "features.yaml"), "--out",
-           str(out), "--ranks", "2", "--duration-ms", "100000", "--progress", "json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "progress":
-            break
-    return proc
-
-
 @pytest.mark.mpi
 def test_a_killed_rank_stops_the_whole_run(tmp_path: Path) -> None:
     out = tmp_path / "killed.zarr"
-    with _start_long_run(out) as proc:
+    with start_long_run(out) as proc:
         try:
             ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
             assert len(ranks) >= 2, ranks
@@ -128,7 +116,7 @@ def test_a_killed_rank_stops_the_whole_run(tmp_path: Path) -> None:
 @pytest.mark.mpi
 def test_sigterm_cancels_and_says_so(tmp_path: Path) -> None:
     out = tmp_path / "cancel.zarr"
-    with _start_long_run(out) as proc:
+    with start_long_run(out) as proc:
         try:
             time.sleep(0.5)
             proc.send_signal(signal.SIGTERM)

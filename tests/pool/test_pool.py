@@ -21,7 +21,13 @@ import pytest
 from brainsim.engine.launch import find_mpiexec
 from brainsim.errors import PoolError
 from brainsim.pool.protocol import code_fingerprint, receive, send, socket_path
-from tests.engine.conftest import DATA, ROOT, brainsim_run, read_store, root_attrs
+from tests.engine.conftest import (
+    ROOT,
+    brainsim_run,
+    read_store,
+    root_attrs,
+    start_long_run,
+)
 
 TINY = ROOT / "circuits" / "tiny.yaml"
 
@@ -196,24 +202,12 @@ def test_bad_input_is_reported_and_the_pool_keeps_serving(
     assert pool_of(2)["pids"] == pool2["pids"]
 
 
-def _long_run(out: Path) -> subprocess.Popen[str]:
-    """A long pooled run, returned once its first progress line has arrived."""
-    cmd = [sys.executable, "-m", "brainsim", "run", str(DATA / "features.yaml"), "--out",
-           str(out), "--ranks", "2", "--duration-ms", "100000", "--progress", "json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "progress":
-            break
-    return proc
-
-
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_client_cancels_the_pooled_run(
     pool2: dict[str, Any], tmp_path: Path, how: signal.Signals
 ) -> None:
     out = tmp_path / "cancel.zarr"
-    with _long_run(out) as proc:
+    with start_long_run(out) as proc:
         try:
             assert pool_of(2)["busy"]
             proc.send_signal(how)
@@ -233,7 +227,7 @@ def test_a_killed_client_cancels_its_run_and_frees_the_pool(
     pool2: dict[str, Any], tmp_path: Path
 ) -> None:
     out = tmp_path / "orphan.zarr"
-    with _long_run(out) as proc:
+    with start_long_run(out) as proc:
         proc.kill()
         proc.communicate()
     assert wait_until(lambda: not pool_of(2)["busy"])
@@ -242,7 +236,7 @@ def test_a_killed_client_cancels_its_run_and_frees_the_pool(
 
 
 def test_queued_runs_wait_their_turn(pool2: dict[str, Any], tmp_path: Path) -> None:
-    first = _long_run(tmp_path / "first.zarr")
+    first = start_long_run(tmp_path / "first.zarr")
     try:
         second = subprocess.Popen(
             [sys.executable, "-m", "brainsim", "run", str(TINY), "--out",
@@ -429,7 +423,7 @@ def test_a_killed_rank_ends_the_pool_and_fails_the_run(own_pool_dir: Path, tmp_p
     assert started.returncode == 0, started.stderr
     (info,) = pools()
     out = tmp_path / "killed.zarr"
-    with _long_run(out) as proc:
+    with start_long_run(out) as proc:
         try:
             os.kill(info["pids"][1], signal.SIGKILL)
             code = proc.wait(timeout=60)
