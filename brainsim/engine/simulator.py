@@ -203,9 +203,11 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     all_delays = [d for part in comm.allgather(local_delays) for d in part]
     min_delay = min((d[0] for d in all_delays), default=1)
     max_delay = max((d[1] for d in all_delays), default=1)
-    # Rows s .. s + max_delay can be pending at once; an interval's deliveries land at most
-    # max_delay steps ahead of its first step.
-    n_slots = max_delay + min_delay
+    # An interval [t, t + k) is delivered after its last step, when rows up to t + k - 1 are
+    # consumed (and cleared): its spikes land in steps t + k .. t + k - 1 + max_delay, which
+    # are max_delay consecutive steps, so max_delay rows hold everything pending. (A ring of
+    # max_delay + min_delay rows would leave half of Brunel's rows idle and out of the cache.)
+    n_slots = max_delay
     seed = circuit.simulation.seed
     dt = circuit.simulation.dt_ms
     buf_exc = np.zeros((n_slots, n_local), dtype=np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from brainsim.kernels.delivery import (
     DELAY_CONSTANT,
@@ -13,13 +14,14 @@ from brainsim.kernels.delivery import (
     DELAY_PACKED,
     DELAY_SEPARATE,
     PACK_SHIFT,
+    PREFETCH_AHEAD,
     deliver_all,
     deliver_all_ref,
     encode_spikes,
 )
 
-N_SLOTS = 320
-"""Ring-buffer rows: more than the longest delay (314 steps), as the engine guarantees."""
+LONGEST_DELAY = 314
+"""The longest delay of :func:`_plan` in steps; the engine's ring buffers have as many rows."""
 
 
 def _projection(rng: np.random.Generator, n_src: int, n_tgt: int, mode: int, const_w: bool):
@@ -100,12 +102,17 @@ def _plan(rng: np.random.Generator):
             flat["delays8"])  # fmt: skip
 
 
-def test_kernel_equals_reference_for_every_storage_mode() -> None:
+@pytest.mark.parametrize("n_slots", [LONGEST_DELAY, LONGEST_DELAY + 6])
+def test_kernel_equals_reference_for_every_storage_mode(n_slots: int) -> None:
+    # More keys than the prefetch distances, so that rows are prefetched, and keys near the end
+    # of the list, whose prefetches would point past it.
     rng = np.random.default_rng(7)
     plan = _plan(rng)
     n_gids = 50
     keys = np.sort(rng.integers(0, 3 * n_gids, 80)).astype(np.int64)
-    a_exc, a_inh = np.zeros((N_SLOTS, 24)), np.zeros((N_SLOTS, 24))
+    assert keys.shape[0] > 2 * PREFETCH_AHEAD
+    assert int(plan[-2].max()) == LONGEST_DELAY  # a delay as long as the ring lands in it
+    a_exc, a_inh = np.zeros((n_slots, 24)), np.zeros((n_slots, 24))
     b_exc, b_inh = a_exc.copy(), a_inh.copy()
     deliver_all(keys, 5, n_gids, *plan, a_exc, a_inh)
     deliver_all_ref(keys, 5, n_gids, *plan, b_exc, b_inh)
