@@ -167,25 +167,21 @@ def _load_for_run(args: argparse.Namespace, *, check_memory: bool) -> object:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import launched_ranks, under_mpi_launcher
+    from brainsim.engine.launch import launched_rank, launched_ranks, under_mpi_launcher
 
     launcher = launched_ranks() == 1
     if not under_mpi_launcher() and not args.no_pool:
         code = _run_in_pool(args)
         if code is not None:
             return code
-    circuit = _load_for_run(args, check_memory=launcher)
     if args.ranks > 1 and launcher:
-        from brainsim.engine.launch import mpiexec_command, run_child
-        from brainsim.recording.paths import check_writable
-
-        check_writable(args.out, overwrite=args.overwrite)
-        code, _ = run_child(
-            mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *_run_argv(args)]),
-            args.out,
-            capture_stderr=False,
-        )
-        return code
+        return _launch_ranks(args)
+    try:
+        circuit = _load_for_run(args, check_memory=launcher or args.launched)
+    except CircuitError:
+        if args.launched and launched_rank() != 0:
+            return EXIT_INVALID  # every rank found the same problems; rank 0 reports them
+        raise
     stop = {"requested": False}
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -196,6 +192,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["requested"])
     # The process ends here: spare its teardown the collector's walk over every live object.
     gc.freeze()
+    return code
+
+
+def _launch_ranks(args: argparse.Namespace) -> int:
+    """Run on ``--ranks`` fresh ranks under ``mpiexec``; the exit code of the run.
+
+    The ranks load and check the circuit, the memory estimate included (``--launched``: they
+    share this machine), and rank 0 alone reports what is wrong with it. Checking it here first
+    would add numpy, jsonschema and the parse, about 0.2 s, before ``mpiexec`` even starts.
+    """
+    from brainsim.engine.launch import mpiexec_command, run_child
+    from brainsim.recording.paths import check_writable
+
+    check_writable(args.out, overwrite=args.overwrite)
+    argv = [sys.executable, "-m", "brainsim", *_run_argv(args), "--launched"]
+    code, _ = run_child(mpiexec_command(args.ranks, argv), args.out, capture_stderr=False)
     return code
 
 
@@ -446,6 +458,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="start ranks for this run even when a pool of --ranks ranks is running",
     )
     p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
+    # Set by brainsim's own launcher for the ranks it starts (see _launch_ranks).
+    p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
 
 
 _BUILT_IN = frozenset({"run", "validate", "analyze", "pool"})

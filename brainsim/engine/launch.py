@@ -18,9 +18,17 @@ from types import FrameType
 
 from brainsim.errors import EngineError
 
-__all__ = ["find_mpiexec", "launched_ranks", "mpiexec_command", "run_child", "under_mpi_launcher"]
+__all__ = [
+    "find_mpiexec",
+    "launched_rank",
+    "launched_ranks",
+    "mpiexec_command",
+    "run_child",
+    "under_mpi_launcher",
+]
 
 _RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID", "PMIX_RANK")
 
 
 def launched_ranks() -> int:
@@ -30,6 +38,16 @@ def launched_ranks() -> int:
         if raw.isdigit():
             return int(raw)
     return 1
+
+
+def launched_rank() -> int:
+    """This process's rank as its MPI launcher numbered it (0 when not under MPI), known
+    without initialising MPI."""
+    for name in _RANK_VARIABLES:
+        raw = os.environ.get(name, "")
+        if raw.isdigit():
+            return int(raw)
+    return 0
 
 
 def under_mpi_launcher() -> bool:

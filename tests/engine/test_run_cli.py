@@ -33,15 +33,34 @@ def test_json_progress_and_complete_store(tmp_path: Path) -> None:
     assert root_attrs(out)["status"] == "complete"
 
 
-def test_invalid_circuit_is_rejected_before_any_rank_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_an_invalid_circuit_is_reported_once_and_nothing_is_written(
+    tmp_path: Path, ranks: int
+) -> None:
+    """Each rank of a multi-rank run checks the circuit; rank 0 alone reports it."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.read_text().replace("dt_ms: 0.1", "dt_ms: -0.1"))
     out = tmp_path / "never.zarr"
-    result = brainsim_run(bad, out, ranks=2)
+    result = brainsim_run(bad, out, "--no-pool", ranks=ranks)
     assert result.returncode == 2
-    assert "simulation.dt_ms" in result.stderr
+    assert result.stderr.count("simulation.dt_ms") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_circuit_too_large_for_this_machine_is_refused(tmp_path: Path, ranks: int) -> None:
+    """The memory estimate is checked for the whole circuit on one machine, by the ranks when
+    brainsim starts them, and an existing recording is left as it was."""
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(TINY.read_text().replace("size: 80", "size: 2000000000"))
+    out = tmp_path / "kept.zarr"
+    assert brainsim_run(TINY, out).returncode == 0
+    before = root_attrs(out)
+    result = brainsim_run(huge, out, "--overwrite", "--no-pool", ranks=ranks)
+    assert result.returncode == 2
+    assert result.stderr.count("more than the memory limit") == 1, result.stderr
+    assert root_attrs(out) == before
 
 
 def test_missing_circuit_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -191,6 +210,27 @@ print(light, probed, unfrozen, frozen, gc.isenabled())
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "True", "True", "True"]
+
+
+def test_the_launcher_of_several_ranks_leaves_the_circuit_to_them(tmp_path: Path) -> None:
+    """``brainsim run --ranks 2`` starts mpiexec without importing numpy or the circuit's
+    checks (about 0.2 s before the ranks could start); the ranks load and check it."""
+    script = """
+import sys
+import brainsim.cli
+code = brainsim.cli.main(
+    ["run", sys.argv[1], "--ranks", "2", "--no-pool", "--out", sys.argv[2], "--progress", "none"]
+)
+print(code, sorted({"numpy", "jsonschema", "yaml", "numba"} & set(sys.modules)))
+"""
+    out = tmp_path / "t.zarr"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(TINY), str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "[]"]
+    assert root_attrs(out)["status"] == "complete"
 
 
 def test_built_in_commands_skip_the_plug_ins_and_help_lists_them() -> None:
