@@ -46,15 +46,36 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def warm_up_failed_note(case: str, config: str, failure: str) -> str:
+    """The note of a run whose warm-up (the JIT cache, the reference's compilation) failed."""
+    return f"{case}: warm-up of {config} failed: {failure}"
+
+
+def skipped_note(case: str, config: str, reason: str) -> str:
+    """The note of a configuration the suite did not run for a case."""
+    return f"{case}: {config} skipped: {reason}"
+
+
+def _about(note: str, pairs: set[tuple[str, str]]) -> bool:
+    """Whether ``note`` is a warm-up or skip note of one of ``pairs`` (case, configuration)."""
+    return any(
+        note.startswith(warm_up_failed_note(case, config, ""))
+        or note.startswith(skipped_note(case, config, ""))
+        for case, config in pairs
+    )
+
+
 def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One document from several: a later document's runs of a (case, configuration) replace
-    earlier runs of that pair, so one simulator can be re-run for a case and merged in."""
+    earlier runs of that pair, so one simulator can be re-run for a case and merged in, and
+    the earlier warm-up and skip notes of that pair go with them."""
     merged: dict[str, Any] = {key: value for key, value in documents[-1].items() if key != "runs"}
     merged["cases"], merged["runs"], merged["baselines"] = {}, [], {}
     merged["notes"], merged["load"], merged["commands"] = [], [], []
     for document in documents:
         replaced = {(run["case"], run["config"]) for run in document["runs"]}
         merged["runs"] = [r for r in merged["runs"] if (r["case"], r["config"]) not in replaced]
+        merged["notes"] = [n for n in merged["notes"] if not _about(n, replaced)]
         merged["runs"] += document["runs"]
         merged["cases"].update(document["cases"])
         merged["baselines"].update(document.get("baselines", {}))

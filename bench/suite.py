@@ -47,6 +47,7 @@ from bench.cases import BASELINE, Case, CaseInfo, case_info, write_variant
 from bench.measure import available_memory_bytes, run_measured
 from bench.nest_script import nest_script
 from bench.refenv import ReferenceEnv, ensure_reference_env, probe_simulators
+from bench.report import fmt, skipped_note, warm_up_failed_note
 from bench.runners import (
     Config,
     RunResult,
@@ -314,7 +315,7 @@ class _CaseRun:
                         config, self.circuit, path, session.work / "scripts"
                     )
                 except UnsupportedCircuitError as error:
-                    session.note(f"{case.name}: {config.name} skipped: {error}")
+                    session.note(skipped_note(case.name, config.name, str(error)))
                     continue
             self.configs.append(config)
 
@@ -423,10 +424,13 @@ def _record(session: _Session, case_run: _CaseRun, result: RunResult) -> None:
     session.document["runs"].append(result.as_dict())
     status = "ok" if result.ok else f"FAILED: {result.error}"
     which = "memory run" if result.memory_run else f"rep {result.rep}"
+    # A pooled run's ranks are not in the measured process tree: no peak (as in the tables).
+    peak = result.peak_rss_bytes
+    peak_text = "–" if peak is None else f"{peak / 2**20:.0f} MiB"
     print(
         f"[bench] {result.case} {result.config} {which}: {status} "
-        f"build {result.build_s} sim {result.sim_s} wall {result.wall_s:.2f} "
-        f"peak {((result.peak_rss_bytes or 0) / 2**20):.0f} MiB load {result.load_1min}",
+        f"build {result.build_s} sim {result.sim_s} wall {fmt(result.wall_s)} "
+        f"peak {peak_text} load {result.load_1min}",
         flush=True,
     )
     baseline = session.document["baselines"].get(result.config)
@@ -565,12 +569,12 @@ def _run_configs(session: _Session, configs: list[Config]) -> tuple[dict[str, An
         for config in case_run.configs:
             reason = _fits(session, case_run, config)
             if reason is not None:
-                session.note(f"{case.name}: {config.name} skipped: {reason}")
+                session.note(skipped_note(case.name, config.name, reason))
                 skipped.add(config.name)
                 continue
             failure = case_run.warm_up(config, warmup)
             if failure:
-                session.note(f"{case.name}: warm-up of {config.name} failed: {failure}")
+                session.note(warm_up_failed_note(case.name, config.name, failure))
         for rep in range(options.reps):
             for config in case_run.configs:
                 if config.name in skipped:

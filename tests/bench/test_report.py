@@ -6,7 +6,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt, merge, plot_rtf, render_markdown, targets
+from bench.report import (
+    fmt,
+    merge,
+    plot_rtf,
+    render_markdown,
+    skipped_note,
+    targets,
+    warm_up_failed_note,
+)
 from tests.bench.conftest import result_run
 
 
@@ -135,6 +143,30 @@ def test_merge_replaces_runs_per_case_and_configuration(
     assert text.index("| brunel | brainsim |") < text.index("| brunel | nest |")
     assert "brainsim-commit old" in text
     assert "new" not in text.split("brainsim-commit", 1)[1].split(",", 1)[0]
+
+
+def test_merge_drops_the_notes_of_replaced_runs(results_document: dict[str, Any]) -> None:
+    """A warm-up failure or a skip of (case, configuration) is history once a later document's
+    runs of that pair replace the runs it belonged to; notes about other pairs stay."""
+    first = copy.deepcopy(results_document)
+    first["notes"] = [
+        warm_up_failed_note("brunel", "brainsim", "too many arguments"),
+        skipped_note("brunel", "brian2", "not installed"),
+        warm_up_failed_note("brunel", "brainsim-1rank", "out of memory"),
+        "a note of the user's",
+    ]
+    second = copy.deepcopy(results_document)
+    second["runs"] = [result_run("brunel", "brainsim", 1.0, 0.5, 37_000)]
+    second["notes"] = []
+    merged = merge([first, second])
+    assert merged["notes"] == [
+        skipped_note("brunel", "brian2", "not installed"),
+        warm_up_failed_note("brunel", "brainsim-1rank", "out of memory"),
+        "a note of the user's",
+    ]
+    text = render_markdown(merged)
+    assert "too many arguments" not in text
+    assert "out of memory" in text
 
 
 def test_plot_writes_a_png(tmp_path: Path, results_document: dict[str, Any]) -> None:

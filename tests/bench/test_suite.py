@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import suite
-from bench.runners import Config
+from bench.runners import Config, RunResult
 from brainsim.errors import PoolError
 
 POOL = Config("brainsim-pool", "brainsim", 2, pool=True)
@@ -129,3 +129,26 @@ def test_short_configurations_get_one_memory_run_after_their_timed_runs(
     calls.clear()
     suite._memory_runs(session, case_run, skipped={"nest"})
     assert calls == [("brainsim", 3, True)]
+
+
+def test_the_progress_line_shows_no_peak_for_a_pooled_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A pooled run's ranks are outside the measured process tree, so it has no peak (not
+    "0 MiB"); a run that failed before it was timed prints without a wall time."""
+    session = SimpleNamespace(
+        document={"runs": [], "baselines": {}},
+        relative=lambda text: text,
+        save=lambda: None,
+    )
+    pooled = RunResult("brunel", "brainsim-pool", 0, True, wall_s=1.5, peak_rss_bytes=None)
+    fresh = RunResult("brunel", "brainsim", 0, True, wall_s=2.25, peak_rss_bytes=450 * 2**20)
+    failed = RunResult("brunel", "nest", 0, False, error="no NEST")
+    for result in (pooled, fresh, failed):
+        suite._record(session, None, result)  # type: ignore[arg-type]
+    lines = capsys.readouterr().out.splitlines()
+    assert "wall 1.50 peak – load" in lines[0]
+    assert "wall 2.25 peak 450 MiB load" in lines[1]
+    assert "FAILED: no NEST" in lines[2]
+    assert "wall – peak –" in lines[2]
+    assert len(session.document["runs"]) == 3
