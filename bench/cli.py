@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench.cases import CASES, select_cases
+from bench.cases import CASES, RATE_SEEDS, select_cases
 from bench.report import merge, plot_rtf, render_markdown
 from bench.suite import SIMULATORS, Options, run_suite
 
@@ -63,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
         "--no-pool",
         action="store_true",
         help="skip brainsim's runs through a pool of resident ranks",
+    )
+    found.add_argument(
+        "--rate-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="realizations (seeds) per case whose mean rates are compared (default: the "
+        f"case's, {RATE_SEEDS} for all but the full microcircuit; 1 with --quick)",
     )
     found.add_argument("--out-dir", type=Path, default=BENCH / "results")
     found.add_argument("--venv", type=Path, default=BENCH / ".venv-ref", help="reference env")
@@ -140,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     if reps < 1:
         print("--reps must be at least 1", file=sys.stderr)
         return 2
+    if args.rate_seeds is not None and args.rate_seeds < 1:
+        print("--rate-seeds must be at least 1", file=sys.stderr)
+        return 2
     options = Options(
         cases=cases,
         reps=reps,
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out_dir,
         venv=args.venv,
         timeout_s=args.timeout_s,
+        rate_seeds=args.rate_seeds,
         command=shlex.join(
             ["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])]
         ),

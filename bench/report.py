@@ -376,15 +376,22 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "",
         "## Population rates (Hz)",
         "",
+        "Means over the realizations counted in `seeds` (the case's own seed and the next "
+        "ones; one realization's rates vary by several per cent in the smaller networks). "
         f"Checked against NEST (else Brian2): agreement within "
         f"{RATE_REL_TOLERANCE:.0%} or {RATE_ABS_TOLERANCE_HZ} Hz, whichever is larger.",
         "",
     ]
     configs = list(dict.fromkeys(s.config for s in found))
+    realizations: dict[str, set[int]] = {s.case: set() for s in found}
+    for summary in found:
+        if summary.n_ok:
+            realizations[summary.case].add(summary.n_realizations)
     rate_table = [
         [
             row.case,
             row.population,
+            "–" if not realizations[row.case] else _span(realizations[row.case]),
             *(fmt(row.rates_hz.get(config)) for config in configs),
             "–"
             if row.reference is None
@@ -392,7 +399,7 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         ]
         for row in rate_rows(found)
     ]
-    lines += _table(["case", "population", *configs, "agree"], rate_table)
+    lines += _table(["case", "population", "seeds", *configs, "agree"], rate_table)
     lines += ["", "## Targets (issue 6)", ""]
     lines += _table(["target", "measured", "met"], [list(row) for row in targets(document)])
     notes = list(dict.fromkeys(document.get("notes", [])))
@@ -401,6 +408,12 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in [*notes, *errors]]
     return "\n".join(lines) + "\n"
+
+
+def _span(values: set[int]) -> str:
+    """``5``, or ``4-5`` where configurations have different numbers of realizations."""
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _same_counts(one: Summary, two: Summary) -> bool:

@@ -87,6 +87,9 @@ class RunResult:
     memory_run: bool = False
     """Made for its peak memory alone: sampled every 10 ms, which slows a run that uses every
     core, so its times are not used (:mod:`bench.measure`)."""
+    seed: int | None = None
+    """Set on a run of another realization of the case (the circuit with this seed), made for
+    its population rates alone; its times and memory are not used (:mod:`bench.stats`)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -90,6 +90,8 @@ class Summary:
     events_per_s: float | None = None
     n_synapses: float | None = None
     rates_hz: dict[str, float] = field(default_factory=dict)
+    """Mean rate of each population over :attr:`n_realizations` realizations (seeds)."""
+    n_realizations: int = 0
     spike_counts: list[dict[str, int]] = field(default_factory=list)
     """Spike counts of every successful run (brainsim's must not depend on the rank count)."""
     errors: list[str] = field(default_factory=list)
@@ -112,9 +114,10 @@ def summarize(
     """
     every = [run for run in runs if run["case"] == case["name"] and run["config"] == config]
     errors = sorted({run["error"] for run in every if not run["ok"] and run["error"]})
-    # Memory runs (sampled every 10 ms) give the peak memory when there are any; the timed
-    # runs give everything else.
-    mine = [run for run in every if not run.get("memory_run")]
+    # Memory runs (sampled every 10 ms) give the peak memory when there are any; runs of other
+    # realizations (other seeds) only their rates; the timed runs give everything else.
+    realizations = [run for run in every if run.get("seed") is not None and run["ok"]]
+    mine = [run for run in every if not run.get("memory_run") and run.get("seed") is None]
     ok = [run for run in mine if run["ok"]]
     if not ok:
         return Summary(case["name"], config, 0, len(mine), errors=errors)
@@ -133,8 +136,14 @@ def summarize(
         for run in ok
         if run["sim_s"]
     )
+    # One count per realization: the timed runs' (the median of their repetitions) and each
+    # further seed's; the rate is their mean.
+    counts = [
+        {name: statistics.median(run["n_spikes"].get(name, 0) for run in ok) for name in sizes},
+        *({name: run["n_spikes"].get(name, 0) for name in sizes} for run in realizations),
+    ]
     rates = {
-        name: statistics.median(run["n_spikes"].get(name, 0) for run in ok) / (size * duration_s)
+        name: statistics.fmean(count[name] for count in counts) / (size * duration_s)
         for name, size in sizes.items()
     }
     return Summary(
@@ -153,6 +162,7 @@ def summarize(
         events_per_s=events,
         n_synapses=synapses,
         rates_hz=rates,
+        n_realizations=len(counts),
         spike_counts=[dict(run["n_spikes"]) for run in ok],
         errors=errors,
     )

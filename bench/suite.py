@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.brian2_script import brian2_script
-from bench.cases import BASELINE, Case, CaseInfo, case_info, write_variant
+from bench.cases import BASELINE, Case, CaseInfo, case_info, seed_variant, write_variant
 from bench.measure import available_memory_bytes, run_measured
 from bench.nest_script import nest_script
 from bench.refenv import ReferenceEnv, ensure_reference_env, probe_simulators
@@ -57,6 +57,7 @@ from bench.runners import (
     start_brainsim_pool,
 )
 from bench.translate_common import UnsupportedCircuitError
+from brainsim.circuit import load_circuit
 from brainsim.circuit.spec import Circuit
 from brainsim.errors import PoolError
 from brainsim.pool.client import stop_pool
@@ -99,6 +100,9 @@ class Options:
     venv: Path
     timeout_s: float
     command: str
+    rate_seeds: int | None = None
+    """Realizations per case for the rate comparison; None: each case's own
+    (:attr:`bench.cases.Case.rate_seeds`), 1 under ``quick``."""
 
 
 def configurations(
@@ -319,18 +323,49 @@ class _CaseRun:
                     continue
             self.configs.append(config)
 
-    def project(self) -> Path:
-        """The Brian2 project folder (kept between runs, so compiled objects are reused)."""
-        return self.session.work / "brian2" / self.path.stem
+    def project(self, path: Path | None = None) -> Path:
+        """The Brian2 project folder of the variant ``path`` (default: the case's own), kept
+        between runs, so compiled objects are reused."""
+        return self.session.work / "brian2" / (path or self.path).stem
 
     def store(self, config: Config) -> Path:
         return self.session.work / "stores" / f"{self.path.stem}-{config.name}.zarr"
 
-    def run(self, config: Config, rep: int, memory_run: bool = False) -> RunResult:
-        load = os.getloadavg()[0]
-        return replace(self._run(config, rep, memory_run), load_1min=load)
+    def realization(self, seed: int) -> tuple[Path, dict[str, Path]]:
+        """The variant file of the case with ``seed`` and its reference scripts."""
+        path = seed_variant(self.path, seed)
+        circuit = load_circuit(path, memory_limit_bytes=0)
+        folder = self.session.work / "scripts"
+        return path, {name: _script(c, circuit, path, folder) for name, c in self._references()}
 
-    def _run(self, config: Config, rep: int, memory_run: bool) -> RunResult:
+    def _references(self) -> list[tuple[str, Config]]:
+        return [(c.name, c) for c in self.configs if c.simulator in ("nest", "brian2")]
+
+    def run(
+        self,
+        config: Config,
+        rep: int,
+        memory_run: bool = False,
+        realization: tuple[int, Path, dict[str, Path]] | None = None,
+    ) -> RunResult:
+        """One run of ``config``; with ``realization`` (seed, variant file, scripts), a run of
+        that realization of the case, for its rates."""
+        load = os.getloadavg()[0]
+        if realization is None:
+            result = self._run(config, rep, memory_run, self.path, self.scripts)
+        else:
+            seed, path, scripts = realization
+            result = replace(self._run(config, rep, False, path, scripts), seed=seed)
+        return replace(result, load_1min=load)
+
+    def _run(
+        self,
+        config: Config,
+        rep: int,
+        memory_run: bool,
+        path: Path,
+        scripts: dict[str, Path],
+    ) -> RunResult:
         timeout = self.session.options.timeout_s
         cap = available_memory_bytes() - MEMORY_RESERVE_BYTES
         if config.simulator == "brainsim":
@@ -339,7 +374,7 @@ class _CaseRun:
                 config,
                 self.case.name,
                 rep,
-                self.path,
+                path,
                 store,
                 self.info.n_synapses,
                 timeout,
@@ -349,20 +384,21 @@ class _CaseRun:
             shutil.rmtree(store, ignore_errors=True)
             return result
         assert self.session.reference is not None
-        extra = ["--project", str(self.project())] if config.simulator == "brian2" else []
+        project = self.project(path)
+        extra = ["--project", str(project)] if config.simulator == "brian2" else []
         result = run_reference(
             config,
             self.case.name,
             rep,
             self.session.reference.python,
-            self.scripts[config.name],
+            scripts[config.name],
             extra,
             timeout,
             cap,
             memory_run=memory_run,
         )
         if config.simulator == "brian2":
-            shutil.rmtree(self.project() / "results", ignore_errors=True)
+            shutil.rmtree(project / "results", ignore_errors=True)
         return result
 
     def warm_up(self, config: Config, warmup_path: Path) -> str | None:
@@ -424,6 +460,8 @@ def _record(session: _Session, case_run: _CaseRun, result: RunResult) -> None:
     session.document["runs"].append(result.as_dict())
     status = "ok" if result.ok else f"FAILED: {result.error}"
     which = "memory run" if result.memory_run else f"rep {result.rep}"
+    if result.seed is not None:
+        which = f"seed {result.seed}"
     # A pooled run's ranks are not in the measured process tree: no peak (as in the tables).
     peak = result.peak_rss_bytes
     peak_text = "–" if peak is None else f"{peak / 2**20:.0f} MiB"
@@ -495,6 +533,29 @@ def _memory_runs(session: _Session, case_run: _CaseRun, skipped: set[str]) -> No
             continue
         result = case_run.run(config, session.options.reps, memory_run=True)
         _record(session, case_run, result)
+
+
+def _rate_runs(session: _Session, case_run: _CaseRun, skipped: set[str]) -> None:
+    """One run of each further realization of the case (the next seeds) on every configuration
+    that ran, for the mean population rates (a single realization's vary by several per cent).
+    """
+    options = session.options
+    count = options.rate_seeds
+    if count is None:
+        count = 1 if options.quick else case_run.case.rate_seeds
+    base = case_run.circuit.simulation.seed
+    for k in range(1, count):
+        seed = base + k
+        try:
+            path, scripts = case_run.realization(seed)
+        except UnsupportedCircuitError as error:  # as for the case's own seed
+            session.note(f"{case_run.case.name}: realization with seed {seed} skipped: {error}")
+            return
+        for config in case_run.configs:
+            if config.name in skipped or _fits(session, case_run, config) is not None:
+                continue
+            result = case_run.run(config, k, realization=(seed, path, scripts))
+            _record(session, case_run, result)
 
 
 def _case_record(info: CaseInfo, case: Case, circuit: Circuit) -> dict[str, Any]:
@@ -589,6 +650,7 @@ def _run_configs(session: _Session, configs: list[Config]) -> tuple[dict[str, An
                     # Later repetitions would fail the same way.
                     skipped.add(config.name)
         _memory_runs(session, case_run, skipped)
+        _rate_runs(session, case_run, skipped)
         session.sample_load(f"after {case.name}")
         session.save()
     session.document["finished"] = _now()

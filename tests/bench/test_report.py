@@ -40,7 +40,7 @@ def test_markdown_has_machine_tables_ratios_rates_and_notes(
     )
     assert "| brunel | nest | 0.250 | 0.167 | 0.233 | 1.00 |" in text
     assert "| brunel | 3.80 | 2.00 | 1.90 | yes |" in text
-    assert "| brunel | E | 37.0 | 37.0 | 37.5 | 30.0 | DISAGREE: brian2 |" in text
+    assert "| brunel | E | 1 | 37.0 | 37.0 | 37.5 | 30.0 | DISAGREE: brian2 |" in text
     assert "- microcircuit: nest skipped: needs about 30 GiB" in text
 
 

@@ -94,6 +94,29 @@ def test_memory_runs_give_the_peak_and_nothing_else() -> None:
     assert summary.errors == ["exit status 1: boom"]
 
 
+def test_rates_are_means_over_realizations_and_nothing_else_comes_from_them() -> None:
+    """Runs of further seeds count once each in the rates (the timed repetitions of the case's
+    own seed once, as their median); times, memory and spike-count checks ignore them."""
+    timed = [run("a", rep, 2.0, n_spikes={"E": 500, "I": 100}) for rep in range(3)]
+    seeds = [
+        run("a", 1, 90.0, seed=8, peak_rss_bytes=9e9, n_spikes={"E": 600, "I": 150}),
+        run("a", 2, 90.0, seed=9, peak_rss_bytes=9e9, n_spikes={"E": 400, "I": 50}),
+        {**run("a", 3, 90.0, seed=10, n_spikes={"E": 9999}), "ok": False, "error": "boom"},
+    ]
+    summary = summarize(CASE, "a", [*timed, *seeds], baseline_bytes=600.0)
+    assert summary.n_realizations == 3
+    assert summary.rates_hz == {"E": 10.0, "I": 4.0}  # (500 + 600 + 400) / 3 / (100 * 0.5 s)
+    assert (summary.n_ok, summary.n_runs) == (3, 3)
+    assert (summary.sim_s, summary.peak_rss_bytes) == (2.0, 3000.0)
+    assert summary.spike_counts == [{"E": 500, "I": 100}] * 3
+    assert summary.errors == ["boom"]
+    seeds[0]["n_spikes"] = {"E": 1100, "I": 100}
+    summary = summarize(CASE, "a", [*timed, *seeds], baseline_bytes=600.0)
+    assert summary.rates_hz["E"] == pytest.approx((500 + 1100 + 400) / 3 / 50)
+    alone = summarize(CASE, "a", timed, baseline_bytes=600.0)
+    assert (alone.n_realizations, alone.rates_hz) == (1, {"E": 10.0, "I": 4.0})
+
+
 def test_failed_runs_are_counted_and_explained() -> None:
     runs = [run("a", 0, 2.0), run("a", 1, 9.0, ok=False, error="exit status 1: boom")]
     summary = summarize(CASE, "a", runs, baseline_bytes=None)

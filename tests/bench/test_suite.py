@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -129,6 +130,56 @@ def test_short_configurations_get_one_memory_run_after_their_timed_runs(
     calls.clear()
     suite._memory_runs(session, case_run, skipped={"nest"})
     assert calls == [("brainsim", 3, True)]
+
+
+def test_further_realizations_run_every_configuration_with_the_next_seeds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After the timed runs, each configuration that ran is run once on each further
+    realization: the variant file with the next seeds (the references on scripts made from
+    it); skipped configurations, and cases with one realization, get none."""
+    variant = tmp_path / "brunel.json"
+    variant.write_text(json.dumps({"simulation": {"seed": 40, "dt_ms": 0.1}, "name": "b"}))
+    nest = Config("nest", "nest", 2)
+    calls: list[tuple[str, int, int, str]] = []
+
+    def run(config: Config, rep: int, realization: Any = None) -> str:
+        seed, path, scripts = realization
+        assert json.loads(path.read_text())["simulation"] == {"seed": seed, "dt_ms": 0.1}
+        calls.append((config.name, rep, seed, scripts["nest"]))
+        return config.name
+
+    def realization(seed: int) -> tuple[Path, dict[str, str]]:
+        return suite.seed_variant(variant, seed), {"nest": f"nest-{seed}.py"}
+
+    def case_run(rate_seeds: int) -> Any:
+        return SimpleNamespace(
+            case=SimpleNamespace(name="brunel", rate_seeds=rate_seeds),
+            circuit=SimpleNamespace(simulation=SimpleNamespace(seed=40)),
+            configs=[FRESH, POOL, nest],
+            run=run,
+            realization=realization,
+        )
+
+    def session(rate_seeds: int | None, quick: bool = False) -> Any:
+        return SimpleNamespace(options=SimpleNamespace(rate_seeds=rate_seeds, quick=quick))
+
+    recorded: list[str] = []
+    monkeypatch.setattr(suite, "_fits", lambda *_: None)
+    monkeypatch.setattr(suite, "_record", lambda _s, _c, result: recorded.append(result))
+    suite._rate_runs(session(None), case_run(3), skipped={"brainsim-pool"})
+    assert calls == [
+        ("brainsim", 1, 41, "nest-41.py"), ("nest", 1, 41, "nest-41.py"),
+        ("brainsim", 2, 42, "nest-42.py"), ("nest", 2, 42, "nest-42.py"),
+    ]  # fmt: skip
+    assert recorded == ["brainsim", "nest", "brainsim", "nest"]
+    calls.clear()
+    suite._rate_runs(session(None), case_run(1), skipped=set())
+    suite._rate_runs(session(None, quick=True), case_run(3), skipped=set())
+    suite._rate_runs(session(1), case_run(5), skipped=set())
+    assert calls == []
+    suite._rate_runs(session(2), case_run(1), skipped={"nest", "brainsim"})
+    assert [c[:3] for c in calls] == [("brainsim-pool", 1, 41)]
 
 
 def test_the_progress_line_shows_no_peak_for_a_pooled_run(
