@@ -20,6 +20,7 @@ test against NEST) or :data:`RATE_ABS_TOLERANCE_HZ`, whichever is larger.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +30,13 @@ __all__ = [
     "METRICS",
     "RATE_ABS_TOLERANCE_HZ",
     "RATE_REL_TOLERANCE",
+    "RATE_STANDARD_ERRORS",
     "RateRow",
     "Summary",
+    "difference_standard_error",
     "median",
     "rate_rows",
+    "rate_tolerance",
     "rates_agree",
     "ratios",
     "speedup",
@@ -45,6 +49,10 @@ RATE_REL_TOLERANCE = 0.05
 
 RATE_ABS_TOLERANCE_HZ = 0.2
 """Absolute floor of the rate tolerance, for populations firing below a few Hz."""
+
+RATE_STANDARD_ERRORS = 3.0
+"""Standard errors of the difference of two means over realizations below which rates are not
+flagged (a two-sided test at about 0.3 % false alarms per population)."""
 
 METRICS: tuple[str, ...] = (
     "build_s",
@@ -92,6 +100,8 @@ class Summary:
     rates_hz: dict[str, float] = field(default_factory=dict)
     """Mean rate of each population over :attr:`n_realizations` realizations (seeds)."""
     n_realizations: int = 0
+    rate_sd_hz: dict[str, float] = field(default_factory=dict)
+    """Standard deviation of each population's rate over the realizations (with two or more)."""
     spike_counts: list[dict[str, int]] = field(default_factory=list)
     """Spike counts of every successful run (brainsim's must not depend on the rank count)."""
     errors: list[str] = field(default_factory=list)
@@ -146,6 +156,11 @@ def summarize(
         name: statistics.fmean(count[name] for count in counts) / (size * duration_s)
         for name, size in sizes.items()
     }
+    spread = {
+        name: statistics.stdev(count[name] for count in counts) / (size * duration_s)
+        for name, size in sizes.items()
+        if len(counts) > 1
+    }
     return Summary(
         case=case["name"],
         config=config,
@@ -162,6 +177,7 @@ def summarize(
         events_per_s=events,
         n_synapses=synapses,
         rates_hz=rates,
+        rate_sd_hz=spread,
         n_realizations=len(counts),
         spike_counts=[dict(run["n_spikes"]) for run in ok],
         errors=errors,
@@ -184,10 +200,36 @@ def speedup(one_rank: Summary, more_ranks: Summary) -> float | None:
     return one_rank.sim_s / more_ranks.sim_s
 
 
-def rates_agree(rate_hz: float, reference_hz: float) -> bool:
-    """Whether a population rate is within the tolerance of the reference rate."""
-    tolerance = max(RATE_REL_TOLERANCE * reference_hz, RATE_ABS_TOLERANCE_HZ)
-    return abs(rate_hz - reference_hz) <= tolerance
+def rate_tolerance(reference_hz: float, standard_error_hz: float = 0.0) -> float:
+    """How far a rate may be from the reference rate (Hz).
+
+    ``standard_error_hz`` is the standard error of the difference of the two means over
+    realizations; the tolerance is never below :data:`RATE_STANDARD_ERRORS` of it, so that
+    populations whose rates vary much from one realization to the next are not flagged for
+    what their realizations alone can explain.
+    """
+    return max(
+        RATE_REL_TOLERANCE * reference_hz,
+        RATE_ABS_TOLERANCE_HZ,
+        RATE_STANDARD_ERRORS * standard_error_hz,
+    )
+
+
+def rates_agree(rate_hz: float, reference_hz: float, standard_error_hz: float = 0.0) -> bool:
+    """Whether a population rate is within :func:`rate_tolerance` of the reference rate."""
+    return abs(rate_hz - reference_hz) <= rate_tolerance(reference_hz, standard_error_hz)
+
+
+def difference_standard_error(one: Summary, two: Summary, population: str) -> float:
+    """Standard error of the difference of two summaries' mean rates of ``population`` (0 when
+    either has a single realization: nothing is known of its spread)."""
+    spread = []
+    for summary in (one, two):
+        sd = summary.rate_sd_hz.get(population)
+        if sd is None or summary.n_realizations < 2:
+            return 0.0
+        spread.append(sd * sd / summary.n_realizations)
+    return math.sqrt(sum(spread))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +242,8 @@ class RateRow:
     reference: str | None
     disagreeing: list[str]
     """Configurations whose rate is outside the tolerance of the reference's."""
+    tolerances_hz: dict[str, float] = field(default_factory=dict)
+    """The tolerance each configuration's rate was checked with (:func:`rate_tolerance`)."""
 
 
 def rate_rows(
@@ -215,12 +259,15 @@ def rate_rows(
         for population in populations:
             rates = {config: s.rates_hz.get(population) for config, s in mine.items()}
             disagreeing = []
+            tolerances = {}
             reference_rate = None if reference is None else rates[reference]
-            if reference_rate is not None:
-                disagreeing = [
-                    config
-                    for config, rate in rates.items()
-                    if rate is not None and not rates_agree(rate, reference_rate)
-                ]
-            rows.append(RateRow(case, population, rates, reference, disagreeing))
+            if reference is not None and reference_rate is not None:
+                for config, rate in rates.items():
+                    if rate is None:
+                        continue
+                    error = difference_standard_error(mine[config], mine[reference], population)
+                    tolerances[config] = rate_tolerance(reference_rate, error)
+                    if not rates_agree(rate, reference_rate, error):
+                        disagreeing.append(config)
+            rows.append(RateRow(case, population, rates, reference, disagreeing, tolerances))
     return rows

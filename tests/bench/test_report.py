@@ -40,7 +40,7 @@ def test_markdown_has_machine_tables_ratios_rates_and_notes(
     )
     assert "| brunel | nest | 0.250 | 0.167 | 0.233 | 1.00 |" in text
     assert "| brunel | 3.80 | 2.00 | 1.90 | yes |" in text
-    assert "| brunel | E | 1 | 37.0 | 37.0 | 37.5 | 30.0 | DISAGREE: brian2 |" in text
+    assert "| brunel | E | 1 | 37.0 | 37.0 | 37.5 | 30.0 | 1.88 | DISAGREE: brian2 |" in text
     assert "- microcircuit: nest skipped: needs about 30 GiB" in text
 
 
@@ -173,3 +173,18 @@ def test_plot_writes_a_png(tmp_path: Path, results_document: dict[str, Any]) -> 
     path = tmp_path / "rtf.png"
     plot_rtf(results_document, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_rates_target_counts_brainsim_s_populations_against_nest(
+    results_document: dict[str, Any],
+) -> None:
+    label = "population rates agree with NEST's (means over realizations, see the rates table)"
+    rows = {name: (value, met) for name, value, met in targets(results_document)}
+    assert rows[label] == ("brunel: 1/1", "yes")  # Brian2's 30 Hz does not count here
+    document = copy.deepcopy(results_document)
+    document["runs"][0]["n_spikes"] = {"E": 33_000}  # 33 Hz against NEST's 37.5
+    rows = {name: (value, met) for name, value, met in targets(document)}
+    assert rows[label] == ("brunel: 0/1 (not E)", "no")
+    document["runs"] = [run for run in document["runs"] if run["config"] != "nest"]
+    rows = {name: (value, met) for name, value, met in targets(document)}
+    assert rows[label] == ("not measured", "–")

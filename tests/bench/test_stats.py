@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.stats import (
     median,
     rate_rows,
+    rate_tolerance,
     rates_agree,
     ratios,
     speedup,
@@ -159,3 +162,39 @@ def test_rate_rows_flag_disagreement_against_nest() -> None:
     assert rows["E"].disagreeing == ["brian2"]
     assert rows["I"].disagreeing == []
     assert rows["E"].rates_hz["brian2"] == 12.0
+
+
+def _realizations(config: str, counts: list[int]) -> list[dict[str, Any]]:
+    """One timed run of the case's seed and one run per further seed, E spike counts given."""
+    return [
+        run(config, k, 1.0, n_spikes={"E": count, "I": 100}, seed=None if k == 0 else 10 + k)
+        for k, count in enumerate(counts)
+    ]
+
+
+def test_the_tolerance_widens_to_three_standard_errors_of_noisy_realizations() -> None:
+    """A population whose rate varies much from seed to seed is not flagged for a difference
+    its realizations explain; one that varies little is, at the plain 5 %."""
+    noisy = _realizations("brainsim", [500, 620, 440, 560, 480])  # mean 520, 10.4 Hz
+    steady = _realizations("brian2", [521, 519, 520, 522, 518])  # 10.4 Hz too
+    reference = _realizations("nest", [470, 490, 480, 475, 485])  # mean 480, 9.6 Hz
+    summaries = [
+        summarize(CASE, config, [*noisy, *steady, *reference], None)
+        for config in ("brainsim", "nest", "brian2")
+    ]
+    assert [s.n_realizations for s in summaries] == [5, 5, 5]
+    row = next(r for r in rate_rows(summaries) if r.population == "E")
+    assert row.rates_hz == {"brainsim": 10.4, "nest": 9.6, "brian2": 10.4}
+    # 8 % off: the noisy one's tolerance is 3 standard errors of the difference; the steady
+    # one's stays at 5 % of NEST's rate.
+    assert row.disagreeing == ["brian2"]
+    assert row.tolerances_hz["brian2"] == pytest.approx(0.05 * 9.6)
+    sd_noisy = float(np.std([500, 620, 440, 560, 480], ddof=1)) / 50
+    sd_nest = float(np.std([470, 490, 480, 475, 485], ddof=1)) / 50
+    expected = 3 * math.sqrt(sd_noisy**2 / 5 + sd_nest**2 / 5)
+    assert row.tolerances_hz["brainsim"] == pytest.approx(expected)
+    assert rate_tolerance(9.6, expected / 3) == pytest.approx(expected)
+    # With one realization nothing is known of the spread: the plain tolerance.
+    alone = [summarize(CASE, c, [noisy[0], reference[0]], None) for c in ("brainsim", "nest")]
+    row = next(r for r in rate_rows(alone) if r.population == "E")
+    assert row.tolerances_hz["brainsim"] == pytest.approx(0.05 * 9.4)
