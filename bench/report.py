@@ -73,11 +73,18 @@ def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {key: value for key, value in documents[-1].items() if key != "runs"}
     merged["cases"], merged["runs"], merged["baselines"] = {}, [], {}
     merged["notes"], merged["load"], merged["commands"] = [], [], []
-    for document in documents:
+    origin: dict[int, int] = {}  # id of a merged run -> index of the document it came from
+    for index, document in enumerate(documents):
         replaced = {(run["case"], run["config"]) for run in document["runs"]}
         merged["runs"] = [r for r in merged["runs"] if (r["case"], r["config"]) not in replaced]
         merged["notes"] = [n for n in merged["notes"] if not _about(n, replaced)]
-        merged["runs"] += document["runs"]
+        # Bytes per synapse subtract the baseline measured in the same run as the case's runs:
+        # each run keeps its own document's (baselines differ by several MiB between runs).
+        baselines = document.get("baselines", {})
+        for run in document["runs"]:
+            kept = {"baseline_bytes": baselines.get(run["config"]), **run}
+            origin[id(kept)] = index
+            merged["runs"].append(kept)
         merged["cases"].update(document["cases"])
         merged["baselines"].update(document.get("baselines", {}))
         merged["notes"] += document.get("notes", [])
@@ -85,11 +92,11 @@ def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         merged["commands"] += [document.get("command", "")]
     merged["started"] = documents[0].get("started")
     # The commits of the brainsim runs that are kept (not those replaced by a later document).
-    kept = {id(run) for run in merged["runs"]}
+    sources = {origin[id(run)] for run in merged["runs"] if run["config"].startswith("brainsim")}
     commits = [
         d.get("versions", {}).get("brainsim-commit", "not recorded")
-        for d in documents
-        if any(run["config"].startswith("brainsim") and id(run) in kept for run in d["runs"])
+        for index, d in enumerate(documents)
+        if index in sources
     ]
     merged["versions"] = dict(merged.get("versions", {}))
     merged["versions"]["brainsim-commit"] = " / ".join(dict.fromkeys(commits))
@@ -108,8 +115,15 @@ def summaries(document: Mapping[str, Any]) -> list[Summary]:
     found = []
     for case in document["cases"].values():
         for config in configs:
-            if any(r["case"] == case["name"] and r["config"] == config for r in document["runs"]):
-                baseline = document.get("baselines", {}).get(config)
+            mine = [
+                r for r in document["runs"] if r["case"] == case["name"] and r["config"] == config
+            ]
+            if mine:
+                # A merged document's runs carry the baseline of the run they came from.
+                baseline = next(
+                    (r["baseline_bytes"] for r in mine if "baseline_bytes" in r),
+                    document.get("baselines", {}).get(config),
+                )
                 found.append(summarize(case, config, document["runs"], baseline))
     return found
 

@@ -12,6 +12,7 @@ from bench.report import (
     plot_rtf,
     render_markdown,
     skipped_note,
+    summaries,
     targets,
     warm_up_failed_note,
 )
@@ -188,3 +189,27 @@ def test_the_rates_target_counts_brainsim_s_populations_against_nest(
     document["runs"] = [run for run in document["runs"] if run["config"] != "nest"]
     rows = {name: (value, met) for name, value, met in targets(document)}
     assert rows[label] == ("not measured", "–")
+
+
+def test_merged_runs_keep_the_baseline_of_their_own_run(
+    results_document: dict[str, Any],
+) -> None:
+    """Bytes per synapse subtract the baseline measured in the same run as the case's runs,
+    not a later document's (baselines differ by several MiB from run to run)."""
+    first = copy.deepcopy(results_document)
+    second = copy.deepcopy(results_document)
+    second["cases"] = {"other": {**first["cases"]["brunel"], "name": "other"}}
+    second["runs"] = [result_run("other", "brainsim", 2.0, 0.5, 37_000)]
+    second["baselines"] = {"brainsim": first["baselines"]["brainsim"] + 50 * 2**20}
+    alone = {(s.case, s.config): s for s in summaries(first)}
+    for merged in (merge([first, second]), merge([second, first])):
+        found = {(s.case, s.config): s for s in summaries(merged)}
+        mine = found[("brunel", "brainsim")]
+        assert mine.bytes_per_synapse == alone[("brunel", "brainsim")].bytes_per_synapse
+        other = found[("other", "brainsim")]
+        assert other.bytes_per_synapse is not None
+        assert other.bytes_per_synapse < mine.bytes_per_synapse  # its baseline is 50 MiB more
+    # A merged document merged again keeps them.
+    again = merge([merge([first, second]), copy.deepcopy(second)])
+    found = {(s.case, s.config): s for s in summaries(again)}
+    assert found[("brunel", "brainsim")].bytes_per_synapse == mine.bytes_per_synapse
