@@ -336,10 +336,8 @@ class _CaseRun:
         path = seed_variant(self.path, seed)
         circuit = load_circuit(path, memory_limit_bytes=0)
         folder = self.session.work / "scripts"
-        return path, {name: _script(c, circuit, path, folder) for name, c in self._references()}
-
-    def _references(self) -> list[tuple[str, Config]]:
-        return [(c.name, c) for c in self.configs if c.simulator in ("nest", "brian2")]
+        references = [c for c in self.configs if c.simulator in ("nest", "brian2")]
+        return path, {c.name: _script(c, circuit, path, folder) for c in references}
 
     def run(
         self,

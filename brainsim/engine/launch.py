@@ -31,28 +31,31 @@ _RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", 
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID", "PMIX_RANK")
 
 
-def launched_ranks() -> int:
-    """Number of ranks an MPI launcher started this process with (1 when not under MPI)."""
-    for name in _RANK_COUNT_VARIABLES:
+def _launcher_value(names: Sequence[str]) -> int | None:
+    """The first of the environment variables ``names`` that holds a whole number, if any."""
+    for name in names:
         raw = os.environ.get(name, "")
         if raw.isdigit():
             return int(raw)
-    return 1
+    return None
+
+
+def launched_ranks() -> int:
+    """Number of ranks an MPI launcher started this process with (1 when not under MPI)."""
+    count = _launcher_value(_RANK_COUNT_VARIABLES)
+    return 1 if count is None else count
 
 
 def launched_rank() -> int:
     """This process's rank as its MPI launcher numbered it (0 when not under MPI), known
     without initialising MPI."""
-    for name in _RANK_VARIABLES:
-        raw = os.environ.get(name, "")
-        if raw.isdigit():
-            return int(raw)
-    return 0
+    rank = _launcher_value(_RANK_VARIABLES)
+    return 0 if rank is None else rank
 
 
 def under_mpi_launcher() -> bool:
     """Whether an MPI launcher started this process (``mpiexec -n 1`` included)."""
-    return any(os.environ.get(name, "").isdigit() for name in _RANK_COUNT_VARIABLES)
+    return _launcher_value(_RANK_COUNT_VARIABLES) is not None
 
 
 def find_mpiexec() -> str:

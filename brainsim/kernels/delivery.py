@@ -42,6 +42,7 @@ __all__ = [
     "DELAY_SEPARATE",
     "META_COLUMNS",
     "NARROW_MAX_TARGETS",
+    "NARROW_MODES",
     "PACK_MAX_DELAY",
     "PACK_MAX_TARGET",
     "PREFETCH_AHEAD",
@@ -62,6 +63,8 @@ DELAY_NARROW_SEPARATE = 5
 DELAY_DENSE = 6
 """One delay, and every source's row holds every local target in ascending order: no targets are
 stored (synapse ``k`` of a row goes to local target ``k``)."""
+NARROW_MODES = (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
+"""The modes whose targets are in ``targets16``."""
 NARROW_MAX_TARGETS = 1 << 16
 """Most local targets a projection stored with ``uint16`` targets (the ``DELAY_NARROW*``
 modes) may have."""
@@ -237,7 +240,7 @@ def _prefetch_rows(
         syn = meta[q, _SYN]
         lo = syn + indptrs[meta[q, _IPTR] + gid - meta[q, _SRC]]
         mode = meta[q, _MODE]
-        if mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE):
+        if mode in NARROW_MODES:
             prefetch(targets16, lo)
             prefetch(targets16, lo + 32)
         elif mode != DELAY_DENSE:
@@ -424,8 +427,7 @@ def deliver_all_ref(
             src_off, mode, delay, col, split, iptr, syn, woff, doff = (int(x) for x in meta[q])
             src = iptr + gid - src_off
             row_start = int(indptrs[src])
-            narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
-            stored = targets16 if narrow else targets
+            stored = targets16 if mode in NARROW_MODES else targets
             for j in range(row_start, int(indptrs[src + 1])):
                 packed = int(stored[syn + j]) if mode != DELAY_DENSE else 0
                 if mode == DELAY_PACKED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,30 @@ def start_long_run(out: Path) -> subprocess.Popen[str]:
         if json.loads(line)["event"] == "progress":
             break
     return proc
+
+
+def interrupt_long_run(
+    out: Path, interrupt: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str]:
+    """Start :func:`start_long_run`, call ``interrupt`` with its process once it is under way,
+    and return the exit code and standard error; the process is killed and reaped whatever
+    happens."""
+    with start_long_run(out) as proc:
+        try:
+            interrupt(proc)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate()
+    return proc.returncode, err
+
+
+def assert_cancelled_mid_run(out: Path) -> None:
+    """The store of an interrupted :func:`start_long_run` says ``cancelled``, part-way."""
+    attrs = root_attrs(out)
+    assert attrs["status"] == "cancelled"
+    assert 0 < float(attrs["simulated_ms"]) < 100000  # type: ignore[arg-type]
 
 
 def read_store(path: Path) -> dict[str, np.ndarray]:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import ROOT, brainsim_run, root_attrs, start_long_run
+from tests.engine.conftest import (
+    ROOT,
+    assert_cancelled_mid_run,
+    brainsim_run,
+    interrupt_long_run,
+    root_attrs,
+)
 
 TINY = ROOT / "circuits" / "tiny.yaml"
 
@@ -117,37 +123,30 @@ def _rank_pids(parent: int) -> list[int]:
 @pytest.mark.mpi
 def test_a_killed_rank_stops_the_whole_run(tmp_path: Path) -> None:
     out = tmp_path / "killed.zarr"
-    with start_long_run(out) as proc:
-        try:
-            ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
-            assert len(ranks) >= 2, ranks
-            os.kill(ranks[-1], signal.SIGKILL)
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+    launcher: list[int] = []
+
+    def kill_a_rank(proc: subprocess.Popen[str]) -> None:
+        launcher.append(proc.pid)
+        ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
+        assert len(ranks) >= 2, ranks
+        os.kill(ranks[-1], signal.SIGKILL)
+
+    code, _ = interrupt_long_run(out, kill_a_rank)
     assert code != 0
     assert root_attrs(out)["status"] == "failed"
-    assert _rank_pids(proc.pid) == []
+    assert _rank_pids(launcher[0]) == []
 
 
 @pytest.mark.mpi
 def test_sigterm_cancels_and_says_so(tmp_path: Path) -> None:
     out = tmp_path / "cancel.zarr"
-    with start_long_run(out) as proc:
-        try:
-            time.sleep(0.5)
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-    assert code == 130
-    attrs = root_attrs(out)
-    assert attrs["status"] == "cancelled"
-    assert 0 < float(attrs["simulated_ms"]) < 100000  # type: ignore[arg-type]
+
+    def terminate(proc: subprocess.Popen[str]) -> None:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+
+    assert interrupt_long_run(out, terminate)[0] == 130
+    assert_cancelled_mid_run(out)
 
 
 _FREED_AFTER = """

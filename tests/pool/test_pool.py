@@ -23,7 +23,9 @@ from brainsim.errors import PoolError
 from brainsim.pool.protocol import code_fingerprint, receive, send, socket_path
 from tests.engine.conftest import (
     ROOT,
+    assert_cancelled_mid_run,
     brainsim_run,
+    interrupt_long_run,
     read_store,
     root_attrs,
     start_long_run,
@@ -207,19 +209,13 @@ def test_a_signal_to_the_client_cancels_the_pooled_run(
     pool2: dict[str, Any], tmp_path: Path, how: signal.Signals
 ) -> None:
     out = tmp_path / "cancel.zarr"
-    with start_long_run(out) as proc:
-        try:
-            assert pool_of(2)["busy"]
-            proc.send_signal(how)
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-    assert code == 130
-    attrs = root_attrs(out)
-    assert attrs["status"] == "cancelled"
-    assert 0 < float(attrs["simulated_ms"]) < 100000  # type: ignore[arg-type]
+
+    def signal_client(proc: subprocess.Popen[str]) -> None:
+        assert pool_of(2)["busy"]
+        proc.send_signal(how)
+
+    assert interrupt_long_run(out, signal_client)[0] == 130
+    assert_cancelled_mid_run(out)
     assert not pool_of(2)["busy"]
 
 
@@ -423,14 +419,7 @@ def test_a_killed_rank_ends_the_pool_and_fails_the_run(own_pool_dir: Path, tmp_p
     assert started.returncode == 0, started.stderr
     (info,) = pools()
     out = tmp_path / "killed.zarr"
-    with start_long_run(out) as proc:
-        try:
-            os.kill(info["pids"][1], signal.SIGKILL)
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            _, err = proc.communicate()
+    code, err = interrupt_long_run(out, lambda _: os.kill(info["pids"][1], signal.SIGKILL))
     assert code == 1
     assert "the pool's ranks ended during the run" in err
     assert str(own_pool_dir / "pool-2.log") in err
