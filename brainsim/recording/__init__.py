@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Recorder,
         ReportSpec,
         RunInfo,
+        WeightSpec,
     )
     from brainsim.recording.layout import FORMAT
     from brainsim.recording.paths import check_writable
@@ -30,6 +31,7 @@ _HOME = {
     "Recorder": "base",
     "ReportSpec": "base",
     "RunInfo": "base",
+    "WeightSpec": "base",
     "FORMAT": "layout",
     "check_writable": "paths",
     "RecordingStore": "reader",
@@ -49,6 +51,7 @@ __all__ = [
     "ReportSpec",
     "RunInfo",
     "SpikeTrains",
+    "WeightSpec",
     "ZarrRecorder",
     "check_writable",
     "mark_store_failed",

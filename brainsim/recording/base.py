@@ -3,8 +3,10 @@
 The engine calls, on every rank and in this order::
 
     recorder.open(info)                       # collective
+    recorder.add_weight_ids(...)              # once per weight recording: this rank's synapses
     loop: recorder.add_spikes(...)            # global spikes, identical on all ranks
           recorder.add_state[_block](...)     # this rank's own recorded neurons only
+          recorder.add_weights(...)           # every snapshot, on every rank, in order
           recorder.flush(simulated_ms)        # collective, at a bounded interval of simulated time
     recorder.close(status, ...)               # collective
 
@@ -22,7 +24,15 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Collectives", "FinalStatus", "PopulationInfo", "Recorder", "ReportSpec", "RunInfo"]
+__all__ = [
+    "Collectives",
+    "FinalStatus",
+    "PopulationInfo",
+    "Recorder",
+    "ReportSpec",
+    "RunInfo",
+    "WeightSpec",
+]
 
 FinalStatus = Literal["complete", "failed", "cancelled"]
 
@@ -54,6 +64,28 @@ class ReportSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class WeightSpec:
+    """Weight snapshots of one plastic projection: ``data[snapshot, synapse]`` in the store.
+
+    Synapse columns are the projection's recorded synapses ordered by target, then source, then
+    creation; each rank hands its own over with :meth:`Recorder.add_weight_ids` once the
+    network is built. Their number is not needed here (the store is opened before the network
+    exists): it is the total the ranks give, whose columns must be exactly ``0 .. n - 1``.
+    """
+
+    projection: str
+    """The projection's name; the store group is ``weights/<projection>``."""
+    model: str
+    """The synapse model's name (``"stdp"``), stored as the group attribute ``model``."""
+    units: str
+    """Units of the weights (``"mV"`` for delta synapses, ``"pA"`` for current synapses)."""
+    max_snapshots: int
+    """Upper bound on the snapshots (rows): at 0, every ``interval_ms`` and at the end."""
+    interval_ms: float | None
+    """Simulated time between snapshots; ``None``: only the final weights are recorded."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """Everything a recorder needs before the first step.
 
@@ -70,6 +102,7 @@ class RunInfo:
     populations: Mapping[str, PopulationInfo]
     spike_populations: tuple[str, ...]
     reports: tuple[ReportSpec, ...] = ()
+    weights: tuple[WeightSpec, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -133,6 +166,37 @@ class Recorder(Protocol):
         """:meth:`add_state` for consecutive samples: ``values[r]`` is sample
         ``first_sample + r``."""
 
+    def add_weight_ids(
+        self,
+        index: int,
+        positions: npt.NDArray[np.int64],
+        sources: npt.NDArray[np.int64],
+        targets: npt.NDArray[np.int64],
+    ) -> None:
+        """Give this rank's recorded synapses of ``info.weights[index]``, once, after ``open``
+        and before the first :meth:`add_weights` (a rank may have none: empty arrays).
+
+        ``positions`` are global synapse columns, strictly ascending; ``sources`` and
+        ``targets`` (aligned with ``positions``) are node ids within the source and target
+        populations. Every column must be given by exactly one rank.
+        """
+
+    def add_weights(
+        self,
+        index: int,
+        snapshot: int,
+        time_ms: float,
+        positions: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+    ) -> None:
+        """Store this rank's weights of snapshot ``snapshot`` of ``info.weights[index]``.
+
+        Every rank calls it for every snapshot, in order 0, 1, 2, ..., with the same strictly
+        increasing ``time_ms`` (a rank without synapses passes empty arrays). ``positions`` are
+        columns given to :meth:`add_weight_ids`; ``values`` is aligned with them. Rows become
+        readable at the next ``flush`` (or ``close``), like state samples.
+        """
+
     def flush(self, simulated_ms: float) -> None:
         """Make everything added so far durable and readable; update progress. Collective."""
 
@@ -142,10 +206,12 @@ class Recorder(Protocol):
         *,
         build_s: float,
         sim_s: float | None = None,
+        n_synapses: int | None = None,
         reason: str | None = None,
     ) -> None:
         """Final flush, status and timings (``build_s`` construction, ``sim_s`` the step loop,
-        both measured by the caller; rank 0's values are stored). Collective."""
+        both measured by the caller; rank 0's values are stored) and the synapses each rank
+        built (``n_synapses``, this rank's; stored per rank and summed). Collective."""
 
     def mark_failed(self, reason: str) -> None:
         """Record a failure without any collective call (the other ranks may be gone)."""

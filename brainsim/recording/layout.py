@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_REPORT_COMPRESSION",
     "DEFAULT_SPIKE_CHUNK",
     "DEFAULT_SPIKE_COMPRESSION",
+    "DEFAULT_WEIGHT_CHUNK",
     "FORMAT",
     "FORMAT_PREFIX",
     "ROOT_KEY",
@@ -24,6 +25,8 @@ __all__ = [
     "report_chunks",
     "report_path",
     "spikes_path",
+    "weight_chunks",
+    "weights_path",
 ]
 
 FORMAT: Final = "brainsim-recording/1"
@@ -51,7 +54,18 @@ _REPORT_CHUNK_MAX_NODES: Final = 256
 """Node columns per report chunk: reading one neuron's trace touches 1/ceil(n/256) of the data."""
 
 _ROW_BLOCK_MAX_BYTES: Final = 64 << 20
-"""Bound on the rows x all-nodes block a report chunk owner holds in memory."""
+"""Bound on one row of report chunks across all nodes (what the owners of its chunks hold in
+memory together while it is partial)."""
+
+DEFAULT_WEIGHT_CHUNK: Final = 1 << 18
+"""Weights per chunk (1 MiB of float32): as many synapses of one snapshot as fit, and when a
+projection has fewer synapses, as many snapshots of all of them as fit. A wide chunk holds one
+snapshot, written once and never rewritten, and reading the whole network's weights at one
+time (the common question) reads nothing else; a narrow projection recorded often (one
+synapse at every step) still gets chunks of a useful size."""
+
+_SNAPSHOT_TIME_CHUNK_MAX: Final = 1 << 17
+"""Snapshot times per chunk of a weight recording's ``time`` (1 MiB of float64)."""
 
 COMPRESSIONS: Final = ("blosc-zstd", "blosc-zstd-bitshuffle", "blosc-lz4", "zstd", "gzip", "none")
 """The compression options the writer accepts."""
@@ -74,6 +88,11 @@ def spikes_path(population: str) -> str:
 def report_path(population: str, variable: str) -> str:
     """Group path of one state report: ``report/<population>/<variable>``."""
     return f"report/{population}/{variable}"
+
+
+def weights_path(projection: str) -> str:
+    """Group path of one projection's weight snapshots: ``weights/<projection>``."""
+    return f"weights/{projection}"
 
 
 def compressors(compression: str, itemsize: int) -> tuple[BytesBytesCodec, ...]:
@@ -101,10 +120,25 @@ def report_chunks(n_nodes: int, n_samples: int, target_bytes: int) -> tuple[int,
     """Chunk shape ``(samples, nodes)`` of a float32 report of ``n_samples`` x ``n_nodes``.
 
     Columns are capped at 256 nodes so one neuron's trace is cheap to read; rows fill the chunk
-    up to ``target_bytes``, never exceed the run's sample count, and keep one block of chunk
-    rows across all nodes (what a chunk owner assembles in memory) under 64 MiB.
+    up to ``target_bytes``, never exceed the run's sample count, and keep one row of chunks
+    across all nodes (what the chunk owners keep in memory while it is partial) under 64 MiB.
     """
     cols = max(1, min(n_nodes, _REPORT_CHUNK_MAX_NODES))
     rows = max(1, target_bytes // (4 * cols))
     rows = min(rows, max(1, _ROW_BLOCK_MAX_BYTES // (4 * max(n_nodes, 1))))
     return (max(1, min(rows, n_samples)), cols)
+
+
+def weight_chunks(
+    n_synapses: int, max_snapshots: int, chunk_values: int
+) -> tuple[tuple[int, int], int]:
+    """Chunk shapes of a weight recording: ``data`` ``(snapshots, synapses)``, and ``time``.
+
+    ``data`` chunks hold at most ``chunk_values`` weights: up to that many synapses of one
+    snapshot, then as many snapshots as fit (never more than the run can take). ``source`` and
+    ``target`` use the same column chunks. ``time`` holds every snapshot time in one chunk
+    (capped at 128Ki times), which needs no communication since every rank knows every time.
+    """
+    cols = max(1, min(n_synapses, chunk_values))
+    rows = max(1, min(max_snapshots, chunk_values // cols))
+    return (rows, cols), max(1, min(max_snapshots, _SNAPSHOT_TIME_CHUNK_MAX))

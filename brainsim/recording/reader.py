@@ -1,4 +1,5 @@
-"""Open a recording store for reading: its metadata, spikes as numpy arrays, reports as xarray.
+"""Open a recording store for reading: its metadata, spikes as numpy arrays, reports and weight
+snapshots as xarray.
 
 Every way a path can fail to be a readable recording (missing, not a Zarr store, a Zarr store
 that brainsim did not write, half written, an unknown format version) raises
@@ -22,7 +23,14 @@ import zarr
 
 from brainsim.errors import RecordingError, RecordingFormatError
 from brainsim.recording.base import PopulationInfo
-from brainsim.recording.layout import FORMAT, FORMAT_PREFIX, ROOT_KEY, report_path, spikes_path
+from brainsim.recording.layout import (
+    FORMAT,
+    FORMAT_PREFIX,
+    ROOT_KEY,
+    report_path,
+    spikes_path,
+    weights_path,
+)
 
 if TYPE_CHECKING:
     import xarray
@@ -69,8 +77,9 @@ class SpikeTrains:
 class RecordingStore:
     """A brainsim recording opened for reading (a snapshot of its root metadata).
 
-    Attributes mirror the root ``brainsim`` attributes of RECORDING.md. ``spike_populations``
-    and ``reports`` (``(population, variable)`` pairs) list what the store holds.
+    Attributes mirror the root ``brainsim`` attributes of RECORDING.md. ``spike_populations``,
+    ``reports`` (``(population, variable)`` pairs) and ``weight_projections`` list what the
+    store holds.
     """
 
     path: Path
@@ -87,6 +96,7 @@ class RecordingStore:
     populations: Mapping[str, PopulationInfo]
     spike_populations: tuple[str, ...]
     reports: tuple[tuple[str, str], ...]
+    weight_projections: tuple[str, ...]
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -121,6 +131,7 @@ class RecordingStore:
                         name.split("/", 1) for name in _members(root, "report", depth=2)
                     )
                 ),
+                weight_projections=_members(root, "weights", depth=1),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RecordingFormatError(
@@ -158,28 +169,69 @@ class RecordingStore:
         ``population``. Values are loaded when indexed or computed. While a run is flushing,
         ``data`` may briefly have more samples than ``time``; the common prefix is returned.
         """
-        import xarray
-
         if (population, variable) not in self.reports:
             raise RecordingError(
                 f"no report {population}/{variable} in {self.path}; recorded: "
                 f"{[f'{p}/{v}' for p, v in self.reports]}"
             )
         group = report_path(population, variable)
+        return self._dense(group, variable, "node_ids", ("node_ids",), {"population": population})
+
+    def weights(self, projection: str) -> xarray.DataArray:
+        """The weight snapshots of ``projection`` as a lazy DataArray ``(time, synapse)``.
+
+        Named ``weight``; coordinates ``time`` (ms) and, along ``synapse``, ``source`` and
+        ``target`` (node ids within the projection's source and target populations; synapses
+        are ordered by target, then source, then creation). Its attributes hold ``units``,
+        ``interval_ms`` (``None``: only the final weights), ``model`` and ``projection``.
+        While a run is flushing, the arrays may briefly disagree in length; the common prefix
+        is returned.
+        """
+        if projection not in self.weight_projections:
+            raise RecordingError(
+                f"no weights of projection {projection!r} in {self.path}; recorded: "
+                f"{list(self.weight_projections)}"
+            )
+        return self._dense(
+            weights_path(projection),
+            "weight",
+            "synapse",
+            ("source", "target"),
+            {"projection": projection},
+        )
+
+    def _dense(
+        self,
+        group: str,
+        name: str,
+        column_dimension: str,
+        column_coordinates: tuple[str, ...],
+        attributes: Mapping[str, Any],
+    ) -> xarray.DataArray:
+        """``data`` of ``group`` as a lazy DataArray named ``name``, with ``time`` and the
+        ``column_coordinates`` (read eagerly) cut to the prefix they share with it."""
+        import xarray
+
         with _reading(self.path, group):
-            times = _read_array(_open_root(self.path), f"{group}/time")
+            root = _open_root(self.path)
+            times = _read_array(root, f"{group}/time")
+            columns = {c: _read_array(root, f"{group}/{c}") for c in column_coordinates}
             dataset = xarray.open_zarr(
                 str(self.path),
                 group=group,
                 consolidated=False,
                 chunks=None,
-                drop_variables=["time"],
+                drop_variables=["time", *column_coordinates],
             )
             data: xarray.DataArray = dataset["data"]
         n = min(data.sizes["time"], times.size)
-        data = data.isel(time=slice(0, n)).assign_coords(time=("time", times[:n], {"units": "ms"}))
-        data.attrs = {**dataset.attrs, **data.attrs, "population": population}
-        return data.rename(variable)
+        m = min(data.sizes[column_dimension], *(values.size for values in columns.values()))
+        coordinates: dict[str, tuple[Any, ...]] = {"time": ("time", times[:n], {"units": "ms"})}
+        coordinates.update({c: (column_dimension, values[:m]) for c, values in columns.items()})
+        data = data.isel({"time": slice(0, n), column_dimension: slice(0, m)})
+        data = data.assign_coords(coordinates)
+        data.attrs = {**dataset.attrs, **data.attrs, **attributes}
+        return data.rename(name)
 
 
 def open_store(path: str | os.PathLike[str]) -> RecordingStore:
@@ -221,7 +273,7 @@ def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
     """The ``brainsim`` root attributes, after checking they are there and of a known format."""
     doc = root.attrs.get(ROOT_KEY)
     if doc is None:
-        if any(name in ("spikes", "report") for name in root.group_keys()):
+        if any(name in ("spikes", "report", "weights") for name in root.group_keys()):
             raise RecordingFormatError(
                 f"{store} is a half-written recording: it has groups but no root metadata "
                 f"('{ROOT_KEY}' attributes); the run stopped while creating the store"

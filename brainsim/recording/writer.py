@@ -1,14 +1,24 @@
 """Write one run's recording into a Zarr store from every rank, one writer per chunk (RECORDING.md).
 
+Besides spikes, a store holds *dense* arrays ``data[row, column]`` with a ``time`` coordinate:
+state reports (a row per sample, a column per recorded neuron) and weight recordings (a row per
+snapshot, a column per recorded synapse). Both go through the same path; each rank adds rows
+for its own columns only.
+
 A flush is collective and runs in five phases:
 
 1. Every rank already holds the global spikes (``add_spikes`` receives the same arrays on every
-   rank); the ranks agree on how many report samples exist (one ``allgather`` of each rank's
-   highest sample).
-2. State rows travel to the owner of their chunk (one ``gather`` per owning rank).
-3. Each rank writes the chunks it owns. Chunk ``c`` of stream ``k`` (spike populations first,
-   then reports, in ``RunInfo`` order) belongs to rank ``(c + k) % n_ranks``; nobody else ever
-   touches it, and a later flush that extends a partial chunk rewrites it whole, from memory,
+   rank); one ``allgather`` makes the ranks agree on how many rows each dense array has and
+   which projections' synapse ids every rank has given.
+2. Rows, and synapse ids not yet written, travel to the owner of their chunk (one ``gather``
+   per owning rank).
+3. Each rank writes the chunks it owns. Stream ``k`` counts spike populations first, then
+   reports, then weights, in ``RunInfo`` order. Spike chunk ``c`` belongs to rank
+   ``(c + k) % n_ranks``; chunk ``(r, c)`` of a dense array with ``n_c`` column chunks to
+   rank ``(r * n_c + c + k) % n_ranks``; chunk ``t`` of its ``time`` to ``(t + k) % n_ranks``
+   (every rank knows every time, so times travel nowhere); chunk ``c`` of a projection's
+   ``source``/``target`` to the owner of data chunk ``(0, c)``. Nobody else ever touches a
+   chunk, and a later flush that extends a partial chunk rewrites it whole, from memory,
    through the same owner. The writes go *beyond* the published array shape through handles
    that carry the new shape in memory only.
 4. An allreduce (the barrier; it also carries "my writes failed"), then rank 0 alone publishes
@@ -24,6 +34,10 @@ flush, collectively.
 Publishing shapes after the chunks exist (rather than resizing first) means a reader that looks
 mid-flush sees the previous, complete state and never a region of fill values; zarr's local
 store replaces each chunk file atomically, so a rewritten partial chunk is never read torn.
+The store is opened before the network exists, so a weight recording's arrays are created
+(by rank 0, before a barrier) at the first flush after every rank gave its synapses, when
+their number is known; ``data`` keeps zero columns until ``source`` and ``target`` are
+published with it, so the synapse dimension always agrees across the three.
 
 Spike times are stored as ``step * dt_ms`` evaluated in float64 (one rounding of the exact
 product), so equal steps give bit-identical times whatever the rank count.
@@ -32,7 +46,9 @@ product), so equal steps give bit-identical times whatever the rank count.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import os
 import shutil
 import time
@@ -50,18 +66,21 @@ from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
 from brainsim.errors import RecordingError, RecordingExistsError
-from brainsim.recording.base import Collectives, FinalStatus, ReportSpec, RunInfo
+from brainsim.recording.base import Collectives, FinalStatus, ReportSpec, RunInfo, WeightSpec
 from brainsim.recording.layout import (
     DEFAULT_REPORT_CHUNK_BYTES,
     DEFAULT_REPORT_COMPRESSION,
     DEFAULT_SPIKE_CHUNK,
     DEFAULT_SPIKE_COMPRESSION,
+    DEFAULT_WEIGHT_CHUNK,
     FORMAT,
     ROOT_KEY,
     compressors,
     report_chunks,
     report_path,
     spikes_path,
+    weight_chunks,
+    weights_path,
 )
 from brainsim.recording.paths import check_writable
 
@@ -115,10 +134,12 @@ class _Writes:
     :data:`_BATCH_BYTES`."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[zarr.Array[Any], slice, npt.NDArray[Any]]] = []
+        self._pending: list[tuple[zarr.Array[Any], tuple[slice, ...], npt.NDArray[Any]]] = []
         self._bytes = 0
 
-    def add(self, array: zarr.Array[Any], selection: slice, values: npt.NDArray[Any]) -> None:
+    def add(
+        self, array: zarr.Array[Any], selection: tuple[slice, ...], values: npt.NDArray[Any]
+    ) -> None:
         self._pending.append((array, selection, values))
         self._bytes += values.nbytes
         if self._bytes >= _BATCH_BYTES:
@@ -235,30 +256,90 @@ class _SpikeStream:
 
 
 @dataclass(slots=True)
-class _ReportStream:
-    """Writer state of one report: this rank's unflushed rows and, on an owner, a partial chunk."""
+class _DenseStream:
+    """Writer state of one dense float32 array ``data[row, column]`` and its ``time``: a state
+    report (columns: recorded neurons) or a projection's weights (columns: recorded synapses).
 
-    spec: ReportSpec
-    index: int
+    Every rank keeps the rows it added since the last flush, for its own columns; the owner of
+    a chunk in the last row of chunks keeps that chunk's block while the row is partial.
+    """
+
+    name: str
+    """The group path, for messages (``report/E/v``, ``weights/EE``)."""
+    row_name: str
+    """What a row is called in messages (``sample``, ``snapshot``)."""
     ordinal: int
-    data: zarr.Array[Any]
-    time: zarr.Array[Any]
-    col_of: npt.NDArray[np.int64]
-    """Position in ``spec.node_ids`` -> column of ``rows`` (-1: not one of this rank's nodes)."""
-    positions: npt.NDArray[np.int64]
-    """Column of ``rows`` -> position in ``spec.node_ids``; the first ``n_local`` are in use."""
-    rows: npt.NDArray[np.float32]
-    """Unflushed samples: row ``i`` is sample ``flushed + i``; NaN where nothing was added."""
-    n_local: int = 0
+    data: zarr.Array[Any] | None
+    time: zarr.Array[Any] | None
+    """``None`` until the arrays exist (a weight recording's: once its synapses are known,
+    before any of its rows can be flushed)."""
+    max_rows: int
+    n_columns: int
+    """The columns of ``data`` (0 until a weight recording's synapses are known)."""
+    stamps: Callable[[int, int], npt.NDArray[np.float64]]
+    """The times (ms) of rows ``[lo, hi)``, the same on every rank."""
+    published_columns: int
+    """Columns in the published shape of ``data``."""
+    positions: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    """This rank's columns, strictly ascending: column ``j`` of ``rows`` is ``positions[j]``."""
+    rows: npt.NDArray[np.float32] = field(default_factory=lambda: np.empty((0, 0), np.float32))
+    """Unflushed rows: row ``i`` is row ``flushed + i``; NaN where nothing was added."""
     flushed: int = 0
     end: int = 0
-    """One past the highest sample index this rank added (``flushed`` when none)."""
-    partial: npt.NDArray[np.float32] | None = None
-    """On its owner: the block (chunk rows x padded columns) of the last, partial chunk."""
+    """One past the highest row this rank added (``flushed`` when none)."""
+    partial: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
+    """On an owner: column chunk -> its block (chunk rows x chunk columns) in the last row of
+    chunks, while that row is partial."""
+
+    def arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
+        """``data`` and ``time``, which exist whenever there are rows to write."""
+        if self.data is None or self.time is None:
+            raise RecordingError(f"{self.name}: the arrays do not exist yet")
+        return self.data, self.time
 
     @property
-    def n_nodes(self) -> int:
-        return int(self.spec.node_ids.size)
+    def chunk_shape(self) -> tuple[int, int]:
+        rows, cols = self.arrays()[0].chunks
+        return int(rows), int(cols)
+
+    @property
+    def n_column_chunks(self) -> int:
+        return -(-self.n_columns // self.chunk_shape[1])
+
+    def owner(self, row_chunk: int, column_chunk: int, n_ranks: int) -> int:
+        """The rank that writes data chunk ``(row_chunk, column_chunk)``."""
+        return (row_chunk * self.n_column_chunks + column_chunk + self.ordinal) % n_ranks
+
+    def column_bounds(self) -> npt.NDArray[np.intp]:
+        """``positions[bounds[c]:bounds[c + 1]]`` are this rank's columns in column chunk
+        ``c``."""
+        edges = np.arange(self.n_column_chunks + 1, dtype=np.int64) * self.chunk_shape[1]
+        return np.searchsorted(self.positions, edges)
+
+
+@dataclass(slots=True)
+class _WeightStream:
+    """Writer state of one projection's weights: the snapshots and the synapse ids."""
+
+    spec: WeightSpec
+    dense: _DenseStream
+    times: npt.NDArray[np.float64]
+    """Snapshot times (ms); every rank has every one, since every rank adds every snapshot."""
+    given: bool = False
+    """Whether this rank called ``add_weight_ids``."""
+    ids: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+    """This rank's ``(sources, targets)``, aligned with ``dense.positions``, until written."""
+    published: bool = False
+    """Whether ``source`` and ``target`` hold every synapse."""
+    source: zarr.Array[Any] | None = None
+    target: zarr.Array[Any] | None = None
+    """Created with ``dense.data``."""
+
+    def id_arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
+        """``source`` and ``target``, which exist whenever there are ids to write."""
+        if self.source is None or self.target is None:
+            raise RecordingError(f"{self.dense.name}: the arrays do not exist yet")
+        return self.source, self.target
 
 
 class ZarrRecorder:
@@ -268,8 +349,9 @@ class ZarrRecorder:
     ``flush_interval_ms`` is the promised bound on simulated time between ``flush`` calls (the
     engine decides when to flush; every call writes). ``spike_chunk``
     (spikes per chunk), ``report_chunk_bytes`` (target uncompressed bytes per report chunk),
-    ``spike_compression`` and ``report_compression`` (each one of ``layout.COMPRESSIONS``)
-    change only the storage, never the content; the defaults are the measured choices.
+    ``weight_chunk`` (synapses per chunk of a weight snapshot), ``spike_compression`` and
+    ``report_compression`` (each one of ``layout.COMPRESSIONS``; the latter also compresses
+    weights) change only the storage, never the content; the defaults are the measured choices.
     """
 
     def __init__(
@@ -281,13 +363,14 @@ class ZarrRecorder:
         flush_interval_ms: float = 100.0,
         spike_chunk: int = DEFAULT_SPIKE_CHUNK,
         report_chunk_bytes: int = DEFAULT_REPORT_CHUNK_BYTES,
+        weight_chunk: int = DEFAULT_WEIGHT_CHUNK,
         spike_compression: str = DEFAULT_SPIKE_COMPRESSION,
         report_compression: str = DEFAULT_REPORT_COMPRESSION,
     ) -> None:
         if not flush_interval_ms > 0:
             raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
-        if spike_chunk < 1 or report_chunk_bytes < 4:
-            raise ValueError("spike_chunk and report_chunk_bytes must be positive")
+        if spike_chunk < 1 or report_chunk_bytes < 4 or weight_chunk < 1:
+            raise ValueError("spike_chunk, report_chunk_bytes and weight_chunk must be positive")
         compressors(spike_compression, 8)
         compressors(report_compression, 4)
         self._path = Path(path)
@@ -296,11 +379,15 @@ class ZarrRecorder:
         self._flush_interval_ms = float(flush_interval_ms)
         self._spike_chunk = int(spike_chunk)
         self._report_chunk_bytes = int(report_chunk_bytes)
+        self._weight_chunk = int(weight_chunk)
         self._spike_compression = spike_compression
         self._report_compression = report_compression
         self._info: RunInfo | None = None
         self._spikes: dict[str, _SpikeStream] = {}
-        self._reports: list[_ReportStream] = []
+        self._reports: list[_DenseStream] = []
+        self._weights: list[_WeightStream] = []
+        self._dense: list[_DenseStream] = []
+        """Reports, then weights: every dense array, in stream order."""
         self._simulated_ms = 0.0
         self._opened_at = 0.0
         self._closed = False
@@ -350,22 +437,38 @@ class ZarrRecorder:
                 node_ids=_array(root, f"{group}/node_ids"),
                 chunk=self._spike_chunk,
             )
+        n_spikes = len(info.spike_populations)
         for index, spec in enumerate(info.reports):
             group = report_path(spec.population, spec.variable)
-            data = _array(root, f"{group}/data")
-            n_nodes = int(spec.node_ids.size)
             self._reports.append(
-                _ReportStream(
-                    spec=spec,
-                    index=index,
-                    ordinal=len(info.spike_populations) + index,
-                    data=data,
+                _DenseStream(
+                    name=group,
+                    row_name="sample",
+                    ordinal=n_spikes + index,
+                    data=_array(root, f"{group}/data"),
                     time=_array(root, f"{group}/time"),
-                    col_of=np.full(n_nodes, -1, dtype=np.int64),
-                    positions=np.empty(0, dtype=np.int64),
-                    rows=np.full((0, 0), np.nan, dtype=np.float32),
+                    max_rows=spec.n_samples,
+                    n_columns=int(spec.node_ids.size),
+                    stamps=functools.partial(_sample_times, spec),
+                    published_columns=int(spec.node_ids.size),
                 )
             )
+        for index, weights in enumerate(info.weights):
+            group = weights_path(weights.projection)  # created once its synapses are known
+            times = np.full(weights.max_snapshots, np.nan, dtype=np.float64)
+            dense = _DenseStream(
+                name=group,
+                row_name="snapshot",
+                ordinal=n_spikes + len(info.reports) + index,
+                data=None,
+                time=None,
+                max_rows=weights.max_snapshots,
+                n_columns=0,
+                stamps=functools.partial(_given_times, times),
+                published_columns=0,
+            )
+            self._weights.append(_WeightStream(spec=weights, dense=dense, times=times))
+        self._dense = [*self._reports, *(w.dense for w in self._weights)]
 
     def _create(self, info: RunInfo) -> None:
         """Rank 0: check the path, build groups and arrays, then write the root metadata last.
@@ -401,6 +504,7 @@ class ZarrRecorder:
                     dimension_names=["spikes"],
                     attributes=dict(attributes),
                 )
+        compression = self._report_compression
         for spec in info.reports:
             n_nodes = int(spec.node_ids.size)
             rows, cols = report_chunks(n_nodes, spec.n_samples, self._report_chunk_bytes)
@@ -412,35 +516,10 @@ class ZarrRecorder:
                     "start_ms": spec.start_ms,
                 },
             )
-            group.create_array(
-                "data",
-                shape=(0, n_nodes),
-                chunks=(rows, cols),
-                dtype=np.float32,
-                fill_value=np.nan,
-                compressors=compressors(self._report_compression, 4),
-                dimension_names=["time", "node_ids"],
-                attributes={"units": spec.units},
+            _create_dense_arrays(
+                group, (0, n_nodes), (rows, cols), rows, spec.units, "node_ids", compression
             )
-            group.create_array(
-                "time",
-                shape=(0,),
-                chunks=(rows,),
-                dtype=np.float64,
-                fill_value=np.nan,
-                compressors=compressors(self._report_compression, 8),
-                dimension_names=["time"],
-                attributes={"units": "ms"},
-            )
-            node_ids = group.create_array(
-                "node_ids",
-                shape=(n_nodes,),
-                chunks=(max(1, n_nodes),),
-                dtype=np.int64,
-                fill_value=-1,
-                compressors=compressors(self._report_compression, 8),
-                dimension_names=["node_ids"],
-            )
+            node_ids = _create_ids_array(group, "node_ids", n_nodes, max(1, n_nodes), compression)
             node_ids[:] = np.asarray(spec.node_ids, dtype=np.int64)
         provenance = _jsonable(info.provenance)
         provenance.setdefault("n_ranks", self._comm.size)
@@ -516,30 +595,78 @@ class ZarrRecorder:
         values: npt.NDArray[np.float32],
     ) -> None:
         """Keep this rank's ``values[r]`` as sample ``first_sample + r`` of ``report``."""
-        n = values.shape[0]
         if not 0 <= report < len(self._reports):
             raise RecordingError(f"report {report} does not exist ({len(self._reports)} reports)")
-        stream = self._reports[report]
-        first_row = first_sample - stream.flushed
-        for sample_index in (first_sample, first_sample + n - 1):
-            if sample_index < stream.flushed or sample_index >= stream.spec.n_samples:
-                raise RecordingError(
-                    f"report {report}: sample {sample_index} is outside the unflushed range "
-                    f"[{stream.flushed}, {stream.spec.n_samples})"
-                )
+        _put_rows(self._reports[report], first_sample, positions, values, new_columns=True)
+
+    def add_weight_ids(
+        self,
+        index: int,
+        positions: npt.NDArray[np.int64],
+        sources: npt.NDArray[np.int64],
+        targets: npt.NDArray[np.int64],
+    ) -> None:
+        """Keep this rank's synapses of ``info.weights[index]``; the first flush after every
+        rank gave its own creates the projection's arrays and writes them."""
+        stream = self._weight_stream(index)
+        name = stream.dense.name
+        if stream.given:
+            raise RecordingError(f"{name}: add_weight_ids was already called on this rank")
+        arrays = {"positions": positions, "sources": sources, "targets": targets}
+        if any(a.ndim != 1 or a.shape != positions.shape for a in arrays.values()) or not all(
+            np.issubdtype(a.dtype, np.integer) for a in arrays.values()
+        ):
+            shapes = ", ".join(f"{k} {a.dtype}{list(a.shape)}" for k, a in arrays.items())
+            raise RecordingError(
+                f"{name}: positions, sources and targets must be 1-D integer arrays of equal "
+                f"length, got {shapes}"
+            )
         if positions.size:
-            if positions[0] < 0 or positions[-1] >= stream.n_nodes:
-                raise RecordingError(
-                    f"report {report}: positions must be ascending within [0, {stream.n_nodes})"
-                )
-            cols = stream.col_of[positions]
-            if cols.min() < 0:
-                _add_columns(stream, positions[cols < 0])
-                cols = stream.col_of[positions]
-            if first_row + n > stream.rows.shape[0]:
-                _add_rows(stream, first_row + n)
-            stream.rows[first_row : first_row + n, cols] = values
-        stream.end = max(stream.end, first_sample + n)
+            if positions[0] < 0 or np.any(np.diff(positions) <= 0):
+                raise RecordingError(f"{name}: positions must be strictly ascending and >= 0")
+            if sources.min() < 0 or targets.min() < 0:
+                raise RecordingError(f"{name}: sources and targets must be node ids >= 0")
+        stream.dense.positions = np.array(positions, dtype=np.int64)
+        stream.dense.rows = np.full((0, positions.size), np.nan, dtype=np.float32)
+        stream.ids = (np.array(sources, dtype=np.int64), np.array(targets, dtype=np.int64))
+        stream.given = True
+
+    def add_weights(
+        self,
+        index: int,
+        snapshot: int,
+        time_ms: float,
+        positions: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+    ) -> None:
+        """Keep this rank's ``values`` (at ``positions``) as snapshot ``snapshot``, taken at
+        ``time_ms``, of ``info.weights[index]``."""
+        stream = self._weight_stream(index)
+        dense = stream.dense
+        if not stream.given:
+            raise RecordingError(f"{dense.name}: add_weight_ids must come before add_weights")
+        if snapshot != dense.end:
+            raise RecordingError(
+                f"{dense.name}: snapshot {snapshot} is out of order; the next one is {dense.end}"
+            )
+        if values.ndim != 1:
+            raise RecordingError(f"{dense.name}: values must be 1-D, got shape {values.shape}")
+        if not math.isfinite(time_ms):
+            raise RecordingError(f"{dense.name}: snapshot {snapshot} has the time {time_ms} ms")
+        if snapshot and not time_ms > stream.times[snapshot - 1]:
+            raise RecordingError(
+                f"{dense.name}: snapshot {snapshot} at {time_ms} ms is not later than snapshot "
+                f"{snapshot - 1} at {stream.times[snapshot - 1]} ms"
+            )
+        _put_rows(dense, snapshot, positions, values[np.newaxis, :], new_columns=False)
+        stream.times[snapshot] = time_ms
+
+    def _weight_stream(self, index: int) -> _WeightStream:
+        if not 0 <= index < len(self._weights):
+            raise RecordingError(
+                f"weight recording {index} does not exist ({len(self._weights)} recorded)"
+            )
+        return self._weights[index]
 
     # ------------------------------------------------------------------ flush
 
@@ -554,17 +681,22 @@ class ZarrRecorder:
         the progress (one metadata write)."""
         for spikes in self._spikes.values():
             _check_order(spikes)
-        ends = self._comm.allgather([r.end for r in self._reports])
-        new_ends = [max(rank_ends[i] for rank_ends in ends) for i in range(len(self._reports))]
-        received = self._route_rows(new_ends)
+        new_ends, new_synapses = self._agree()
+        self._create_weights(new_synapses)
+        new_ids = [n is not None for n in new_synapses]
+        new_columns = [stream.n_columns for stream in self._dense]
+        rows, ids = self._route(new_ends, new_ids)
         error: BaseException | None = None
-        partials: list[npt.NDArray[np.float32] | None] = []
+        partials: list[dict[int, npt.NDArray[np.float32]]] = []
         try:
             writes = _Writes()
             for spikes in self._spikes.values():
                 self._add_spike_writes(spikes, spikes.base + spikes.buffer.size, writes)
-            for stream, new_end in zip(self._reports, new_ends, strict=True):
-                partials.append(self._write_report(stream, new_end, received, writes))
+            for index, (stream, new_end) in enumerate(zip(self._dense, new_ends, strict=True)):
+                partials.append(self._write_dense(index, stream, new_end, rows, writes))
+            for index, (weights, write) in enumerate(zip(self._weights, new_ids, strict=True)):
+                if write:
+                    self._write_ids(index, weights, ids, writes)
             writes.run()
         except Exception as exc:
             error = exc
@@ -573,44 +705,188 @@ class ZarrRecorder:
         self._raise_if_any_failed(error, "writing its chunks")
         if self._comm.rank == 0:
             try:
-                self._publish(new_ends, finish)
+                self._publish(new_ends, new_columns, new_ids, finish)
             except Exception as exc:
                 error = exc
         self._raise_if_any_failed(error, "publishing the array shapes")
         for spikes in self._spikes.values():
             spikes.published = spikes.base + spikes.buffer.size
             spikes.drop_complete_chunks()
-        for stream, new_end, partial in zip(self._reports, new_ends, partials, strict=True):
-            stream.rows[: stream.end - stream.flushed, : stream.n_local] = np.nan
+        for stream, new_end, columns, partial in zip(
+            self._dense, new_ends, new_columns, partials, strict=True
+        ):
+            stream.rows[: stream.end - stream.flushed] = np.nan
             stream.flushed = stream.end = new_end
+            stream.published_columns = columns
             stream.partial = partial
+        for weights, write in zip(self._weights, new_ids, strict=True):
+            if write:
+                weights.ids = None
+                weights.published = True
 
-    def _route_rows(self, new_ends: list[int]) -> dict[tuple[int, int], list[_Rows]]:
-        """Phase 2: send this rank's unflushed rows to each chunk's owner; return what it got."""
-        size = self._comm.size
-        outgoing: dict[int, list[_Rows]] = {}
-        for index, (stream, new_end) in enumerate(zip(self._reports, new_ends, strict=True)):
-            per_chunk = int(stream.data.chunks[0])
-            for chunk in range(stream.flushed // per_chunk, -(-new_end // per_chunk)):
-                owner = (chunk + stream.ordinal) % size
-                rows = outgoing.setdefault(owner, [])
-                first = max(chunk * per_chunk, stream.flushed)
-                last = min((chunk + 1) * per_chunk, new_end)
-                if stream.n_local and first - stream.flushed < stream.rows.shape[0]:
-                    block = stream.rows[
-                        first - stream.flushed : last - stream.flushed, : stream.n_local
-                    ]
-                    rows.append(
-                        _Rows(index, chunk, first, stream.positions[: stream.n_local], block)
+    def _agree(self) -> tuple[list[int], list[int | None]]:
+        """Phase 1: the rows of every dense array after this flush, and for each weight
+        recording whose synapses get written now (every rank gave its own, none were written
+        yet) their number, else ``None``.
+
+        Every rank adds every weight snapshot with the same time, and the ranks' synapse
+        columns together are ``0 .. n - 1``; a violation makes every rank raise the same
+        error here, before any write.
+        """
+        mine = (
+            [stream.end for stream in self._dense],
+            [
+                (
+                    w.given,
+                    int(w.dense.positions.size),
+                    int(w.dense.positions[-1]) if w.dense.positions.size else -1,
+                    w.times[w.dense.flushed : w.dense.end].tolist(),
+                )
+                for w in self._weights
+            ],
+        )
+        every = self._comm.allgather(mine)
+        new_ends = [max(ends[i] for ends, _ in every) for i in range(len(self._dense))]
+        new_synapses: list[int | None] = []
+        for i, weights in enumerate(self._weights):
+            name = weights.dense.name
+            ranks = [rank_weights[i] for _, rank_weights in every]
+            if any(rank[3] != ranks[0][3] for rank in ranks):
+                listed = "; ".join(f"rank {r}: {rank[3]}" for r, rank in enumerate(ranks))
+                raise RecordingError(
+                    f"{name}: the ranks disagree on the snapshots after snapshot "
+                    f"{weights.dense.flushed - 1} (every rank must add every snapshot with the "
+                    f"same time; times in ms): {listed}"
+                )
+            if weights.published or not all(rank[0] for rank in ranks):
+                new_synapses.append(None)
+                continue
+            n_synapses = sum(rank[1] for rank in ranks)
+            for r, rank in enumerate(ranks):
+                if rank[2] >= n_synapses:
+                    raise RecordingError(
+                        f"{name}: the ranks gave {n_synapses} synapses, so their columns must "
+                        f"be 0 .. {n_synapses - 1}, but rank {r} gave column {rank[2]}"
                     )
-        received: dict[tuple[int, int], list[_Rows]] = {}
+            new_synapses.append(n_synapses)
+        return new_ends, new_synapses
+
+    def _create_weights(self, new_synapses: list[int | None]) -> None:
+        """Create the arrays of the weight recordings whose synapses are now known: rank 0,
+        then a barrier, then every rank opens them. Collective (when there are any)."""
+        new = [
+            (weights, n)
+            for weights, n in zip(self._weights, new_synapses, strict=True)
+            if n is not None and weights.dense.data is None
+        ]
+        if not new:
+            return
+        error: BaseException | None = None
+        if self._comm.rank == 0:
+            try:
+                root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+                for weights, n in new:
+                    self._create_weight_arrays(root, weights.spec, n)
+            except Exception as exc:
+                error = exc
+        self._raise_if_any_failed(error, "creating the weight arrays")
+        root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+        for weights, n in new:
+            group = weights.dense.name
+            weights.dense.data = _array(root, f"{group}/data")
+            weights.dense.time = _array(root, f"{group}/time")
+            weights.dense.n_columns = n
+            weights.source = _array(root, f"{group}/source")
+            weights.target = _array(root, f"{group}/target")
+
+    def _create_weight_arrays(self, root: zarr.Group, spec: WeightSpec, n_synapses: int) -> None:
+        """Rank 0: the group of one weight recording and its arrays, all empty.
+
+        ``data`` keeps zero columns until ``source`` and ``target`` are published, so that the
+        three always agree on the synapse dimension.
+        """
+        chunks, time_chunk = weight_chunks(n_synapses, spec.max_snapshots, self._weight_chunk)
+        group = root.create_group(
+            weights_path(spec.projection),
+            attributes={"units": spec.units, "interval_ms": spec.interval_ms, "model": spec.model},
+        )
+        compression = self._report_compression
+        _create_dense_arrays(
+            group,
+            (0, 0),
+            chunks,
+            time_chunk,
+            spec.units,
+            "synapse",
+            compression,
+            coordinates="source target",
+        )
+        for name in ("source", "target"):
+            _create_ids_array(group, name, 0, chunks[1], compression, dimension="synapse")
+
+    def _route(
+        self, new_ends: list[int], new_ids: list[bool]
+    ) -> tuple[dict[tuple[int, int, int], list[_Rows]], dict[tuple[int, int], list[_Ids]]]:
+        """Phase 2: send this rank's unflushed rows, and the synapse ids to write now, to the
+        owners of their chunks; return what this rank received, keyed by (stream, chunk)."""
+        size = self._comm.size
+        outgoing: dict[int, list[_Rows | _Ids]] = {}
+        for index, (stream, new_end) in enumerate(zip(self._dense, new_ends, strict=True)):
+            if new_end == stream.flushed:
+                continue
+            n_rows, _ = stream.chunk_shape
+            bounds = stream.column_bounds()
+            for row_chunk in range(stream.flushed // n_rows, -(-new_end // n_rows)):
+                first = max(row_chunk * n_rows, stream.flushed)
+                last = min((row_chunk + 1) * n_rows, new_end)
+                block = stream.rows[first - stream.flushed : last - stream.flushed]
+                for column_chunk in range(stream.n_column_chunks):
+                    parts = outgoing.setdefault(stream.owner(row_chunk, column_chunk, size), [])
+                    lo, hi = bounds[column_chunk], bounds[column_chunk + 1]
+                    if hi > lo and block.shape[0]:
+                        parts.append(
+                            _Rows(
+                                index,
+                                row_chunk,
+                                column_chunk,
+                                first,
+                                stream.positions[lo:hi],
+                                block[:, lo:hi],
+                            )
+                        )
+        for index, (weights, write) in enumerate(zip(self._weights, new_ids, strict=True)):
+            if not write:
+                continue
+            assert weights.ids is not None
+            sources, targets = weights.ids
+            stream = weights.dense
+            bounds = stream.column_bounds()
+            for column_chunk in range(stream.n_column_chunks):
+                parts = outgoing.setdefault(stream.owner(0, column_chunk, size), [])
+                lo, hi = bounds[column_chunk], bounds[column_chunk + 1]
+                if hi > lo:
+                    parts.append(
+                        _Ids(
+                            index,
+                            column_chunk,
+                            stream.positions[lo:hi],
+                            sources[lo:hi],
+                            targets[lo:hi],
+                        )
+                    )
+        rows: dict[tuple[int, int, int], list[_Rows]] = {}
+        ids: dict[tuple[int, int], list[_Ids]] = {}
         for owner in sorted(outgoing):
             gathered = self._comm.gather(outgoing[owner], root=owner)
             if gathered is not None and owner == self._comm.rank:
-                for rank_rows in gathered:
-                    for rows in rank_rows:
-                        received.setdefault((rows.report, rows.chunk), []).append(rows)
-        return received
+                for rank_parts in gathered:
+                    for part in rank_parts:
+                        if isinstance(part, _Rows):
+                            key = (part.stream, part.row_chunk, part.column_chunk)
+                            rows.setdefault(key, []).append(part)
+                        else:
+                            ids.setdefault((part.weights, part.column_chunk), []).append(part)
+        return rows, ids
 
     def _add_spike_writes(self, spikes: _SpikeStream, total: int, writes: _Writes) -> None:
         """Phase 3 for one population: add the writes of the chunks this rank owns among the
@@ -636,56 +912,105 @@ class ZarrRecorder:
             ids = np.full(size, -1, dtype=np.int64)
             times[:n] = spikes.buffer.steps[lo - start : lo - start + n] * self._info.dt_ms
             ids[:n] = spikes.buffer.ids[lo - start : lo - start + n]
-            writes.add(timestamps, slice(lo, lo + size), times)
-            writes.add(node_ids, slice(lo, lo + size), ids)
+            writes.add(timestamps, (slice(lo, lo + size),), times)
+            writes.add(node_ids, (slice(lo, lo + size),), ids)
 
-    def _write_report(
+    def _write_dense(
         self,
-        stream: _ReportStream,
+        index: int,
+        stream: _DenseStream,
         new_end: int,
-        received: dict[tuple[int, int], list[_Rows]],
+        received: dict[tuple[int, int, int], list[_Rows]],
         writes: _Writes,
-    ) -> npt.NDArray[np.float32] | None:
-        """Phase 3 for one report: assemble the chunks this rank owns; append their writes.
+    ) -> dict[int, npt.NDArray[np.float32]]:
+        """Phase 3 for one dense array: assemble the data chunks this rank owns, and its
+        ``time`` chunks; append their writes.
 
-        A chunk is assembled as a full ``rows x padded columns`` block (NaN where nothing is
-        known yet) and written whole, so zarr never reads it back. Returns the block of the
-        last chunk if it is partial and this rank owns it (kept so the next flush can extend
-        and rewrite it from memory), else ``None``.
+        A data chunk is assembled as a full block (NaN where nothing is known yet) and written
+        whole, so zarr never reads it back. Returns the blocks this rank owns in the last row
+        of chunks if that row is partial (kept so the next flush can extend and rewrite them
+        from memory).
         """
         if new_end == stream.flushed:
             return stream.partial
-        rows, cols = stream.data.chunks
-        spec = stream.spec
-        padded_rows = _round_up(new_end, rows)
-        padded_cols = _round_up(stream.n_nodes, cols)
-        data = _with_shape(stream.data, (padded_rows, padded_cols))
-        times = _with_shape(stream.time, (padded_rows,))
-        partial_chunk = stream.flushed // rows
-        new_partial: npt.NDArray[np.float32] | None = None
-        for chunk in range(partial_chunk, padded_rows // rows):
-            if (chunk + stream.ordinal) % self._comm.size != self._comm.rank:
+        data_array, time_array = stream.arrays()
+        n_rows, n_cols = stream.chunk_shape
+        size, rank = self._comm.size, self._comm.rank
+        padded_rows = _round_up(new_end, n_rows)
+        data = _with_shape(data_array, (padded_rows, stream.n_column_chunks * n_cols))
+        partial_row = stream.flushed // n_rows
+        new_partial: dict[int, npt.NDArray[np.float32]] = {}
+        for row_chunk in range(partial_row, padded_rows // n_rows):
+            lo = row_chunk * n_rows
+            for column_chunk in range(stream.n_column_chunks):
+                if stream.owner(row_chunk, column_chunk, size) != rank:
+                    continue
+                kept = stream.partial.get(column_chunk) if row_chunk == partial_row else None
+                if kept is not None:
+                    block = kept.copy()
+                else:
+                    block = np.full((n_rows, n_cols), np.nan, dtype=np.float32)
+                left = column_chunk * n_cols
+                for part in received.get((index, row_chunk, column_chunk), []):
+                    first = part.first - lo
+                    block[first : first + part.values.shape[0], part.positions - left] = part.values
+                writes.add(data, (slice(lo, lo + n_rows), slice(left, left + n_cols)), block)
+                if new_end - lo < n_rows:
+                    new_partial[column_chunk] = block
+        per_chunk = int(time_array.chunks[0])
+        padded_times = _round_up(new_end, per_chunk)
+        times = _with_shape(time_array, (padded_times,))
+        for time_chunk in range(stream.flushed // per_chunk, padded_times // per_chunk):
+            if (time_chunk + stream.ordinal) % size != rank:
                 continue
-            lo = chunk * rows
-            if chunk == partial_chunk and stream.partial is not None:
-                block = stream.partial.copy()
-            else:
-                block = np.full((rows, padded_cols), np.nan, dtype=np.float32)
-            for part in received.get((stream.index, chunk), []):
-                first = part.first - lo
-                block[first : first + part.values.shape[0], part.positions] = part.values
-            n = min(rows, new_end - lo)
-            stamps = np.full(rows, np.nan, dtype=np.float64)
-            stamps[:n] = spec.start_ms + np.arange(lo, lo + n, dtype=np.float64) * spec.interval_ms
-            if padded_cols:
-                writes.add(data, slice(lo, lo + rows), block)
-            writes.add(times, slice(lo, lo + rows), stamps)
-            if n < rows:
-                new_partial = block
+            lo = time_chunk * per_chunk
+            n = min(per_chunk, new_end - lo)
+            stamps = np.full(per_chunk, np.nan, dtype=np.float64)
+            stamps[:n] = stream.stamps(lo, lo + n)
+            writes.add(times, (slice(lo, lo + per_chunk),), stamps)
         return new_partial
 
+    def _write_ids(
+        self,
+        index: int,
+        weights: _WeightStream,
+        received: dict[tuple[int, int], list[_Ids]],
+        writes: _Writes,
+    ) -> None:
+        """Phase 3 for a projection's synapse ids: check and write the ``source`` and
+        ``target`` chunks this rank owns.
+
+        Every column must come from exactly one rank, and the synapses must be ordered by
+        target, then source (checked within each chunk).
+        """
+        stream = weights.dense
+        n_cols = stream.chunk_shape[1]
+        padded = (stream.n_column_chunks * n_cols,)
+        source_array, target_array = weights.id_arrays()
+        source = _with_shape(source_array, padded)
+        target = _with_shape(target_array, padded)
+        for column_chunk in range(stream.n_column_chunks):
+            if stream.owner(0, column_chunk, self._comm.size) != self._comm.rank:
+                continue
+            left = column_chunk * n_cols
+            width = min(n_cols, stream.n_columns - left)
+            sources = np.full(n_cols, -1, dtype=np.int64)
+            targets = np.full(n_cols, -1, dtype=np.int64)
+            counts = np.zeros(width, dtype=np.int64)
+            for part in received.get((index, column_chunk), []):
+                sources[part.positions - left] = part.sources
+                targets[part.positions - left] = part.targets
+                np.add.at(counts, part.positions - left, 1)
+            _check_synapses(stream.name, left, counts, sources[:width], targets[:width])
+            writes.add(source, (slice(left, left + n_cols),), sources)
+            writes.add(target, (slice(left, left + n_cols),), targets)
+
     def _publish(
-        self, new_ends: list[int], finish: Callable[[dict[str, Any]], None] | None
+        self,
+        new_ends: list[int],
+        new_columns: list[int],
+        new_ids: list[bool],
+        finish: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         """Phase 4, rank 0: grow the published shapes, then record the progress (and
         ``finish``)."""
@@ -694,9 +1019,16 @@ class ZarrRecorder:
             total = spikes.base + spikes.buffer.size
             if total != spikes.published:
                 resizes += [(spikes.timestamps, (total,)), (spikes.node_ids, (total,))]
-        for stream, new_end in zip(self._reports, new_ends, strict=True):
-            if new_end != stream.flushed:
-                resizes += [(stream.data, (new_end, stream.n_nodes)), (stream.time, (new_end,))]
+        for stream, new_end, columns in zip(self._dense, new_ends, new_columns, strict=True):
+            if (new_end, columns) != (stream.flushed, stream.published_columns):
+                data, time = stream.arrays()
+                resizes.append((data, (new_end, columns)))
+                if new_end != stream.flushed:
+                    resizes.append((time, (new_end,)))
+        for weights, write in zip(self._weights, new_ids, strict=True):
+            if write:
+                n_synapses = (weights.dense.n_columns,)
+                resizes += [(array, n_synapses) for array in weights.id_arrays()]
         # Each AsyncArray takes its new metadata in place, so the sync handles see it too.
         _concurrently([array.async_array.resize(shape) for array, shape in resizes])
         simulated_ms = self._simulated_ms
@@ -725,12 +1057,15 @@ class ZarrRecorder:
         *,
         build_s: float,
         sim_s: float | None = None,
+        n_synapses: int | None = None,
         reason: str | None = None,
     ) -> None:
         """Final flush, then rank 0 writes the final status and timings. Collective.
 
         The provenance gets ``wall_s`` (from opening the store to this final write, which it
-        includes), ``build_s`` and, when given, ``sim_s``.
+        includes), ``build_s`` and, when given, ``sim_s``. ``n_synapses`` is the number of
+        synapses this rank built; when every rank gives it, the provenance gets
+        ``n_synapses_per_rank`` (in rank order) and their sum ``n_synapses``.
 
         A ``complete`` run has simulated its whole duration, so ``simulated_ms`` becomes
         ``duration_ms``. If a rank marked the store failed (``mark_failed``) the status stays
@@ -744,9 +1079,13 @@ class ZarrRecorder:
         self._closed = True
         if status == "complete":
             self._simulated_ms = max(self._simulated_ms, self._info.duration_ms)
+        # Every rank gathers, whatever it passed, so the collectives stay matched.
+        gathered = self._comm.gather(n_synapses)
+        per_rank = None if gathered is None or None in gathered else [int(n) for n in gathered]
+        finish = _finisher(status, reason, build_s, sim_s, self._opened_at, per_rank)
         flush_error: RecordingError | None = None
         try:
-            self._flush(_finisher(status, reason, build_s, sim_s, self._opened_at))
+            self._flush(finish)
         except RecordingError as exc:
             flush_error = exc
             status, reason = "failed", f"{reason + '; ' if reason else ''}{exc}"
@@ -754,7 +1093,9 @@ class ZarrRecorder:
         if self._comm.rank == 0:
             try:
                 if flush_error is not None:
-                    self._update_root(_finisher(status, reason, build_s, sim_s, self._opened_at))
+                    self._update_root(
+                        _finisher(status, reason, build_s, sim_s, self._opened_at, per_rank)
+                    )
                 with warnings.catch_warnings():
                     # Consolidated metadata is outside the v3 spec; it is only a cache that lets
                     # ``xarray.open_zarr(store, group=...)`` open a finished store without warning.
@@ -794,13 +1135,26 @@ class ZarrRecorder:
 
 @dataclass(frozen=True, slots=True)
 class _Rows:
-    """Rows from ``first`` of one report chunk, from one rank; column j is ``positions[j]``."""
+    """Rows from ``first`` of one chunk of dense stream ``stream``, from one rank; column
+    ``j`` of ``values`` is column ``positions[j]`` of the array."""
 
-    report: int
-    chunk: int
+    stream: int
+    row_chunk: int
+    column_chunk: int
     first: int
     positions: npt.NDArray[np.int64]
     values: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ids:
+    """One rank's synapses in one column chunk of weight recording ``weights``."""
+
+    weights: int
+    column_chunk: int
+    positions: npt.NDArray[np.int64]
+    sources: npt.NDArray[np.int64]
+    targets: npt.NDArray[np.int64]
 
 
 def _check_info(info: RunInfo) -> None:
@@ -840,8 +1194,94 @@ def _check_info(info: RunInfo) -> None:
             problems.append(f"{where}: node_ids must be strictly ascending")
         if spec.n_samples < 0 or not spec.interval_ms > 0:
             problems.append(f"{where}: needs n_samples >= 0 and interval_ms > 0")
+    projections: set[str] = set()
+    for index, weights in enumerate(info.weights):
+        where = f"weights[{index}] ({weights.projection})"
+        if not weights.projection or "/" in weights.projection:
+            problems.append(f"{where}: projection name must be non-empty and without '/'")
+        if weights.projection in projections:
+            problems.append(f"{where}: recorded twice")
+        projections.add(weights.projection)
+        if not weights.model or not weights.units:
+            problems.append(f"{where}: needs a model and units")
+        if weights.max_snapshots < 0:
+            problems.append(f"{where}: needs max_snapshots >= 0")
+        if weights.interval_ms is not None and not weights.interval_ms > 0:
+            problems.append(f"{where}: interval_ms must be > 0 or None")
     if problems:
         raise RecordingError("cannot record this run:\n  " + "\n  ".join(problems))
+
+
+def _create_dense_arrays(
+    group: zarr.Group,
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    time_chunk: int,
+    units: str,
+    column_dimension: str,
+    compression: str,
+    *,
+    coordinates: str | None = None,
+) -> None:
+    """Create ``data`` (float32, dims ``time`` and ``column_dimension``) and ``time`` (ms).
+
+    ``coordinates`` names the non-index coordinates of ``data`` (CF's ``coordinates``
+    attribute, which xarray follows).
+    """
+    attributes: dict[str, Any] = {"units": units}
+    if coordinates is not None:
+        attributes["coordinates"] = coordinates
+    group.create_array(
+        "data",
+        shape=shape,
+        chunks=chunks,
+        dtype=np.float32,
+        fill_value=np.nan,
+        compressors=compressors(compression, 4),
+        dimension_names=["time", column_dimension],
+        attributes=attributes,
+    )
+    group.create_array(
+        "time",
+        shape=(0,),
+        chunks=(time_chunk,),
+        dtype=np.float64,
+        fill_value=np.nan,
+        compressors=compressors(compression, 8),
+        dimension_names=["time"],
+        attributes={"units": "ms"},
+    )
+
+
+def _create_ids_array(
+    group: zarr.Group,
+    name: str,
+    size: int,
+    chunk: int,
+    compression: str,
+    *,
+    dimension: str | None = None,
+) -> zarr.Array[Any]:
+    """Create a 1-D int64 array of node ids (fill -1) along ``dimension`` (default: ``name``)."""
+    return group.create_array(
+        name,
+        shape=(size,),
+        chunks=(chunk,),
+        dtype=np.int64,
+        fill_value=-1,
+        compressors=compressors(compression, 8),
+        dimension_names=[dimension or name],
+    )
+
+
+def _sample_times(spec: ReportSpec, lo: int, hi: int) -> npt.NDArray[np.float64]:
+    """Times (ms) of report samples ``[lo, hi)``: ``start_ms + k * interval_ms``."""
+    return spec.start_ms + np.arange(lo, hi, dtype=np.float64) * spec.interval_ms
+
+
+def _given_times(times: npt.NDArray[np.float64], lo: int, hi: int) -> npt.NDArray[np.float64]:
+    """Times (ms) of weight snapshots ``[lo, hi)``, as the engine gave them."""
+    return times[lo:hi]
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -882,29 +1322,106 @@ def _check_order(spikes: _SpikeStream) -> None:
     spikes.last_id = int(ids[-1])
 
 
-def _add_columns(stream: _ReportStream, new_positions: npt.NDArray[np.int64]) -> None:
-    """Give each position seen for the first time a column of ``stream.rows``."""
-    new = np.unique(new_positions)
-    need = stream.n_local + new.size
-    if need > stream.positions.size:
-        capacity = max(need, 2 * stream.positions.size)
-        positions = np.empty(capacity, dtype=np.int64)
-        positions[: stream.n_local] = stream.positions[: stream.n_local]
-        stream.positions = positions
-        rows = np.full((stream.rows.shape[0], capacity), np.nan, dtype=np.float32)
-        rows[:, : stream.n_local] = stream.rows[:, : stream.n_local]
-        stream.rows = rows
-    stream.positions[stream.n_local : need] = new
-    stream.col_of[new] = np.arange(stream.n_local, need, dtype=np.int64)
-    stream.n_local = need
+def _put_rows(
+    stream: _DenseStream,
+    first: int,
+    positions: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    *,
+    new_columns: bool,
+) -> None:
+    """Keep ``values[r, j]`` as row ``first + r``, column ``positions[j]`` of ``stream``.
+
+    With ``new_columns`` a position this rank never used gets a column of its own (reports
+    learn their columns from the samples); without, it is an error (weights, whose columns
+    ``add_weight_ids`` fixed).
+    """
+    if positions.ndim != 1 or values.ndim != 2 or values.shape[1] != positions.size:
+        raise RecordingError(
+            f"{stream.name}: values of shape {values.shape} do not fit {positions.shape} positions"
+        )
+    n = values.shape[0]
+    if not n:
+        return
+    for row in (first, first + n - 1):
+        if row < stream.flushed or row >= stream.max_rows:
+            raise RecordingError(
+                f"{stream.name}: {stream.row_name} {row} is outside the unflushed range "
+                f"[{stream.flushed}, {stream.max_rows})"
+            )
+    if positions.size:
+        if new_columns and (positions.min() < 0 or positions.max() >= stream.n_columns):
+            raise RecordingError(f"{stream.name}: positions must be within [0, {stream.n_columns})")
+        columns = _columns(stream, positions, new_columns=new_columns)
+        first_row = first - stream.flushed
+        if first_row + n > stream.rows.shape[0]:
+            _add_rows(stream, first_row + n)
+        stream.rows[first_row : first_row + n, columns] = values
+    stream.end = max(stream.end, first + n)
 
 
-def _add_rows(stream: _ReportStream, n_rows: int) -> None:
-    """Grow ``stream.rows`` to at least ``n_rows`` rows (doubling, NaN-filled)."""
-    capacity = max(n_rows, 2 * stream.rows.shape[0], 64)
+def _columns(
+    stream: _DenseStream, positions: npt.NDArray[np.int64], *, new_columns: bool
+) -> slice | npt.NDArray[np.intp]:
+    """The columns of ``stream.rows`` that hold ``positions`` (see :func:`_put_rows`)."""
+    known = stream.positions
+    if positions.size == known.size and np.array_equal(positions, known):
+        return slice(None)
+    columns = np.searchsorted(known, positions)
+    if bool(np.all(columns < known.size)) and np.array_equal(known[columns], positions):
+        return columns
+    if not new_columns:
+        unknown = np.setdiff1d(positions, known)
+        raise RecordingError(
+            f"{stream.name}: positions {_few(unknown)} are not among this rank's columns "
+            "(given to add_weight_ids)"
+        )
+    merged = np.union1d(known, positions)
+    rows = np.full((stream.rows.shape[0], merged.size), np.nan, dtype=np.float32)
+    rows[:, np.searchsorted(merged, known)] = stream.rows
+    stream.positions, stream.rows = merged, rows
+    return np.searchsorted(merged, positions)
+
+
+def _add_rows(stream: _DenseStream, n_rows: int) -> None:
+    """Grow ``stream.rows`` to at least ``n_rows`` rows (doubling, but never past the rows
+    the stream can still take; NaN-filled)."""
+    capacity = max(n_rows, min(2 * stream.rows.shape[0], stream.max_rows - stream.flushed))
     rows = np.full((capacity, stream.rows.shape[1]), np.nan, dtype=np.float32)
     rows[: stream.rows.shape[0]] = stream.rows
     stream.rows = rows
+
+
+def _check_synapses(
+    name: str,
+    left: int,
+    counts: npt.NDArray[np.int64],
+    sources: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+) -> None:
+    """Raise unless each synapse column from ``left`` was given ``counts == 1`` times and the
+    synapses are ordered by target, then source."""
+    for wrong, what in ((counts > 1, "several ranks gave"), (counts == 0, "no rank gave")):
+        columns = np.flatnonzero(wrong)
+        if columns.size:
+            raise RecordingError(
+                f"{name}: {what} the synapse columns {_few(columns + left)} (add_weight_ids)"
+            )
+    d_target, d_source = np.diff(targets), np.diff(sources)
+    disorder = np.flatnonzero((d_target < 0) | ((d_target == 0) & (d_source < 0)))
+    if disorder.size:
+        j = int(disorder[0])
+        raise RecordingError(
+            f"{name}: synapses must be ordered by target, then source; column {left + j + 1} "
+            f"(target {targets[j + 1]}, source {sources[j + 1]}) follows column {left + j} "
+            f"(target {targets[j]}, source {sources[j]})"
+        )
+
+
+def _few(values: npt.NDArray[Any], limit: int = 5) -> str:
+    """``values`` for a message: the first ``limit`` and how many there are."""
+    shown = ", ".join(str(v) for v in values[:limit].tolist())
+    return f"[{shown}]" if values.size <= limit else f"[{shown}, ...] ({values.size} in all)"
 
 
 def _finisher(
@@ -913,6 +1430,7 @@ def _finisher(
     build_s: float,
     sim_s: float | None,
     opened_at: float,
+    synapses_per_rank: list[int] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The root-document change that closes a run (a ``failed`` mark by any rank wins);
     ``wall_s`` is taken when it is applied, from ``opened_at`` (``time.perf_counter``)."""
@@ -927,6 +1445,9 @@ def _finisher(
         provenance.update(end_time=_utc_now(), wall_s=wall_s, build_s=build_s)
         if sim_s is not None:
             provenance["sim_s"] = round(sim_s, 6)
+        if synapses_per_rank is not None:
+            provenance["n_synapses"] = sum(synapses_per_rank)
+            provenance["n_synapses_per_rank"] = synapses_per_rank
         doc["provenance"] = provenance
 
     return finish

@@ -2,10 +2,11 @@
 
 Imported by the tests (which compute the expected content with the same functions) and run as
 ``mpiexec -n N python recording_synthetic.py STORE [options]``. Every rank feeds the recorder
-what an engine would: the same global spikes of each interval, and state values only for the
-report positions it owns (a round-robin-like split that depends on the rank count, so a bug
-that makes content depend on it shows up). Chunks are small and flushes irregular so that
-chunks cross flush boundaries many times.
+what an engine would: the same global spikes of each interval, state values only for the
+report positions it owns, and weight snapshots only for the synapses onto the neurons it owns
+(round-robin-like splits that depend on the rank count, so a bug that makes content depend on
+it shows up). Chunks are small and flushes irregular so that chunks cross flush boundaries
+many times, and weight chunks cut through the runs of synapses a rank owns.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from brainsim.errors import RecordingError
 from brainsim.exchange.base import Communicator
-from brainsim.recording import PopulationInfo, ReportSpec, RunInfo
+from brainsim.recording import PopulationInfo, ReportSpec, RunInfo, WeightSpec
 
 SEED = 20240601
 STORE_STEPS = 600
@@ -38,6 +40,58 @@ REPORTS = (
     ("E", "v", "mV", 2, np.arange(0, 40, 3, dtype=np.int64)),
     ("I", "u", "pA", 1, np.arange(13, dtype=np.int64)),
 )
+WEIGHT_CHUNK = 21
+"""Weights per chunk: 21 EE synapses of one snapshot (chunk boundaries fall inside the runs
+of synapses a rank owns), or 7 snapshots of the 3 II synapses (chunk rows cross flushes)."""
+WEIGHTS = (
+    # projection, source population, units, snapshot every n steps (None: only the final one)
+    ("EE", "E", "mV", 70),
+    ("IE", "I", "pA", None),
+    ("II", "I", "pA", 20),
+)
+
+
+def synapses(weights: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(sources, targets) of projection ``weights``, ordered by target, then source.
+
+    EE: 0 to 4 synapses onto each E neuron, multapses included. IE: six synapses, all onto E
+    neuron 0, so that only the rank owning that neuron has any (the others have none). II:
+    three synapses onto I neurons 0, 1 and 2.
+    """
+    if WEIGHTS[weights][0] == "IE":
+        return np.array([0, 2, 2, 5, 9, 12], dtype=np.int64), np.zeros(6, dtype=np.int64)
+    if WEIGHTS[weights][0] == "II":
+        return np.array([4, 0, 7], dtype=np.int64), np.arange(3, dtype=np.int64)
+    rng = np.random.default_rng([SEED, 99])
+    counts = rng.integers(0, 5, size=POPULATIONS["E"][0])
+    targets = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    sources = rng.integers(0, POPULATIONS["E"][0], size=targets.size).astype(np.int64)
+    order = np.lexsort((sources, targets))
+    return sources[order], targets[order]
+
+
+def owned_synapses(weights: int, rank: int, size: int) -> npt.NDArray[np.int64]:
+    """The synapse columns of projection ``weights`` rank ``rank`` of ``size`` owns: those onto
+    the neurons it owns."""
+    _, targets = synapses(weights)
+    return np.flatnonzero((targets * 5 + 1) % size == rank).astype(np.int64)
+
+
+def weight_values(
+    weights: int, snapshot: int, positions: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    """The weights of synapse columns ``positions`` of projection ``weights`` at ``snapshot``."""
+    return (0.5 + weights + 0.1 * np.sin(0.3 * snapshot + 0.7 * positions)).astype(np.float32)
+
+
+def snapshot_steps(weights: int, n_steps: int, *, finished: bool = True) -> list[int]:
+    """Steps of the snapshots of projection ``weights`` taken by step ``n_steps``: at 0 and
+    every interval, and (once the run has ``finished``) at the end."""
+    every = WEIGHTS[weights][3]
+    steps = [] if every is None else list(range(0, n_steps + 1, every))
+    if finished and (not steps or steps[-1] != n_steps):
+        steps.append(n_steps)
+    return steps
 
 
 def interval_spikes(
@@ -80,8 +134,9 @@ def flush_steps(n_steps: int) -> list[int]:
     return points
 
 
-def expected(n_steps: int) -> dict[str, object]:
-    """The content a store of this run must hold after ``n_steps`` steps (any rank count)."""
+def expected(n_steps: int, *, finished: bool = True) -> dict[str, object]:
+    """The content a store of this run must hold after ``n_steps`` steps (any rank count);
+    the final weight snapshots only once the run has ``finished``."""
     out: dict[str, object] = {}
     for population in POPULATIONS:
         steps, ids = [], []
@@ -99,6 +154,15 @@ def expected(n_steps: int) -> dict[str, object]:
         out[f"{group}/data"] = np.stack([state_values(index, k, positions) for k in range(count)])
         out[f"{group}/time"] = np.arange(count, dtype=np.float64) * (every * DT_MS)
         out[f"{group}/node_ids"] = node_ids
+    for index, (projection, *_) in enumerate(WEIGHTS):
+        group = f"weights/{projection}"
+        sources, targets = synapses(index)
+        steps = snapshot_steps(index, n_steps, finished=finished)
+        rows = [weight_values(index, k, np.arange(sources.size)) for k in range(len(steps))]
+        out[f"{group}/data"] = np.array(rows, dtype=np.float32).reshape(len(steps), sources.size)
+        out[f"{group}/time"] = np.array(steps, dtype=np.float64) * DT_MS
+        out[f"{group}/source"] = sources
+        out[f"{group}/target"] = targets
     return out
 
 
@@ -126,8 +190,23 @@ def run_info(n_steps: int) -> RunInfo:
             )
             for index, (population, variable, units, every, node_ids) in enumerate(REPORTS)
         ),
+        weights=tuple(
+            WeightSpec(
+                projection=projection,
+                model="stdp",
+                units=units,
+                max_snapshots=len(snapshot_steps(index, n_steps)),
+                interval_ms=None if every is None else every * DT_MS,
+            )
+            for index, (projection, _, units, every) in enumerate(WEIGHTS)
+        ),
         provenance={"backend": "synthetic"},
     )
+
+
+def synapses_of(rank: int) -> int:
+    """The synapse count rank ``rank`` reports when it closes the store."""
+    return 1000 + rank
 
 
 def run(
@@ -137,9 +216,17 @@ def run(
     *,
     pause_after_flush: int | None = None,
     fail_at_step: int | None = None,
+    skew_snapshot: int | None = None,
+    duplicate_synapse: bool = False,
     compression: str | None = None,
 ) -> None:
-    """Write the synthetic run with ``comm`` (default: every rank of MPI_COMM_WORLD)."""
+    """Write the synthetic run with ``comm`` (default: every rank of MPI_COMM_WORLD).
+
+    ``skew_snapshot``: the last rank stamps that EE snapshot half a step late, which the
+    recorder must refuse on every rank; the run then closes its store as failed and raises.
+    ``duplicate_synapse``: the last rank also claims EE synapse 0 (another rank's), which the
+    owner of its chunk must refuse.
+    """
     from brainsim.recording import ZarrRecorder
 
     if comm is None:
@@ -151,6 +238,7 @@ def run(
         comm,
         spike_chunk=SPIKE_CHUNK,
         report_chunk_bytes=REPORT_CHUNK_BYTES,
+        weight_chunk=WEIGHT_CHUNK,
         **(
             {}
             if compression is None
@@ -159,29 +247,56 @@ def run(
     )
     recorder.open(run_info(n_steps))
     owned = [owned_positions(r, comm.rank, comm.size) for r in range(len(REPORTS))]
+    owned_weights = [owned_synapses(w, comm.rank, comm.size) for w in range(len(WEIGHTS))]
+    if duplicate_synapse and comm.rank == comm.size - 1:
+        owned_weights[0] = np.union1d([0], owned_weights[0])
+    for index, positions in enumerate(owned_weights):
+        sources, targets = synapses(index)
+        recorder.add_weight_ids(index, positions, sources[positions], targets[positions])
+
+    added = [0] * len(WEIGHTS)
+
+    def snapshots(steps_done: int, *, finished: bool = False) -> None:
+        """Add the snapshots taken by ``steps_done`` steps that are not added yet."""
+        for index, positions in enumerate(owned_weights):
+            steps = snapshot_steps(index, steps_done, finished=finished)
+            for snapshot in range(added[index], len(steps)):
+                late = snapshot == skew_snapshot and index == 0 and comm.rank == comm.size - 1
+                time_ms = (steps[snapshot] + 0.5 * late) * DT_MS
+                values = weight_values(index, snapshot, positions)
+                recorder.add_weights(index, snapshot, time_ms, positions, values)
+            added[index] = len(steps)
+
     flushes = set(flush_steps(n_steps))
     n_flushes = 0
-    for first in range(0, n_steps, INTERVAL_STEPS):
-        last = min(first + INTERVAL_STEPS, n_steps)
-        if fail_at_step is not None and first >= fail_at_step and comm.rank == comm.size - 1:
-            recorder.mark_failed(f"synthetic failure at step {first}")
-            comm.abort(3)  # type: ignore[attr-defined]
-        for population in POPULATIONS:
-            recorder.add_spikes(population, *interval_spikes(population, first, last - first))
-        for step in range(first, last):
-            for index, positions in enumerate(owned):
-                every = REPORTS[index][3]
-                if step % every == 0:
-                    sample = step // every
-                    values = state_values(index, sample, positions)
-                    recorder.add_state(index, sample, positions, values)
-        if last in flushes:
-            recorder.flush(last * DT_MS)
-            n_flushes += 1
-            if n_flushes == pause_after_flush:
-                _pause(store, comm.rank, last)
-                comm.barrier()
-    recorder.close("complete", build_s=0.25, sim_s=0.5)
+    try:
+        snapshots(0)
+        for first in range(0, n_steps, INTERVAL_STEPS):
+            last = min(first + INTERVAL_STEPS, n_steps)
+            if fail_at_step is not None and first >= fail_at_step and comm.rank == comm.size - 1:
+                recorder.mark_failed(f"synthetic failure at step {first}")
+                comm.abort(3)  # type: ignore[attr-defined]
+            for population in POPULATIONS:
+                recorder.add_spikes(population, *interval_spikes(population, first, last - first))
+            for step in range(first, last):
+                for index, positions in enumerate(owned):
+                    every = REPORTS[index][3]
+                    if step % every == 0:
+                        sample = step // every
+                        values = state_values(index, sample, positions)
+                        recorder.add_state(index, sample, positions, values)
+            snapshots(last)
+            if last in flushes:
+                recorder.flush(last * DT_MS)
+                n_flushes += 1
+                if n_flushes == pause_after_flush:
+                    _pause(store, comm.rank, last)
+                    comm.barrier()
+        snapshots(n_steps, finished=True)
+    except RecordingError as exc:
+        recorder.close("failed", build_s=0.25, n_synapses=synapses_of(comm.rank), reason=str(exc))
+        raise
+    recorder.close("complete", build_s=0.25, sim_s=0.5, n_synapses=synapses_of(comm.rank))
 
 
 def _pause(store: Path, rank: int, steps_done: int) -> None:
@@ -203,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--pause-after-flush", type=int)
     parser.add_argument("--fail-at-step", type=int)
+    parser.add_argument("--skew-snapshot", type=int)
+    parser.add_argument("--duplicate-synapse", action="store_true")
     args = parser.parse_args(argv)
     run(
         args.store,
@@ -210,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         None,
         pause_after_flush=args.pause_after_flush,
         fail_at_step=args.fail_at_step,
+        skew_snapshot=args.skew_snapshot,
+        duplicate_synapse=args.duplicate_synapse,
     )
     return 0
 

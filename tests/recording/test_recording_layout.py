@@ -10,12 +10,31 @@ from brainsim.recording.layout import (
     report_chunks,
     report_path,
     spikes_path,
+    weight_chunks,
+    weights_path,
 )
 
 
 def test_group_paths_follow_recording_md() -> None:
     assert spikes_path("E") == "spikes/E"
     assert report_path("E", "v") == "report/E/v"
+    assert weights_path("EE") == "weights/EE"
+
+
+@pytest.mark.parametrize(
+    ("n_synapses", "max_snapshots", "chunks"),
+    [
+        (10_000_000, 11, ((1, 1 << 18), 11)),  # 1 MiB of one snapshot; every time in one chunk
+        (1000, 3, ((3, 1000), 3)),  # rows never exceed the snapshots the run can take
+        (1000, 10_000, ((262, 1000), 10_000)),  # as many snapshots as fit in 1 MiB
+        (1, 1 << 20, ((1 << 18, 1), 1 << 17)),  # one synapse at every step; time capped
+        (0, 0, ((1, 1), 1)),  # nothing recorded still has valid chunk shapes
+    ],
+)
+def test_weight_chunks(
+    n_synapses: int, max_snapshots: int, chunks: tuple[tuple[int, int], int]
+) -> None:
+    assert weight_chunks(n_synapses, max_snapshots, 1 << 18) == chunks
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""The writer on 1, 2 and 3 real MPI ranks: no lost updates, rank-count-invariant content,
-data readable by another process mid-run, and a failed rank leaves a store saying so."""
+"""The writer on 1, 2 and 3 real MPI ranks: no lost updates, rank-count-invariant content (byte
+for byte), data readable by another process mid-run, a failed rank leaves a store saying so,
+and ranks that disagree on a weight snapshot fail together."""
 
 from __future__ import annotations
 
@@ -71,6 +72,10 @@ def test_every_spike_and_sample_arrives(stores: dict[int, Path], n_ranks: int) -
     doc = root.attrs["brainsim"]
     assert doc["status"] == "complete"
     assert doc["provenance"]["n_ranks"] == n_ranks
+    # Each rank's synapse count arrives, in rank order, with their sum.
+    per_rank = [synthetic.synapses_of(rank) for rank in range(n_ranks)]
+    assert doc["provenance"]["n_synapses_per_rank"] == per_rank
+    assert doc["provenance"]["n_synapses"] == sum(per_rank)
 
 
 def test_content_and_chunking_do_not_depend_on_the_rank_count(stores: dict[int, Path]) -> None:
@@ -86,6 +91,73 @@ def test_content_and_chunking_do_not_depend_on_the_rank_count(stores: dict[int, 
         for doc in (ours, theirs):
             doc.pop("provenance")
         assert ours == theirs
+
+
+def store_files(store: Path) -> dict[str, bytes]:
+    """Every file of a store but the root metadata (whose provenance names the rank count)."""
+    return {
+        str(path.relative_to(store)): path.read_bytes()
+        for path in sorted(store.rglob("*"))
+        if path.is_file() and path != store / "zarr.json"
+    }
+
+
+def test_every_chunk_and_array_file_is_byte_identical_for_any_rank_count(
+    stores: dict[int, Path],
+) -> None:
+    # EE chunks cut through the runs of synapses each rank owns, II chunk rows cross flushes,
+    # and with 2 and 3 ranks some rank has no IE synapse at all (rank 0, which publishes).
+    root = zarr.open_group(str(stores[1]), mode="r")
+    assert root["weights/EE/data"].chunks == (1, 21)
+    assert root["weights/II/data"].chunks == (7, 3)
+    for n_ranks in (2, 3):
+        owned = [synthetic.owned_synapses(0, rank, n_ranks) for rank in range(n_ranks)]
+        boundaries = range(21, 62, 21)
+        assert any(np.isin([b - 1, b], o).all() for o in owned for b in boundaries)
+        assert synthetic.owned_synapses(1, 0, n_ranks).size == 0
+    reference = store_files(stores[1])
+    assert any(name.startswith("weights/EE/data/c/") for name in reference)
+    for n_ranks in (2, 3):
+        files = store_files(stores[n_ranks])
+        assert sorted(files) == sorted(reference)
+        assert [name for name in reference if files[name] != reference[name]] == []
+
+
+def failing_run(store: Path, *args: str) -> str:
+    """Run 3 ranks that must fail; return their stderr."""
+    done = subprocess.run(
+        mpiexec(3, str(store), "--steps", str(N_STEPS), *args),
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    return done.stderr
+
+
+def test_ranks_that_disagree_on_a_snapshot_all_fail_and_say_why(tmp_path: Path) -> None:
+    store = tmp_path / "skewed.zarr"
+    stderr = failing_run(store, "--skew-snapshot", "4")
+    # Every rank raised the same error (nobody hung waiting for the others).
+    assert stderr.count("the ranks disagree on the snapshots") >= 3, stderr[-4000:]
+    root = zarr.open_group(str(store), mode="r")
+    doc = root.attrs["brainsim"]
+    assert doc["status"] == "failed"
+    assert "weights/EE: the ranks disagree on the snapshots" in doc["reason"]
+    assert "rank 0: [28.0]; rank 1: [28.0]; rank 2: [28.05]" in doc["reason"]
+    # Snapshots flushed before the disagreement are kept.
+    assert root["weights/EE/time"][...].tolist() == pytest.approx([0.0, 7.0, 14.0, 21.0])
+
+
+def test_a_synapse_given_by_two_ranks_fails_the_run(tmp_path: Path) -> None:
+    store = tmp_path / "duplicate.zarr"
+    stderr = failing_run(store, "--duplicate-synapse")
+    # The owner of the chunk with synapse 0 refuses it; every other rank stops with it.
+    assert "weights/EE: several ranks gave the synapse columns [0]" in stderr, stderr[-4000:]
+    assert "another rank failed writing its chunks" in stderr
+    assert zarr.open_group(str(store), mode="r").attrs["brainsim"]["status"] == "failed"
 
 
 def test_a_running_store_is_readable_by_another_process(tmp_path: Path) -> None:
@@ -110,7 +182,7 @@ def test_a_running_store_is_readable_by_another_process(tmp_path: Path) -> None:
         doc = root.attrs["brainsim"]
         assert doc["status"] == "running"
         assert doc["simulated_ms"] == pytest.approx(steps_done * synthetic.DT_MS)
-        for path, values in synthetic.expected(steps_done).items():
+        for path, values in synthetic.expected(steps_done, finished=False).items():
             np.testing.assert_array_equal(root[path][...], values, err_msg=path)
     finally:
         go.touch()
@@ -129,5 +201,6 @@ def test_a_failing_rank_leaves_a_readable_store_marked_failed(tmp_path: Path) ->
     assert doc["reason"] == f"synthetic failure at step {fail_at}"
     last_flush = max(p for p in synthetic.flush_steps(N_STEPS) if p <= fail_at)
     assert doc["simulated_ms"] == pytest.approx(last_flush * synthetic.DT_MS)
-    for path, values in synthetic.expected(last_flush).items():
+    # Every flushed spike, sample and weight snapshot is kept (the final snapshots never came).
+    for path, values in synthetic.expected(last_flush, finished=False).items():
         np.testing.assert_array_equal(root[path][...], values, err_msg=path)

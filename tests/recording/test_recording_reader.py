@@ -29,6 +29,7 @@ def test_metadata_of_a_complete_store(complete_store: Path) -> None:
     assert store.populations["I"] == PopulationInfo(size=13, model="lif", gid_offset=40)
     assert store.spike_populations == ("E", "I")
     assert store.reports == (("E", "v"), ("I", "u"))
+    assert store.weight_projections == ("EE", "IE", "II")
 
 
 def test_spikes_are_numpy_arrays_in_store_order(

@@ -58,7 +58,17 @@ def brainsim_attrs(store: Path) -> dict:
 
 
 def test_zarr_recorder_has_every_method_of_the_recorder_protocol() -> None:
-    for name in ("open", "add_spikes", "add_state", "flush", "close", "mark_failed"):
+    for name in (
+        "open",
+        "add_spikes",
+        "add_state",
+        "add_state_block",
+        "add_weight_ids",
+        "add_weights",
+        "flush",
+        "close",
+        "mark_failed",
+    ):
         expected_params = list(inspect.signature(getattr(Recorder, name)).parameters)
         assert list(inspect.signature(getattr(ZarrRecorder, name)).parameters) == expected_params
     assert ZarrRecorder(Path("unused.zarr"), LocalCommunicator()).flush_interval_ms == 100.0
@@ -116,6 +126,8 @@ def test_root_metadata_describes_the_run(complete_store: Path) -> None:
     assert provenance["n_ranks"] == 1
     assert provenance["build_s"] == 0.25
     assert provenance["sim_s"] == 0.5
+    assert provenance["n_synapses"] == 1000
+    assert provenance["n_synapses_per_rank"] == [1000]
     assert provenance["wall_s"] > 0
     assert provenance["start_time"] <= provenance["end_time"]
     assert provenance["end_time"].endswith("+00:00")
@@ -269,6 +281,7 @@ def test_close_records_cancelled_and_failed_with_reason(tmp_path: Path) -> None:
         assert (doc["status"], doc["reason"]) == (status, f"{status} on purpose")
         assert doc["simulated_ms"] == pytest.approx(0.3)
         assert doc["provenance"]["build_s"] == 1.5
+        assert "n_synapses" not in doc["provenance"]  # none given, none recorded
         # close flushed what was added after the last flush
         assert zarr.open_group(str(store), mode="r")["spikes/E/node_ids"][...].tolist() == [3, 0]
 
