@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from brainsim.circuit.document import EXPONENTIAL_ONLY_PARAMS, circuit_document
+from brainsim.circuit.document import circuit_document
 from brainsim.circuit.expressions import FUNCTIONS
 from brainsim.circuit.files import check_connection_file
 from brainsim.circuit.problems import Path, ProblemLog
 from brainsim.circuit.resources import estimate, format_bytes
 from brainsim.circuit.spec import (
+    NEURON_PARAMS,
     AllToAll,
     Circuit,
     Connectivity,
@@ -32,8 +33,6 @@ from brainsim.circuit.spec import (
     FixedOutdegree,
     FixedTotalNumber,
     FromFile,
-    IzhikevichParams,
-    LifParams,
     NeuronParams,
     NodeSelection,
     NoiseStimulus,
@@ -47,10 +46,14 @@ from brainsim.circuit.spec import (
     SpikeSourceArray,
     StateRecording,
     Stimulus,
+    Synapse,
     Target,
     Value,
+    WeightRecording,
+    neuron_variant,
 )
-from brainsim.circuit.values import build_distribution, build_value, check_lower_bound
+from brainsim.circuit.values import build_distribution, build_value, check_lower_bound, support
+from brainsim.models import NEURON_MODELS, SYNAPSE_MODELS, NeuronModel, Variant
 
 __all__ = [
     "MAX_NEURONS",
@@ -67,11 +70,6 @@ MAX_STEPS = 2**40
 MAX_NEURONS = 2**32 - 1
 """Most neurons a circuit may have: gids are unsigned 32-bit numbers."""
 
-_LIF_STATE = {"v_mV": "v", "i_syn_ex_pA": "i_syn_ex", "i_syn_in_pA": "i_syn_in"}
-_IZHIKEVICH_STATE = {"v_mV": "v", "u": "u"}
-_EXPONENTIAL_ONLY_STATE = ("i_syn_ex_pA", "i_syn_in_pA")
-_POSITIVE_PARAMS = ("tau_m_ms", "c_m_pF", "tau_syn_ex_ms", "tau_syn_in_ms")
-_NON_NEGATIVE_PARAMS = ("t_ref_ms",)
 _RELATIVE_TOLERANCE = 1e-9
 _STIMULUS_VALUES = ("rate_hz", "weight", "amplitude_pA", "mean_pA", "std_pA")
 
@@ -86,20 +84,12 @@ class MemoryLimit:
 
 def initial_state_names(population: Population) -> tuple[str, ...]:
     """State variables ``initial`` may set: ``v_mV`` and ``u`` or the synaptic currents."""
-    return tuple(_state_names(population.params))
+    return population.variant.initial_keys
 
 
 def recordable_variables(population: Population) -> tuple[str, ...]:
     """State variables a state recording may sample (``v``, ``u``, ``i_syn_ex``, ...)."""
-    return tuple(_state_names(population.params).values())
-
-
-def _state_names(params: NeuronParams) -> dict[str, str]:
-    if isinstance(params, IzhikevichParams):
-        return _IZHIKEVICH_STATE
-    if params.synapse == "exponential":
-        return _LIF_STATE
-    return {key: name for key, name in _LIF_STATE.items() if key not in _EXPONENTIAL_ONLY_STATE}
+    return population.variant.recordables
 
 
 def build_circuit(
@@ -127,6 +117,16 @@ def _list(data: Any) -> list[Any]:
 def _is_multiple(value: float, step: float) -> bool:
     ratio = value / step
     return abs(ratio - round(ratio)) <= _RELATIVE_TOLERANCE * max(1.0, ratio)
+
+
+def _not_used(model: NeuronModel, variant: Variant, key: str) -> str:
+    """Why ``key`` does not apply to ``variant``: the options it needs, and the chosen ones."""
+    chosen = ", ".join(
+        f"this population's {choice} is {value}"
+        for choice, value in variant.choices
+        if f"{choice}:" in model.used_with(key)
+    )
+    return f"only used with {model.used_with(key)} ({chosen})"
 
 
 def _choices(name: str, defined: list[str], what: str) -> str:
@@ -157,7 +157,7 @@ class _Builder:
         self._build_populations()
         projections = self._projections()
         stimuli = self._stimuli()
-        recordings = self._recordings()
+        recordings = self._recordings(projections)
         self._check_memory(projections, stimuli, memory_limit)
         if self._log or simulation is None:
             return None
@@ -237,24 +237,19 @@ class _Builder:
             self._log.is_clean((*path, key)) for key in ("model", "params", "random_variables")
         ):
             return None
-        given = _mapping(data.get("params"))
-        params: NeuronParams
-        if data["model"] == "lif":
-            params = self._lif_params(given, (*path, "params"), random_variables)
-        else:
-            params = self._izhikevich_params(given, (*path, "params"), random_variables)
-        state_names = _state_names(params)
-        self._variables[name] = (data["model"], tuple(state_names.values()))
+        model = NEURON_MODELS[data["model"]]
+        params = self._neuron_params(
+            model, _mapping(data.get("params")), (*path, "params"), random_variables
+        )
+        variant = neuron_variant(model.name, params)
+        self._variables[name] = (model.name, variant.recordables)
         initial: dict[str, Value] = {}
         for key, spec in _mapping(data.get("initial")).items():
             where = (*path, "initial", key)
             if not self._log.is_clean(where):
                 continue
-            if key not in state_names:
-                self._log.add(
-                    where,
-                    "only used with synapse: exponential (this population's synapse is delta)",
-                )
+            if key not in variant.initial_keys:
+                self._log.add(where, _not_used(model, variant, key))
             initial[key] = build_value(spec, where, self._log, random_variables)
         if not self._log.is_clean(path):
             return None
@@ -268,47 +263,40 @@ class _Builder:
             random_variables=random_variables,
         )
 
-    def _neuron_values(
-        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for key, spec in given.items():
-            if key in ("synapse", "integration"):
-                values[key] = spec
-            else:
-                values[key] = build_value(spec, (*path, key), self._log, random_variables)
-        return values
-
-    def _lif_params(
-        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
-    ) -> LifParams:
-        values = self._neuron_values(given, path, random_variables)
-        params = LifParams(**values)
-        if params.synapse == "delta":
-            for key in EXPONENTIAL_ONLY_PARAMS:
-                if key in given:
-                    self._log.add(
-                        (*path, key),
-                        "only used with synapse: exponential (this population's synapse is delta)",
-                    )
-        for key in _POSITIVE_PARAMS + _NON_NEGATIVE_PARAMS:
-            if key in values:
+    def _neuron_params(
+        self,
+        model: NeuronModel,
+        given: dict[str, Any],
+        path: Path,
+        random_variables: Mapping[str, Distribution],
+    ) -> NeuronParams:
+        """The parameter record, with the declared bounds and orderings checked and every
+        parameter the choices do not use reported."""
+        choices = {choice.name for choice in model.choices}
+        values: dict[str, Any] = {
+            key: spec
+            if key in choices
+            else build_value(spec, (*path, key), self._log, random_variables)
+            for key, spec in given.items()
+        }
+        params = NEURON_PARAMS[model.name](**values)
+        variant = neuron_variant(model.name, params)
+        used = {parameter.name for parameter in variant.parameters}
+        for key in given:
+            if key not in choices and key not in used:
+                self._log.add((*path, key), _not_used(model, variant, key))
+        for parameter in variant.parameters:
+            if parameter.name in values and parameter.minimum is not None:
                 check_lower_bound(
-                    values[key],
-                    (*path, key),
+                    values[parameter.name],
+                    (*path, parameter.name),
                     self._log,
-                    0.0,
-                    inclusive=key in _NON_NEGATIVE_PARAMS,
-                    what="0",
+                    parameter.minimum,
+                    inclusive=not parameter.exclusive_minimum,
+                    what=f"{parameter.minimum:g}",
                 )
-        self._check_below(params.v_reset_mV, params.v_th_mV, "v_reset_mV", "v_th_mV", given, path)
-        return params
-
-    def _izhikevich_params(
-        self, given: dict[str, Any], path: Path, random_variables: Mapping[str, Distribution]
-    ) -> IzhikevichParams:
-        params = IzhikevichParams(**self._neuron_values(given, path, random_variables))
-        self._check_below(params.c_mV, params.v_peak_mV, "c_mV", "v_peak_mV", given, path)
+        for low, high in model.below:
+            self._check_below(getattr(params, low), getattr(params, high), low, high, given, path)
         return params
 
     def _check_below(
@@ -367,6 +355,9 @@ class _Builder:
             delay = self._dt_ms
         elif self._log.is_clean((*path, "delay_ms")):
             delay = self._delay_value(data["delay_ms"], (*path, "delay_ms"))
+        synapse = Synapse()
+        if self._has(data, "synapse", path):
+            synapse = self._synapse(data["synapse"], weight, (*path, "synapse"))
         if (
             source is None
             or target is None
@@ -383,7 +374,26 @@ class _Builder:
             connectivity=connectivity,
             weight=weight,
             delay_ms=delay,
+            synapse=synapse,
         )
+
+    def _synapse(self, data: dict[str, Any], weight: Value | None, path: Path) -> Synapse:
+        """The synapse block: its model's parameters with defaults, each within its bounds,
+        and the projection's initial weights checked against them."""
+        model = SYNAPSE_MODELS[data["model"]]
+        params = model.defaults() | {
+            key: float(value) for key, value in data.items() if key != "model"
+        }
+        for parameter in model.parameters:
+            problem = parameter.violation(params[parameter.name])
+            if problem is not None:
+                self._log.add((*path, parameter.name), problem)
+        weights = None if weight is None else support(weight)
+        if weights is not None and self._log.is_clean(path):
+            for key, message in model.check_weights(params, weights):
+                at: Path = (*path[:-1], "weight") if key == "weight" else (*path, key)
+                self._log.add(at, message)
+        return Synapse(model=model.name, params=params)
 
     def _delay_value(self, data: Any, path: Path) -> Value:
         delay = build_value(data, path, self._log)
@@ -620,7 +630,7 @@ class _Builder:
 
     # -- recordings ---------------------------------------------------------------------------
 
-    def _recordings(self) -> Recordings:
+    def _recordings(self, projections: Mapping[str, Projection]) -> Recordings:
         data = _mapping(self._document.get("recordings"))
         spikes: list[str] = []
         if data.get("spikes") == "all":
@@ -647,7 +657,43 @@ class _Builder:
                         )
                     else:
                         first_at[key] = index
-        return Recordings(spikes=tuple(spikes), state=tuple(states))
+        return Recordings(
+            spikes=tuple(spikes), state=tuple(states), weights=self._weights(data, projections)
+        )
+
+    def _weights(
+        self, data: Mapping[str, Any], projections: Mapping[str, Projection]
+    ) -> tuple[WeightRecording, ...]:
+        """The weight recordings asked for, then the final weights of every other plastic
+        projection (always recorded)."""
+        out: dict[str, WeightRecording] = {}
+        defined = list(_mapping(self._document.get("projections")))
+        for index, entry in enumerate(_list(data.get("weights"))):
+            path: Path = ("recordings", "weights", index)
+            if not isinstance(entry, dict) or not self._log.is_clean(path):
+                continue
+            name = entry["projection"]
+            where: Path = (*path, "projection")
+            if name not in defined:
+                self._log.add(where, _choices(name, defined, "projection"))
+                continue
+            if name in out:
+                self._log.add(where, f"projection {name} is already recorded; record it once")
+                continue
+            if name in projections and not projections[name].plastic:
+                self._log.add(
+                    where, f"projection {name} is static (no synapse model): its weights are fixed"
+                )
+                continue
+            first = None
+            if isinstance(entry.get("synapses"), dict):
+                first = int(entry["synapses"]["first"])
+            interval_ms = self._interval(entry, path) if "interval_ms" in entry else None
+            out[name] = WeightRecording(projection=name, interval_ms=interval_ms, first=first)
+        for name, projection in projections.items():
+            if projection.plastic and name not in out:
+                out[name] = WeightRecording(projection=name, interval_ms=None)
+        return tuple(out.values())
 
     def _state_recording(self, data: dict[str, Any], path: Path) -> StateRecording:
         population = self._population_ref(data, "population", path)

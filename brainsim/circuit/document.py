@@ -3,8 +3,8 @@
 The normalized document has every default filled in, parameters substituted (the resolved
 ``parameters`` block is kept for the record), canonical forms (``{first: n}`` becomes a range,
 ``spikes: all`` the list of populations) and only JSON types. Parsing it again gives an equal
-:class:`~brainsim.circuit.spec.Circuit`. Exponential-synapse parameters are left out of LIF
-populations with delta synapses, where they do not apply (and would be rejected).
+:class:`~brainsim.circuit.spec.Circuit`. A neuron parameter that the population's choices do not
+use (``tau_syn_ex_ms`` of a LIF with delta synapses) is left out: it would be rejected.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from brainsim.circuit.spec import (
     Circuit,
     Connectivity,
     DCStimulus,
-    LifParams,
     NodeSelection,
     NoiseStimulus,
     PoissonStimulus,
@@ -29,12 +28,7 @@ from brainsim.circuit.spec import (
 )
 from brainsim.circuit.values import value_data
 
-__all__ = ["EXPONENTIAL_ONLY_PARAMS", "circuit_document"]
-
-EXPONENTIAL_ONLY_PARAMS = ("tau_syn_ex_ms", "tau_syn_in_ms")
-"""LIF parameters that apply to ``synapse: exponential`` only."""
-
-_STRING_PARAMS = ("synapse", "integration")
+__all__ = ["circuit_document"]
 
 
 def circuit_document(circuit: Circuit) -> dict[str, Any]:
@@ -70,17 +64,28 @@ def circuit_document(circuit: Circuit) -> dict[str, Any]:
             for state in circuit.recordings.state
         ],
     }
+    if circuit.recordings.weights:
+        document["recordings"]["weights"] = [
+            {
+                "projection": weights.projection,
+                **({} if weights.interval_ms is None else {"interval_ms": weights.interval_ms}),
+                "synapses": "all" if weights.first is None else {"first": weights.first},
+            }
+            for weights in circuit.recordings.weights
+        ]
     return document
 
 
 def _population_data(population: Population) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    delta_lif = isinstance(population.params, LifParams) and population.params.synapse == "delta"
+    numeric = {parameter.name for parameter in population.variant.parameters}
+    choices = {choice for choice, _ in population.variant.choices}
     for field in fields(population.params):
-        if delta_lif and field.name in EXPONENTIAL_ONLY_PARAMS:
-            continue
         value = getattr(population.params, field.name)
-        params[field.name] = value if field.name in _STRING_PARAMS else value_data(value)
+        if field.name in choices:
+            params[field.name] = value
+        elif field.name in numeric:
+            params[field.name] = value_data(value)
     data: dict[str, Any] = {"size": population.size, "model": population.model, "params": params}
     if population.initial:
         data["initial"] = {key: value_data(value) for key, value in population.initial.items()}
@@ -100,13 +105,16 @@ def _connectivity_data(connectivity: Connectivity) -> dict[str, Any]:
 
 
 def _projection_data(projection: Projection) -> dict[str, Any]:
-    return {
+    data = {
         "source": projection.source,
         "target": projection.target,
         "connectivity": _connectivity_data(projection.connectivity),
         "weight": value_data(projection.weight),
         "delay_ms": value_data(projection.delay_ms),
     }
+    if projection.plastic:  # static projections keep their documents as before
+        data["synapse"] = {"model": projection.synapse.model, **projection.synapse.params}
+    return data
 
 
 def _stimulus_data(stimulus: Stimulus) -> dict[str, Any]:

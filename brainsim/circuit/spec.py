@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from brainsim.models import NEURON_MODELS, Variant
+
 __all__ = [
     "API_VERSION",
+    "NEURON_PARAMS",
     "AllToAll",
     "Circuit",
     "Connectivity",
@@ -44,9 +47,12 @@ __all__ = [
     "SpikeSourceArray",
     "StateRecording",
     "Stimulus",
+    "Synapse",
     "Target",
     "Uniform",
     "Value",
+    "WeightRecording",
+    "neuron_variant",
 ]
 
 API_VERSION = "brainsim/v1"
@@ -111,14 +117,17 @@ Value = float | Uniform | Normal | LogNormal | Expr
 
 @dataclass(frozen=True, slots=True)
 class LifParams:
-    """Leaky integrate-and-fire neuron, current based.
+    """Leaky integrate-and-fire neuron, current based (declared in
+    :mod:`brainsim.models.neuron_lif`; tests keep fields, defaults and options equal to it).
 
     ``tau_m dV/dt = -(V - E_L) + R (I_syn + I_e)`` with ``R = tau_m / C_m``; on ``V >= V_th`` a
     spike is emitted, ``V`` is set to ``V_reset`` and held there for ``t_ref``.
     ``synapse="delta"``: a spike of weight ``w`` (mV) makes ``V`` jump by ``w``.
     ``synapse="exponential"``: a spike of weight ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``)
     or ``I_syn_in`` (``w < 0``), which decay with ``tau_syn_ex_ms`` / ``tau_syn_in_ms``.
-    Defaults are NEST's ``iaf_psc_delta`` / ``iaf_psc_exp`` defaults.
+    ``synapse="alpha"``: the spike adds the alpha-shaped current ``w e/tau_syn t exp(-t/tau_syn)``
+    (peak ``w`` at ``t = tau_syn``) to ``I_syn_ex`` or ``I_syn_in``, NEST's ``iaf_psc_alpha``.
+    Defaults are NEST's ``iaf_psc_*`` defaults.
     """
 
     tau_m_ms: Value = 10.0
@@ -128,14 +137,14 @@ class LifParams:
     e_l_mV: Value = -70.0
     t_ref_ms: Value = 2.0
     i_e_pA: Value = 0.0
-    synapse: Literal["delta", "exponential"] = "delta"
+    synapse: Literal["delta", "exponential", "alpha"] = "delta"
     tau_syn_ex_ms: Value = 2.0
     tau_syn_in_ms: Value = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class IzhikevichParams:
-    """Izhikevich (2003) neuron.
+    """Izhikevich (2003) neuron (declared in :mod:`brainsim.models.neuron_izhikevich`).
 
     ``dv/dt = 0.04 v^2 + 5 v + 140 - u + I``, ``du/dt = a (b v - u)``; on ``v >= v_peak``:
     ``v <- c``, ``u <- u + d``. ``integration="published_2003"`` is the paper's scheme (``v``
@@ -157,6 +166,18 @@ class IzhikevichParams:
 
 NeuronParams = LifParams | IzhikevichParams
 
+NEURON_PARAMS: Mapping[str, type[LifParams] | type[IzhikevichParams]] = {
+    "lif": LifParams,
+    "izhikevich": IzhikevichParams,
+}
+"""The parameter record of each neuron model (:data:`brainsim.models.NEURON_MODELS`)."""
+
+
+def neuron_variant(model: str, params: NeuronParams) -> Variant:
+    """The declared variant of neuron model ``model`` that the choices of ``params`` select."""
+    declared = NEURON_MODELS[model]
+    return declared.variant({c.name: getattr(params, c.name) for c in declared.choices})
+
 
 @dataclass(frozen=True, slots=True)
 class Population:
@@ -166,7 +187,8 @@ class Population:
     neuron draws each variable once, so several parameters can depend on the same draw.
     ``initial`` maps state variable names (``v_mV``, ``u``, ``i_syn_ex_pA``, ``i_syn_in_pA``)
     to values; unspecified state starts at the model's rest (``e_l_mV`` for LIF ``v``,
-    ``c_mV`` / ``b * c_mV`` for Izhikevich ``v`` / ``u``).
+    ``c_mV`` for Izhikevich ``v``); an unspecified Izhikevich ``u`` is ``b * v``, each neuron's
+    ``b`` times its initial ``v`` (Izhikevich 2003; NEST's ``U_m = b * V_m``).
     """
 
     name: str
@@ -176,6 +198,11 @@ class Population:
     gid_offset: int
     initial: Mapping[str, Value] = field(default_factory=dict)
     random_variables: Mapping[str, Distribution] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> Variant:
+        """What this population's model and choices declare (parameters, state, kernel)."""
+        return neuron_variant(self.model, self.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,12 +304,22 @@ Connectivity = (
 
 
 @dataclass(frozen=True, slots=True)
+class Synapse:
+    """A projection's synapse model (a name of :data:`brainsim.models.SYNAPSE_MODELS`) and its
+    parameters, every one given (defaults filled in)."""
+
+    model: str = "static"
+    params: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Projection:
-    """Static synapses from ``source`` to ``target``.
+    """Synapses from ``source`` to ``target``: static, or plastic as ``synapse`` says.
 
     ``weight`` units follow the target's synapse kind (mV for delta, pA for current synapses);
-    positive weights excite, negative inhibit. ``delay_ms`` is rounded to the nearest multiple
-    of ``dt_ms`` (and must be at least ``dt_ms``).
+    positive weights excite, negative inhibit; for a plastic synapse it is the initial weight.
+    ``delay_ms`` is rounded to the nearest multiple of ``dt_ms`` (and must be at least
+    ``dt_ms``); for a plastic synapse the whole delay is dendritic (NEST's convention).
     """
 
     name: str
@@ -291,6 +328,12 @@ class Projection:
     connectivity: Connectivity
     weight: Value
     delay_ms: Value
+    synapse: Synapse = field(default_factory=Synapse)
+
+    @property
+    def plastic(self) -> bool:
+        """Whether the weights change during the run."""
+        return self.synapse.model != "static"
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,11 +403,26 @@ class StateRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class WeightRecording:
+    """Snapshots of a plastic projection's weights: at 0, every ``interval_ms`` and at the end.
+
+    ``first`` limits the recorded synapses to the first ones in the recording's order (by
+    target, then source, then creation); ``None`` records all. ``interval_ms`` ``None``:
+    only the final weights (what every plastic projection records when not asked).
+    """
+
+    projection: str
+    interval_ms: float | None
+    first: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Recordings:
-    """What a run records: spikes of whole populations, and sampled state."""
+    """What a run records: spikes of whole populations, sampled state and weights."""
 
     spikes: tuple[str, ...] = ()
     state: tuple[StateRecording, ...] = ()
+    weights: tuple[WeightRecording, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

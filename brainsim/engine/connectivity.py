@@ -348,7 +348,10 @@ def _scatter_blocks(
         block_weights = no_values
         if counted.const_weight is None:
             weight = _synapse_values(circuit, proj, "weight", indptr, first_gid + b_lo, file_values)
-            block_weights = np.asarray(weight, dtype=np.float64)
+            # A plastic projection stores even a constant initial weight per synapse.
+            block_weights = (
+                np.full(int(indptr[-1]), weight) if isinstance(weight, float) else weight
+            )
         block_steps = no_steps
         if mode != DELAY_CONSTANT:
             delay_ms = _synapse_values(
@@ -499,6 +502,25 @@ class DeliveryPlan:
             + self.weights.nbytes
             + self.delays.nbytes
             + self.delays8.nbytes
+        )
+
+    @classmethod
+    def empty(cls) -> DeliveryPlan:
+        """A plan without projections (what the step loop's warm-up call passes)."""
+        no_int = np.zeros(0, dtype=np.int64)
+        return cls(
+            pop_gid_bounds=np.zeros(1, dtype=np.int64),
+            by_source_ptr=np.zeros(1, dtype=np.int64),
+            by_source=no_int,
+            meta=np.zeros((0, len(META_COLUMNS)), dtype=np.int64),
+            const_weight=np.zeros(0),
+            indptrs=no_int,
+            targets=np.zeros(0, dtype=np.uint32),
+            targets16=np.zeros(0, dtype=np.uint16),
+            weights=np.zeros(0, dtype=np.float32),
+            delays=np.zeros(0, dtype=np.uint16),
+            delays8=np.zeros(0, dtype=np.uint8),
+            n_synapses=0,
         )
 
     @classmethod

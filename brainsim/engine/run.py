@@ -25,6 +25,7 @@ from brainsim.engine.simulator import (
     load_step_loop,
     report_specs,
     simulate,
+    weight_specs,
 )
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
 from brainsim.recording import ZarrRecorder
@@ -70,6 +71,7 @@ def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
         },
         spike_populations=tuple(circuit.recordings.spikes),
         reports=report_specs(circuit),
+        weights=weight_specs(circuit),
         provenance={
             "versions": _versions(),
             "n_ranks": n_ranks,
@@ -127,5 +129,10 @@ def execute(
     except BaseException as exc:
         recorder.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
-    recorder.close(done.status, build_s=network.build_s, sim_s=done.sim_s)
+    recorder.close(
+        done.status,
+        build_s=network.build_s,
+        sim_s=done.sim_s,
+        n_synapses=network.n_synapses,
+    )
     return done.status

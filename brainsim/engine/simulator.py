@@ -40,15 +40,22 @@ import numpy.typing as npt
 
 from brainsim.circuit.spec import Circuit
 from brainsim.engine.connectivity import DeliveryPlan, count_projection
+from brainsim.engine.plasticity import PlasticPlan, WeightSnapshots
 from brainsim.engine.populations import (
     SAMPLE_CODES,
     STATE_UNITS,
+    CurrentTable,
     LocalPopulation,
     NeuronTable,
     build_population,
     separates_inhibition,
 )
-from brainsim.engine.stimuli import LocalStimuli, build_stimuli, selection_indices
+from brainsim.engine.stimuli import (
+    LocalStimuli,
+    PoissonTable,
+    build_stimuli,
+    selection_indices,
+)
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
 from brainsim.kernels.loop import (
@@ -57,10 +64,17 @@ from brainsim.kernels.loop import (
     MPI_FAILED,
     SAW_FLUSH,
     SAW_STOP,
+    Currents,
+    Neurons,
+    Poisson,
+    Schedule,
+    Synapses,
+    gather,
     run_intervals,
 )
+from brainsim.kernels.plasticity import PlasticArrays
 from brainsim.partition import Decomposition, block_decomposition
-from brainsim.recording.base import FinalStatus, Recorder, ReportSpec
+from brainsim.recording.base import FinalStatus, Recorder, ReportSpec, WeightSpec
 
 __all__ = [
     "CONTROL_FLUSH",
@@ -72,6 +86,7 @@ __all__ = [
     "load_step_loop",
     "report_specs",
     "simulate",
+    "weight_specs",
 ]
 
 Int64Array = npt.NDArray[np.int64]
@@ -130,6 +145,7 @@ class LocalNetwork:
     neurons: NeuronTable
     stimuli: LocalStimuli
     plan: DeliveryPlan
+    plastic: PlasticPlan
     buf_exc: npt.NDArray[np.float64]
     buf_inh: npt.NDArray[np.float64]
     min_delay_steps: int
@@ -143,13 +159,14 @@ class LocalNetwork:
 
     @property
     def n_synapses(self) -> int:
-        """Synapses stored on this rank."""
-        return self.plan.n_synapses
+        """Synapses stored on this rank (static and plastic)."""
+        return self.plan.n_synapses + self.plastic.n_synapses
 
     @property
     def synapse_bytes(self) -> int:
-        """Bytes of synapse storage on this rank."""
-        return self.plan.nbytes
+        """Bytes of synapse storage on this rank (static and plastic; the plastic traces and
+        post-spike histories are neuron state, :attr:`PlasticPlan.state_bytes`)."""
+        return self.plan.nbytes + self.plastic.synapse_bytes
 
 
 def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
@@ -174,6 +191,30 @@ def report_specs(circuit: Circuit) -> tuple[ReportSpec, ...]:
     return tuple(specs)
 
 
+def weight_specs(circuit: Circuit) -> tuple[WeightSpec, ...]:
+    """One :class:`WeightSpec` per weight recording (the plastic projections), in order."""
+    n_steps = circuit.n_steps
+    specs = []
+    for rec in circuit.recordings.weights:
+        projection = circuit.projections[rec.projection]
+        target = circuit.populations[projection.target].params
+        interval = (
+            None
+            if rec.interval_ms is None
+            else max(1, round(rec.interval_ms / circuit.simulation.dt_ms))
+        )
+        specs.append(
+            WeightSpec(
+                projection=rec.projection,
+                model=projection.synapse.model,
+                units="mV" if target.synapse == "delta" else "pA",
+                max_snapshots=1 if interval is None else n_steps // interval + 2,
+                interval_ms=None if interval is None else interval * circuit.simulation.dt_ms,
+            )
+        )
+    return tuple(specs)
+
+
 def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
     """Build this rank's part of ``circuit`` (collective: agrees on the global minimum delay)."""
     start = time.perf_counter()
@@ -184,6 +225,9 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         count_projection(circuit, proj, *dec.local_range(proj.target, rank))
         for proj in circuit.projections.values()
     ]
+    plastic_counted = [c for c in counted if c.proj.plastic]
+    for c in plastic_counted:
+        c.const_weight = None  # a plastic synapse's weight is its own state
     ranges = {name: dec.local_range(name, rank) for name in names}
     columns: dict[str, int] = {}
     n_local = 0
@@ -191,15 +235,30 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         columns[name] = n_local
         n_local += ranges[name][1] - ranges[name][0]
     split = {name: separates_inhibition(pop) for name, pop in circuit.populations.items()}
-    plan, delay_ranges = DeliveryPlan.build(
-        circuit,
-        counted,
-        [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()],
-        columns,
-        split,
+    gid_blocks = [(name, p.gid_offset, p.size) for name, p in circuit.populations.items()]
+    static_counted = [c for c in counted if not c.proj.plastic]
+    plan, delay_ranges = DeliveryPlan.build(circuit, static_counted, gid_blocks, columns, split)
+    plastic_store, plastic_delays = DeliveryPlan.build(
+        circuit, plastic_counted, gid_blocks, columns, split
     )
-    local_delays = [d for d, c in zip(delay_ranges, counted, strict=True) if c.n_synapses > 0]
-    del counted
+    plastic = PlasticPlan.build(
+        circuit,
+        plastic_store,
+        [c.proj for c in plastic_counted],
+        [ranges[c.proj.target] for c in plastic_counted],
+        [
+            d_max if c.n_synapses > 0 else 0
+            for (_, d_max), c in zip(plastic_delays, plastic_counted, strict=True)
+        ],
+    )
+    local_delays = [
+        d
+        for d, c in zip(
+            delay_ranges + plastic_delays, static_counted + plastic_counted, strict=True
+        )
+        if c.n_synapses > 0
+    ]
+    del counted, static_counted, plastic_counted, plastic_store
     all_delays = [d for part in comm.allgather(local_delays) for d in part]
     min_delay = min((d[0] for d in all_delays), default=1)
     max_delay = max((d[1] for d in all_delays), default=1)
@@ -230,6 +289,7 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         neurons=NeuronTable.build(list(populations.values()), samples),
         stimuli=build_stimuli(circuit, populations),
         plan=plan,
+        plastic=plastic,
         buf_exc=buf_exc,
         buf_inh=buf_inh,
         min_delay_steps=min_delay,
@@ -353,35 +413,30 @@ class _Loop:
         self.samples, self.rows = network.neurons.sample_buffer(max_steps)
 
     def run(
-        self, t0: int, t_end: int, circuit: Circuit, max_intervals: int, control: list[int]
+        self,
+        t0: int,
+        t_end: int,
+        t_stop: int,
+        circuit: Circuit,
+        max_intervals: int,
+        control: list[int],
     ) -> tuple[int, int]:
-        """Run intervals from ``t0`` (see :func:`~brainsim.kernels.loop.run_intervals`);
-        return the step reached and the control bits seen."""
+        """Run intervals from ``t0`` (see :func:`~brainsim.kernels.loop.run_intervals`), none
+        past ``t_stop``; return the step reached and the control bits seen."""
         net, nat = self.network, self.native
-        nr, st, po, cur, plan = (
-            net.neurons,
-            net.stimuli,
-            net.stimuli.poisson,
-            net.stimuli.currents,
-            net.plan,
-        )
+        nr, st, plan = net.neurons, net.stimuli, net.plan
+        po, cur = st.poisson, st.currents
         sim = circuit.simulation
-        t, self.n_pending, self.pending, self.recv, st.cursor, seen = run_intervals(
-            t0, t_end, circuit.n_steps, net.min_delay_steps, max_intervals,
+        t, self.n_pending, self.pending, self.recv, st.cursor, seen, plastic = run_intervals(
+            t0, t_end, t_stop, circuit.n_steps, net.min_delay_steps, max_intervals,
             net.decomposition.n_gids, sim.seed, sim.dt_ms, np.array(control, dtype=np.int64),
-            nr.pops, nr.state, nr.params, nr.refr, nr.t_ref_steps, nr.i_base_pA, nr.i_ext_pA,
-            nr.spikes_out, nr.zeros, cur.dc_meta, cur.dc_idx, cur.dc_amp, cur.noise_meta,
-            cur.noise_idx, cur.noise_gid, cur.noise_val, cur.noise_cache, cur.noise_block,
-            nr.sample_var, nr.sample_idx, self.samples, self.rows, po.segments, po.gids, po.columns,
-            po.lam, po.table_of, po.cdf, po.guide, po.weight, po.words, po.block,
-            st.schedule_steps, st.schedule_cols,
-            st.schedule_w, st.cursor, plan.pop_gid_bounds, plan.by_source_ptr, plan.by_source,
-            plan.meta, plan.const_weight, plan.indptrs, plan.targets, plan.targets16, plan.weights,
-            plan.delays, plan.delays8,
-            net.buf_exc, net.buf_inh, self.keys, self.pending, self.n_pending, nat.n_ranks,
-            nat.allgather, nat.allgatherv, nat.comm, nat.int64_type, self.counts, self.counts32,
-            self.displs32, self.recv,
+            gather(Neurons, nr), gather(Currents, cur), gather(Poisson, po),
+            gather(Schedule, st), st.cursor, gather(Synapses, plan), net.plastic.arrays,
+            self.samples, self.rows, net.buf_exc, net.buf_inh, self.keys, self.pending,
+            self.n_pending, nat.n_ranks, nat.allgather, nat.allgatherv, nat.comm,
+            nat.int64_type, self.counts, self.counts32, self.displs32, self.recv,
         )  # fmt: skip
+        net.plastic.arrays = plastic
         if seen & MPI_FAILED:
             raise EngineError("the MPI spike exchange returned an error")
         return int(t), int(seen)
@@ -394,16 +449,14 @@ def load_step_loop(exchanger: SpikeExchanger) -> None:
     The arrays have the types :class:`_Loop` passes (a test checks that a run adds no second
     compiled signature).
     """
-    i8, f8 = np.zeros(0, np.int64), np.zeros(0)
-    i8_2d, f8_2d = np.zeros((0, 1), np.int64), np.zeros((0, 1))
+    i8 = np.zeros(0, np.int64)
     native = exchanger.native()
+    empty = LocalStimuli()
     run_intervals(
-        0, 0, 0, 1, 0, 1, 0, 0.1, i8, i8_2d, f8_2d, f8_2d, i8, i8, f8, f8, i8, f8, i8_2d, i8, f8,
-        i8_2d, i8, i8, f8_2d, f8_2d, i8, i8, i8, np.zeros(0, np.float32), i8, i8_2d, i8, i8, f8,
-        i8, f8_2d, i8_2d, f8, np.zeros((0, 4), np.uint32), i8, i8, i8, f8, 0, i8, i8, i8, i8_2d,
-        f8, i8,
-        np.zeros(0, np.uint32), np.zeros(0, np.uint16), np.zeros(0, np.float32),
-        np.zeros(0, np.uint16), np.zeros(0, np.uint8), f8_2d, f8_2d,
+        0, 0, 0, 0, 1, 0, 1, 0, 0.1, i8, gather(Neurons, NeuronTable.build([], {})),
+        gather(Currents, CurrentTable()), gather(Poisson, PoissonTable.empty()),
+        gather(Schedule, empty), 0, gather(Synapses, DeliveryPlan.empty()),
+        PlasticArrays.empty(), np.zeros(0, np.float32), i8, np.zeros((0, 1)), np.zeros((0, 1)),
         i8, i8, 0, native.n_ranks, native.allgather, native.allgatherv, native.comm,
         native.int64_type, i8, np.zeros(0, np.int32), np.zeros(0, np.int32), i8,
     )  # fmt: skip
@@ -447,6 +500,8 @@ def simulate(
     per_step = max(neurons.sample_bytes_per_step(), 1e-9)
     max_steps = max(k, min(flush_steps, int(_SAMPLE_BYTES / per_step)))
     loop = _Loop(network, exchanger.native(), max_steps + k)
+    snapshots = WeightSnapshots(circuit, network.plastic, comm, recorder)
+    snapshots.take(0)
     pops = list(network.populations.values())
     last_flush = 0
     last_flush_wall = time.monotonic()
@@ -460,7 +515,8 @@ def simulate(
             control.append(CONTROL_FLUSH)
         t_flush = min(last_flush + flush_steps, n_steps)
         started = time.perf_counter()
-        t1, seen = loop.run(t0, min(t_flush, t0 + max_steps), circuit, intervals, control)
+        t_stop = snapshots.next_due(t0)
+        t1, seen = loop.run(t0, min(t_flush, t0 + max_steps), t_stop, circuit, intervals, control)
         took = time.perf_counter() - started
         if took < config.call_s / 2:
             intervals = min(2 * intervals, 1 << 30)
@@ -472,9 +528,11 @@ def simulate(
                 _record_samples(recorder, neurons.sample_every(p), block, reports_of[pop.name], t0)
         loop.rows[:] = 0
         t0 = t1
+        stop = bool(seen & SAW_STOP)
+        if t0 == t_stop or stop:
+            snapshots.take(t0, final=t0 == n_steps or stop)
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
-        stop = bool(seen & SAW_STOP)
         flushing = stop or seen & SAW_FLUSH or t0 >= t_flush
         if flushing or loop.n_pending >= _HANDOVER_SPIKES:
             _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)

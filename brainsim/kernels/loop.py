@@ -12,8 +12,15 @@ shorter) does, in this order:
    the counts and ``MPI_Allgatherv`` of the keys, called through the function pointers of
    :class:`~brainsim.exchange.NativeExchange`, then a sort;
 4. negative keys are control messages (stop, flush; they sort first), the rest are delivered
-   (:func:`~brainsim.kernels.delivery.deliver_all`) and appended to ``pending`` as absolute keys
-   ``step * n_gids + gid`` for the recorder.
+   through the static projections (:func:`~brainsim.kernels.delivery.deliver_all`), then the
+   plastic ones (:func:`~brainsim.kernels.plasticity.deliver_plastic`, which updates their
+   weights), this rank's spikes join the plastic projections' post-spike histories
+   (:func:`~brainsim.kernels.plasticity.record_post_spikes`), and all are appended to
+   ``pending`` as absolute keys ``step * n_gids + gid`` for the recorder.
+
+An interval never runs past ``t_stop``, the same step on every rank (a weight snapshot is due
+there): the call returns once it is reached. Intervals shorter than ``k`` change no result, since
+every delivery still lands after the interval and in (step, gid) order.
 
 The control keys of ``control`` ride on the first interval's exchange. The call returns after
 the interval in which any rank sent a control key, once ``t >= t_end`` or after
@@ -23,7 +30,7 @@ every rank performs the same sequence of collectives, whichever call they fall i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numba
 import numpy as np
@@ -31,6 +38,7 @@ import numpy.typing as npt
 
 from brainsim.kernels.advance import advance_step, step_currents
 from brainsim.kernels.delivery import deliver_all
+from brainsim.kernels.plasticity import PlasticArrays, deliver_plastic, record_post_spikes
 from brainsim.kernels.stimuli import poisson_drive
 
 __all__ = [
@@ -39,6 +47,12 @@ __all__ = [
     "MPI_FAILED",
     "SAW_FLUSH",
     "SAW_STOP",
+    "Currents",
+    "Neurons",
+    "Poisson",
+    "Schedule",
+    "Synapses",
+    "gather",
     "run_intervals",
 ]
 
@@ -54,11 +68,94 @@ SAW_FLUSH = 2
 MPI_FAILED = 4
 """Bit of the returned control word: an MPI call returned an error code."""
 
+# The loop's state travels in named tuples, one per owner, whose fields carry the owner's own
+# attribute names: :func:`gather` fills one from its owner by name, so a field added to an owner
+# and to its tuple cannot end up in the wrong position, and the warm-up call
+# (:func:`brainsim.engine.simulator.load_step_loop`) gathers from empty owners the same way.
+
+
+class Neurons(NamedTuple):
+    """The neuron table (:class:`brainsim.engine.populations.NeuronTable`)."""
+
+    pops: I64
+    state: F64
+    params: F64
+    refr: I64
+    t_ref_steps: I64
+    i_base_pA: F64
+    i_ext_pA: F64
+    spikes_out: I64
+    zeros: F64
+    sample_var: I64
+    sample_idx: I64
+
+
+class Currents(NamedTuple):
+    """DC and noise inputs (:class:`brainsim.engine.populations.CurrentTable`)."""
+
+    dc_meta: I64
+    dc_idx: I64
+    dc_amp: F64
+    noise_meta: I64
+    noise_idx: I64
+    noise_gid: I64
+    noise_val: F64
+    noise_cache: F64
+    noise_block: I64
+
+
+class Poisson(NamedTuple):
+    """Poisson drive (:class:`brainsim.engine.stimuli.PoissonTable`)."""
+
+    segments: I64
+    gids: I64
+    columns: I64
+    lam: F64
+    table_of: I64
+    cdf: F64
+    guide: I64
+    weight: F64
+    words: npt.NDArray[np.uint32]
+    block: I64
+
+
+class Schedule(NamedTuple):
+    """Spike-train input (:class:`brainsim.engine.stimuli.LocalStimuli`)."""
+
+    schedule_steps: I64
+    schedule_cols: I64
+    schedule_w: F64
+
+
+class Synapses(NamedTuple):
+    """Static synapses (:class:`brainsim.engine.connectivity.DeliveryPlan`)."""
+
+    pop_gid_bounds: I64
+    by_source_ptr: I64
+    by_source: I64
+    meta: I64
+    const_weight: F64
+    indptrs: I64
+    targets: npt.NDArray[np.uint32]
+    targets16: npt.NDArray[np.uint16]
+    weights: npt.NDArray[np.float32]
+    delays: npt.NDArray[np.uint16]
+    delays8: npt.NDArray[np.uint8]
+
+
+Gathered = TypeVar("Gathered", Neurons, Currents, Poisson, Schedule, Synapses)
+
+
+def gather(kind: type[Gathered], owner: object) -> Gathered:
+    """The ``kind`` tuple of ``owner``'s attributes of the same names."""
+    return kind._make(getattr(owner, name) for name in kind._fields)
+
 
 @numba.njit(cache=True, nogil=True)
 def run_intervals(
     t0: int,
     t_end: int,
+    t_stop: int,
     n_steps: int,
     k: int,
     max_intervals: int,
@@ -66,53 +163,15 @@ def run_intervals(
     seed: int,
     dt_ms: float,
     control: I64,
-    pops: I64,
-    state: F64,
-    params: F64,
-    refr: I64,
-    t_ref_steps: I64,
-    i_base_pA: F64,
-    i_ext_pA: F64,
-    spikes_out: I64,
-    zeros: F64,
-    dc_meta: I64,
-    dc_idx: I64,
-    dc_amp: F64,
-    noise_meta: I64,
-    noise_idx: I64,
-    noise_gid: I64,
-    noise_val: F64,
-    noise_cache: F64,
-    noise_block: I64,
-    sample_var: I64,
-    sample_idx: I64,
+    nr: Neurons,
+    cur: Currents,
+    po: Poisson,
+    sched: Schedule,
+    cursor: int,
+    syn: Synapses,
+    plastic: PlasticArrays,
     samples: npt.NDArray[np.float32],
     rows: I64,
-    po_segments: I64,
-    po_gids: I64,
-    po_columns: I64,
-    po_lam: F64,
-    po_table_of: I64,
-    po_cdf: F64,
-    po_guide: I64,
-    po_weight: F64,
-    po_words: npt.NDArray[np.uint32],
-    po_block: I64,
-    sched_steps: I64,
-    sched_cols: I64,
-    sched_w: F64,
-    cursor: int,
-    pop_gid_bounds: I64,
-    by_source_ptr: I64,
-    by_source: I64,
-    meta: I64,
-    const_weight: F64,
-    indptrs: I64,
-    targets: npt.NDArray[np.uint32],
-    targets16: npt.NDArray[np.uint16],
-    weights: npt.NDArray[np.float32],
-    delays: npt.NDArray[np.uint16],
-    delays8: npt.NDArray[np.uint8],
     buf_exc: F64,
     buf_inh: F64,
     keys: I64,
@@ -127,28 +186,30 @@ def run_intervals(
     counts32: npt.NDArray[np.int32],
     displs32: npt.NDArray[np.int32],
     recv: I64,
-) -> tuple[int, int, I64, I64, int, int]:
+) -> tuple[int, int, I64, I64, int, int, PlasticArrays]:
     """Run intervals from step ``t0`` (see the module docstring).
 
-    Returns ``(t, n_pending, pending, recv, cursor, control)``: the first step not yet
-    simulated, the pending key count and the (possibly grown) pending and receive buffers, the
-    spike-train cursor and the bits :data:`SAW_STOP` / :data:`SAW_FLUSH` / :data:`MPI_FAILED`.
+    Returns ``(t, n_pending, pending, recv, cursor, control, plastic)``: the first step not
+    yet simulated, the pending key count and the (possibly grown) pending and receive buffers,
+    the spike-train cursor, the bits :data:`SAW_STOP` / :data:`SAW_FLUSH` / :data:`MPI_FAILED`
+    and the plastic arrays (with longer post-spike histories if they had to grow).
     """
     n_slots = buf_exc.shape[0]
     t = t0
     done = 0
     seen = 0
     while t < t_end and t < n_steps and done < max_intervals:
-        t1 = min(t + k, n_steps)
-        poisson_drive(seed, po_segments, po_gids, po_columns, po_lam, po_table_of, po_cdf,
-                      po_guide, po_weight, t, t1 - t, buf_exc, buf_inh, po_words,
-                      po_block)  # fmt: skip
-        while cursor < sched_steps.shape[0] and sched_steps[cursor] < t1:
-            row = sched_steps[cursor] % n_slots
-            if sched_w[cursor] >= 0.0:
-                buf_exc[row, sched_cols[cursor]] += sched_w[cursor]
+        t1 = min(t + k, n_steps, t_stop)
+        poisson_drive(seed, po.segments, po.gids, po.columns, po.lam, po.table_of, po.cdf,
+                      po.guide, po.weight, t, t1 - t, buf_exc, buf_inh, po.words,
+                      po.block)  # fmt: skip
+        steps, cols, ws = sched.schedule_steps, sched.schedule_cols, sched.schedule_w
+        while cursor < steps.shape[0] and steps[cursor] < t1:
+            row = steps[cursor] % n_slots
+            if ws[cursor] >= 0.0:
+                buf_exc[row, cols[cursor]] += ws[cursor]
             else:
-                buf_inh[row, sched_cols[cursor]] += sched_w[cursor]
+                buf_inh[row, cols[cursor]] += ws[cursor]
             cursor += 1
         n_keys = 0
         if done == 0:
@@ -156,11 +217,12 @@ def run_intervals(
                 keys[n_keys] = control[c]
                 n_keys += 1
         for step in range(t, t1):
-            step_currents(step, seed, i_base_pA, i_ext_pA, dc_meta, dc_idx, dc_amp, noise_meta,
-                          noise_idx, noise_gid, noise_val, noise_cache, noise_block)  # fmt: skip
-            n_keys = advance_step(step, t, n_gids, dt_ms, pops, state, params, refr,
-                                  t_ref_steps, i_ext_pA, spikes_out, zeros, buf_exc, buf_inh,
-                                  sample_var, sample_idx, samples, rows, keys,
+            step_currents(step, seed, nr.i_base_pA, nr.i_ext_pA, cur.dc_meta, cur.dc_idx,
+                          cur.dc_amp, cur.noise_meta, cur.noise_idx, cur.noise_gid,
+                          cur.noise_val, cur.noise_cache, cur.noise_block)  # fmt: skip
+            n_keys = advance_step(step, t, n_gids, dt_ms, nr.pops, nr.state, nr.params, nr.refr,
+                                  nr.t_ref_steps, nr.i_ext_pA, nr.spikes_out, nr.zeros, buf_exc,
+                                  buf_inh, nr.sample_var, nr.sample_idx, samples, rows, keys,
                                   n_keys)  # fmt: skip
         if n_ranks == 1:
             got = keys[:n_keys]
@@ -179,7 +241,7 @@ def run_intervals(
                              counts32.ctypes.data, displs32.ctypes.data, int64_type,
                              comm)  # fmt: skip
             if rc != 0:
-                return t, n_pending, pending, recv, cursor, seen | MPI_FAILED
+                return t, n_pending, pending, recv, cursor, seen | MPI_FAILED, plastic
             got = recv[:total]
             got.sort()
         n_control = 0
@@ -187,9 +249,12 @@ def run_intervals(
             seen |= SAW_STOP if got[n_control] == CONTROL_STOP else SAW_FLUSH
             n_control += 1
         spikes = got[n_control:]
-        deliver_all(spikes, t, n_gids, pop_gid_bounds, by_source_ptr, by_source, meta,
-                    const_weight, indptrs, targets, targets16, weights, delays, delays8, buf_exc,
-                    buf_inh)  # fmt: skip
+        deliver_all(spikes, t, n_gids, syn.pop_gid_bounds, syn.by_source_ptr, syn.by_source,
+                    syn.meta, syn.const_weight, syn.indptrs, syn.targets, syn.targets16,
+                    syn.weights, syn.delays, syn.delays8, buf_exc, buf_inh)  # fmt: skip
+        if plastic.post.shape[0] > 0:
+            deliver_plastic(spikes, t, n_gids, dt_ms, plastic, buf_exc, buf_inh)
+            plastic = record_post_spikes(spikes, t, t1, t, n_gids, dt_ms, plastic)
         m = spikes.shape[0]
         if n_pending + m > pending.shape[0]:
             grown = np.empty(max(n_pending + m, 2 * pending.shape[0]), dtype=np.int64)
@@ -201,6 +266,6 @@ def run_intervals(
         n_pending += m
         t = t1
         done += 1
-        if n_control > 0:
+        if n_control > 0 or t >= t_stop:
             break
-    return t, n_pending, pending, recv, cursor, seen
+    return t, n_pending, pending, recv, cursor, seen, plastic

@@ -45,6 +45,8 @@ def _chain(*edits: Callable[[Document], Document]) -> Callable[[Document], Docum
 
 _SPIKES = {"type": "spike_source_array", "targets": ["E"], "spike_times_ms": [5.0, 1.0]}
 
+_STDP = {"model": "stdp", "w_max": 1.0}
+
 CASES = [
     Case("api-version", _set("apiVersion", "brainsim/v2"), "apiVersion", 'must be "brainsim/v1"'),
     Case("name-not-dns", _set("name", "Tiny Net"), "name", "DNS-label-like name"),
@@ -116,9 +118,9 @@ CASES = [
     ),
     Case(
         "unknown-synapse",
-        _set("populations.E.params.synapse", "alpha"),
+        _set("populations.E.params.synapse", "conductance"),
         "populations.E.params.synapse",
-        "must be one of: delta, exponential",
+        "must be one of: delta, exponential, alpha",
     ),
     Case(
         "number-as-text",
@@ -438,6 +440,92 @@ CASES = [
         "",
         "the circuit needs an estimated",
         {"memory_limit_bytes": 2**30},
+    ),
+    Case(
+        "synapse-unknown-model",
+        _set("projections.EE.synapse", {"model": "tsodyks"}),
+        "projections.EE.synapse.model",
+        "must be one of: static, stdp, stdp_power_law; got 'tsodyks'",
+    ),
+    Case(
+        "stdp-negative-tau",
+        _set("projections.EE.synapse", {**_STDP, "tau_plus_ms": -20.0}),
+        "projections.EE.synapse.tau_plus_ms",
+        "must be > 0",
+    ),
+    Case(
+        "stdp-unknown-parameter",
+        _set("projections.EE.synapse", {**_STDP, "mu": 0.4}),
+        "projections.EE.synapse.mu",
+        "unknown key 'mu'",
+    ),
+    Case(
+        "stdp-w-max-wrong-sign",
+        _set("projections.EE.synapse", {**_STDP, "w_max": -1.0}),
+        "projections.EE.weight",
+        "must lie in [-1, 0] (between 0 and synapse.w_max = -1, same sign), got 0.1",
+    ),
+    Case(
+        "stdp-w-max-zero",
+        _set("projections.EE.synapse", {**_STDP, "w_max": 0.0}),
+        "projections.EE.synapse.w_max",
+        "must not be 0",
+    ),
+    Case(
+        "stdp-weight-distribution-crossing-zero",
+        _chain(
+            _set("projections.EE.synapse", _STDP),
+            _set("projections.EE.weight", {"uniform": {"low": -0.1, "high": 0.2}}),
+        ),
+        "projections.EE.weight",
+        "got draws in [-0.1, 0.2]",
+    ),
+    Case(
+        "stdp-unbounded-weight-distribution",
+        _chain(
+            _set("projections.EE.synapse", _STDP),
+            _set("projections.EE.weight", {"normal": {"mean": 0.5, "std": 0.1}}),
+        ),
+        "projections.EE.weight",
+        "bound a distribution with low/high",
+    ),
+    Case(
+        "power-law-negative-weight",
+        _chain(
+            _set("projections.IE.synapse", {"model": "stdp_power_law"}),
+        ),
+        "projections.IE.weight",
+        "must be >= 0 for stdp_power_law",
+    ),
+    Case(
+        "power-law-negative-mu",
+        _set("projections.EE.synapse", {"model": "stdp_power_law", "mu": -1}),
+        "projections.EE.synapse.mu",
+        "must be >= 0",
+    ),
+    Case(
+        "weights-of-static-projection",
+        _set("recordings.weights", [{"projection": "EE"}]),
+        "recordings.weights[0].projection",
+        "projection EE is static",
+    ),
+    Case(
+        "weights-of-unknown-projection",
+        _chain(
+            _set("projections.EE.synapse", _STDP),
+            _set("recordings.weights", [{"projection": "XX"}]),
+        ),
+        "recordings.weights[0].projection",
+        "undefined projection 'XX'",
+    ),
+    Case(
+        "weights-interval-off-grid",
+        _chain(
+            _set("projections.EE.synapse", _STDP),
+            _set("recordings.weights", [{"projection": "EE", "interval_ms": 1.05}]),
+        ),
+        "recordings.weights[0].interval_ms",
+        "must be a multiple of dt_ms",
     ),
 ]
 

@@ -179,6 +179,11 @@ def test_python_api_on_one_and_two_ranks_agree(tmp_path: Path) -> None:
         assert np.array_equal(a.times_ms, b.times_ms)
         assert np.array_equal(a.node_ids, b.node_ids)
     assert two.provenance["n_ranks"] == 2
+    # The synapses each rank built, summed: the same count whatever the rank count.
+    built = build_network(load_circuit(circuit), LocalCommunicator()).n_synapses
+    assert one.provenance["n_synapses_per_rank"] == [built]
+    assert len(two.provenance["n_synapses_per_rank"]) == 2
+    assert sum(two.provenance["n_synapses_per_rank"]) == two.provenance["n_synapses"] == built
     for store in (one, two):
         # The step loop's time, within the store's wall time and after construction.
         timing = store.provenance

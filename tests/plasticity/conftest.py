@@ -1,0 +1,63 @@
+"""The NEST interpreter for the plasticity tests, and running ``nest_stdp.py`` in it.
+
+NEST is installed on demand rather than skipped when absent: these tests are the evidence that
+the STDP reference means what NEST means, and a skipped comparison on a clean CI machine would
+prove nothing while looking green.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.refenv import ensure_reference_env
+
+ROOT = Path(__file__).resolve().parents[2]
+NEST_SCRIPT = Path(__file__).resolve().with_name("nest_stdp.py")
+REFERENCE_VENV = ROOT / "bench" / ".venv-ref"
+
+
+@pytest.fixture(scope="session")
+def nest_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference environment's python (``bench/.venv-ref``), created and filled if needed.
+
+    The pip log of an installation lands in this session's temporary directory.
+    """
+    log = tmp_path_factory.mktemp("refenv") / "refenv.log"
+    return ensure_reference_env(REFERENCE_VENV, log)
+
+
+def _run_script(nest_python: Path, args: list[str], stdin: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(nest_python), str(NEST_SCRIPT), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"nest_stdp.py {' '.join(args)} exited with {result.returncode}:\n"
+            f"{result.stderr[-4000:]}"
+        )
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def run_nest(nest_python: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``nest_stdp.py`` on ``spec`` in the NEST interpreter; its JSON result.
+
+    Raises RuntimeError with the end of NEST's stderr when the script fails.
+    """
+    return _run_script(nest_python, [], json.dumps(spec))
+
+
+def nest_defaults(nest_python: Path) -> dict[str, Any]:
+    """NEST's defaults of both STDP models and of the parrot's ``tau_minus`` (``--defaults``)."""
+    return _run_script(nest_python, ["--defaults"], "")
