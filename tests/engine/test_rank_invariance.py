@@ -118,8 +118,9 @@ def test_plastic_weights_learn_and_stay_in_bounds(
     same = np.diff(target) == 0
     assert np.all(np.diff(source)[same] >= 0)
     assert np.array_equal(np.bincount(target, minlength=160), np.full(160, 40))
+    assert store["weights/EI/time"].tolist() == [0.0, 150.0, 300.0]
     # Unasked projections record their final weights only.
-    assert store["weights/EI/time"].tolist() == [300.0]
+    assert store["weights/IE/time"].tolist() == [300.0]
     ie = store["weights/IE/data"]
     assert np.all((ie >= -1.0) & (ie <= 0.0))  # inhibitory STDP: [w_max, 0]
     assert np.any(ie != -0.3)
