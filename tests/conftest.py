@@ -6,8 +6,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from bench.refenv import ensure_reference_env
+from tests.reference import REFERENCE_VENV
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -25,3 +29,11 @@ def _private_pool_dir() -> Iterator[None]:
         else:
             os.environ["BRAINSIM_POOL_DIR"] = previous
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nest_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference environment's python (``bench/.venv-ref``, with NEST), created and filled
+    if needed; the pip log of an installation lands in this session's temporary directory."""
+    log = tmp_path_factory.mktemp("refenv") / "refenv.log"
+    return ensure_reference_env(REFERENCE_VENV, log)

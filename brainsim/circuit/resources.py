@@ -3,10 +3,12 @@
 The estimate follows the engine's storage plan (ARCHITECTURE.md, decision 1): per synapse a
 4-byte target index, plus 4 bytes of weight when weights vary and 2 bytes of delay steps when
 delays vary (constants are stored once); per projection an 8-byte CSR row pointer per source
-neuron; per neuron about :data:`BYTES_PER_NEURON` of state and bookkeeping, 8 bytes per
-parameter or initial value that varies across neurons, and a float64 ring buffer spanning the
-longest delay (two of them for exponential LIF synapses). Synapse counts are expected values of
-the connection rule, exact for all but ``pairwise_bernoulli``.
+neuron; per neuron :data:`BYTES_PER_NEURON` of bookkeeping, the rows of the engine's state and
+parameter tables (each rank's tables have as many rows as its largest model variant declares,
+:attr:`brainsim.models.Variant.table_bytes`), 8 bytes per parameter or initial value that
+varies across neurons, and a float64 ring buffer spanning the longest delay (two of them, for
+every neuron, when any population keeps inhibitory input apart). Synapse counts are expected
+values of the connection rule, exact for all but ``pairwise_bernoulli``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from brainsim.circuit.files import (
     ConnectionFileError,
@@ -28,7 +30,6 @@ from brainsim.circuit.spec import (
     FixedOutdegree,
     FixedTotalNumber,
     FromFile,
-    LifParams,
     OneToOne,
     PairwiseBernoulli,
     PoissonStimulus,
@@ -48,8 +49,9 @@ __all__ = [
     "physical_memory_bytes",
 ]
 
-BYTES_PER_NEURON = 100
-"""State, spike bookkeeping and indices of one neuron, excluding ring buffers."""
+BYTES_PER_NEURON = 48
+"""The step loop's vectors of one neuron beside its model's table rows: refractory counter and
+period, base and external current, spike scratch and a zero input (8 bytes each)."""
 
 _TARGET_INDEX_BYTES = 4
 _WEIGHT_BYTES = 4
@@ -131,17 +133,16 @@ def estimate(
         longest_delay_ms = max(longest_delay_ms, upper_estimate(projection.delay_ms))
     # Bounded so that absurd delays give an absurd (reportable) size instead of an overflow.
     ring_slots = math.ceil(min(longest_delay_ms / dt_ms, 2.0**62)) + 1
+    variants = [population.variant for population in populations.values()]
+    table_bytes = max((variant.table_bytes for variant in variants), default=0)
+    channels = 2 if any(variant.separates_inhibition for variant in variants) else 1
     n_neurons = 0
     for population in populations.values():
         n_neurons += population.size
-        channels = (
-            2
-            if isinstance(population.params, LifParams)
-            and (population.params.synapse == "exponential")
-            else 1
-        )
         varying = _varying_values(population)
-        per_neuron = BYTES_PER_NEURON + 8 * varying + ring_slots * _RING_SLOT_BYTES * channels
+        per_neuron = (
+            BYTES_PER_NEURON + table_bytes + 8 * varying + ring_slots * _RING_SLOT_BYTES * channels
+        )
         bytes_total += population.size * per_neuron
     return ResourceEstimate(n_neurons=n_neurons, n_synapses=n_synapses, bytes_total=bytes_total)
 
@@ -187,9 +188,7 @@ def _synapses(
 
 def _varying_values(population: Population) -> int:
     params: list[Value] = [
-        getattr(population.params, field.name)
-        for field in fields(population.params)
-        if field.name not in ("synapse", "integration")
+        getattr(population.params, parameter.name) for parameter in population.variant.parameters
     ]
     values = [*params, *population.initial.values()]
     return sum(not isinstance(value, float | int) for value in values) + len(

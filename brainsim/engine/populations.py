@@ -10,25 +10,18 @@ of it, so they always show the current state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.circuit.spec import IzhikevichParams, LifParams, Population
+from brainsim.circuit import expressions
+from brainsim.circuit.spec import Population
 from brainsim.engine.values import draw_distribution, per_neuron
-from brainsim.errors import EngineError
-from brainsim.kernels import izhikevich, lif
-from brainsim.kernels.advance import (
-    FLAG_CURRENT_PULSE,
-    FLAG_PUBLISHED_2003,
-    KIND_IZHIKEVICH,
-    KIND_LIF_DELTA,
-    KIND_LIF_EXP,
-    PARAM_ROWS,
-    POP_COLUMNS,
-    STATE_ROWS,
-)
+from brainsim.kernels import lif
+from brainsim.kernels.advance import FLAGS, KINDS, PARAM_ROWS, POP_COLUMNS, STATE_ROWS
+from brainsim.models import NEURON_MODELS, Variant
 
 __all__ = [
     "SAMPLE_CODES",
@@ -43,9 +36,10 @@ __all__ = [
 Float64Array = npt.NDArray[np.float64]
 
 STATE_UNITS: dict[str, dict[str, str]] = {
-    "lif": dict(lif.LIF_STATE_VARIABLES),
-    "izhikevich": dict(izhikevich.IZHIKEVICH_STATE_VARIABLES),
+    name: {s.name: s.unit for s in model.all_state() if s.recordable}
+    for name, model in NEURON_MODELS.items()
 }
+"""The unit of each recordable state variable of each model, as declared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +63,14 @@ SAMPLE_CODES: dict[str, dict[str, int]] = {
 }
 """The state-table row the step loop samples for each model's variable names."""
 
-_KINDS = {("lif", "delta"): KIND_LIF_DELTA, ("lif", "exponential"): KIND_LIF_EXP}
-
 
 @dataclass(slots=True, eq=False)
 class LocalPopulation:
     """The rank's neurons ``[lo, hi)`` of one population (see the module docstring).
 
-    Its neurons are columns ``col .. col + n`` of the rank's ring buffers.
+    Its neurons are columns ``col .. col + n`` of the rank's ring buffers. ``state`` and
+    ``params`` hold the rows of its model variant, in the order of the step loop's tables;
+    ``kind`` and ``flags`` tell the step loop which kernel advances it and how.
     """
 
     name: str
@@ -91,8 +85,8 @@ class LocalPopulation:
     i_base_pA: Float64Array
     refr: npt.NDArray[np.int64]
     t_ref_steps: npt.NDArray[np.int64]
-    synapse: str
-    integration: str = ""
+    kind: int
+    flags: int = 0
 
     @property
     def n(self) -> int:
@@ -106,8 +100,29 @@ class LocalPopulation:
 
 
 def separates_inhibition(pop: Population) -> bool:
-    """Whether ``pop`` keeps excitatory and inhibitory input apart (exponential synapses)."""
-    return isinstance(pop.params, LifParams) and pop.params.synapse == "exponential"
+    """Whether ``pop`` keeps excitatory and inhibitory input apart (current synapses)."""
+    return pop.variant.separates_inhibition
+
+
+def _lif_rows(numeric: Mapping[str, Float64Array], dt_ms: float) -> dict[str, Float64Array]:
+    """Every parameter row a LIF variant may declare: its parameters and the propagators."""
+    args = (numeric["tau_m_ms"], numeric["c_m_pF"], numeric["tau_syn_ex_ms"],
+            numeric["tau_syn_in_ms"], dt_ms)  # fmt: skip
+    derived = (lif.lif_propagators(*args), lif.lif_alpha_propagators(*args))
+    return {**numeric, **{f.name: getattr(d, f.name) for d in derived for f in fields(d)}}
+
+
+def _parameter_rows(numeric: Mapping[str, Float64Array], dt_ms: float) -> dict[str, Float64Array]:
+    """The rows of a model whose kernel reads its parameters as given."""
+    del dt_ms
+    return dict(numeric)
+
+
+_ROW_SOURCES: dict[str, Callable[[Mapping[str, Float64Array], float], dict[str, Float64Array]]] = {
+    "lif": _lif_rows,
+    "izhikevich": _parameter_rows,
+}
+"""Per model, what its declared parameter rows are computed from."""
 
 
 def build_population(
@@ -120,7 +135,12 @@ def build_population(
     col: int,
 ) -> LocalPopulation:
     """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``, whose ring
-    buffer columns start at ``col``."""
+    buffer columns start at ``col``.
+
+    The rows follow the declaration of the population's model variant: each parameter row
+    from its parameter or a propagator, each state variable from ``initial`` or its declared
+    default; a model with ``t_ref_ms`` is refractory for it (in whole steps).
+    """
     gids = np.arange(pop.gid_offset + lo, pop.gid_offset + hi, dtype=np.int64)
     base = f"populations.{pop.name}"
     variables = {
@@ -143,45 +163,24 @@ def build_population(
             variables=variables,
         )
 
-    prm = pop.params
+    declared = NEURON_MODELS[pop.model]
+    variant = pop.variant
     numeric = {
-        name: value("params", name, getattr(prm, name))
-        for name in prm.__dataclass_fields__
-        if name not in ("synapse", "integration")
+        p.name: value("params", p.name, getattr(pop.params, p.name))
+        for p in declared.all_parameters()
     }
+    rows = _ROW_SOURCES[pop.model](numeric, dt_ms)
     n = hi - lo
-    params: dict[str, Float64Array]
-    state: dict[str, Float64Array]
-    if isinstance(prm, LifParams):
-        props = lif.lif_propagators(
-            numeric["tau_m_ms"], numeric["c_m_pF"], numeric["tau_syn_ex_ms"],
-            numeric["tau_syn_in_ms"], dt_ms,
-        )  # fmt: skip
-        params = {
-            "p_mm": props.p_mm, "p_me": props.p_me, "p_ex": props.p_ex, "p_in": props.p_in,
-            "p_mex": props.p_mex, "p_min": props.p_min, "e_l_mV": numeric["e_l_mV"],
-            "v_th_mV": numeric["v_th_mV"], "v_reset_mV": numeric["v_reset_mV"],
-        }  # fmt: skip
-        t_ref_steps = lif.refractory_steps(numeric["t_ref_ms"], dt_ms)
-        v0 = pop.initial.get("v_mV")
-        state = {"v": numeric["e_l_mV"].copy() if v0 is None else value("initial", "v_mV", v0)}
-        if prm.synapse == "exponential":
-            for var, key in (("i_syn_ex", "i_syn_ex_pA"), ("i_syn_in", "i_syn_in_pA")):
-                init = pop.initial.get(key)
-                state[var] = np.zeros(n) if init is None else value("initial", key, init)
-        synapse: str = prm.synapse
-        integration = ""
-    elif isinstance(prm, IzhikevichParams):
-        params = {k: numeric[k] for k in ("a", "b", "c_mV", "d", "v_peak_mV")}
-        t_ref_steps = np.zeros(n, dtype=np.int64)
-        v0, u0 = pop.initial.get("v_mV"), pop.initial.get("u")
-        v = numeric["c_mV"].copy() if v0 is None else value("initial", "v_mV", v0)
-        u = numeric["b"] * v if u0 is None else value("initial", "u", u0)
-        state = {"v": v, "u": u}
-        synapse, integration = prm.synapse, prm.integration
-    else:  # pragma: no cover - the loader only produces the two models
-        raise EngineError(f"{base}.model: unsupported model {pop.model!r}")
-
+    state: dict[str, Float64Array] = {}
+    for s in variant.state:
+        given = None if s.initial_key is None else pop.initial.get(s.initial_key)
+        if given is None:
+            known = {**numeric, **state}
+            default = expressions.evaluate(expressions.parse_expression(s.default, known), known)
+            state[s.name] = np.broadcast_to(np.asarray(default, dtype=np.float64), (n,)).copy()
+        else:
+            state[s.name] = value("initial", str(s.initial_key), given)
+    t_ref_ms = numeric.get("t_ref_ms")
     return LocalPopulation(
         name=pop.name,
         model=pop.model,
@@ -189,15 +188,22 @@ def build_population(
         lo=lo,
         hi=hi,
         dt_ms=dt_ms,
-        params=params,
+        params={row: rows[row] for row in variant.param_rows},
         state=state,
         col=col,
         i_base_pA=numeric["i_e_pA"],
         refr=np.zeros(n, dtype=np.int64),
-        t_ref_steps=t_ref_steps,
-        synapse=synapse,
-        integration=integration,
+        t_ref_steps=np.zeros(n, np.int64)
+        if t_ref_ms is None
+        else lif.refractory_steps(t_ref_ms, dt_ms),
+        kind=KINDS[variant.kernel],
+        flags=_flags(variant),
     )
+
+
+def _flags(variant: Variant) -> int:
+    """The kernel flags the variant's choices set."""
+    return sum(FLAGS.get(choice, 0) for choice in variant.choices)
 
 
 _SAMPLE_EVERY = POP_COLUMNS.index("sample_every")
@@ -237,8 +243,9 @@ class NeuronTable:
         local indices)`` for the populations that sample. Each population's ``state``,
         ``params`` and counters become views into the table."""
         n_local = sum(p.n for p in populations)
-        state = np.zeros((max(map(len, STATE_ROWS.values())), n_local))
-        params = np.zeros((max(map(len, PARAM_ROWS.values())), n_local))
+        # As many rows as the rank's largest variant has: a variant's rows lead its model's.
+        state = np.zeros((max((len(p.state) for p in populations), default=1), n_local))
+        params = np.zeros((max((len(p.params) for p in populations), default=1), n_local))
         refr = np.zeros(n_local, dtype=np.int64)
         t_ref = np.zeros(n_local, dtype=np.int64)
         i_base = np.zeros(n_local)
@@ -247,27 +254,20 @@ class NeuronTable:
         sample_col = 0
         for p, pop in enumerate(populations):
             c, h = pop.col, pop.col + pop.n
-            for row, name in enumerate(STATE_ROWS[pop.model]):
-                if name in pop.state:
-                    state[row, c:h] = pop.state[name]
-                    pop.state[name] = state[row, c:h]
-            for row, name in enumerate(PARAM_ROWS[pop.model]):
+            for row, name in enumerate(STATE_ROWS[pop.model][: len(pop.state)]):
+                state[row, c:h] = pop.state[name]
+                pop.state[name] = state[row, c:h]
+            for row, name in enumerate(PARAM_ROWS[pop.model][: len(pop.params)]):
                 params[row, c:h] = pop.params[name]
                 pop.params[name] = params[row, c:h]
             refr[c:h], pop.refr = pop.refr, refr[c:h]
             t_ref[c:h], pop.t_ref_steps = pop.t_ref_steps, t_ref[c:h]
             i_base[c:h], pop.i_base_pA = pop.i_base_pA, i_base[c:h]
-            if pop.model == "izhikevich":
-                kind = KIND_IZHIKEVICH
-                flags = (FLAG_CURRENT_PULSE if pop.synapse == "current_pulse" else 0) | (
-                    FLAG_PUBLISHED_2003 if pop.integration == "published_2003" else 0
-                )
-            else:
-                kind, flags = _KINDS[(pop.model, pop.synapse)], 0
             every, codes, idx = samples.get(
                 pop.name, (0, np.zeros(0, np.int64), np.zeros(0, np.int64))
             )
-            pops[p] = (kind, c, pop.n, pop.first_gid, flags, every, sample_col, idx.shape[0], 0)
+            pops[p] = (pop.kind, c, pop.n, pop.first_gid, pop.flags, every, sample_col,
+                       idx.shape[0], 0)  # fmt: skip
             var_parts.append(codes.astype(np.int64))
             idx_parts.append(idx.astype(np.int64) + c)
             sample_col += idx.shape[0]

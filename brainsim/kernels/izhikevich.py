@@ -35,18 +35,11 @@ with the same signature and the same floating-point operations in the same order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Final
-
 import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["IZHIKEVICH_STATE_VARIABLES", "izhikevich_step", "izhikevich_step_ref"]
-
-IZHIKEVICH_STATE_VARIABLES: Final[Mapping[str, str]] = MappingProxyType({"v": "mV", "u": "pA"})
-"""Recordable Izhikevich state variables and their units."""
+__all__ = ["izhikevich_step", "izhikevich_step_ref"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

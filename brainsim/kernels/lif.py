@@ -1,9 +1,11 @@
-"""Advance leaky integrate-and-fire neurons (delta or exponential current synapses) by one step.
+"""Advance leaky integrate-and-fire neurons (delta, exponential or alpha current synapses) by
+one step.
 
-Model (current based, NEST's ``iaf_psc_delta`` / ``iaf_psc_exp``)::
+Model (current based, NEST's ``iaf_psc_delta`` / ``iaf_psc_exp`` / ``iaf_psc_alpha``)::
 
     C_m dV/dt      = -(C_m / tau_m) (V - E_L) + I_syn_ex + I_syn_in + I_ext      [V mV, I pA, C pF]
-    dI_syn_X/dt    = -I_syn_X / tau_syn_X                                         [X = ex, in]
+    dI_syn_X/dt    = -I_syn_X / tau_syn_X                          exponential  [X = ex, in]
+    dI_syn_X/dt    = x_X - I_syn_X / tau_syn_X,  dx_X/dt = -x_X / tau_syn_X     alpha
 
 With ``R = tau_m / C_m`` (GΩ, so that ``R I`` is in mV) the membrane relaxes to ``E_L + R I``.
 
@@ -24,6 +26,10 @@ Conventions (shared by every kernel in this module and by the engine that calls 
 * Exponential synapses: the currents first propagate, then the arriving weights are added
   (``in_ex_pA >= 0``, ``in_in_pA <= 0``, routed by sign by the engine), so an input affects ``V``
   from the next step on.
+* Alpha synapses: the same, except that the arriving weight times ``e / tau_syn`` is added to the
+  current's drive ``x`` (NEST's ``dI``), so a spike of weight ``w`` arriving in step ``k`` makes
+  ``I(t_{k+1} + s) = w e / tau_syn s exp(-s / tau_syn)``, with its peak ``w`` at
+  ``s = tau_syn``.
 * Refractoriness: a spike sets ``V = V_reset`` and ``refr = t_ref_steps``. In each step that
   starts with ``refr > 0`` the membrane is not integrated (``V`` stays at ``V_reset``), ``refr``
   is decremented, delta input is discarded, and no threshold check is made; synaptic currents
@@ -37,18 +43,19 @@ floating-point operations in the same order, so the two agree bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Final
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "LIF_STATE_VARIABLES",
+    "LifAlphaPropagators",
     "LifPropagators",
+    "lif_alpha_propagators",
+    "lif_alpha_step",
+    "lif_alpha_step_ref",
     "lif_delta_step",
     "lif_delta_step_ref",
     "lif_exp_step",
@@ -56,12 +63,6 @@ __all__ = [
     "lif_propagators",
     "refractory_steps",
 ]
-
-LIF_STATE_VARIABLES: Final[Mapping[str, str]] = MappingProxyType(
-    {"v": "mV", "i_syn_ex": "pA", "i_syn_in": "pA"}
-)
-"""Recordable LIF state variables and their units (``i_syn_*`` exist only with exponential
-synapses)."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -124,6 +125,25 @@ def _current_to_voltage(
     return dt_ms / c_m_pF * np.exp(-dt_ms / np.maximum(tau_m_ms, tau_syn_ms)) * phi
 
 
+def _checked(
+    tau_m_ms: npt.ArrayLike,
+    c_m_pF: npt.ArrayLike,
+    tau_syn_ex_ms: npt.ArrayLike,
+    tau_syn_in_ms: npt.ArrayLike,
+    dt_ms: float,
+) -> tuple[float, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``dt`` and the other arguments as float64 arrays of their common shape, each checked to be
+    finite and > 0."""
+    dt = float(_positive("dt_ms", dt_ms))
+    tau_m, c_m, tau_ex, tau_in = np.broadcast_arrays(
+        _positive("tau_m_ms", tau_m_ms),
+        _positive("c_m_pF", c_m_pF),
+        _positive("tau_syn_ex_ms", tau_syn_ex_ms),
+        _positive("tau_syn_in_ms", tau_syn_in_ms),
+    )
+    return dt, tau_m, c_m, tau_ex, tau_in
+
+
 def lif_propagators(
     tau_m_ms: npt.ArrayLike,
     c_m_pF: npt.ArrayLike,
@@ -141,13 +161,7 @@ def lif_propagators(
     Raises:
         ValueError: a time constant, capacitance or ``dt_ms`` is not finite and positive.
     """
-    dt = float(_positive("dt_ms", dt_ms))
-    tau_m, c_m, tau_ex, tau_in = np.broadcast_arrays(
-        _positive("tau_m_ms", tau_m_ms),
-        _positive("c_m_pF", c_m_pF),
-        _positive("tau_syn_ex_ms", tau_syn_ex_ms),
-        _positive("tau_syn_in_ms", tau_syn_in_ms),
-    )
+    dt, tau_m, c_m, tau_ex, tau_in = _checked(tau_m_ms, c_m_pF, tau_syn_ex_ms, tau_syn_in_ms, dt_ms)
     return LifPropagators(
         p_mm=np.ascontiguousarray(np.exp(-dt / tau_m)),
         p_me=np.ascontiguousarray(tau_m / c_m * -np.expm1(-dt / tau_m)),
@@ -155,6 +169,116 @@ def lif_propagators(
         p_in=np.ascontiguousarray(np.exp(-dt / tau_in)),
         p_mex=np.ascontiguousarray(_current_to_voltage(tau_m, c_m, tau_ex, dt)),
         p_min=np.ascontiguousarray(_current_to_voltage(tau_m, c_m, tau_in, dt)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LifAlphaPropagators:
+    """What alpha synapses add to :class:`LifPropagators`, one float64 array element per neuron.
+
+    Over one step of length ``h``, for each current ``I_X`` and its drive ``x_X`` (``X`` = ex,
+    in; ``p_X``, ``p_mex``/``p_min`` from :class:`LifPropagators`)::
+
+        V(t+h) - E_L = p_mm (V - E_L) + p_31X x_X + p_mX I_X + ... + p_me I_ext
+        I_X(t+h)     = p_21X x_X + p_X I_X
+        x_X(t+h)     = p_X x_X
+    """
+
+    p_21ex: FloatArray
+    """``h exp(-h / tau_syn_ex)``: what the excitatory drive adds to its current (ms)."""
+    p_21in: FloatArray
+    """``h exp(-h / tau_syn_in)``: what the inhibitory drive adds to its current (ms)."""
+    p_31ex: FloatArray
+    """Response of ``V`` after one step to a unit excitatory drive at the step start (mV ms/pA)."""
+    p_31in: FloatArray
+    """Response of ``V`` after one step to a unit inhibitory drive at the step start (mV ms/pA)."""
+    psc_ex: FloatArray
+    """``e / tau_syn_ex``: the drive a unit excitatory weight adds, so the current peaks at the
+    weight (1/ms)."""
+    psc_in: FloatArray
+    """``e / tau_syn_in``: the drive a unit inhibitory weight adds (1/ms)."""
+
+
+_SERIES_BELOW = 1.0
+"""Below this ``|z|`` the functions of :func:`_drive_to_voltage` are summed as Taylor series."""
+_SERIES_TERMS = 20
+_SLOWER_SYNAPSE = np.array(
+    [(-1) ** n / math.factorial(n + 2) for n in range(_SERIES_TERMS)], dtype=np.float64
+)
+_SLOWER_MEMBRANE = np.array(
+    [(-1) ** n * (n + 1) / math.factorial(n + 2) for n in range(_SERIES_TERMS)],
+    dtype=np.float64,
+)
+
+
+def _series(coefficients: FloatArray, z: FloatArray) -> FloatArray:
+    """``sum_n coefficients[n] z^n`` by Horner's rule."""
+    total = np.zeros_like(z)
+    for coefficient in coefficients[::-1]:
+        total = total * z + coefficient
+    return total
+
+
+def _drive_to_voltage(
+    tau_m_ms: FloatArray, c_m_pF: FloatArray, tau_syn_ms: FloatArray, dt_ms: float
+) -> FloatArray:
+    """Exact propagator from an alpha current's drive to the membrane potential (mV ms/pA).
+
+    From ``x(0) = x_0``, ``I(0) = 0``, ``V(0) = 0`` the current is ``I(t) = x_0 t exp(-t/tau_s)``
+    and ``C_m dV/dt = -C_m V / tau_m + I`` gives::
+
+        V(h) / x_0 = h^2 / C_m exp(-h / tau_s) f(h / tau_s - h / tau_m),  f(y) = (e^y - 1 - y) / y^2
+
+    with ``f(0) = 1/2`` (``h^2 / (2 C_m) exp(-h / tau)`` at ``tau_s == tau_m``). ``f`` loses digits
+    to cancellation for small ``|y|`` and ``e^y`` overflows for large ``y``, so, as in
+    :func:`_current_to_voltage`, the slower decay is factored out; with ``z = |y|``::
+
+        V(h) / x_0 = h^2 / C_m exp(-h / max(tau_m, tau_s)) g(z)
+
+        g(z) = f(-z) = (expm1(-z) + z) / z^2                 tau_s >= tau_m
+        g(z) = exp(-z) f(z) = (-expm1(-z) - z e^-z) / z^2    tau_s < tau_m
+
+    Below ``z = 1`` each ``g`` is summed from its Taylor series (20 terms, truncation below
+    1e-19); above, the closed forms lose at most a few units in the last place.
+    """
+    z = dt_ms * np.abs(tau_syn_ms - tau_m_ms) / (tau_m_ms * tau_syn_ms)
+    slower_synapse = tau_syn_ms >= tau_m_ms
+    small = z < _SERIES_BELOW
+    near = np.where(small, z, 0.0)
+    by_series = np.where(
+        slower_synapse, _series(_SLOWER_SYNAPSE, near), _series(_SLOWER_MEMBRANE, near)
+    )
+    far = np.where(small, _SERIES_BELOW, z)
+    by_closed_form = np.where(
+        slower_synapse,
+        (np.expm1(-far) + far) / far**2,
+        (-np.expm1(-far) - far * np.exp(-far)) / far**2,
+    )
+    g = np.where(small, by_series, by_closed_form)
+    return dt_ms**2 / c_m_pF * np.exp(-dt_ms / np.maximum(tau_m_ms, tau_syn_ms)) * g
+
+
+def lif_alpha_propagators(
+    tau_m_ms: npt.ArrayLike,
+    c_m_pF: npt.ArrayLike,
+    tau_syn_ex_ms: npt.ArrayLike,
+    tau_syn_in_ms: npt.ArrayLike,
+    dt_ms: float,
+) -> LifAlphaPropagators:
+    """The propagators alpha synapses add to :func:`lif_propagators` (same arguments, same
+    broadcasting and checks).
+
+    Raises:
+        ValueError: a time constant, capacitance or ``dt_ms`` is not finite and positive.
+    """
+    dt, tau_m, c_m, tau_ex, tau_in = _checked(tau_m_ms, c_m_pF, tau_syn_ex_ms, tau_syn_in_ms, dt_ms)
+    return LifAlphaPropagators(
+        p_21ex=np.ascontiguousarray(dt * np.exp(-dt / tau_ex)),
+        p_21in=np.ascontiguousarray(dt * np.exp(-dt / tau_in)),
+        p_31ex=np.ascontiguousarray(_drive_to_voltage(tau_m, c_m, tau_ex, dt)),
+        p_31in=np.ascontiguousarray(_drive_to_voltage(tau_m, c_m, tau_in, dt)),
+        psc_ex=np.ascontiguousarray(np.e / tau_ex),
+        psc_in=np.ascontiguousarray(np.e / tau_in),
     )
 
 
@@ -327,6 +451,133 @@ def lif_exp_step_ref(
     v[free] = (e_l_mV + p_mm * (v - e_l_mV) + p_mex * i_ex + p_min * i_in + p_me * i_ext_pA)[free]
     i_ex[:] = p_ex * i_ex + in_ex_pA
     i_in[:] = p_in * i_in + in_in_pA
+    return _fire_ref(
+        v,
+        refr,
+        free=free,
+        v_th_mV=v_th_mV,
+        v_reset_mV=v_reset_mV,
+        t_ref_steps=t_ref_steps,
+        spikes_out=spikes_out,
+    )
+
+
+@numba.njit(cache=True)
+def lif_alpha_step(
+    v: FloatArray,
+    i_ex: FloatArray,
+    i_in: FloatArray,
+    x_ex: FloatArray,
+    x_in: FloatArray,
+    refr: IntArray,
+    in_ex_pA: FloatArray,
+    in_in_pA: FloatArray,
+    i_ext_pA: FloatArray,
+    p_mm: FloatArray,
+    p_me: FloatArray,
+    e_l_mV: FloatArray,
+    v_th_mV: FloatArray,
+    v_reset_mV: FloatArray,
+    p_ex: FloatArray,
+    p_in: FloatArray,
+    p_mex: FloatArray,
+    p_min: FloatArray,
+    p_21ex: FloatArray,
+    p_21in: FloatArray,
+    p_31ex: FloatArray,
+    p_31in: FloatArray,
+    psc_ex: FloatArray,
+    psc_in: FloatArray,
+    t_ref_steps: IntArray,
+    spikes_out: IntArray,
+) -> int:
+    """Advance LIF neurons with alpha current synapses by one step; return the spike count.
+
+    In this order (NEST's ``iaf_psc_alpha``; ``x`` is a current's drive, NEST's ``dI``)::
+
+        V    <- E_L + p_mm (V - E_L) + p_31ex x_ex + p_mex I_ex + p_31in x_in + p_min I_in
+                + p_me I_ext                                              (if not refractory)
+        I_ex <- p_21ex x_ex + p_ex I_ex;   x_ex <- p_ex x_ex + psc_ex in_ex_pA
+        I_in <- p_21in x_in + p_in I_in;   x_in <- p_in x_in + psc_in in_in_pA
+
+    then, for a neuron that was not refractory, ``V >= V_th`` is a spike (``V <- V_reset``,
+    ``refr <- t_ref_steps``); a refractory one only has ``refr`` decremented. The parameters
+    come in the order of the engine's parameter rows. ``v`` (mV), ``i_ex``/``i_in`` (pA),
+    ``x_ex``/``x_in`` (pA/ms) and ``refr`` (steps) are updated in place; the spiking local
+    indices go to ``spikes_out[:count]`` (ascending), which must hold at least ``len(v)``
+    elements.
+    """
+    count = 0
+    for i in range(v.shape[0]):
+        free = refr[i] == 0
+        if free:
+            v[i] = (
+                e_l_mV[i]
+                + p_mm[i] * (v[i] - e_l_mV[i])
+                + p_31ex[i] * x_ex[i]
+                + p_mex[i] * i_ex[i]
+                + p_31in[i] * x_in[i]
+                + p_min[i] * i_in[i]
+                + p_me[i] * i_ext_pA[i]
+            )
+        else:
+            refr[i] -= 1
+        i_ex[i] = p_21ex[i] * x_ex[i] + p_ex[i] * i_ex[i]
+        x_ex[i] = p_ex[i] * x_ex[i] + psc_ex[i] * in_ex_pA[i]
+        i_in[i] = p_21in[i] * x_in[i] + p_in[i] * i_in[i]
+        x_in[i] = p_in[i] * x_in[i] + psc_in[i] * in_in_pA[i]
+        if free and v[i] >= v_th_mV[i]:
+            v[i] = v_reset_mV[i]
+            refr[i] = t_ref_steps[i]
+            spikes_out[count] = i
+            count += 1
+    return count
+
+
+def lif_alpha_step_ref(
+    v: FloatArray,
+    i_ex: FloatArray,
+    i_in: FloatArray,
+    x_ex: FloatArray,
+    x_in: FloatArray,
+    refr: IntArray,
+    in_ex_pA: FloatArray,
+    in_in_pA: FloatArray,
+    i_ext_pA: FloatArray,
+    p_mm: FloatArray,
+    p_me: FloatArray,
+    e_l_mV: FloatArray,
+    v_th_mV: FloatArray,
+    v_reset_mV: FloatArray,
+    p_ex: FloatArray,
+    p_in: FloatArray,
+    p_mex: FloatArray,
+    p_min: FloatArray,
+    p_21ex: FloatArray,
+    p_21in: FloatArray,
+    p_31ex: FloatArray,
+    p_31in: FloatArray,
+    psc_ex: FloatArray,
+    psc_in: FloatArray,
+    t_ref_steps: IntArray,
+    spikes_out: IntArray,
+) -> int:
+    """Plain-numpy reference of :func:`lif_alpha_step` (same signature, same arithmetic)."""
+    free = refr == 0
+    refr[~free] -= 1
+    v[free] = (
+        e_l_mV
+        + p_mm * (v - e_l_mV)
+        + p_31ex * x_ex
+        + p_mex * i_ex
+        + p_31in * x_in
+        + p_min * i_in
+        + p_me * i_ext_pA
+    )[free]
+    i_ex[:] = p_21ex * x_ex + p_ex * i_ex
+    x_ex[:] = p_ex * x_ex + psc_ex * in_ex_pA
+    i_in[:] = p_21in * x_in + p_in * i_in
+    x_in[:] = p_in * x_in + psc_in * in_in_pA
     return _fire_ref(
         v,
         refr,

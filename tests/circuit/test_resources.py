@@ -8,7 +8,10 @@ import pytest
 
 from brainsim.circuit import ResourceEstimate, estimate_resources, parse_circuit
 from brainsim.circuit.resources import BYTES_PER_NEURON, format_bytes, physical_memory_bytes
+from brainsim.models import NEURON_MODELS
 from tests.circuit.conftest import changed
+
+LIF = NEURON_MODELS["lif"]
 
 SIZES = {"E": 80, "I": 20}
 
@@ -61,16 +64,25 @@ def test_memory_model(tiny: dict[str, Any]) -> None:
     # Two more bytes per synapse for the delay, and one more ring-buffer slot per neuron.
     assert both.bytes_total - weights.bytes_total == 1000 * 2 + 100 * 8
     row_pointers = (80 + 1) * 8
-    per_neuron = BYTES_PER_NEURON + 8 + 2 * 8  # v_mV varies; ring buffer of 2 slots (dt, 0.1 ms)
+    table = LIF.variant({"synapse": "delta"}).table_bytes  # v and 5 parameter rows
+    assert table == 6 * 8
+    per_neuron = BYTES_PER_NEURON + table + 8 + 2 * 8  # v_mV varies; 2 ring slots (dt, 0.1 ms)
     assert constant.bytes_total == 1000 * 4 + row_pointers + 100 * per_neuron
 
 
-def test_exponential_synapses_double_the_ring_buffers(tiny: dict[str, Any]) -> None:
+@pytest.mark.parametrize("synapse", ["exponential", "alpha"])
+def test_current_synapses_double_the_ring_buffers_and_widen_the_tables(
+    tiny: dict[str, Any], synapse: str
+) -> None:
+    # Only E (80 neurons) changes, but the rank's ring buffers and tables are shared: all 100
+    # neurons get an inhibitory ring buffer and as many table rows as E's variant declares.
     delta = estimate_resources(parse_circuit(tiny))
-    exponential = changed(tiny, "populations.E.params.synapse", "exponential")
+    current = changed(tiny, "populations.E.params.synapse", synapse)
     slots = 16  # the longest delay, 1.5 ms, spans 15 steps, plus the current one
-    extra = estimate_resources(parse_circuit(exponential)).bytes_total - delta.bytes_total
-    assert extra == 80 * slots * 8
+    rows = LIF.variant({"synapse": synapse}).table_bytes - LIF.variant({}).table_bytes
+    extra = estimate_resources(parse_circuit(current)).bytes_total - delta.bytes_total
+    assert extra == 100 * (slots * 8 + rows)
+    assert rows == (48 if synapse == "exponential" else 112)
 
 
 def test_describe_and_format_bytes() -> None:

@@ -23,7 +23,6 @@ import numpy.typing as npt
 import pytest
 
 from brainsim.kernels.izhikevich import (
-    IZHIKEVICH_STATE_VARIABLES,
     izhikevich_step,
     izhikevich_step_ref,
 )
@@ -307,10 +306,6 @@ def test_kernel_equals_numpy_reference_bit_for_bit(
     for got, want in zip(kernel.spike_times_ms, reference.spike_times_ms, strict=True):
         assert np.array_equal(got, want)
     assert sum(t.size for t in kernel.spike_times_ms) > n
-
-
-def test_state_variables_name_their_units() -> None:
-    assert dict(IZHIKEVICH_STATE_VARIABLES) == {"v": "mV", "u": "pA"}
 
 
 # --- golden traces ------------------------------------------------------------------------------

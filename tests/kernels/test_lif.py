@@ -1,5 +1,8 @@
 """LIF kernels: analytic rates, closed-form trajectories and PSPs, refractoriness, golden traces.
 
+Every synapse kind (delta, exponential, alpha) runs the shared tests here; the alpha synapse's
+own propagators, PSPs and NEST comparison are in ``test_lif_alpha.py``.
+
 Regenerate the pinned traces (only after a deliberate numerical change) with
 ``python -m tests.kernels.test_lif`` from the repository root.
 """
@@ -19,7 +22,9 @@ import numpy.typing as npt
 import pytest
 
 from brainsim.kernels.lif import (
-    LIF_STATE_VARIABLES,
+    lif_alpha_propagators,
+    lif_alpha_step,
+    lif_alpha_step_ref,
     lif_delta_step,
     lif_delta_step_ref,
     lif_exp_step,
@@ -30,7 +35,9 @@ from brainsim.kernels.lif import (
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Synapse = Literal["delta", "exponential"]
+Synapse = Literal["delta", "exponential", "alpha"]
+SYNAPSES: tuple[Synapse, ...] = ("delta", "exponential", "alpha")
+CURRENT_SYNAPSES: tuple[Synapse, ...] = ("exponential", "alpha")
 
 DT_MS = 0.1
 GOLDEN_PATH = Path(__file__).parent / "golden" / "lif.json"
@@ -49,6 +56,8 @@ KERNELS: dict[tuple[Synapse, bool], Callable[..., int]] = {
     ("delta", True): lif_delta_step_ref,
     ("exponential", False): lif_exp_step,
     ("exponential", True): lif_exp_step_ref,
+    ("alpha", False): lif_alpha_step,
+    ("alpha", True): lif_alpha_step_ref,
 }
 
 
@@ -83,6 +92,9 @@ class Trace:
     v_mV: FloatArray
     i_ex_pA: FloatArray
     i_in_pA: FloatArray
+    x_ex_pA_ms: FloatArray
+    """The alpha currents' drives (zero for the other kinds)."""
+    x_in_pA_ms: FloatArray
     refr: IntArray
     spikes: list[tuple[int, int]]
     """``(grid index k + 1, lid)`` of each spike emitted in step ``k``, i.e. at ``(k + 1) dt``."""
@@ -111,31 +123,39 @@ def simulate(
 ) -> Trace:
     """Run the kernel (or its numpy reference) for ``n_steps`` steps of ``DT_MS``."""
     n = c.n
-    prop = lif_propagators(c.tau_m_ms, c.c_m_pF, c.tau_syn_ex_ms, c.tau_syn_in_ms, DT_MS)
+    prop_args = (c.tau_m_ms, c.c_m_pF, c.tau_syn_ex_ms, c.tau_syn_in_ms, DT_MS)
+    prop, alpha = lif_propagators(*prop_args), lif_alpha_propagators(*prop_args)
     t_ref_steps = refractory_steps(c.t_ref_ms, DT_MS)
     i_ext, d_in = per_step(i_ext_pA, n_steps, n), per_step(in_mV, n_steps, n)
     ex_in, in_in = per_step(in_ex_pA, n_steps, n), per_step(in_in_pA, n_steps, n)
     v = c.e_l_mV.copy() if v0_mV is None else np.array(np.broadcast_to(v0_mV, n), dtype=float)
-    i_ex, i_in = np.zeros(n), np.zeros(n)
+    i_ex, i_in, x_ex, x_in = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     refr = np.array(np.broadcast_to(refr0, n), dtype=np.int64)
     out = np.full(n, -1, dtype=np.int64)
-    rows: list[tuple[FloatArray, FloatArray, FloatArray, IntArray]] = [
-        (v.copy(), i_ex.copy(), i_in.copy(), refr.copy())
-    ]
+    state = (v, i_ex, i_in, x_ex, x_in, refr)
+    rows = [tuple(a.copy() for a in state)]
     spikes: list[tuple[int, int]] = []
     step = KERNELS[synapse, reference]
-    # the tail of both kernels' argument lists, in their order
+    # the tails of the kernels' argument lists, in their order
     props = (prop.p_mm, prop.p_me, prop.p_ex, prop.p_in, prop.p_mex, prop.p_min)
     cell_args = (c.e_l_mV, c.v_th_mV, c.v_reset_mV, t_ref_steps, out)
+    alpha_rows = (prop.p_mm, prop.p_me, c.e_l_mV, c.v_th_mV, c.v_reset_mV, *props[2:],
+                  alpha.p_21ex, alpha.p_21in, alpha.p_31ex, alpha.p_31in, alpha.psc_ex,
+                  alpha.psc_in, t_ref_steps, out)  # fmt: skip
     for k in range(n_steps):
         if synapse == "delta":
             count = step(v, refr, d_in[k], i_ext[k], prop.p_mm, prop.p_me, *cell_args)
-        else:
+        elif synapse == "exponential":
             count = step(v, i_ex, i_in, refr, ex_in[k], in_in[k], i_ext[k], *props, *cell_args)
+        else:
+            count = step(v, i_ex, i_in, x_ex, x_in, refr, ex_in[k], in_in[k], i_ext[k],
+                         *alpha_rows)  # fmt: skip
         spikes.extend((k + 1, int(lid)) for lid in out[:count])
-        rows.append((v.copy(), i_ex.copy(), i_in.copy(), refr.copy()))
-    v_t, i_ex_t, i_in_t, refr_t = (np.stack(column) for column in zip(*rows, strict=True))
-    return Trace(v_t, i_ex_t, i_in_t, refr_t, spikes)
+        rows.append(tuple(a.copy() for a in state))
+    v_t, i_ex_t, i_in_t, x_ex_t, x_in_t, refr_t = (
+        np.stack(column) for column in zip(*rows, strict=True)
+    )
+    return Trace(v_t, i_ex_t, i_in_t, x_ex_t, x_in_t, refr_t, spikes)
 
 
 def exact_current_to_voltage(tau_m_ms: float, tau_s_ms: float, c_m_pF: float, t_ms: float) -> float:
@@ -242,14 +262,10 @@ def test_refractory_steps_round_to_the_nearest_step() -> None:
         refractory_steps([-0.1], 0.1)
 
 
-def test_state_variables_name_their_units() -> None:
-    assert dict(LIF_STATE_VARIABLES) == {"v": "mV", "i_syn_ex": "pA", "i_syn_in": "pA"}
-
-
 # --- dynamics against closed forms -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+@pytest.mark.parametrize("synapse", SYNAPSES)
 @pytest.mark.parametrize(
     ("tau_m_ms", "c_m_pF", "v_reset_mV", "t_ref_ms"),
     [(10.0, 250.0, -70.0, 2.0), (20.0, 500.0, -65.0, 3.0)],
@@ -281,7 +297,7 @@ def test_dc_driven_isi_is_the_analytic_isi_rounded_up_to_the_grid(
         assert 1000.0 / isi_ms == pytest.approx(1000.0 / isi_analytic_ms[lid], rel=DT_MS / isi_ms)
 
 
-@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+@pytest.mark.parametrize("synapse", SYNAPSES)
 def test_no_spikes_below_rheobase(synapse: Synapse) -> None:
     # R I = 14.99 mV < V_th - E_L = 15 mV: the membrane approaches but never reaches threshold
     trace = simulate(cells(1), synapse, 5_000, i_ext_pA=374.75)
@@ -289,7 +305,7 @@ def test_no_spikes_below_rheobase(synapse: Synapse) -> None:
     assert trace.v_mV[-1, 0] == pytest.approx(-55.01, abs=1e-6)
 
 
-@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+@pytest.mark.parametrize("synapse", SYNAPSES)
 def test_subthreshold_step_response_matches_closed_form(synapse: Synapse) -> None:
     tau_m = np.array([5.0, 10.0, 10.0, 33.0])
     c_m = np.array([100.0, 250.0, 250.0, 700.0])
@@ -346,7 +362,7 @@ def test_delta_input_jumps_in_the_same_step_then_decays() -> None:
 # --- refractoriness and spike output -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+@pytest.mark.parametrize("synapse", SYNAPSES)
 @pytest.mark.parametrize("t_ref_ms", [0.0, 0.1, 2.0, 2.5])
 def test_membrane_is_held_for_exactly_t_ref_steps(synapse: Synapse, t_ref_ms: float) -> None:
     t_ref_steps = round(t_ref_ms / DT_MS)
@@ -370,16 +386,17 @@ def test_delta_input_is_discarded_while_refractory() -> None:
     assert trace.v_mV[22, 0] == -69.0
 
 
-def test_synaptic_currents_keep_integrating_while_refractory() -> None:
+@pytest.mark.parametrize("synapse", CURRENT_SYNAPSES)
+def test_synaptic_currents_keep_integrating_while_refractory(synapse: Synapse) -> None:
     # neuron 0 fires in step 0 and is refractory, neuron 1 is not: their currents are identical
     in_ex = np.where(np.arange(50) % 3 == 0, 40.0, 0.0)[:, None]
     trace = simulate(
-        cells(2), "exponential", 50, in_ex_pA=in_ex, in_in_pA=-15.0, v0_mV=np.array([-50.0, -70.0])
+        cells(2), synapse, 50, in_ex_pA=in_ex, in_in_pA=-15.0, v0_mV=np.array([-50.0, -70.0])
     )
     assert trace.spike_indices(0).tolist() == [1]
     assert np.all(trace.v_mV[1:22, 0] == -70.0)
-    assert np.array_equal(trace.i_ex_pA[:, 0], trace.i_ex_pA[:, 1])
-    assert np.array_equal(trace.i_in_pA[:, 0], trace.i_in_pA[:, 1])
+    for current in (trace.i_ex_pA, trace.i_in_pA, trace.x_ex_pA_ms, trace.x_in_pA_ms):
+        assert np.array_equal(current[:, 0], current[:, 1])
     assert trace.i_ex_pA[21, 0] > 0.0
     assert trace.i_in_pA[21, 0] < 0.0
 
@@ -397,7 +414,7 @@ def test_spike_indices_are_written_in_ascending_order(synapse: Synapse, referenc
     assert trace.refr[1].tolist() == [0, 20, 0, 0, 20, 2, 0, 0, 0, 20]
 
 
-@pytest.mark.parametrize("synapse", ["delta", "exponential"])
+@pytest.mark.parametrize("synapse", SYNAPSES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kernel_equals_numpy_reference_bit_for_bit(synapse: Synapse, seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -427,7 +444,7 @@ def test_kernel_equals_numpy_reference_bit_for_bit(synapse: Synapse, seed: int) 
     kernel = simulate(c, synapse, n_steps, **drive)
     reference = simulate(c, synapse, n_steps, reference=True, **drive)
     assert kernel.spikes == reference.spikes
-    for name in ("v_mV", "i_ex_pA", "i_in_pA", "refr"):
+    for name in ("v_mV", "i_ex_pA", "i_in_pA", "x_ex_pA_ms", "x_in_pA_ms", "refr"):
         assert getattr(kernel, name).tobytes() == getattr(reference, name).tobytes(), name
     # the comparison covered spiking, refractory and free neurons
     assert len(kernel.spikes) > n
@@ -454,7 +471,7 @@ def golden_traces() -> dict[str, Any]:
     pulses[[2, 3, 9], [0, 1, 2]] = [1.0, 1.0, 1.0]
     v0 = [-56.0, -60.0, -70.0]
     traces: dict[str, Any] = {}
-    for synapse in ("delta", "exponential"):
+    for synapse in SYNAPSES:
         trace = simulate(
             c,
             synapse,
@@ -466,7 +483,7 @@ def golden_traces() -> dict[str, Any]:
             v0_mV=v0,
         )
         traces[synapse] = {"v_mV": trace.v_mV.T.tolist(), "spikes": [list(s) for s in trace.spikes]}
-        if synapse == "exponential":
+        if synapse in CURRENT_SYNAPSES:
             traces[synapse] |= {
                 "i_syn_ex_pA": trace.i_ex_pA.T.tolist(),
                 "i_syn_in_pA": trace.i_in_pA.T.tolist(),
@@ -477,7 +494,7 @@ def golden_traces() -> dict[str, Any]:
 def test_golden_traces_are_unchanged() -> None:
     pinned = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
     current = golden_traces()
-    for synapse in ("delta", "exponential"):
+    for synapse in SYNAPSES:
         assert current[synapse]["spikes"] == pinned[synapse]["spikes"]
         assert current[synapse].keys() == pinned[synapse].keys()
         for name in current[synapse].keys() - {"spikes"}:
@@ -487,6 +504,7 @@ def test_golden_traces_are_unchanged() -> None:
     # the scenario pins resets and refractoriness too, not only subthreshold integration
     assert len(pinned["delta"]["spikes"]) >= 2
     assert len(pinned["exponential"]["spikes"]) >= 2
+    assert pinned["alpha"]["spikes"]  # an alpha current rises slowly: one spike in 20 steps
 
 
 if __name__ == "__main__":

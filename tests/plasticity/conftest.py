@@ -12,23 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bench.refenv import ensure_reference_env
-
 ROOT = Path(__file__).resolve().parents[2]
 NEST_SCRIPT = Path(__file__).resolve().with_name("nest_stdp.py")
-REFERENCE_VENV = ROOT / "bench" / ".venv-ref"
-
-
-@pytest.fixture(scope="session")
-def nest_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference environment's python (``bench/.venv-ref``), created and filled if needed.
-
-    The pip log of an installation lands in this session's temporary directory.
-    """
-    log = tmp_path_factory.mktemp("refenv") / "refenv.log"
-    return ensure_reference_env(REFERENCE_VENV, log)
 
 
 def _run_script(nest_python: Path, args: list[str], stdin: str) -> dict[str, Any]:
