@@ -147,26 +147,40 @@ class PlasticArrays(NamedTuple):
         )  # fmt: skip
 
 
+# Per synapse, the kernels below call only helpers of scalars: numba adds reference counting to
+# every call that passes arrays, even inlined ones, which would cost more than the update itself.
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def stdp_facilitate(w: float, k: float, rule: npt.NDArray[np.float64]) -> float:
-    """Potentiation of weight ``w`` by the decayed presynaptic trace ``k``."""
-    lam = rule[_LAMBDA]
-    if rule[_RULE] == RULE_STDP:
-        w_max = float(rule[_W_MAX])
-        norm = w / w_max + lam * math.pow(1.0 - w / w_max, rule[_MU_PLUS]) * k
+def _power(x: float, mu: float) -> float:
+    """``x ** mu``, exactly, without ``pow`` for the common exponents 0 and 1."""
+    if mu == 0.0:
+        return 1.0
+    if mu == 1.0:
+        return x
+    return math.pow(x, mu)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def stdp_facilitate(
+    w: float, k: float, kind: float, lam: float, mu_plus: float, w_max: float
+) -> float:
+    """Potentiation of weight ``w`` by the decayed presynaptic trace ``k`` (rule ``kind``)."""
+    if kind == RULE_STDP:
+        norm = w / w_max + lam * _power(1.0 - w / w_max, mu_plus) * k
         return norm * w_max if norm < 1.0 else w_max
-    return float(w + lam * math.pow(w, rule[_MU_PLUS]) * k)
+    return w + lam * _power(w, mu_plus) * k
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def stdp_depress(w: float, k: float, rule: npt.NDArray[np.float64]) -> float:
-    """Depression of weight ``w`` by the postsynaptic trace ``k``."""
-    lam, alpha = rule[_LAMBDA], rule[_ALPHA]
-    if rule[_RULE] == RULE_STDP:
-        w_max = float(rule[_W_MAX])
-        norm = w / w_max - alpha * lam * math.pow(w / w_max, rule[_MU_MINUS]) * k
+def stdp_depress(
+    w: float, k: float, kind: float, lam: float, alpha: float, mu_minus: float, w_max: float
+) -> float:
+    """Depression of weight ``w`` by the postsynaptic trace ``k`` (rule ``kind``)."""
+    if kind == RULE_STDP:
+        norm = w / w_max - alpha * lam * _power(w / w_max, mu_minus) * k
         return norm * w_max if norm > 0.0 else 0.0
-    new = float(w - lam * alpha * w * k)
+    new = w - lam * alpha * w * k
     return new if new > 0.0 else 0.0
 
 
@@ -176,62 +190,6 @@ def _population(gid: int, pop_gid_bounds: npt.NDArray[np.int64], n_pops: int) ->
     while pop < n_pops - 1 and gid >= pop_gid_bounds[pop + 1]:
         pop += 1
     return pop
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _target_and_delay(pa: PlasticArrays, q: int, lo: int, i: int) -> tuple[int, int]:
-    """Local target index and delay (steps) of synapse ``lo + i`` of projection ``q``
-    (``lo``: the row's first synapse, counted from the projection's first)."""
-    mode = pa.meta[q, _MODE]
-    at = pa.meta[q, _SYN] + lo + i
-    d_at = pa.meta[q, _DOFF] + lo + i
-    target = np.int64(i)
-    delay = np.int64(pa.meta[q, _DELAY])
-    if mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE):
-        target = np.int64(pa.targets16[at])
-    elif mode != DELAY_DENSE:
-        target = np.int64(pa.targets[at])
-    if mode == DELAY_NARROW_BYTE:
-        delay = np.int64(pa.delays8[d_at])
-    elif mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE):
-        delay = np.int64(pa.delays[d_at])
-    elif mode == DELAY_PACKED:
-        delay = target >> PACK_SHIFT
-        target = target & PACK_MAX_TARGET
-    return int(target), int(delay)
-
-
-@numba.njit(cache=True, nogil=True)
-def _updated_weight(
-    pa: PlasticArrays, q: int, row: int, w: float, s: int, d: int, last: int, k_plus: float,
-    dt_ms: float,
-) -> float:  # fmt: skip
-    """The weight of a synapse onto history row ``row`` after its source's spike in step ``s``
-    (delay ``d``; the source's previous spike in step ``last``, trace ``k_plus`` after it)."""
-    rule = pa.rules[q]
-    steps, ks = pa.hist_steps[row], pa.hist_k[row]
-    size = steps.shape[0]
-    n = pa.hist_count[row]
-    oldest = n - size if n > size else 0
-    arrive = s - d  # post spikes up to here have reached the synapse
-    newest = n - 1  # newest post spike at or before arrive
-    while newest >= oldest and steps[newest % size] > arrive:
-        newest -= 1
-    if k_plus > 0.0:
-        first = newest  # oldest post spike after last - d
-        while first >= oldest and steps[first % size] > last - d:
-            first -= 1
-        for e in range(first + 1, newest + 1):
-            gap = (last - steps[e % size] - d) * dt_ms
-            w = stdp_facilitate(w, k_plus * math.exp(gap / rule[_TAU_PLUS]), rule)
-    before = newest  # newest post spike strictly before arrive
-    while before >= oldest and steps[before % size] >= arrive:
-        before -= 1
-    k_minus = 0.0
-    if before >= oldest:
-        j = before % size
-        k_minus = ks[j] * math.exp((steps[j] - arrive) * dt_ms / rule[_TAU_MINUS])
-    return stdp_depress(w, k_minus, rule)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -246,36 +204,102 @@ def deliver_plastic(
 ) -> None:
     """Deliver one interval's spikes (sorted keys ``step_in_interval * n_gids + gid``) through
     every plastic projection, updating each weight first (see the module docstring)."""
-    n_slots = buf_exc.shape[0]
     n_pops = pa.pop_gid_bounds.shape[0] - 1
     for key in keys:
         step_in = key // n_gids
         gid = key - step_in * n_gids
-        s = first_step + step_in
         pop = _population(gid, pa.pop_gid_bounds, n_pops)
         for qi in range(pa.by_source_ptr[pop], pa.by_source_ptr[pop + 1]):
-            q = pa.by_source[qi]
-            src = gid - pa.meta[q, _SRC]
-            slot = pa.post[q, _P_PRE] + src
-            last, k_plus = pa.pre_last[slot], pa.pre_trace[slot]
-            iptr = pa.meta[q, _IPTR] + src
-            lo, hi = pa.indptrs[iptr], pa.indptrs[iptr + 1]
-            col, row0 = pa.meta[q, _COL], pa.post[q, _P_ROW]
-            split = pa.meta[q, _SPLIT] != 0
-            w_at = pa.meta[q, _WOFF] + lo
-            for i in range(hi - lo):
-                target, d = _target_and_delay(pa, q, lo, i)
-                w = _updated_weight(pa, q, row0 + target, np.float64(pa.weights[w_at + i]), s,
-                                    d, last, k_plus, dt_ms)  # fmt: skip
-                stored = np.float32(w)
-                pa.weights[w_at + i] = stored
-                row = (s + d) % n_slots
-                if split and stored < 0.0:
-                    buf_inh[row, col + target] += np.float64(stored)
-                else:
-                    buf_exc[row, col + target] += np.float64(stored)
-            pa.pre_trace[slot] = k_plus * math.exp((last - s) * dt_ms / pa.rules[q, _TAU_PLUS]) + 1
-            pa.pre_last[slot] = s
+            _deliver_row(pa, pa.by_source[qi], gid, first_step + step_in, dt_ms, buf_exc, buf_inh)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _deliver_row(
+    pa: PlasticArrays,
+    q: int,
+    gid: int,
+    s: int,
+    dt_ms: float,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
+) -> None:
+    """The spike of ``gid`` in step ``s`` through its row of plastic projection ``q``."""
+    meta, rule = pa.meta, pa.rules[q]
+    kind, tau_plus, tau_minus = rule[_RULE], rule[_TAU_PLUS], rule[_TAU_MINUS]
+    lam, alpha, w_max = rule[_LAMBDA], rule[_ALPHA], rule[_W_MAX]
+    mu_plus, mu_minus = rule[_MU_PLUS], rule[_MU_MINUS]
+    steps, ks, counts, weights = pa.hist_steps, pa.hist_k, pa.hist_count, pa.weights
+    # Unsigned indices spare numba's negative-index wraparound on every load and store; the
+    # rings' length is a power of two, so a ring position is a mask, not a division.
+    size = steps.shape[1]
+    mask = np.uint64(size - 1)
+    n_slots = np.uint64(buf_exc.shape[0])
+    src = gid - meta[q, _SRC]
+    slot = pa.post[q, _P_PRE] + src
+    last, k_plus = pa.pre_last[slot], pa.pre_trace[slot]
+    iptr = meta[q, _IPTR] + src
+    lo, hi = pa.indptrs[iptr], pa.indptrs[iptr + 1]
+    mode, row0 = meta[q, _MODE], np.uint64(pa.post[q, _P_ROW])
+    col = np.uint64(meta[q, _COL])
+    split = meta[q, _SPLIT] != 0
+    t_at, w_at = np.uint64(meta[q, _SYN] + lo), np.uint64(meta[q, _WOFF] + lo)
+    d_at = np.uint64(meta[q, _DOFF] + lo) if meta[q, _DOFF] >= 0 else np.uint64(0)
+    narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
+    base = np.uint64(s) % n_slots  # the ring-buffer row of a zero delay
+    for i in range(np.uint64(hi - lo)):
+        # The synapse's target and delay, as the storage mode holds them.
+        d = np.uint64(meta[q, _DELAY])
+        if mode == DELAY_DENSE:
+            target = np.uint64(i)
+        elif narrow:
+            target = np.uint64(pa.targets16[t_at + i])
+        else:
+            target = np.uint64(pa.targets[t_at + i])
+        if mode == DELAY_PACKED:
+            d = target >> np.uint64(PACK_SHIFT)
+            target = target & np.uint64(PACK_MAX_TARGET)
+        elif mode == DELAY_NARROW_BYTE:
+            d = np.uint64(pa.delays8[d_at + i])
+        elif mode in (DELAY_SEPARATE, DELAY_NARROW_SEPARATE):
+            d = np.uint64(pa.delays[d_at + i])
+        # Facilitation by the post spikes in (last - d, s - d], then depression by K- before
+        # s - d, walking the target's ring back from its newest spike (ring entries e are
+        # counted from the first spike ever, >= oldest; -1 and below mean none).
+        row = row0 + target
+        ring, traces = steps[row], ks[row]
+        n = counts[row]
+        oldest = n - size if n > size else 0
+        arrive = s - np.int64(d)
+        newest = n - 1
+        while newest >= oldest and ring[np.uint64(newest) & mask] > arrive:
+            newest -= 1
+        w = float(weights[w_at + i])
+        if k_plus > 0.0:
+            start = last - np.int64(d)
+            first = newest
+            while first >= oldest and ring[np.uint64(first) & mask] > start:
+                first -= 1
+            for e in range(first + 1, newest + 1):
+                gap = (start - ring[np.uint64(e) & mask]) * dt_ms
+                w = stdp_facilitate(w, k_plus * math.exp(gap / tau_plus), kind, lam, mu_plus, w_max)
+        before = newest
+        while before >= oldest and ring[np.uint64(before) & mask] >= arrive:
+            before -= 1
+        k_minus = 0.0
+        if before >= oldest:
+            j = np.uint64(before) & mask
+            k_minus = traces[j] * math.exp((ring[j] - arrive) * dt_ms / tau_minus)
+        stored = np.float32(stdp_depress(w, k_minus, kind, lam, alpha, mu_minus, w_max))
+        weights[w_at + i] = stored
+        cell = base + d
+        if cell >= n_slots:
+            cell -= n_slots
+        if split and stored < 0.0:
+            buf_inh[cell, col + target] += np.float64(stored)
+        else:
+            buf_exc[cell, col + target] += np.float64(stored)
+    pa.pre_trace[slot] = k_plus * math.exp((last - s) * dt_ms / tau_plus) + 1.0
+    pa.pre_last[slot] = s
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

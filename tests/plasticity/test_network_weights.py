@@ -3,9 +3,10 @@
 The protocol tests (test_engine_stdp.py) pin one synapse; here a whole network runs
 (``tests/engine/data/plastic.yaml``: Guetig STDP from E onto exponential-synapse LIF neurons;
 inhibitory STDP with a negative ``w_max`` on an ``all_to_all`` projection onto E, whose neurons
-fire at about 100 Hz, so their post-spike rings grow and are pruned), and the final weight of every synapse of
-the projections with one delay is recomputed by the reference from the recorded spike trains of
-its two neurons. The weight is float32, rounded once per presynaptic spike, hence the tolerance.
+fire at about 100 Hz, so their post-spike rings grow and are pruned), and the final weight of
+every synapse of the projections with one delay is recomputed by the reference from the
+recorded spike trains of its two neurons. The weight is float32, rounded once per presynaptic
+spike, hence the tolerance.
 """
 
 from __future__ import annotations
