@@ -117,8 +117,7 @@ class PlasticPlan:
             plan.targets, plan.targets16, plan.weights, plan.delays, plan.delays8,
             np.array([rule_row(p) for p in projections]), post, floor,
             np.full(int(sum(sizes)), NEVER, dtype=np.int64), np.zeros(int(sum(sizes))),
-            np.zeros((n_rows, HISTORY_START), dtype=np.int64),
-            np.zeros((n_rows, HISTORY_START)), np.zeros(n_rows, dtype=np.int64),
+            np.zeros((n_rows, 2 * HISTORY_START)), np.zeros(n_rows, dtype=np.int64),
         )  # fmt: skip
         return cls(
             tuple(projections), tuple(lo for lo, _ in target_ranges), arrays, plan.n_synapses
@@ -138,7 +137,7 @@ class PlasticPlan:
         """Bytes of the traces and post-spike histories (neuron-side plastic state)."""
         a = self.arrays
         return int(
-            a.pre_last.nbytes + a.pre_trace.nbytes + a.hist_steps.nbytes + a.hist_k.nbytes
+            a.pre_last.nbytes + a.pre_trace.nbytes + a.hist.nbytes
             + a.hist_count.nbytes
         )  # fmt: skip
 

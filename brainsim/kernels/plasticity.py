@@ -110,9 +110,10 @@ class PlasticArrays(NamedTuple):
     targets, first history row, largest delay in steps, first presynaptic slot);
     ``floor[q]`` = (history step at or below which facilitation needs nothing, interval it was
     computed in). Per source: ``pre_last`` / ``pre_trace`` (slots ``post[q, 4] + source
-    index``). Per local target of each projection, one history row: ``hist_steps``/``hist_k``
-    ``[rows, H]`` hold spike ``n`` of row ``r`` at column ``n % H``; ``hist_count[r]`` counts
-    the spikes ever added.
+    index``). Per local target of each projection, one history row: ``hist[rows, 2 H]`` holds
+    spike ``n`` of row ``r`` at columns ``2 (n % H)`` (its step, exact in float64) and
+    ``2 (n % H) + 1`` (``K-`` just after it), side by side so that one cache line serves both;
+    ``H`` is a power of two; ``hist_count[r]`` counts the spikes ever added.
     """
 
     pop_gid_bounds: npt.NDArray[np.int64]
@@ -130,8 +131,7 @@ class PlasticArrays(NamedTuple):
     floor: npt.NDArray[np.int64]
     pre_last: npt.NDArray[np.int64]
     pre_trace: npt.NDArray[np.float64]
-    hist_steps: npt.NDArray[np.int64]
-    hist_k: npt.NDArray[np.float64]
+    hist: npt.NDArray[np.float64]
     hist_count: npt.NDArray[np.int64]
 
     @classmethod
@@ -143,7 +143,7 @@ class PlasticArrays(NamedTuple):
             np.zeros(0, np.uint32), np.zeros(0, np.uint16), np.zeros(0, np.float32),
             np.zeros(0, np.uint16), np.zeros(0, np.uint8), np.zeros((0, 8)),
             np.zeros((0, 5), np.int64), np.zeros((0, 2), np.int64), i8, np.zeros(0),
-            np.zeros((0, HISTORY_START), np.int64), np.zeros((0, HISTORY_START)), i8,
+            np.zeros((0, 2 * HISTORY_START)), i8,
         )  # fmt: skip
 
 
@@ -228,11 +228,11 @@ def _deliver_row(
     kind, tau_plus, tau_minus = rule[_RULE], rule[_TAU_PLUS], rule[_TAU_MINUS]
     lam, alpha, w_max = rule[_LAMBDA], rule[_ALPHA], rule[_W_MAX]
     mu_plus, mu_minus = rule[_MU_PLUS], rule[_MU_MINUS]
-    steps, ks, counts, weights = pa.hist_steps, pa.hist_k, pa.hist_count, pa.weights
+    hist, counts, weights = pa.hist, pa.hist_count, pa.weights
     # Unsigned indices spare numba's negative-index wraparound on every load and store; the
     # rings' length is a power of two, so a ring position is a mask, not a division.
-    size = steps.shape[1]
-    mask = np.uint64(size - 1)
+    size = hist.shape[1] // 2
+    mask, one = np.uint64(size - 1), np.uint64(1)
     n_slots = np.uint64(buf_exc.shape[0])
     src = gid - meta[q, _SRC]
     slot = pa.post[q, _P_PRE] + src
@@ -266,29 +266,29 @@ def _deliver_row(
         # s - d, walking the target's ring back from its newest spike (ring entries e are
         # counted from the first spike ever, >= oldest; -1 and below mean none).
         row = row0 + target
-        ring, traces = steps[row], ks[row]
+        ring = hist[row]  # step of entry e at 2 (e & mask), its K- right after
         n = counts[row]
         oldest = n - size if n > size else 0
         arrive = s - np.int64(d)
         newest = n - 1
-        while newest >= oldest and ring[np.uint64(newest) & mask] > arrive:
+        while newest >= oldest and ring[(np.uint64(newest) & mask) << one] > arrive:
             newest -= 1
         w = float(weights[w_at + i])
         if k_plus > 0.0:
             start = last - np.int64(d)
             first = newest
-            while first >= oldest and ring[np.uint64(first) & mask] > start:
+            while first >= oldest and ring[(np.uint64(first) & mask) << one] > start:
                 first -= 1
             for e in range(first + 1, newest + 1):
-                gap = (start - ring[np.uint64(e) & mask]) * dt_ms
+                gap = (start - ring[(np.uint64(e) & mask) << one]) * dt_ms
                 w = stdp_facilitate(w, k_plus * math.exp(gap / tau_plus), kind, lam, mu_plus, w_max)
         before = newest
-        while before >= oldest and ring[np.uint64(before) & mask] >= arrive:
+        while before >= oldest and ring[(np.uint64(before) & mask) << one] >= arrive:
             before -= 1
         k_minus = 0.0
         if before >= oldest:
-            j = np.uint64(before) & mask
-            k_minus = traces[j] * math.exp((ring[j] - arrive) * dt_ms / tau_minus)
+            j = (np.uint64(before) & mask) << one
+            k_minus = ring[j + one] * math.exp((ring[j] - arrive) * dt_ms / tau_minus)
         stored = np.float32(stdp_depress(w, k_minus, kind, lam, alpha, mu_minus, w_max))
         weights[w_at + i] = stored
         cell = base + d
@@ -324,17 +324,16 @@ def _needs_floor(pa: PlasticArrays, q: int, next_step: int, n_sources: int) -> i
 
 
 @numba.njit(cache=True, nogil=True)
-def _grown(pa: PlasticArrays) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """History rings twice as long, each row's live entries at their new columns."""
-    rows, size = pa.hist_steps.shape
-    steps = np.zeros((rows, 2 * size), dtype=np.int64)
-    ks = np.zeros((rows, 2 * size), dtype=np.float64)
+def _grown(pa: PlasticArrays) -> npt.NDArray[np.float64]:
+    """History rings twice as long, each row's live entries at their new places."""
+    rows, size = pa.hist.shape[0], pa.hist.shape[1] // 2
+    hist = np.zeros((rows, 4 * size))
     for r in range(rows):
         n = pa.hist_count[r]
         for e in range(max(0, n - size), n):
-            steps[r, e % (2 * size)] = pa.hist_steps[r, e % size]
-            ks[r, e % (2 * size)] = pa.hist_k[r, e % size]
-    return steps, ks
+            old, new = 2 * (e % size), 2 * (e % (2 * size))
+            hist[r, new], hist[r, new + 1] = pa.hist[r, old], pa.hist[r, old + 1]
+    return hist
 
 
 @numba.njit(cache=True, nogil=True)
@@ -364,28 +363,28 @@ def record_post_spikes(
             if target < 0 or target >= pa.post[q, _P_N]:
                 continue
             row = pa.post[q, _P_ROW] + target
-            size = pa.hist_steps.shape[1]
+            size = pa.hist.shape[1] // 2
             n = pa.hist_count[row]
             if n >= size:
-                e0, e1 = (n - size) % size, (n - size + 1) % size
-                before_all = pa.hist_steps[row, e1] < next_step - pa.post[q, _P_DMAX]
-                if pa.hist_steps[row, e0] > pa.floor[q, 0] and pa.floor[q, 1] != interval:
+                e0, e1 = 2 * ((n - size) % size), 2 * ((n - size + 1) % size)
+                before_all = pa.hist[row, e1] < next_step - pa.post[q, _P_DMAX]
+                if pa.hist[row, e0] > pa.floor[q, 0] and pa.floor[q, 1] != interval:
                     pa.floor[q, 0] = _needs_floor(pa, q, next_step, _sources_of(pa, q))
                     pa.floor[q, 1] = interval
-                if not (before_all and pa.hist_steps[row, e0] <= pa.floor[q, 0]):
-                    steps, ks = _grown(pa)
+                if not (before_all and pa.hist[row, e0] <= pa.floor[q, 0]):
                     pa = PlasticArrays(
                         pa.pop_gid_bounds, pa.by_source_ptr, pa.by_source, pa.meta, pa.indptrs,
                         pa.targets, pa.targets16, pa.weights, pa.delays, pa.delays8, pa.rules,
-                        pa.post, pa.floor, pa.pre_last, pa.pre_trace, steps, ks, pa.hist_count,
+                        pa.post, pa.floor, pa.pre_last, pa.pre_trace, _grown(pa), pa.hist_count,
                     )  # fmt: skip
-                    size = steps.shape[1]
+                    size = pa.hist.shape[1] // 2
             k = 1.0
             if n > 0:
-                prev = (n - 1) % size
-                gap = (pa.hist_steps[row, prev] - s) * dt_ms
-                k = pa.hist_k[row, prev] * math.exp(gap / pa.rules[q, _TAU_MINUS]) + 1.0
-            pa.hist_steps[row, n % size] = s
-            pa.hist_k[row, n % size] = k
+                prev = 2 * ((n - 1) % size)
+                gap = (pa.hist[row, prev] - s) * dt_ms
+                k = pa.hist[row, prev + 1] * math.exp(gap / pa.rules[q, _TAU_MINUS]) + 1.0
+            at = 2 * (n % size)
+            pa.hist[row, at] = s
+            pa.hist[row, at + 1] = k
             pa.hist_count[row] = n + 1
     return pa
