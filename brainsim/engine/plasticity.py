@@ -25,11 +25,13 @@ from brainsim.kernels.delivery import (
     PACK_MAX_TARGET,
 )
 from brainsim.kernels.plasticity import (
+    DECAY_TABLE_TAUS,
     HISTORY_START,
     NEVER,
     RULE_COLUMNS,
     RULES,
     PlasticArrays,
+    decay_table,
 )
 from brainsim.models import SYNAPSE_MODELS
 from brainsim.recording.base import Collectives, Recorder
@@ -54,6 +56,16 @@ def rule_row(projection: Projection) -> npt.NDArray[np.float64]:
     for parameter in model.parameters:
         row[RULE_COLUMNS.index(parameter.slot)] = projection.synapse.params[parameter.name]
     return row
+
+
+def _decay_tables(projections: list[Projection], dt_ms: float) -> npt.NDArray[np.float64]:
+    """Each projection's trace decays, ``[q, (plus, minus), lag]``, over as many lags as the
+    slowest trace needs to fall below ``e^-DECAY_TABLE_TAUS``."""
+    taus = [
+        (p.synapse.params["tau_plus_ms"], p.synapse.params["tau_minus_ms"]) for p in projections
+    ]
+    n = int(np.ceil(DECAY_TABLE_TAUS * max(max(pair) for pair in taus) / dt_ms))
+    return np.array([[decay_table(n, dt_ms, tau) for tau in pair] for pair in taus])
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +130,7 @@ class PlasticPlan:
             np.array([rule_row(p) for p in projections]), post, floor,
             np.full(int(sum(sizes)), NEVER, dtype=np.int64), np.zeros(int(sum(sizes))),
             np.zeros((n_rows, 2 * HISTORY_START)), np.zeros(n_rows, dtype=np.int64),
+            _decay_tables(projections, circuit.simulation.dt_ms),
         )  # fmt: skip
         return cls(
             tuple(projections), tuple(lo for lo, _ in target_ranges), arrays, plan.n_synapses
@@ -137,7 +150,7 @@ class PlasticPlan:
         """Bytes of the traces and post-spike histories (neuron-side plastic state)."""
         a = self.arrays
         return int(
-            a.pre_last.nbytes + a.pre_trace.nbytes + a.hist.nbytes
+            a.pre_last.nbytes + a.pre_trace.nbytes + a.hist.nbytes + a.decay.nbytes
             + a.hist_count.nbytes
         )  # fmt: skip
 

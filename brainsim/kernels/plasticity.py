@@ -58,6 +58,7 @@ from brainsim.kernels.delivery import (
 )
 
 __all__ = [
+    "DECAY_TABLE_TAUS",
     "HISTORY_START",
     "NEVER",
     "RULES",
@@ -65,6 +66,7 @@ __all__ = [
     "RULE_STDP",
     "RULE_STDP_POWER_LAW",
     "PlasticArrays",
+    "decay_table",
     "deliver_plastic",
     "record_post_spikes",
     "stdp_depress",
@@ -93,6 +95,9 @@ _RULE, _TAU_PLUS, _TAU_MINUS, _LAMBDA, _ALPHA, _MU_PLUS, _MU_MINUS, _W_MAX = ran
 NEVER = -(1 << 50)
 """The last-spike step of a source that has not spiked."""
 
+DECAY_TABLE_TAUS = 40
+"""The decay tables reach this many time constants (beyond, e^-40 < 5e-18, ``exp`` is called)."""
+
 HISTORY_START = 8
 """Initial ring length of each target's post-spike history (it doubles when needed)."""
 
@@ -113,7 +118,9 @@ class PlasticArrays(NamedTuple):
     index``). Per local target of each projection, one history row: ``hist[rows, 2 H]`` holds
     spike ``n`` of row ``r`` at columns ``2 (n % H)`` (its step, exact in float64) and
     ``2 (n % H) + 1`` (``K-`` just after it), side by side so that one cache line serves both;
-    ``H`` is a power of two; ``hist_count[r]`` counts the spikes ever added.
+    ``H`` is a power of two; ``hist_count[r]`` counts the spikes ever added. ``decay[q, 0]`` and
+    ``decay[q, 1]`` hold ``exp(-n dt / tau_plus)`` and ``exp(-n dt / tau_minus)`` for lags of
+    ``n`` steps (:func:`decay_table`): a table lookup instead of an ``exp`` per synapse.
     """
 
     pop_gid_bounds: npt.NDArray[np.int64]
@@ -133,6 +140,7 @@ class PlasticArrays(NamedTuple):
     pre_trace: npt.NDArray[np.float64]
     hist: npt.NDArray[np.float64]
     hist_count: npt.NDArray[np.int64]
+    decay: npt.NDArray[np.float64]
 
     @classmethod
     def empty(cls) -> PlasticArrays:
@@ -143,7 +151,7 @@ class PlasticArrays(NamedTuple):
             np.zeros(0, np.uint32), np.zeros(0, np.uint16), np.zeros(0, np.float32),
             np.zeros(0, np.uint16), np.zeros(0, np.uint8), np.zeros((0, 8)),
             np.zeros((0, 5), np.int64), np.zeros((0, 2), np.int64), i8, np.zeros(0),
-            np.zeros((0, 2 * HISTORY_START)), i8,
+            np.zeros((0, 2 * HISTORY_START)), i8, np.zeros((0, 2, 1)),
         )  # fmt: skip
 
 
@@ -182,6 +190,18 @@ def stdp_depress(
         return norm * w_max if norm > 0.0 else 0.0
     new = w - lam * alpha * w * k
     return new if new > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decay(lag: int, dt_ms: float, tau_ms: float) -> float:
+    """``exp(-lag dt / tau)``, a trace's decay over ``lag`` steps: the one expression that both
+    the kernels and :func:`decay_table` evaluate, so a table entry equals the direct value."""
+    return math.exp(-lag * dt_ms / tau_ms)
+
+
+def decay_table(n: int, dt_ms: float, tau_ms: float) -> npt.NDArray[np.float64]:
+    """:func:`_decay` for lags ``0 .. n - 1``, bit for bit."""
+    return np.array([_decay(lag, dt_ms, tau_ms) for lag in range(n)])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -229,6 +249,9 @@ def _deliver_row(
     lam, alpha, w_max = rule[_LAMBDA], rule[_ALPHA], rule[_W_MAX]
     mu_plus, mu_minus = rule[_MU_PLUS], rule[_MU_MINUS]
     hist, counts, weights = pa.hist, pa.hist_count, pa.weights
+    # exp(-n dt / tau) for lags of n steps, from the projection's tables where they reach.
+    plus, minus = pa.decay[q, 0], pa.decay[q, 1]
+    n_decay = pa.decay.shape[2]
     # Unsigned indices spare numba's negative-index wraparound on every load and store; the
     # rings' length is a power of two, so a ring position is a mask, not a division.
     size = hist.shape[1] // 2
@@ -280,15 +303,18 @@ def _deliver_row(
             while first >= oldest and ring[(np.uint64(first) & mask) << one] > start:
                 first -= 1
             for e in range(first + 1, newest + 1):
-                gap = (start - ring[(np.uint64(e) & mask) << one]) * dt_ms
-                w = stdp_facilitate(w, k_plus * math.exp(gap / tau_plus), kind, lam, mu_plus, w_max)
+                lag = np.int64(ring[(np.uint64(e) & mask) << one] - start)
+                decay = plus[lag] if lag < n_decay else _decay(int(lag), dt_ms, tau_plus)
+                w = stdp_facilitate(w, k_plus * decay, kind, lam, mu_plus, w_max)
         before = newest
         while before >= oldest and ring[(np.uint64(before) & mask) << one] >= arrive:
             before -= 1
         k_minus = 0.0
         if before >= oldest:
             j = (np.uint64(before) & mask) << one
-            k_minus = ring[j + one] * math.exp((ring[j] - arrive) * dt_ms / tau_minus)
+            lag = arrive - np.int64(ring[j])
+            decay = minus[lag] if lag < n_decay else _decay(int(lag), dt_ms, tau_minus)
+            k_minus = ring[j + one] * decay
         stored = np.float32(stdp_depress(w, k_minus, kind, lam, alpha, mu_minus, w_max))
         weights[w_at + i] = stored
         cell = base + d
@@ -298,7 +324,7 @@ def _deliver_row(
             buf_inh[cell, col + target] += np.float64(stored)
         else:
             buf_exc[cell, col + target] += np.float64(stored)
-    pa.pre_trace[slot] = k_plus * math.exp((last - s) * dt_ms / tau_plus) + 1.0
+    pa.pre_trace[slot] = k_plus * _decay(int(s - last), dt_ms, tau_plus) + 1.0
     pa.pre_last[slot] = s
 
 
@@ -376,13 +402,14 @@ def record_post_spikes(
                         pa.pop_gid_bounds, pa.by_source_ptr, pa.by_source, pa.meta, pa.indptrs,
                         pa.targets, pa.targets16, pa.weights, pa.delays, pa.delays8, pa.rules,
                         pa.post, pa.floor, pa.pre_last, pa.pre_trace, _grown(pa), pa.hist_count,
+                        pa.decay,
                     )  # fmt: skip
                     size = pa.hist.shape[1] // 2
             k = 1.0
             if n > 0:
                 prev = 2 * ((n - 1) % size)
-                gap = (pa.hist[row, prev] - s) * dt_ms
-                k = pa.hist[row, prev + 1] * math.exp(gap / pa.rules[q, _TAU_MINUS]) + 1.0
+                lag = s - np.int64(pa.hist[row, prev])
+                k = pa.hist[row, prev + 1] * _decay(lag, dt_ms, pa.rules[q, _TAU_MINUS]) + 1.0
             at = 2 * (n % size)
             pa.hist[row, at] = s
             pa.hist[row, at + 1] = k
