@@ -56,6 +56,7 @@ from brainsim.kernels.delivery import (
     PACK_MAX_TARGET,
     PACK_SHIFT,
 )
+from brainsim.kernels.delivery import _population as population_of
 
 __all__ = [
     "DECAY_TABLE_TAUS",
@@ -204,14 +205,6 @@ def decay_table(n: int, dt_ms: float, tau_ms: float) -> npt.NDArray[np.float64]:
     return np.array([_decay(lag, dt_ms, tau_ms) for lag in range(n)])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _population(gid: int, pop_gid_bounds: npt.NDArray[np.int64], n_pops: int) -> int:
-    pop = 0
-    while pop < n_pops - 1 and gid >= pop_gid_bounds[pop + 1]:
-        pop += 1
-    return pop
-
-
 @numba.njit(cache=True, nogil=True)
 def deliver_plastic(
     keys: npt.NDArray[np.int64],
@@ -228,7 +221,7 @@ def deliver_plastic(
     for key in keys:
         step_in = key // n_gids
         gid = key - step_in * n_gids
-        pop = _population(gid, pa.pop_gid_bounds, n_pops)
+        pop = population_of(gid, pa.pop_gid_bounds, n_pops)
         for qi in range(pa.by_source_ptr[pop], pa.by_source_ptr[pop + 1]):
             _deliver_row(pa, pa.by_source[qi], gid, first_step + step_in, dt_ms, buf_exc, buf_inh)
 

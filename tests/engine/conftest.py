@@ -79,3 +79,29 @@ def read_store(path: Path) -> dict[str, np.ndarray]:
 def root_attrs(path: Path) -> dict[str, object]:
     """The ``brainsim`` root attributes of a store."""
     return dict(zarr.open_group(str(path), mode="r").attrs["brainsim"])
+
+
+Store = dict[str, np.ndarray]
+
+
+def run_on_ranks(circuit: Path, base: Path, ranks: tuple[int, ...]) -> dict[int, Store]:
+    """Run ``circuit`` on each rank count (real mpiexec beyond one); every store's arrays."""
+    out = {}
+    for n in ranks:
+        path = base / f"r{n}.zarr"
+        result = brainsim_run(circuit, path, ranks=n)
+        assert result.returncode == 0, result.stderr
+        attrs = root_attrs(path)
+        assert attrs["status"] == "complete"
+        assert attrs["provenance"]["n_ranks"] == n  # type: ignore[index]
+        out[n] = read_store(path)
+    return out
+
+
+def assert_bit_identical(one: Store, other: Store) -> None:
+    """The same arrays, with the same dtypes, shapes and bytes."""
+    assert sorted(one) == sorted(other)
+    for name, arr in one.items():
+        assert arr.dtype == other[name].dtype, name
+        assert arr.shape == other[name].shape, name
+        assert np.array_equal(arr.view(np.uint8), other[name].view(np.uint8)), name

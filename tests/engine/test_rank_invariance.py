@@ -7,43 +7,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.engine.conftest import DATA, brainsim_run, read_store, root_attrs
+from tests.engine.conftest import (
+    DATA,
+    Store,
+    assert_bit_identical,
+    brainsim_run,
+    read_store,
+    run_on_ranks,
+)
 
 pytestmark = pytest.mark.mpi
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, np.ndarray]]:
-    base = tmp_path_factory.mktemp("ranks")
-    out = {}
-    for ranks in (1, 2, 3):
-        path = base / f"r{ranks}.zarr"
-        result = brainsim_run(DATA / "features.yaml", path, ranks=ranks)
-        assert result.returncode == 0, result.stderr
-        attrs = root_attrs(path)
-        assert attrs["status"] == "complete"
-        assert attrs["provenance"]["n_ranks"] == ranks  # type: ignore[index]
-        out[ranks] = read_store(path)
-    return out
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Store]:
+    return run_on_ranks(DATA / "features.yaml", tmp_path_factory.mktemp("ranks"), (1, 2, 3))
 
 
-def test_every_population_spikes(stores: dict[int, dict[str, np.ndarray]]) -> None:
+def test_every_population_spikes(stores: dict[int, Store]) -> None:
     for pop in ("E", "I", "Z", "Y"):
         assert stores[1][f"spikes/{pop}/timestamps"].size > 20, pop
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_arrays_identical_bit_for_bit(stores: dict[int, dict[str, np.ndarray]], ranks: int) -> None:
-    one, many = stores[1], stores[ranks]
-    assert sorted(one) == sorted(many)
-    for name, arr in one.items():
-        other = many[name]
-        assert arr.dtype == other.dtype, name
-        assert arr.shape == other.shape, name
-        assert np.array_equal(arr.view(np.uint8), other.view(np.uint8)), name
+def test_arrays_identical_bit_for_bit(stores: dict[int, Store], ranks: int) -> None:
+    assert_bit_identical(stores[1], stores[ranks])
 
 
-def test_spikes_sorted_and_on_grid(stores: dict[int, dict[str, np.ndarray]]) -> None:
+def test_spikes_sorted_and_on_grid(stores: dict[int, Store]) -> None:
     for pop in ("E", "I", "Z", "Y"):
         t = stores[1][f"spikes/{pop}/timestamps"]
         ids = stores[1][f"spikes/{pop}/node_ids"]
@@ -53,7 +44,7 @@ def test_spikes_sorted_and_on_grid(stores: dict[int, dict[str, np.ndarray]]) -> 
         assert np.array_equal(t, steps * 0.1)
 
 
-def test_state_reports_recorded(stores: dict[int, dict[str, np.ndarray]]) -> None:
+def test_state_reports_recorded(stores: dict[int, Store]) -> None:
     v = stores[1]["report/E/v/data"]
     assert v.shape == (2000, 20)
     assert np.all(np.isfinite(v))
@@ -72,37 +63,23 @@ def test_a_different_seed_changes_the_spikes(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def plastic_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, np.ndarray]]:
+def plastic_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Store]:
     """``data/plastic.yaml`` (STDP onto LIF delta, LIF exponential and Izhikevich targets,
     distributed delays, inhibitory STDP, power-law STDP) on 1, 2 and 3 ranks."""
-    base = tmp_path_factory.mktemp("plastic")
-    out = {}
-    for ranks in (1, 2, 3):
-        path = base / f"r{ranks}.zarr"
-        result = brainsim_run(DATA / "plastic.yaml", path, ranks=ranks)
-        assert result.returncode == 0, result.stderr
-        assert root_attrs(path)["status"] == "complete"
-        out[ranks] = read_store(path)
-    return out
+    return run_on_ranks(DATA / "plastic.yaml", tmp_path_factory.mktemp("plastic"), (1, 2, 3))
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_plastic_network_identical_bit_for_bit(
-    plastic_stores: dict[int, dict[str, np.ndarray]], ranks: int
+    plastic_stores: dict[int, Store], ranks: int
 ) -> None:
     """Spikes and every recorded weight, byte for byte."""
-    one, many = plastic_stores[1], plastic_stores[ranks]
-    assert sorted(one) == sorted(many)
-    assert {f"weights/{p}/data" for p in ("EE", "EI", "IE", "EZ")} <= set(one)
-    for name, arr in one.items():
-        other = many[name]
-        assert arr.dtype == other.dtype, name
-        assert arr.shape == other.shape, name
-        assert np.array_equal(arr.view(np.uint8), other.view(np.uint8)), name
+    assert {f"weights/{p}/data" for p in ("EE", "EI", "IE", "EZ")} <= set(plastic_stores[1])
+    assert_bit_identical(plastic_stores[1], plastic_stores[ranks])
 
 
 def test_plastic_weights_learn_and_stay_in_bounds(
-    plastic_stores: dict[int, dict[str, np.ndarray]],
+    plastic_stores: dict[int, Store],
 ) -> None:
     store = plastic_stores[1]
     for pop in ("E", "I", "Z"):

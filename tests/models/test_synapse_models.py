@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,27 +44,25 @@ def test_every_plastic_parameter_reaches_a_kernel_slot() -> None:
         assert set(slots) <= set(RULE_COLUMNS) - {"rule"}, model.name
 
 
+def _document(projection: dict[str, Any]) -> dict[str, Any]:
+    """A one-population circuit whose projection AA is ``projection`` plus the essentials."""
+    essentials = {"source": "A", "target": "A", "connectivity": {"rule": "all_to_all"}}
+    return {
+        "apiVersion": "brainsim/v1",
+        "name": "models",
+        "simulation": {"dt_ms": 0.1, "duration_ms": 1.0},
+        "populations": {"A": {"size": 2, "model": "lif"}},
+        "projections": {"AA": {**essentials, **projection}},
+    }
+
+
 @pytest.mark.parametrize("name", ["stdp", "stdp_power_law"])
 def test_defaults_fill_the_spec_document_and_kernel_row(name: str) -> None:
     """A bare ``synapse: {model: NAME}`` gets every declared default, in the typed spec, in
     the normalized document and in the kernel's parameter row."""
     model = SYNAPSE_MODELS[name]
     weight = 0.5
-    document = {
-        "apiVersion": "brainsim/v1",
-        "name": "defaults",
-        "simulation": {"dt_ms": 0.1, "duration_ms": 1.0},
-        "populations": {"A": {"size": 2, "model": "lif"}},
-        "projections": {
-            "AA": {
-                "source": "A",
-                "target": "A",
-                "connectivity": {"rule": "all_to_all"},
-                "weight": weight,
-                "synapse": {"model": name},
-            },
-        },
-    }
+    document = _document({"weight": weight, "synapse": {"model": name}})
     circuit = parse_circuit(document)
     projection = circuit.projections["AA"]
     assert dict(projection.synapse.params) == model.defaults()
@@ -79,20 +78,7 @@ def test_defaults_fill_the_spec_document_and_kernel_row(name: str) -> None:
 
 
 def test_static_projections_keep_their_document() -> None:
-    document = {
-        "apiVersion": "brainsim/v1",
-        "name": "static",
-        "simulation": {"dt_ms": 0.1, "duration_ms": 1.0},
-        "populations": {"A": {"size": 2, "model": "lif"}},
-        "projections": {
-            "AA": {
-                "source": "A",
-                "target": "A",
-                "connectivity": {"rule": "all_to_all"},
-                "weight": 1.0,
-            },
-        },
-    }
+    document = _document({"weight": 1.0})
     circuit = parse_circuit(document)
     assert "synapse" not in circuit.document["projections"]["AA"]
     assert "weights" not in circuit.document["recordings"]
