@@ -5,9 +5,12 @@ per-neuron values become ``(constant)`` variables set from NumPy arrays):
 
 - ``lif``: ``dv/dt = (E_L - v)/tau_m + (I_syn_ex + I_syn_in + I_e + I_noise)/C_m`` with
   ``(unless refractory)``, ``dI_syn_x/dt = -I_syn_x/tau_syn_x`` for exponential synapses,
-  integrated with ``method="exact"`` (the same propagators as brainsim and NEST); threshold
-  ``v >= V_th``, reset ``v = V_reset``, ``refractory = t_ref``. Delta synapses add ``w`` to
-  ``v`` unless the target is refractory (input during refractoriness is lost, as in NEST).
+  ``dI_syn_x/dt = (x_syn_x - I_syn_x)/tau_syn_x``, ``dx_syn_x/dt = -x_syn_x/tau_syn_x`` for
+  alpha synapses (a spike adds ``e w`` to ``x_syn_x``, so the current peaks at ``w`` after
+  ``tau_syn_x``), integrated with ``method="exact"`` (the same propagators as brainsim and
+  NEST); threshold ``v >= V_th``, reset ``v = V_reset``, ``refractory = t_ref``. Delta
+  synapses add ``w`` to ``v`` unless the target is refractory (input during refractoriness is
+  lost, as in NEST).
 - ``izhikevich``: no ODE solver; a ``run_regularly`` operation in the ``groups`` slot applies
   the circuit's scheme literally (``published_2003``: two half steps for ``v``, then ``u``
   with the new ``v``; ``euler``), then threshold ``v >= v_peak``, reset ``v = c; u += d``.
@@ -22,15 +25,19 @@ normal CDF (the C++ function ``trunc_normal``); ``clip`` uses ``clip``.
 
 Timing conventions: Brian2 applies a spike with delay ``d`` after the neuron update of the
 arrival step, one step later than NEST and brainsim for inputs that act within the step
-(delta and current-pulse synapses), so those synapses get ``d - dt``; exponential synapses
-keep ``d``. Poisson stimuli are ``PoissonInput`` (a binomial count per neuron and step with
-``N`` inputs at ``rate/N``, ``N`` chosen so each input's probability per step is <= 0.001).
+(delta and current-pulse synapses), so those synapses get ``d - dt``; current (exponential
+and alpha) synapses keep ``d``. Poisson stimuli are ``PoissonInput`` (a binomial count per
+neuron and step with ``N`` inputs at ``rate/N``, ``N`` chosen so each input's probability per
+step is <= 0.001).
 
 The script compiles the project in ``--project`` (``--compile-only`` stops there: the warm-up
 that makes later runs reuse the compiled objects), runs the binary, and prints ``build_s``
-(network construction inside the binary), ``sim_s`` (the network run), ``compile_s``
-(code generation and compilation) and ``binary_s`` (the whole binary, including writing its
-results), measured with timestamps that the binary prints.
+(network construction inside the binary: from the start of ``main`` through creating and
+initialising the synapses and the run's before-run code, which prepares each pathway's spike
+queue from the synapses' sources and delays), ``sim_s`` (the network's run loop alone,
+``network.run`` in ``main.cpp``), ``compile_s`` (code generation and compilation) and
+``binary_s`` (the whole binary, including writing its results), measured with timestamps
+that the binary prints.
 """
 
 from __future__ import annotations
@@ -217,12 +224,13 @@ def brian2_script(circuit: Circuit, source: str) -> str:
     Raises :class:`~bench.translate_common.UnsupportedCircuitError` for what Brian2's building
     blocks here cannot express identically (connection files, spike-source arrays, time-limited
     or per-neuron-varying stimuli, partial stimulus targets other than contiguous ranges,
-    ``fixed_total_number`` without multapses, state recordings).
+    ``fixed_total_number`` without multapses, state recordings, plastic synapses).
     """
     if circuit.recordings.state:
         raise UnsupportedCircuitError(
             SIMULATOR, "recordings.state", "state recordings are not translated (spikes only)"
         )
+    _refuse_plastic(circuit)
     sim = circuit.simulation
     inputs = _gather_inputs(circuit)
     body = [
@@ -247,10 +255,13 @@ def brian2_script(circuit: Circuit, source: str) -> str:
         body.append(f'monitors[{name!r}] = b2.SpikeMonitor(groups[{name!r}], name="spikes_{name}")')
     body += [
         "objects += list(monitors.values())",
-        'b2.device.insert_code("main", clock_code("build_end"))',
+        # Construction ends where the network's run loop starts: after the synapses' spike
+        # queues are prepared (their before-run code), as NEST's ends after its connection
+        # infrastructure is built.
+        'b2.device.insert_code("before_network_run", clock_code("build_end"))',
+        'b2.device.insert_code("after_network_run", clock_code("run_end"))',
         "network = b2.Network(*objects)",
         f"network.run({python_literal(sim.duration_ms)} * b2.ms)",
-        'b2.device.insert_code("main", clock_code("run_end"))',
         "start = time.perf_counter()",
         "b2.device.build(directory=args.project, compile=True, run=False, with_output=False)",
         "compile_s = time.perf_counter() - start",
@@ -296,6 +307,22 @@ def brian2_script(circuit: Circuit, source: str) -> str:
     lines += [f"    {line}" for line in body]
     lines += ["", "", 'if __name__ == "__main__":', "    main()", ""]
     return "\n".join(lines)
+
+
+def _refuse_plastic(circuit: Circuit) -> None:
+    """Plastic projections are not translated: NEST's STDP as brainsim implements it (all-to-all
+    pairing with the whole delay dendritic, facilitation for the postsynaptic spikes since the
+    last presynaptic one applied at the next, before depression, and the spike transmitted with
+    the updated weight) would take pathways of their own in Brian2, and a rule that differs in
+    any of these details would compare other weights, not the same circuit."""
+    for projection in circuit.projections.values():
+        if projection.plastic:
+            raise UnsupportedCircuitError(
+                SIMULATOR,
+                f"projections.{projection.name}.synapse",
+                f"plastic synapses ({projection.synapse.model}) are not translated: NEST's "
+                "rule with the whole delay dendritic has no faithful Brian2 equivalent here",
+            )
 
 
 def _gather_inputs(circuit: Circuit) -> dict[str, _Inputs]:
@@ -411,7 +438,7 @@ _Term = Callable[[str], str]
 def _lif_model(params: LifParams, term: _Term, inputs: _Inputs) -> tuple[list[str], str, str]:
     """Equations, NeuronGroup options, and the per-step noise operation ("" without noise)."""
     currents = []
-    if params.synapse == "exponential":
+    if params.synapse != "delta":
         currents += ["I_syn_ex", "I_syn_in"]
     if not (isinstance(params.i_e_pA, float | int) and params.i_e_pA == 0.0):
         currents.append(term("i_e_pA"))
@@ -427,11 +454,15 @@ def _lif_model(params: LifParams, term: _Term, inputs: _Inputs) -> tuple[list[st
     leak = f"({term('e_l_mV')} - v) / {term('tau_m_ms')}"
     drive = f" + ({' + '.join(currents)}) / {term('c_m_pF')}" if currents else ""
     equations = [f"dv/dt = {leak}{drive} : volt (unless refractory)"]
-    if params.synapse == "exponential":
-        equations += [
-            f"dI_syn_ex/dt = -I_syn_ex / {term('tau_syn_ex_ms')} : amp",
-            f"dI_syn_in/dt = -I_syn_in / {term('tau_syn_in_ms')} : amp",
-        ]
+    for channel in ("ex", "in") if params.synapse != "delta" else ():
+        tau = term(f"tau_syn_{channel}_ms")
+        if params.synapse == "alpha":
+            equations += [
+                f"dI_syn_{channel}/dt = (x_syn_{channel} - I_syn_{channel}) / {tau} : amp",
+                f"dx_syn_{channel}/dt = -x_syn_{channel} / {tau} : amp",
+            ]
+        else:
+            equations.append(f"dI_syn_{channel}/dt = -I_syn_{channel} / {tau} : amp")
     if inputs.noisy:
         equations.append("I_noise : amp")
     options = (
@@ -484,6 +515,14 @@ def _synapse_kind(projection: Projection, circuit: Circuit) -> tuple[str, str, s
     if params.synapse == "delta":
         return "v", "mV", "volt"
     return "I_syn", "pA", "amp"
+
+
+def _current_input(params: LifParams) -> tuple[str, str]:
+    """(prefix of the variables a current synapse's weight is added to, factor on the weight):
+    the current itself, or an alpha current's drive, ``e`` times the weight."""
+    if params.synapse == "alpha":
+        return "x_syn", f" * {python_literal(math.e)}"
+    return "I_syn", ""
 
 
 def _acts_within_step(projection: Projection, circuit: Circuit) -> bool:
@@ -573,18 +612,22 @@ def _connect_arguments(projection: Projection, circuit: Circuit) -> str:
 def _projection_lines(projection: Projection, circuit: Circuit) -> list[str]:
     path = f"projections.{projection.name}"
     variable, unit, dimension = _synapse_kind(projection, circuit)
+    prefix, factor = "", ""
     if variable == "I_syn":
+        target = circuit.populations[projection.target].params
+        assert isinstance(target, LifParams)
+        prefix, factor = _current_input(target)
         sign = sign_of(projection.weight)
-        variable = {1: "I_syn_ex", -1: "I_syn_in"}.get(sign, "")
+        variable = {1: f"{prefix}_ex", -1: f"{prefix}_in"}.get(sign, "")
     weight = _value_expression(projection.weight, f"{path}.weight")
     varying_weight = not isinstance(projection.weight, float | int)
     weight_term = "w" if varying_weight else _quantity(weight, unit)
     if variable:
-        effect = f"{variable}_post += {weight_term}"
+        effect = f"{variable}_post += {weight_term}{factor}"
     else:
         effect = (
-            f"I_syn_ex_post += {weight_term} * int({weight_term} > 0 * amp)\n"
-            f"I_syn_in_post += {weight_term} * int({weight_term} < 0 * amp)"
+            f"{prefix}_ex_post += {weight_term}{factor} * int({weight_term} > 0 * amp)\n"
+            f"{prefix}_in_post += {weight_term}{factor} * int({weight_term} < 0 * amp)"
         )
     if variable == "v" and isinstance(circuit.populations[projection.target].params, LifParams):
         effect = f"v_post += {weight_term} * int(not_refractory_post)"
@@ -642,8 +685,9 @@ def _poisson_lines(stimulus: PoissonStimulus, circuit: Circuit) -> list[str]:
         elif params.synapse == "delta":
             variable, effect = "v", f"{python_literal(weight)} * mV * int(not_refractory)"
         else:
-            variable = "I_syn_ex" if weight >= 0 else "I_syn_in"
-            effect = f"{python_literal(weight)} * pA"
+            prefix, factor = _current_input(params)
+            variable = f"{prefix}_ex" if weight >= 0 else f"{prefix}_in"
+            effect = f"{python_literal(weight)} * pA{factor}"
         lines.append(
             f"objects.append(b2.PoissonInput({group}, {variable!r}, {count}, "
             f"{python_literal(rate_hz / count)} * b2.Hz, weight={effect!r}))"

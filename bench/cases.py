@@ -1,7 +1,10 @@
 """The benchmark cases and the circuit files every simulator runs for them.
 
 A case is a circuit file of ``circuits/`` plus parameter changes: the 4x Brunel network scales
-the base file's ``NE``/``NI`` (same in-degrees), the microcircuit at scale 0.1 sets ``scale``.
+the base file's ``NE``/``NI`` (same in-degrees), the microcircuit at scale 0.1 sets ``scale``,
+as does NEST's HPC benchmark at scale 0.1 (in-degree 11,250 at every scale). The plastic
+cases (``brunel_stdp``, ``hpc_benchmark*``) name a ``static_twin``, a case whose brainsim
+bytes per synapse price their static synapses when bytes per plastic synapse are estimated.
 :func:`write_variant` loads the base file with those parameters through brainsim's own loader
 and writes the normalized document as a JSON circuit file, so brainsim, NEST and Brian2 all
 read the same resolved numbers. Every variant records the spikes of all populations and no
@@ -15,6 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from brainsim.circuit import Circuit, load_circuit
 from brainsim.circuit.spec import (
@@ -31,7 +35,9 @@ from brainsim.circuit.spec import (
 __all__ = [
     "BASELINE",
     "CASES",
+    "HPC_PRIOR_BYTES_PER_SYNAPSE",
     "RATE_SEEDS",
+    "STDP_PRIOR_BYTES_PER_SYNAPSE",
     "Case",
     "CaseInfo",
     "case_info",
@@ -41,6 +47,15 @@ __all__ = [
     "variant_document",
     "write_variant",
 ]
+
+STDP_PRIOR_BYTES_PER_SYNAPSE: Mapping[str, float] = {"brainsim": 100.0, "nest": 130.0}
+"""Memory prior of ``brunel_stdp`` (peak bytes per synapse, all synapses, until the circuit
+file has been measured): measured 91 (brainsim, 2 ranks) and 115 (NEST's ``stdp_synapse``, 2
+threads) on 2026-12-02, above the suite's priors for static synapses (16 and 80)."""
+
+HPC_PRIOR_BYTES_PER_SYNAPSE: Mapping[str, float] = {"brainsim": 90.0, "nest": 70.0}
+"""Memory prior of the HPC benchmark: measured at scale 0.1, 79 (brainsim, 2 ranks) and 58
+(NEST's ``stdp_pl_synapse_hom``, 2 threads; 43 with static E->E synapses) on 2026-12-02."""
 
 RATE_SEEDS = 5
 """Realizations per case whose mean population rates are compared (:attr:`Case.rate_seeds`)."""
@@ -72,6 +87,14 @@ class Case:
     """Realizations whose mean population rates are compared between simulators: the circuit's
     own seed and the next ``rate_seeds - 1`` (one realization's rates vary by several per cent
     in small networks; brainsim's correctness tests compare means over seeds too)."""
+    static_twin: str | None = None
+    """A case with static synapses stored as this case's static ones are (constant weight, one
+    delay, as wide targets) whose brainsim bytes per synapse price them, so that the rest of
+    this case's memory is charged to its plastic synapses (``bench.report``)."""
+    prior_bytes_per_synapse: Mapping[str, float] = field(default_factory=dict)
+    """Per simulator, the peak bytes per synapse to predict memory with before this circuit
+    file has been measured, in place of the suite's prior (plastic synapses cost both
+    simulators more than static ones)."""
 
 
 CASES: tuple[Case, ...] = (
@@ -114,6 +137,39 @@ CASES: tuple[Case, ...] = (
         # already agree within 2 %.
         rate_seeds=1,
     ),
+    Case(
+        "brunel_stdp",
+        "circuits/brunel_stdp.yaml",
+        "Brunel network with multiplicative STDP on E->E (10 M plastic synapses), 1 s",
+        quick=True,
+        quick_duration_ms=200.0,
+        static_twin="brunel",
+        prior_bytes_per_synapse=STDP_PRIOR_BYTES_PER_SYNAPSE,
+    ),
+    Case(
+        "hpc_benchmark_0.1",
+        "circuits/hpc_benchmark.yaml",
+        "NEST's hpc_benchmark at scale 0.1 (1,125 neurons, in-degree 11,250, power-law STDP), "
+        "300 ms",
+        set_parameters={"scale": 0.1},
+        quick=True,
+        quick_parameters={"scale": 0.02},
+        static_twin="brunel",
+        prior_bytes_per_synapse=HPC_PRIOR_BYTES_PER_SYNAPSE,
+    ),
+    Case(
+        "hpc_benchmark",
+        "circuits/hpc_benchmark.yaml",
+        "NEST's hpc_benchmark at scale 1 (11,250 neurons, 126.6 M synapses, 81 M plastic), 300 ms",
+        set_parameters={"scale": 1.0},
+        warmup="hpc_benchmark_0.1",
+        static_twin="brunel",
+        prior_bytes_per_synapse=HPC_PRIOR_BYTES_PER_SYNAPSE,
+        # One realization, as for the full microcircuit: a NEST run of 126.6 M synapses takes
+        # minutes here. Not checked: whether realizations at scale 1 differ as much as at 0.1,
+        # where some leave the asynchronous state within the 300 ms and some do not.
+        rate_seeds=1,
+    ),
 )
 """The cases of ``python -m bench all``, smallest first within each circuit family."""
 
@@ -137,6 +193,9 @@ class CaseInfo:
     population_sizes: dict[str, int]
     projections: list[tuple[str, int]]
     """(source population, expected synapse count) per projection, for synaptic events."""
+    plastic: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per plastic projection: its synapse ``model``, ``expected_synapses`` and
+    ``initial_weight`` (None when the initial weights are drawn)."""
 
     @property
     def n_synapses(self) -> int:
@@ -234,11 +293,21 @@ def case_info(name: str, path: Path) -> tuple[CaseInfo, Circuit]:
     projections = [
         (p.source, expected_synapses(p, circuit.populations)) for p in circuit.projections.values()
     ]
+    plastic = {
+        p.name: {
+            "model": p.synapse.model,
+            "expected_synapses": expected_synapses(p, circuit.populations),
+            "initial_weight": float(p.weight) if isinstance(p.weight, float | int) else None,
+        }
+        for p in circuit.projections.values()
+        if p.plastic
+    }
     info = CaseInfo(
         name=name,
         path=str(path),
         duration_ms=circuit.simulation.duration_ms,
         population_sizes={name: pop.size for name, pop in circuit.populations.items()},
         projections=projections,
+        plastic=plastic,
     )
     return info, circuit

@@ -3,6 +3,7 @@
 The script takes every number from the circuit records (:mod:`brainsim.circuit.spec`):
 
 - ``lif`` + ``delta`` -> ``iaf_psc_delta``, ``lif`` + ``exponential`` -> ``iaf_psc_exp``,
+  ``lif`` + ``alpha`` -> ``iaf_psc_alpha`` (the NEST model each option declares),
   ``izhikevich`` -> ``izhikevich`` (``consistent_integration`` False for the published 2003
   scheme, True for Euler). NEST's Izhikevich synapses add the weight to ``v``; a brainsim
   ``current_pulse`` of ``w`` held for one step adds ``w * dt_ms`` to ``v`` to first order, so
@@ -10,6 +11,29 @@ The script takes every number from the circuit records (:mod:`brainsim.circuit.s
 - Projections -> ``nest.Connect`` with the same rule name and flags; per-synapse
   distributions -> ``nest.random.*``, bounds with ``redraw`` -> ``nest.math.redraw``, with
   ``clip`` -> ``nest.math.min/max``. NEST rounds delays to the grid as brainsim does.
+- Plastic projections (``synapse: {model: stdp | stdp_power_law}``) -> a copy of the NEST
+  model the declaration names (:data:`brainsim.models.SYNAPSE_MODELS`: ``stdp_synapse``,
+  ``stdp_pl_synapse_hom``) per projection, ``nest.CopyModel(model, "<projection>_<model>",
+  {parameters with their NEST names})``, connected with it and the projection's weight and
+  delay: a ``_hom`` model's parameters can only be set on a model, and one model per projection
+  lets the script find that projection's connections again. ``tau_minus_ms`` is a parameter of
+  the *target neuron* in NEST (``tau_minus``): it is set on the target population, and two
+  plastic projections that give one population different values are refused. After the run
+  the script reports each plastic projection's final weights (``weights``: ``count``, the
+  model's ``num_connections``, and ``mean`` and ``sd`` of the weights that
+  ``nest.GetConnections(...).get("weight")`` reads), after ``sim_s`` is taken (``weights_s``
+  is how long that took). NEST's ``get`` builds a dictionary of every parameter of each
+  connection (about 30 us and several kilobytes each: 5 minutes for the 10^7 plastic synapses
+  of ``brunel_stdp``, 40 for ``hpc_benchmark``'s 8.1 x 10^7), so a large projection is
+  sampled: the connections from every ``k``-th source to every ``k``-th target, ``k`` the
+  largest integer with about :data:`WEIGHT_SAMPLE` or more connections (``sampled``), read
+  :data:`WEIGHT_READ_BLOCK` at a time. A grid of sources and targets, rather than all the
+  synapses of a few sources or of a few targets, keeps the weights of many pre- and many
+  postsynaptic neurons in the sample, which can then estimate the spread of all. Onto its own
+  population the targets' grid is shifted by ``k // 2``: a grid of the same neurons on both
+  sides would hold every autapse of its neurons, ``k`` times their share of the projection
+  (STDP drives autapses apart: in ``brunel_stdp`` they end at 0.123 mV against 0.100, and such
+  a sample's standard deviation came out 2.2 % high; without them it is 0.1-0.6 % low).
 - ``poisson`` -> one ``poisson_generator`` per stimulus (an independent train per target),
   ``dc`` -> ``dc_generator``, ``noise`` -> ``noise_generator`` with ``dt`` = the time step
   (a fresh draw per neuron and step), ``spike_source_array`` -> ``spike_generator``.
@@ -19,12 +43,25 @@ The script takes every number from the circuit records (:mod:`brainsim.circuit.s
   every projection gets its own copy of ``static_synapse`` (decided at run time from the
   thread count).
 
-Timing inside the script: ``build_s`` from the first ``Create`` to the end of the last
-``Connect`` (devices included), ``sim_s`` = ``nest.Simulate``. ``n_synapses`` counts the
-network's connections only (read before devices are connected).
+Timing inside the script: ``build_s`` from the first ``Create`` through the last ``Connect``
+(devices included) and a first ``nest.Simulate`` of one min-delay slice (``presim_ms``: the
+kernel's ``min_delay`` after connecting, device connections included), ``sim_s`` = the
+``nest.Simulate`` of the rest of the duration. NEST finishes construction in its first
+``Simulate`` after connecting: it calibrates the nodes, sizes their buffers and the spike
+buffers, and builds its connection infrastructure (sorts the connections, builds the
+presynaptic target tables from them); NEST's own ``hpc_benchmark`` times that apart the same way
+(``nest.Simulate(presim_time)``). One slice is the least that keeps both calls on slice
+boundaries: NEST warns that repeated ``Simulate`` calls that are not multiples of the
+minimal delay may give inconsistent results. The recorders count over both calls, so spike
+counts (``n_spikes``) cover the whole duration; ``n_spikes_presim`` are those of the first
+slice, so rates and synaptic events per second can be taken over the span each covers. The
+script checks that NEST's clock ends at the duration. ``n_synapses`` counts the network's
+connections only (read before devices are connected).
 """
 
 from __future__ import annotations
+
+import math
 
 from bench.cases import expected_synapses
 from bench.translate_common import (
@@ -53,18 +90,41 @@ from brainsim.circuit.spec import (
     PairwiseBernoulli,
     PoissonStimulus,
     Population,
+    Projection,
     SpikeSourceArray,
     Target,
     Uniform,
     Value,
 )
+from brainsim.models import SYNAPSE_MODELS
 
-__all__ = ["NEST_CONNECTION_LIMIT", "nest_script"]
+__all__ = [
+    "NEST_CONNECTION_LIMIT",
+    "WEIGHT_READ_BLOCK",
+    "WEIGHT_SAMPLE",
+    "nest_script",
+    "plastic_model_name",
+    "weight_grid",
+    "weight_stride",
+]
 
 SIMULATOR = "NEST"
 
 NEST_CONNECTION_LIMIT = 134_217_726
 """Connections NEST 3.10 stores per virtual process and synapse model (its error message)."""
+
+WEIGHT_SAMPLE = 200_000
+"""Least number of connections whose final weights the script reads per plastic projection
+(all of them in a smaller projection): about 3-6 s of NEST's ``get``. On brainsim's complete
+store of ``brunel_stdp``, such grids gave the mean within 0.01 % and the standard deviation
+within 0.6 % (docs/benchmarks.md)."""
+
+WEIGHT_READ_BLOCK = 10_000
+"""Connections per ``get("weight")``: NEST builds a dictionary for each connection it reads,
+so reading a block at a time keeps that to a few MiB of the script's peak memory."""
+
+TAU_MINUS = "tau_minus_ms"
+"""The plastic synapses' parameter that NEST keeps on the target neuron (``tau_minus``)."""
 
 _SYNAPSE_MODEL = '''
 def synapse_model(name: str, split: bool) -> str:
@@ -73,6 +133,26 @@ def synapse_model(name: str, split: bool) -> str:
         return "static_synapse"
     nest.CopyModel("static_synapse", name)
     return name
+
+
+def plastic_weights(sources, targets, model: str, stride: int, offset: int) -> dict:
+    """``count`` of ``model``'s connections, ``mean`` and ``sd`` of the final weights of those
+    from every ``stride``-th source to every ``stride``-th target from ``offset`` on
+    (``sampled`` of them; all with stride 1), read WEIGHT_READ_BLOCK connections at a time:
+    NEST builds a dictionary of every parameter of each connection it reads."""
+    sample = nest.GetConnections(
+        source=sources[::stride], target=targets[offset::stride], synapse_model=model
+    )
+
+    def blocks():
+        for first in range(0, len(sample), WEIGHT_READ_BLOCK):
+            block = sample[first : first + WEIGHT_READ_BLOCK]
+            yield np.atleast_1d(np.asarray(block.get("weight"), dtype=float))
+
+    found = weight_moments(blocks())
+    found["sampled"] = found["count"]
+    found["count"] = int(nest.GetDefaults(model, "num_connections"))
+    return found
 '''
 
 _LIF_PARAMS = {
@@ -111,6 +191,7 @@ def nest_script(circuit: Circuit, source: str) -> str:
         raise UnsupportedCircuitError(
             SIMULATOR, "recordings.state", "state recordings are not translated (spikes only)"
         )
+    _refuse_weight_snapshots(circuit)
     sim = circuit.simulation
     body: list[str] = [
         "nest.verbosity = nest.VerbosityLevel.ERROR",
@@ -126,6 +207,7 @@ def nest_script(circuit: Circuit, source: str) -> str:
     ]
     for population in circuit.populations.values():
         body += _population_lines(population)
+    body += _tau_minus_lines(circuit)
     total = sum(expected_synapses(p, circuit.populations) for p in circuit.projections.values())
     body += [
         "# NEST stores at most NEST_CONNECTION_LIMIT connections per virtual process and synapse",
@@ -135,11 +217,16 @@ def nest_script(circuit: Circuit, source: str) -> str:
     for projection in circuit.projections.values():
         path = f"projections.{projection.name}"
         target_model = circuit.populations[projection.target].params
+        if projection.plastic:
+            _require_unscaled(target_model, sim.dt_ms, path)
         weight = _synapse_value(
             projection.weight, f"{path}.weight", _weight_scale(target_model, sim.dt_ms)
         )
         delay = _synapse_value(projection.delay_ms, f"{path}.delay_ms", 1.0)
         model = f'synapse_model("static_{projection.name}", split_models)'
+        if projection.plastic:
+            body.append(_copy_plastic_model(projection))
+            model = repr(plastic_model_name(projection))
         body.append(
             f"nest.Connect(pops[{projection.source!r}], pops[{projection.target!r}], "
             f"{_conn_spec(projection.connectivity, path)}, "
@@ -152,24 +239,43 @@ def nest_script(circuit: Circuit, source: str) -> str:
     for name in circuit.recordings.spikes:
         body.append(f'recorders[{name!r}] = nest.Create("spike_recorder")')
         body.append(f"nest.Connect(pops[{name!r}], recorders[{name!r}])")
+    duration = python_literal(sim.duration_ms)
     body += [
+        "# The first Simulate after connecting finishes construction (node calibration, buffers,",
+        "# connection infrastructure): one min-delay slice of it is counted in build_s.",
+        f'presim_ms = min(nest.GetKernelStatus("min_delay"), {duration})',
+        "nest.Simulate(presim_ms)",
         "build_s = time.perf_counter() - start",
+        'n_spikes_presim = {name: int(rec.get("n_events")) for name, rec in recorders.items()}',
         "start = time.perf_counter()",
-        f"nest.Simulate({python_literal(sim.duration_ms)})",
+        f"nest.Simulate({duration} - presim_ms)",
         "sim_s = time.perf_counter() - start",
+        'simulated_ms = nest.GetKernelStatus("biological_time")',
+        f"if abs(simulated_ms - {duration}) > {python_literal(sim.dt_ms / 2)}:",
+        f'    raise SystemExit(f"NEST simulated {{simulated_ms}} ms, not {duration}")',
+        *_weight_lines(circuit),
         "emit_result({",
         '    "simulator": "nest",',
         '    "version": nest.__version__,',
         '    "threads": args.threads,',
         '    "build_s": build_s,',
         '    "sim_s": sim_s,',
+        '    "presim_ms": presim_ms,',
         '    "n_synapses": int(n_synapses),',
         '    "n_spikes": {name: int(rec.get("n_events")) for name, rec in recorders.items()},',
+        '    "n_spikes_presim": n_spikes_presim,',
+        '    "weights": weights,',
+        '    "weights_s": weights_s,',
         "})",
     ]
     lines = header_lines(circuit, "NEST 3", source)
     lines += [RUNTIME_SOURCE, "", "import argparse", "import time", "", "import nest", ""]
-    lines += [f"NEST_CONNECTION_LIMIT = {NEST_CONNECTION_LIMIT}", "", _SYNAPSE_MODEL]
+    lines += [
+        f"NEST_CONNECTION_LIMIT = {NEST_CONNECTION_LIMIT}",
+        f"WEIGHT_READ_BLOCK = {WEIGHT_READ_BLOCK}",
+        "",
+        _SYNAPSE_MODEL,
+    ]
     lines += [
         "",
         "def main() -> None:",
@@ -185,8 +291,8 @@ def nest_script(circuit: Circuit, source: str) -> str:
 def _population_lines(population: Population) -> list[str]:
     params = population.params
     if isinstance(params, LifParams):
-        model = "iaf_psc_delta" if params.synapse == "delta" else "iaf_psc_exp"
-        names = dict(_LIF_PARAMS, **(_EXP_PARAMS if params.synapse == "exponential" else {}))
+        model = population.variant.nest_model
+        names = dict(_LIF_PARAMS, **(_EXP_PARAMS if params.synapse != "delta" else {}))
     else:
         model = "izhikevich"
         names = _IZHIKEVICH_PARAMS
@@ -196,7 +302,7 @@ def _population_lines(population: Population) -> list[str]:
             raise UnsupportedCircuitError(
                 SIMULATOR,
                 f"populations.{population.name}.initial.{name}",
-                "NEST's iaf_psc_exp cannot start with a synaptic current",
+                f"NEST's {model} cannot start with a synaptic current",
             )
     constants = {
         names[name]: code
@@ -361,3 +467,104 @@ def _constant(value: Value, path: str) -> float:
     if isinstance(value, float | int):
         return float(value)
     raise UnsupportedCircuitError(SIMULATOR, path, "a per-neuron distribution is not translated")
+
+
+def plastic_model_name(projection: Projection) -> str:
+    """The NEST synapse model the script copies for a plastic projection alone
+    (``EE_stdp_pl_synapse_hom``)."""
+    return f"{projection.name}_{SYNAPSE_MODELS[projection.synapse.model].nest_model}"
+
+
+def _copy_plastic_model(projection: Projection) -> str:
+    """``nest.CopyModel`` of the projection's NEST model with its parameters (NEST names) as
+    the copy's defaults, ``tau_minus`` excepted (a neuron parameter in NEST)."""
+    declaration = SYNAPSE_MODELS[projection.synapse.model]
+    params = {
+        parameter.nest_name: projection.synapse.params[parameter.name]
+        for parameter in declaration.parameters
+        if parameter.name != TAU_MINUS
+    }
+    listed = ", ".join(f'"{name}": {python_literal(value)}' for name, value in params.items())
+    return (
+        f'nest.CopyModel("{declaration.nest_model}", "{plastic_model_name(projection)}", '
+        f"{{{listed}}})"
+    )
+
+
+def _tau_minus_lines(circuit: Circuit) -> list[str]:
+    """``tau_minus`` on every population that plastic projections target (NEST keeps the
+    postsynaptic trace on the neuron); refused when two projections disagree on it."""
+    found: dict[str, tuple[float, str]] = {}
+    for projection in circuit.projections.values():
+        if not projection.plastic:
+            continue
+        tau = projection.synapse.params[TAU_MINUS]
+        target = projection.target
+        if target in found and found[target][0] != tau:
+            value, other = found[target]
+            raise UnsupportedCircuitError(
+                SIMULATOR,
+                f"projections.{projection.name}.synapse.{TAU_MINUS}",
+                f"NEST keeps tau_minus on the target neuron: {tau:g} ms here, "
+                f"{value:g} ms in projections.{other}, both onto population {target!r}",
+            )
+        found.setdefault(target, (tau, projection.name))
+    return [
+        f'pops[{target!r}].set({{"tau_minus": {python_literal(tau)}}})'
+        for target, (tau, _) in found.items()
+    ]
+
+
+def _require_unscaled(params: LifParams | IzhikevichParams, dt_ms: float, path: str) -> None:
+    """Plastic weights must mean the same in NEST: a current-pulse weight scaled by ``dt_ms``
+    would change the rule (``w_max``, ``w^mu``) unless ``dt_ms`` is 1."""
+    if _weight_scale(params, dt_ms) != 1.0:
+        raise UnsupportedCircuitError(
+            SIMULATOR,
+            f"{path}.synapse",
+            "plastic current-pulse synapses have no NEST equivalent unless dt_ms is 1",
+        )
+
+
+def _refuse_weight_snapshots(circuit: Circuit) -> None:
+    for index, recording in enumerate(circuit.recordings.weights):
+        if recording.interval_ms is not None or recording.first is not None:
+            raise UnsupportedCircuitError(
+                SIMULATOR,
+                f"recordings.weights[{index}]",
+                "weight snapshots during the run are not translated (the final weights' "
+                "statistics of every plastic projection are reported)",
+            )
+
+
+def weight_grid(projection: Projection, circuit: Circuit) -> tuple[int, int]:
+    """``(stride, offset)`` of the targets' grid whose synapses sample a plastic projection's
+    final weights (:func:`weight_stride`; the grid of targets shifted by half a stride onto the
+    source population itself, so that it holds no autapses)."""
+    stride = weight_stride(expected_synapses(projection, circuit.populations))
+    offset = stride // 2 if projection.source == projection.target else 0
+    return stride, offset
+
+
+def weight_stride(n_synapses: int) -> int:
+    """The largest ``k`` with ``n_synapses / k**2 >= WEIGHT_SAMPLE`` (1 for a projection of
+    fewer synapses): the script reads the weights of the synapses from every ``k``-th source to
+    every ``k``-th target."""
+    return max(1, math.isqrt(n_synapses // WEIGHT_SAMPLE))
+
+
+def _weight_lines(circuit: Circuit) -> list[str]:
+    """Statements that put each plastic projection's final weight statistics in ``weights``
+    (from a grid sample of its synapses, :func:`weight_stride`) and time them."""
+    lines = ["weights_clock = time.perf_counter()", "weights = {}"]
+    for projection in circuit.projections.values():
+        if not projection.plastic:
+            continue
+        stride, offset = weight_grid(projection, circuit)
+        lines.append(
+            f"weights[{projection.name!r}] = plastic_weights(pops[{projection.source!r}], "
+            f"pops[{projection.target!r}], {plastic_model_name(projection)!r}, {stride}, "
+            f"{offset})"
+        )
+    lines.append("weights_s = time.perf_counter() - weights_clock")
+    return lines

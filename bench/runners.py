@@ -6,10 +6,15 @@
   started (a run that the pool did not take fails); ``build_s`` and ``sim_s`` come from the
   store's ``brainsim.provenance`` (``sim_s``: the step loop from the first step to the last,
   with the flushes during the run), ``write_s`` is the rest of the store's ``wall_s`` (the
-  final flush and status after the last step), spike counts come from the store read with
-  plain zarr.
+  final flush and status after the last step); the synapses every rank built
+  (``n_synapses_per_rank``, summed in ``n_synapses``), the spike counts and the final weights'
+  statistics of every plastic projection (count, mean, sd of ``weights/<projection>/data[-1]``)
+  come from the store read with plain zarr.
 - NEST and Brian2 run the script generated from the same circuit file in the reference
-  environment; the script prints its own build/simulation times, synapse and spike counts.
+  environment; the script prints its own build/simulation times, the synapses it created and
+  its spike counts (NEST's also the short first ``Simulate`` that its ``build_s`` includes:
+  ``presim_ms`` and the spikes in it, and the same statistics of each plastic projection's final
+  weights, read from its connections).
 
 Every run's peak memory is that of its whole process tree (:mod:`bench.measure`), except a
 run through a pool: its tree is only the client, the ranks belong to the pool, so it has none.
@@ -29,7 +34,7 @@ from typing import Any
 import zarr
 
 from bench.measure import MEMORY_SAMPLE_INTERVAL_S, SAMPLE_INTERVAL_S, Measured, run_measured
-from bench.script_runtime import RESULT_MARKER
+from bench.script_runtime import RESULT_MARKER, weight_moments
 from brainsim.pool.client import list_pools
 
 __all__ = [
@@ -81,7 +86,23 @@ class RunResult:
     step (s); NEST's and Brian2's recorders hold spikes in memory, so they have none."""
     peak_rss_bytes: int | None = None
     n_synapses: int | None = None
+    """Synapses the simulator built (brainsim: summed over its ranks; NEST: its
+    ``num_connections`` before devices are connected; Brian2: its synapses' ``N``)."""
+    n_synapses_per_rank: list[int] | None = None
+    """brainsim only: the synapses each rank built, in rank order."""
     n_spikes: dict[str, int] = field(default_factory=dict)
+    """Spikes per population over the whole simulated duration."""
+    presim_ms: float | None = None
+    """NEST only: simulated time of the short first ``Simulate`` that finalizes its connection
+    infrastructure, counted in ``build_s``; ``sim_s`` covers the rest of the duration. None:
+    ``sim_s`` covers the whole duration."""
+    n_spikes_presim: dict[str, int] = field(default_factory=dict)
+    """NEST only: the spikes of ``n_spikes`` that fell in the first ``presim_ms``."""
+    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The final weights of each plastic projection: ``count``, ``mean`` and ``sd``
+    (population standard deviation) over its synapses (:func:`weight_statistics`)."""
+    weights_s: float | None = None
+    """NEST only: reading the final weights after the run (s), in the whole process only."""
     load_1min: float | None = None
     """The machine's 1-minute load average when the run started (others' work included)."""
     memory_run: bool = False
@@ -153,13 +174,37 @@ def _pool_jobs_done(ranks: int) -> int | None:
     return next((info["jobs_done"] for info in list_pools() if info["ranks"] == ranks), None)
 
 
+WEIGHT_READ_CHUNK = 1 << 22
+"""Weights read from a store at a time for their statistics (16 MiB of float32)."""
+
+
+def weight_statistics(data: Any) -> dict[str, Any]:
+    """Count, mean and sd of a projection's final weights: the last row of its weight
+    recording's ``data`` (zarr array ``[n_snapshots, n_syn]``), read in chunks."""
+    n_snapshots, n_synapses = data.shape
+    if n_snapshots == 0:
+        return weight_moments([])
+    return weight_moments(
+        data[n_snapshots - 1, first : first + WEIGHT_READ_CHUNK]
+        for first in range(0, n_synapses, WEIGHT_READ_CHUNK)
+    )
+
+
 def read_store(store: Path) -> dict[str, Any]:
-    """Status, provenance times and spike counts of a recording, with plain zarr."""
+    """Status, provenance times, synapses built, spike counts and the final weights' statistics
+    of every plastic projection (:func:`weight_statistics`) of a recording, with plain zarr
+    (``n_synapses`` and ``n_synapses_per_rank`` are None in a store that lacks them)."""
     # zarr's node types are a wide union; the layout (RECORDING.md) fixes what is where.
     root: Any = zarr.open_group(str(store), mode="r")
     attrs = dict(root.attrs)["brainsim"]
     spikes = root["spikes"]
     counts = {name: int(spikes[name]["node_ids"].shape[0]) for name in spikes.group_keys()}
+    weights = {}
+    if "weights" in root:
+        recorded = root["weights"]
+        weights = {
+            name: weight_statistics(recorded[name]["data"]) for name in recorded.group_keys()
+        }
     provenance = attrs["provenance"]
     build_s, wall_s = provenance["build_s"], provenance["wall_s"]
     # Stores from before ``sim_s`` was recorded: everything after construction is simulation.
@@ -175,7 +220,10 @@ def read_store(store: Path) -> dict[str, Any]:
         "sim_s": sim_s,
         "write_s": write_s,
         "wall_s": wall_s,
+        "n_synapses": provenance.get("n_synapses"),
+        "n_synapses_per_rank": provenance.get("n_synapses_per_rank"),
         "n_spikes": counts,
+        "weights": weights,
     }
 
 
@@ -214,15 +262,17 @@ def run_brainsim(
     rep: int,
     circuit: Path,
     store: Path,
-    n_synapses: int,
     timeout_s: float,
     memory_cap_bytes: int | None = None,
     memory_run: bool = False,
 ) -> RunResult:
-    """One ``brainsim run`` of ``circuit``; ``n_synapses`` is the circuit's expected count.
+    """One ``brainsim run`` of ``circuit``, with the synapses its ranks built as the store
+    records them.
 
     A pool configuration's run fails unless the pool's count of jobs done went up by one: a
-    run that the pool refused (other code, say) and that started fresh ranks is not one.
+    run that the pool refused (other code, say) and that started fresh ranks is not one. A
+    store without the synapse count (a brainsim older than this benchmark) fails the run
+    rather than have bytes per synapse use another count.
     """
     jobs_before = _pool_jobs_done(config.workers) if config.pool else None
     measured = run_measured(
@@ -240,14 +290,19 @@ def run_brainsim(
     if found["status"] != "complete":
         error = f"store status {found['status']!r}"
         return replace(failed, error=error)
+    if found["n_synapses"] is None:
+        return replace(failed, error="the store records no synapse count (provenance.n_synapses)")
+    per_rank = found["n_synapses_per_rank"]
     return replace(
         failed,
         ok=True,
         build_s=float(found["build_s"]),
         sim_s=float(found["sim_s"]),
         write_s=float(found["write_s"]),
-        n_synapses=n_synapses,
+        n_synapses=int(found["n_synapses"]),
+        n_synapses_per_rank=None if per_rank is None else [int(n) for n in per_rank],
         n_spikes=found["n_spikes"],
+        weights=found["weights"],
     )
 
 
@@ -287,6 +342,7 @@ def run_reference(
         found = parse_script_result(measured.stdout)
     except ValueError as error:
         return replace(failed, error=str(error))
+    presim_ms = found.get("presim_ms")
     return replace(
         failed,
         ok=True,
@@ -294,5 +350,13 @@ def run_reference(
         sim_s=float(found["sim_s"]),
         compile_s=found.get("compile_s"),
         n_synapses=int(found["n_synapses"]),
-        n_spikes={name: int(count) for name, count in found["n_spikes"].items()},
+        n_spikes=_counts(found["n_spikes"]),
+        presim_ms=None if presim_ms is None else float(presim_ms),
+        n_spikes_presim=_counts(found.get("n_spikes_presim", {})),
+        weights=dict(found.get("weights", {})),
+        weights_s=found.get("weights_s"),
     )
+
+
+def _counts(found: dict[str, Any]) -> dict[str, int]:
+    return {name: int(count) for name, count in found.items()}

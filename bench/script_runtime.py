@@ -10,13 +10,15 @@ they follow the same distributions as brainsim's counter-based draws, not the sa
 from __future__ import annotations
 
 import json
+import math
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RESULT_MARKER", "draw", "emit_result"]
+__all__ = ["RESULT_MARKER", "draw", "emit_result", "weight_moments"]
 
 RESULT_MARKER = "BENCH_RESULT "
 """Prefix of the one stdout line that carries a script's JSON result."""
@@ -64,3 +66,30 @@ def emit_result(result: dict[str, Any]) -> None:
     """Print ``result`` as one JSON line after :data:`RESULT_MARKER` (the harness reads it)."""
     sys.stdout.write(RESULT_MARKER + json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def weight_moments(chunks: Iterable[npt.ArrayLike]) -> dict[str, Any]:
+    """``count``, ``mean`` and ``sd`` (population standard deviation, ddof 0) of weights given
+    a chunk at a time, in float64 (each chunk's mean and sum of squared deviations, combined
+    pairwise as Chan, Golub and LeVeque do, so a narrow distribution far from 0 loses no
+    digits). ``mean`` and ``sd`` are None without weights.
+
+    Brainsim's store and NEST's connections are read a chunk at a time with it: all the weights
+    of a projection of 10^8 synapses at once would take gigabytes (NEST: a connection id and a
+    Python float per synapse).
+    """
+    count, mean, squares = 0, 0.0, 0.0
+    for chunk in chunks:
+        values = np.asarray(chunk, dtype=np.float64).ravel()
+        if values.size == 0:
+            continue
+        chunk_mean = float(values.mean())
+        chunk_squares = float(np.square(values - chunk_mean).sum())
+        total = count + values.size
+        delta = chunk_mean - mean
+        mean += delta * values.size / total
+        squares += chunk_squares + delta * delta * count * values.size / total
+        count = total
+    if count == 0:
+        return {"count": 0, "mean": None, "sd": None}
+    return {"count": count, "mean": mean, "sd": math.sqrt(squares / count)}

@@ -121,11 +121,18 @@ def configurations(
 
 
 def predict_peak_bytes(
-    simulator: str, n_synapses: int, baseline_bytes: float, measured_bytes_per_synapse: float | None
+    simulator: str,
+    n_synapses: int,
+    baseline_bytes: float,
+    measured_bytes_per_synapse: float | None,
+    prior_bytes_per_synapse: float | None = None,
 ) -> float:
-    """Expected peak RSS: the baseline plus synapses times a measured (+10%) or prior cost."""
+    """Expected peak RSS: the baseline plus synapses times a measured (+10%) or prior cost (the
+    case's own prior where it has one, else the simulator's)."""
     if measured_bytes_per_synapse is not None:
         per_synapse = 1.1 * max(measured_bytes_per_synapse, 1.0)
+    elif prior_bytes_per_synapse is not None:
+        per_synapse = prior_bytes_per_synapse
     else:
         per_synapse = PRIOR_BYTES_PER_SYNAPSE[simulator]
     return baseline_bytes + per_synapse * n_synapses
@@ -374,7 +381,6 @@ class _CaseRun:
                 rep,
                 path,
                 store,
-                self.info.n_synapses,
                 timeout,
                 cap,
                 memory_run=memory_run,
@@ -442,7 +448,10 @@ def _fits(session: _Session, case_run: _CaseRun, config: Config) -> str | None:
     name = config.simulator if config.pool else config.name
     baseline = session.document["baselines"].get(name, 0.0)
     measured = session.measured_bps.get((name, case_run.case.circuit))
-    predicted = predict_peak_bytes(config.simulator, case_run.info.n_synapses, baseline, measured)
+    prior = case_run.case.prior_bytes_per_synapse.get(config.simulator)
+    predicted = predict_peak_bytes(
+        config.simulator, case_run.info.n_synapses, baseline, measured, prior
+    )
     available = available_memory_bytes() - MEMORY_RESERVE_BYTES
     if predicted <= available:
         return None
@@ -560,10 +569,12 @@ def _case_record(info: CaseInfo, case: Case, circuit: Circuit) -> dict[str, Any]
     record = asdict(info)
     record["description"] = case.description
     record["circuit"] = case.circuit
+    # A plastic projection's weights are kept per synapse, whatever its initial weight.
     record["varying_weights"] = any(
-        not isinstance(projection.weight, float | int)
+        projection.plastic or not isinstance(projection.weight, float | int)
         for projection in circuit.projections.values()
     )
+    record["static_twin"] = case.static_twin
     return record
 
 

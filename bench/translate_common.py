@@ -188,8 +188,9 @@ def neuron_values(population: Population, arrays: str, rv: str) -> NeuronValues:
     """Code for every parameter and initial value of ``population`` (defaults filled in).
 
     Parameters keep their brainsim names; initial values are ``v_mV``, and ``u`` (Izhikevich)
-    or ``i_syn_ex_pA`` / ``i_syn_in_pA`` (exponential LIF). Arrays are stored in the script's
-    dict named ``arrays``, random variables in the dict named ``rv``.
+    or ``i_syn_ex_pA`` / ``i_syn_in_pA`` (LIF with current synapses). An unset Izhikevich
+    ``u`` is ``b * v_mV`` per neuron, as in brainsim's engine. Arrays are stored in the
+    script's dict named ``arrays``, random variables in the dict named ``rv``.
     """
     n = population.size
     code: dict[str, str] = {}
@@ -227,17 +228,17 @@ def neuron_values(population: Population, arrays: str, rv: str) -> NeuronValues:
         assign(name, getattr(params, name))
     if isinstance(params, LifParams):
         assign_or_default("v_mV", "e_l_mV")
-        if params.synapse == "exponential":
+        if params.synapse != "delta":
             assign("i_syn_ex_pA", population.initial.get("i_syn_ex_pA", 0.0))
             assign("i_syn_in_pA", population.initial.get("i_syn_in_pA", 0.0))
     else:
         assign_or_default("v_mV", "c_mV")
         if "u" in population.initial:
             assign("u", population.initial["u"])
-        elif "b" in varying or "c_mV" in varying:
-            array("u", f"np.broadcast_to({code['b']} * {code['c_mV']}, ({n},)).copy()")
+        elif "b" in varying or "v_mV" in varying:
+            array("u", f"np.broadcast_to({code['b']} * {code['v_mV']}, ({n},)).copy()")
         else:
-            code["u"] = python_literal(float(code["b"]) * float(code["c_mV"]))
+            code["u"] = python_literal(float(code["b"]) * float(code["v_mV"]))
     return NeuronValues(code=code, lines=tuple(lines), varying=frozenset(varying))
 
 

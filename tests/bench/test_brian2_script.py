@@ -14,7 +14,7 @@ import pytest
 
 from bench.brian2_script import TRUNC_NORMAL_CPP, brian2_script, poisson_input_count
 from bench.translate_common import UnsupportedCircuitError
-from brainsim.circuit import Circuit, parse_circuit
+from brainsim.circuit import Circuit, load_circuit, parse_circuit
 
 
 def _script(circuit: Circuit) -> str:
@@ -138,6 +138,23 @@ def test_izhikevich_published_update(izhikevich: Circuit) -> None:
     assert "proj_from_inhibitory.w = '(-1.0 + 1.0 * rand())'" in text
 
 
+def test_izhikevich_initial_u_is_b_times_the_initial_v(izhikevich: Circuit) -> None:
+    text = _script(izhikevich)
+    assert "groups['excitatory'].u = -13.0" in text  # the circuit's own u wins
+    changed = _changed(
+        izhikevich,
+        {
+            "populations.excitatory.initial": {"v_mV": -70.0},
+            "populations.inhibitory.initial": {"v_mV": {"uniform": {"low": -70.0, "high": -60.0}}},
+        },
+    )
+    text = _script(changed)
+    assert "groups['excitatory'].v = -70.0\n" in text
+    assert "groups['excitatory'].u = -14.0\n" in text
+    assert "vals['u'] = np.broadcast_to(vals['b'] * vals['v_mV'], (200,)).copy()" in text
+    assert "groups['inhibitory'].u = vals['u']\n" in text
+
+
 def test_izhikevich_euler_update(izhikevich: Circuit) -> None:
     changed = _changed(izhikevich, {"populations.inhibitory.params.integration": "euler"})
     text = _script(changed)
@@ -147,6 +164,22 @@ def test_izhikevich_euler_update(izhikevich: Circuit) -> None:
 
 def test_make_parallelism_is_bounded(brunel: Circuit) -> None:
     assert 'extra_make_args_unix = [f"-j{args.threads}"]' in _script(brunel)
+
+
+def test_construction_ends_where_the_run_loop_starts(brunel: Circuit) -> None:
+    """build_end goes just before ``network.run`` in main.cpp, after the before-run code that
+    prepares the spike queues; run_end just after it."""
+    text = _script(brunel)
+    order = [
+        text.index('b2.device.insert_code("main", clock_code("build_start"))'),
+        text.index('b2.device.insert_code("before_network_run", clock_code("build_end"))'),
+        text.index('b2.device.insert_code("after_network_run", clock_code("run_end"))'),
+        text.index("network.run(1000.0 * b2.ms)"),  # the slots are read when run is called
+    ]
+    assert order == sorted(order)
+    assert 'insert_code("main", clock_code("build_end"))' not in text
+    assert '"build_s": times["build_end"] - times["build_start"],' in text
+    assert '"sim_s": times["run_end"] - times["build_end"],' in text
 
 
 @pytest.mark.parametrize(
@@ -213,3 +246,11 @@ int main() {
         assert bounded == pytest.approx(expected, abs=1e-8)
         assert bounded >= 0.1
         assert negative <= 0.0
+
+
+def test_plastic_projections_are_refused(root: Path) -> None:
+    """Brian2 is skipped for plastic circuits (the suite notes it) rather than run another
+    rule than NEST's."""
+    circuit = load_circuit(root / "circuits" / "brunel_stdp.yaml")
+    with pytest.raises(UnsupportedCircuitError, match=r"Brian2: projections\.EE\.synapse: plastic"):
+        brian2_script(circuit, "circuit.yaml")

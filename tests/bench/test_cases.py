@@ -17,25 +17,37 @@ from bench.cases import (
     write_variant,
 )
 from brainsim.circuit import Circuit, load_circuit
+from brainsim.circuit.spec import PoissonStimulus
 
 
 def _case(name: str):  # type: ignore[no-untyped-def]
     return next(case for case in CASES if case.name == name)
 
 
-def test_the_five_cases_of_the_issue() -> None:
+def test_the_cases_of_the_issues() -> None:
     assert [case.name for case in CASES] == [
         "brunel",
         "brunel_x4",
         "izhikevich",
         "microcircuit_0.1",
         "microcircuit",
+        "brunel_stdp",
+        "hpc_benchmark_0.1",
+        "hpc_benchmark",
     ]
     assert [case.name for case in CASES if case.quick] == [
         "brunel",
         "izhikevich",
         "microcircuit_0.1",
+        "brunel_stdp",
+        "hpc_benchmark_0.1",
     ]
+    # The plastic cases price their static synapses with brunel's bytes per synapse.
+    assert {case.name: case.static_twin for case in CASES if case.static_twin} == {
+        "brunel_stdp": "brunel",
+        "hpc_benchmark_0.1": "brunel",
+        "hpc_benchmark": "brunel",
+    }
 
 
 def test_brunel_x4_scales_population_sizes_not_in_degrees(root: Path, tmp_path: Path) -> None:
@@ -94,3 +106,49 @@ def test_select_cases() -> None:
     assert [c.name for c in select_cases(["izhikevich", "brunel"])] == ["brunel", "izhikevich"]
     with pytest.raises(ValueError, match="unknown case"):
         select_cases(["hodgkin"])
+
+
+def test_brunel_stdp_is_brunel_with_plastic_e_to_e(root: Path, tmp_path: Path) -> None:
+    info, circuit = case_info("s", write_variant(_case("brunel_stdp"), root, tmp_path, False))
+    static, _ = case_info("b", write_variant(_case("brunel"), root, tmp_path, False))
+    assert (info.population_sizes, info.projections) == (
+        static.population_sizes,
+        static.projections,
+    )
+    assert [name for name, p in circuit.projections.items() if p.plastic] == ["EE"]
+    assert info.plastic == {
+        "EE": {"model": "stdp", "expected_synapses": 10_000_000, "initial_weight": 0.1}
+    }
+    assert dict(circuit.projections["EE"].synapse.params) == {
+        "tau_plus_ms": 20.0,
+        "tau_minus_ms": 20.0,
+        "lambda": 0.01,
+        "alpha": 1.0,
+        "mu_plus": 1.0,
+        "mu_minus": 1.0,
+        "w_max": 0.2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "quick", "neurons", "synapses"),
+    [
+        ("hpc_benchmark", False, 11_250, 126_562_500),
+        ("hpc_benchmark_0.1", False, 1_125, 12_656_250),
+        ("hpc_benchmark_0.1", True, 225, 2_531_250),
+    ],
+)
+def test_hpc_benchmark_keeps_nest_s_in_degree_at_every_scale(
+    root: Path, tmp_path: Path, name: str, quick: bool, neurons: int, synapses: int
+) -> None:
+    info, circuit = case_info(name, write_variant(_case(name), root, tmp_path, quick))
+    assert (info.n_neurons, info.n_synapses) == (neurons, synapses)
+    assert info.population_sizes == {"E": neurons * 4 // 5, "I": neurons // 5}
+    assert info.plastic["EE"]["expected_synapses"] == neurons * 4 // 5 * 9000
+    assert info.plastic["EE"]["model"] == "stdp_power_law"
+    assert info.plastic["EE"]["initial_weight"] == pytest.approx(45.6096003165, rel=1e-10)
+    stimulus = circuit.stimuli["external"]
+    assert isinstance(stimulus, PoissonStimulus)
+    assert stimulus.rate_hz == pytest.approx(20856.0372009, rel=1e-10)
+    assert info.duration_ms == (100.0 if quick else 300.0)
+    assert circuit.populations["E"].params.synapse == "alpha"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.stats import (
+    WEIGHT_ABS_TOLERANCE,
     median,
     rate_rows,
     rate_tolerance,
@@ -17,6 +18,8 @@ from bench.stats import (
     speedup,
     summarize,
     synaptic_events,
+    weight_rows,
+    weight_tolerance,
 )
 
 CASE: dict[str, Any] = {
@@ -68,6 +71,27 @@ def test_summary_medians_and_derived_metrics() -> None:
     assert summary.wall_s == 5.0
     assert summary.bytes_per_synapse == pytest.approx((3000.0 - 600.0) / 1200)
     assert summary.events_per_s == pytest.approx(5400 / 3.0)
+    assert summary.rates_hz == {"E": 10.0, "I": 4.0}
+
+
+def test_bytes_per_synapse_divide_by_the_synapses_built() -> None:
+    # 1,150 synapses built (not the case's expected 1,200), split over two ranks.
+    runs = [run("a", 0, 2.0, n_synapses=1150, n_synapses_per_rank=[600, 550])]
+    summary = summarize(CASE, "a", runs, baseline_bytes=600.0)
+    assert summary.n_synapses == 1150
+    assert summary.n_synapses_per_rank == [600, 550]
+    assert summary.bytes_per_synapse == pytest.approx((3000.0 - 600.0) / 1150)
+
+
+def test_a_presimulation_is_left_out_of_the_rtf_and_the_events_not_the_rates() -> None:
+    # NEST: the first 5 ms (construction) had 50 E and 10 I spikes; sim_s covers 495 ms.
+    presim = {"presim_ms": 5.0, "n_spikes_presim": {"E": 50, "I": 10}}
+    summary = summarize(CASE, "nest", [run("nest", 0, 2.97, **presim)], baseline_bytes=None)
+    assert summary.sim_s == 2.97
+    assert summary.rtf == pytest.approx(2.97 / 0.495)
+    # E: 450 spikes x 10 synapses; I: 90 x 4, in 2.97 s.
+    assert summary.events_per_s == pytest.approx((450 * 10 + 90 * 4) / 2.97)
+    # Rates count every spike over the whole 0.5 s.
     assert summary.rates_hz == {"E": 10.0, "I": 4.0}
 
 
@@ -198,3 +222,58 @@ def test_the_tolerance_widens_to_three_standard_errors_of_noisy_realizations() -
     alone = [summarize(CASE, c, [noisy[0], reference[0]], None) for c in ("brainsim", "nest")]
     row = next(r for r in rate_rows(alone) if r.population == "E")
     assert row.tolerances_hz["brainsim"] == pytest.approx(0.05 * 9.4)
+
+
+def _weights(mean: float, sd: float, count: int = 1000) -> dict[str, Any]:
+    return {"EE": {"count": count, "mean": mean, "sd": sd}}
+
+
+def test_final_weights_are_means_over_realizations() -> None:
+    runs = [
+        run("a", 0, 2.0, weights=_weights(0.100, 0.0020)),
+        run("a", 1, 2.0, weights=_weights(0.102, 0.0030)),  # timed runs: their median
+        run("a", 0, 9.0, seed=2, weights=_weights(0.104, 0.0030)),
+        run("a", 0, 9.0, seed=3, weights=_weights(0.106, 0.0040)),
+    ]
+    summary = summarize(CASE, "a", runs, baseline_bytes=600.0)
+    assert summary.weights["EE"]["mean"] == pytest.approx((0.101 + 0.104 + 0.106) / 3)
+    assert summary.weights["EE"]["sd"] == pytest.approx((0.0025 + 0.0030 + 0.0040) / 3)
+    assert summary.weight_spread["EE"]["mean"] == pytest.approx(
+        float(np.std([0.101, 0.104, 0.106], ddof=1))
+    )
+    assert summary.weight_realizations == {"EE": 3}
+    assert summary.n_plastic_synapses == 1000
+    # A case without plastic projections has none.
+    plain = summarize(CASE, "a", [run("a", 0, 2.0)], baseline_bytes=600.0)
+    assert (plain.weights, plain.n_plastic_synapses) == ({}, None)
+
+
+def test_weight_tolerance_follows_the_rates_rule_with_a_floor_of_the_mean_weight() -> None:
+    assert weight_tolerance(0.1, 0.1) == pytest.approx(0.005)  # 5 % of the value
+    assert weight_tolerance(0.002, 0.1) == pytest.approx(1e-4)  # 5 % of a spread
+    assert weight_tolerance(1e-6, 0.1) == pytest.approx(WEIGHT_ABS_TOLERANCE * 0.1)  # the floor
+    assert weight_tolerance(0.002, 0.1, standard_error=0.001) == pytest.approx(0.003)
+    assert weight_tolerance(-1.0, -1.0) == pytest.approx(0.05)  # inhibitory weights
+
+
+def test_weight_rows_check_mean_and_sd_against_nest() -> None:
+    runs = [
+        run("brainsim", 0, 2.0, weights=_weights(0.1002, 0.0026)),
+        run("nest", 0, 9.0, weights=_weights(0.1000, 0.0030)),  # sd 13 % higher
+        run("brian2", 0, 9.0),  # no plastic synapses (not translated): no weights
+    ]
+    found = [summarize(CASE, config, runs, 600.0) for config in ("brainsim", "nest", "brian2")]
+    mean, sd = weight_rows(found)
+    assert (mean.case, mean.projection, mean.statistic, mean.reference) == (
+        "net",
+        "EE",
+        "mean",
+        "nest",
+    )
+    assert mean.values == {"brainsim": 0.1002, "nest": 0.1000}
+    assert mean.disagreeing == []
+    assert mean.tolerances["brainsim"] == pytest.approx(0.005)
+    assert sd.statistic == "sd"
+    assert sd.disagreeing == ["brainsim"]
+    assert sd.tolerances["brainsim"] == pytest.approx(1.5e-4)
+    assert sd.realizations == {"brainsim": 1, "nest": 1}

@@ -85,7 +85,7 @@ def test_a_pool_run_is_predicted_as_brainsim_on_fresh_ranks(
         measured_bps={("brainsim", "circuits/brunel_delta.yaml"): 10.0},
     )
     case_run: Any = SimpleNamespace(
-        case=SimpleNamespace(circuit="circuits/brunel_delta.yaml"),
+        case=SimpleNamespace(circuit="circuits/brunel_delta.yaml", prior_bytes_per_synapse={}),
         info=SimpleNamespace(n_synapses=n_synapses),
     )
     available = suite.MEMORY_RESERVE_BYTES + int(1.7 * 2**30)
@@ -93,6 +93,32 @@ def test_a_pool_run_is_predicted_as_brainsim_on_fresh_ranks(
     reason = suite._fits(session, case_run, POOL)
     assert reason == suite._fits(session, case_run, FRESH)
     assert reason == "needs about 2.0 GiB (measured cost per synapse), 1.7 GiB available"
+
+
+def test_a_case_s_own_prior_predicts_its_memory_until_it_is_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NEST's plastic synapses cost more than the suite's prior for static ones: the plastic
+    cases carry their own prior, and a measured cost replaces either."""
+    nest = Config("nest", "nest", 2)
+    session: Any = SimpleNamespace(document={"baselines": {}}, measured_bps={})
+    case_run: Any = SimpleNamespace(
+        case=SimpleNamespace(
+            circuit="circuits/hpc_benchmark.yaml", prior_bytes_per_synapse={"nest": 150.0}
+        ),
+        info=SimpleNamespace(n_synapses=100_000_000),
+    )
+    available = suite.MEMORY_RESERVE_BYTES + 10 * 2**30
+    monkeypatch.setattr(suite, "available_memory_bytes", lambda: available)
+    # 150 bytes x 1e8 = 14.0 GiB; the suite's 80 bytes would have fitted (7.5 GiB).
+    assert suite._fits(session, case_run, nest) == (
+        "needs about 14.0 GiB (prior cost per synapse), 10.0 GiB available"
+    )
+    assert suite._fits(session, case_run, FRESH) is None  # brainsim: the suite's 16 bytes
+    session.measured_bps[("nest", "circuits/hpc_benchmark.yaml")] = 50.0
+    assert suite._fits(session, case_run, nest) is None  # 55 bytes: 5.1 GiB
+    assert suite.predict_peak_bytes("nest", 10, 0.0, None, 150.0) == 1500.0
+    assert suite.predict_peak_bytes("nest", 10, 0.0, None) == 800.0
 
 
 def test_short_configurations_get_one_memory_run_after_their_timed_runs(

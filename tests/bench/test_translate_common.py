@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -10,13 +11,14 @@ import pytest
 from bench.script_runtime import RESULT_MARKER, draw, emit_result
 from bench.translate_common import (
     RUNTIME_SOURCE,
+    NeuronValues,
     expression_to_numpy,
     neuron_values,
     selection_slice,
     sign_of,
 )
-from brainsim.circuit import Circuit
-from brainsim.circuit.spec import Expr, LogNormal, NodeSelection, Normal, Uniform
+from brainsim.circuit import Circuit, parse_circuit
+from brainsim.circuit.spec import Expr, LogNormal, NodeSelection, Normal, Population, Uniform
 
 
 def test_expression_becomes_numpy_over_the_variable_dict() -> None:
@@ -72,18 +74,50 @@ def test_izhikevich_neuron_values_share_one_random_variable(izhikevich: Circuit)
     assert np.allclose(d, 8 - 6 * (c + 65) / 15)
 
 
-def test_default_u_is_b_times_c_per_neuron(izhikevich: Circuit) -> None:
-    values = neuron_values(izhikevich.populations["inhibitory"], "vals", "rv")
-    assert "u" in values.varying
+def _with_initial(circuit: Circuit, population: str, initial: dict[str, Any]) -> Population:
+    document = copy.deepcopy(dict(circuit.document))
+    document["populations"][population]["initial"] = initial
+    return parse_circuit(document).populations[population]
+
+
+def _arrays(values: NeuronValues, seed: int) -> dict[str, Any]:
+    """The ``vals`` dict after running ``values.lines`` as a generated script would."""
     namespace: dict[str, Any] = {
         "np": np,
         "draw": draw,
-        "rng": np.random.default_rng(2),
+        "rng": np.random.default_rng(seed),
         "rv": {},
         "vals": {},
     }
     exec("\n".join(values.lines), namespace)
-    assert np.allclose(namespace["vals"]["u"], namespace["vals"]["b"] * -65.0)
+    vals: dict[str, Any] = namespace["vals"]
+    return vals
+
+
+def test_explicit_initial_u_is_kept(izhikevich: Circuit) -> None:
+    values = neuron_values(izhikevich.populations["inhibitory"], "vals", "rv")
+    assert "u" in values.varying
+    vals = _arrays(values, 2)
+    assert np.allclose(vals["u"], vals["b"] * -65.0)  # the circuit's expression
+    constant = _with_initial(izhikevich, "inhibitory", {"v_mV": -70.0, "u": -3.0})
+    assert neuron_values(constant, "vals", "rv").code["u"] == "-3.0"
+
+
+def test_default_u_is_b_times_each_neurons_initial_v(izhikevich: Circuit) -> None:
+    drawn_v = {"v_mV": {"uniform": {"low": -70.0, "high": -60.0}}}
+    values = neuron_values(_with_initial(izhikevich, "inhibitory", drawn_v), "vals", "rv")
+    assert {"b", "v_mV", "u"} <= values.varying
+    vals = _arrays(values, 3)
+    assert np.unique(vals["v_mV"]).size == 200
+    np.testing.assert_array_equal(vals["u"], vals["b"] * vals["v_mV"])
+    # A constant b and v give a constant u, b * v rather than b * c_mV (c varies here).
+    constant = neuron_values(_with_initial(izhikevich, "excitatory", {"v_mV": -70.0}), "vals", "rv")
+    assert constant.is_constant("u")
+    assert float(constant.code["u"]) == 0.2 * -70.0
+    # Without an initial v, v is c_mV and u is b * c_mV, neuron by neuron.
+    values = neuron_values(_with_initial(izhikevich, "excitatory", {}), "vals", "rv")
+    vals = _arrays(values, 4)
+    np.testing.assert_array_equal(vals["u"], 0.2 * vals["c_mV"])
 
 
 def test_lif_initial_voltage_defaults_to_rest(brunel: Circuit) -> None:
