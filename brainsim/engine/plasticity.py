@@ -11,6 +11,7 @@ contiguous block of the columns, after those of the lower ranks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,10 +20,8 @@ from brainsim.circuit.spec import Circuit, Projection
 from brainsim.engine.connectivity import DeliveryPlan
 from brainsim.kernels.delivery import (
     DELAY_DENSE,
-    DELAY_PACKED,
     META_COLUMNS,
     NARROW_MODES,
-    PACK_MAX_TARGET,
 )
 from brainsim.kernels.plasticity import (
     DECAY_TABLE_TAUS,
@@ -33,10 +32,11 @@ from brainsim.kernels.plasticity import (
     PlasticArrays,
     decay_table,
 )
+from brainsim.kernels.snapshots import count_by_target, gather_by_target
 from brainsim.models import SYNAPSE_MODELS
 from brainsim.recording.base import Collectives, Recorder
 
-__all__ = ["PlasticPlan", "SynapseIds", "WeightSnapshots", "rule_row"]
+__all__ = ["PlasticPlan", "RecordingOrder", "WeightSnapshots", "rule_row"]
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -46,6 +46,10 @@ _MODE = META_COLUMNS.index("delay_mode")
 _IPTR = META_COLUMNS.index("indptr_offset")
 _SYN = META_COLUMNS.index("synapse_offset")
 _WOFF = META_COLUMNS.index("weight_offset")
+_POST_N_TARGETS = 1
+"""The column of ``PlasticArrays.post`` with a projection's number of local targets."""
+_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_WEIGHTS = np.empty(0, dtype=np.float32)
 
 
 def rule_row(projection: Projection) -> npt.NDArray[np.float64]:
@@ -66,16 +70,6 @@ def _decay_tables(projections: list[Projection], dt_ms: float) -> npt.NDArray[np
     ]
     n = int(np.ceil(DECAY_TABLE_TAUS * max(max(pair) for pair in taus) / dt_ms))
     return np.array([[decay_table(n, dt_ms, tau) for tau in pair] for pair in taus])
-
-
-@dataclass(frozen=True, slots=True)
-class SynapseIds:
-    """This rank's synapses of one plastic projection in the recording's order: ``order``
-    indexes the projection's stored weights; ``sources``/``targets`` are population-local ids."""
-
-    order: Int64Array
-    sources: Int64Array
-    targets: Int64Array
 
 
 @dataclass(slots=True)
@@ -170,31 +164,59 @@ class PlasticPlan:
         end = self.arrays.indptrs.shape[0] if q + 1 == meta.shape[0] else int(meta[q + 1, _IPTR])
         return end - int(meta[q, _IPTR]) - 1
 
-    def synapse_ids(self, q: int) -> SynapseIds:
-        """Projection ``q``'s local synapses in the recording's order (by target, source,
-        then creation, which is their order within a source's row)."""
+    def order(self, q: int) -> RecordingOrder:
+        """Projection ``q``'s local synapses in the recording's order."""
         a = self.arrays
-        iptr, _, n_syn = self._stored(q)
-        counts = np.diff(a.indptrs[iptr : iptr + self._rows(q) + 1])
-        sources = np.repeat(np.arange(counts.shape[0], dtype=np.int64), counts)
+        iptr, woff, n_syn = self._stored(q)
+        indptr = a.indptrs[iptr : iptr + self._rows(q) + 1]
         mode, at = int(a.meta[q, _MODE]), int(a.meta[q, _SYN])
-        if mode == DELAY_DENSE:
-            starts = np.repeat(a.indptrs[iptr : iptr + counts.shape[0]], counts)
-            targets = np.arange(n_syn, dtype=np.int64) - starts
-        else:
-            stored = a.targets16 if mode in NARROW_MODES else a.targets
-            targets = stored[at : at + n_syn].astype(np.int64)
-            if mode == DELAY_PACKED:
-                targets &= PACK_MAX_TARGET
-        order = np.lexsort((sources, targets)).astype(np.int64)
-        return SynapseIds(
-            order=order, sources=sources[order], targets=targets[order] + self.target_lo[q]
-        )
+        stored = a.targets16 if mode in NARROW_MODES else a.targets
+        stored = stored[at : at + n_syn] if mode != DELAY_DENSE else stored[:0]
+        n_targets = int(self.arrays.post[q, _POST_N_TARGETS])
+        return RecordingOrder(
+            indptr, stored, mode, count_by_target(indptr, stored, mode, n_targets),
+            self.arrays.weights[woff : woff + n_syn], self.target_lo[q],
+        )  # fmt: skip
 
-    def weights_of(self, q: int) -> npt.NDArray[np.float32]:
-        """Projection ``q``'s stored weights, in storage order (a view)."""
-        _, woff, n_syn = self._stored(q)
-        return self.arrays.weights[woff : woff + n_syn]
+
+@dataclass(frozen=True, slots=True)
+class RecordingOrder:
+    """One rank's synapses of one plastic projection in the recording's order (by target,
+    source, then creation), read a column range at a time (:mod:`brainsim.kernels.snapshots`):
+    no per-synapse index is kept."""
+
+    indptr: Int64Array
+    stored: npt.NDArray[np.integer[Any]]
+    mode: int
+    tptr: Int64Array
+    """``tptr[t]``: the synapses onto local targets below ``t``."""
+    weights: npt.NDArray[np.float32]
+    """The projection's weights in storage order (a view of the store)."""
+    target_lo: int
+    """Population-local id of local target 0."""
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.tptr[-1])
+
+    def weights_of(self, lo: int, hi: int) -> npt.NDArray[np.float32]:
+        """The current weights of columns ``lo .. hi - 1``."""
+        out = np.empty(hi - lo, dtype=np.float32)
+        gather_by_target(
+            self.indptr, self.stored, self.mode, self.tptr, lo, hi, self.weights, out, _NO_IDS
+        )
+        return out
+
+    def ids_of(self, lo: int, hi: int) -> tuple[Int64Array, Int64Array]:
+        """``(sources, targets)`` of columns ``lo .. hi - 1``, population-local ids."""
+        sources = np.empty(hi - lo, dtype=np.int64)
+        gather_by_target(
+            self.indptr, self.stored, self.mode, self.tptr, lo, hi, self.weights, _NO_WEIGHTS,
+            sources,
+        )  # fmt: skip
+        columns = np.arange(lo, hi, dtype=np.int64)
+        targets = np.searchsorted(self.tptr, columns, side="right") - 1 + self.target_lo
+        return sources, targets
 
 
 @dataclass(slots=True)
@@ -203,11 +225,10 @@ class _Recorded:
 
     index: int
     """Its index in ``RunInfo.weights`` (document order)."""
-    q: int
-    """Its projection among the plastic ones."""
+    order: RecordingOrder
+    count: int
+    """Its columns here: the first ``count`` of ``order``."""
     interval_steps: int | None
-    order: Int64Array
-    positions: Int64Array
     snapshots: int = 0
 
 
@@ -218,32 +239,21 @@ class WeightSnapshots:
     def __init__(
         self, circuit: Circuit, plastic: PlasticPlan, comm: Collectives, recorder: Recorder
     ) -> None:
-        self._plastic = plastic
         self._recorder = recorder
         self._dt_ms = circuit.simulation.dt_ms
         self._n_steps = circuit.n_steps
         self._recorded: list[_Recorded] = []
-        local = [
-            plastic.synapse_ids(plastic.index(w.projection)) for w in circuit.recordings.weights
-        ]
-        counts = comm.allgather([ids.order.shape[0] for ids in local])
-        for index, (spec, ids) in enumerate(zip(circuit.recordings.weights, local, strict=True)):
+        orders = [plastic.order(plastic.index(w.projection)) for w in circuit.recordings.weights]
+        counts = comm.allgather([order.n_synapses for order in orders])
+        for index, (spec, order) in enumerate(zip(circuit.recordings.weights, orders, strict=True)):
             before = sum(counts[r][index] for r in range(comm.rank))
-            positions = before + np.arange(ids.order.shape[0], dtype=np.int64)
-            keep = positions < (spec.first if spec.first is not None else _ALL)
+            limit = spec.first if spec.first is not None else _ALL
+            count = max(0, min(order.n_synapses, limit - before))
             interval = None
             if spec.interval_ms is not None:
                 interval = max(1, round(spec.interval_ms / self._dt_ms))
-            self._recorded.append(
-                _Recorded(
-                    index,
-                    plastic.index(spec.projection),
-                    interval,
-                    ids.order[keep],
-                    positions[keep],
-                )
-            )
-            recorder.add_weight_ids(index, positions[keep], ids.sources[keep], ids.targets[keep])
+            self._recorded.append(_Recorded(index, order, count, interval))
+            recorder.write_weight_ids(index, min(before, limit), count, order.ids_of)
 
     def next_due(self, step: int) -> int:
         """The first step after ``step`` at which a snapshot is due (the last step at most)."""
@@ -259,8 +269,7 @@ class WeightSnapshots:
             regular = rec.interval_steps is not None and step % rec.interval_steps == 0
             if not (final or regular):
                 continue
-            values = self._plastic.weights_of(rec.q)[rec.order]
-            self._recorder.add_weights(
-                rec.index, rec.snapshots, step * self._dt_ms, rec.positions, values
+            self._recorder.write_weights(
+                rec.index, rec.snapshots, step * self._dt_ms, rec.order.weights_of
             )
             rec.snapshots += 1

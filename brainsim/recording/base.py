@@ -3,21 +3,24 @@
 The engine calls, on every rank and in this order::
 
     recorder.open(info)                       # collective
-    recorder.add_weight_ids(...)              # once per weight recording: this rank's synapses
+    recorder.write_weight_ids(...)            # collective, once per weight recording
     loop: recorder.add_spikes(...)            # global spikes, identical on all ranks
           recorder.add_state[_block](...)     # this rank's own recorded neurons only
-          recorder.add_weights(...)           # every snapshot, on every rank, in order
+          recorder.write_weights(...)         # collective, every snapshot, in order
           recorder.flush(simulated_ms)        # collective, at a bounded interval of simulated time
     recorder.close(status, ...)               # collective
 
 ``add_spikes`` receives the *global* spikes of a population (every rank has them after the
 exchange) so a recorder can split the writing by chunk ownership without further communication.
 ``mark_failed`` is the one non-collective call: a rank that fails uses it before the run aborts.
+Weights are written as they are taken, a column chunk at a time: a rank hands over a function
+that gives its weights of any range of its columns, so no rank ever holds a copy of all its
+synapses' weights (or ids) in the recording's order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -27,10 +30,12 @@ import numpy.typing as npt
 __all__ = [
     "Collectives",
     "FinalStatus",
+    "IdsOf",
     "PopulationInfo",
     "Recorder",
     "ReportSpec",
     "RunInfo",
+    "ValuesOf",
     "WeightSpec",
 ]
 
@@ -68,9 +73,10 @@ class WeightSpec:
     """Weight snapshots of one plastic projection: ``data[snapshot, synapse]`` in the store.
 
     Synapse columns are the projection's recorded synapses ordered by target, then source, then
-    creation; each rank hands its own over with :meth:`Recorder.add_weight_ids` once the
-    network is built. Their number is not needed here (the store is opened before the network
-    exists): it is the total the ranks give, whose columns must be exactly ``0 .. n - 1``.
+    creation; each rank hands its own (a contiguous range of columns) over with
+    :meth:`Recorder.write_weight_ids` once the network is built. Their number is not needed here
+    (the store is opened before the network exists): it is the total the ranks give, whose
+    ranges must tile ``0 .. n - 1``.
     """
 
     projection: str
@@ -104,6 +110,13 @@ class RunInfo:
     reports: tuple[ReportSpec, ...] = ()
     weights: tuple[WeightSpec, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+IdsOf = Callable[[int, int], tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]]
+"""``ids(lo, hi)``: a rank's ``(sources, targets)`` of its local synapse columns lo .. hi - 1."""
+
+ValuesOf = Callable[[int, int], npt.NDArray[np.float32]]
+"""``values(lo, hi)``: a rank's weights of its local synapse columns ``lo .. hi - 1``."""
 
 
 class Collectives(Protocol):
@@ -166,35 +179,23 @@ class Recorder(Protocol):
         """:meth:`add_state` for consecutive samples: ``values[r]`` is sample
         ``first_sample + r``."""
 
-    def add_weight_ids(
-        self,
-        index: int,
-        positions: npt.NDArray[np.int64],
-        sources: npt.NDArray[np.int64],
-        targets: npt.NDArray[np.int64],
-    ) -> None:
-        """Give this rank's recorded synapses of ``info.weights[index]``, once, after ``open``
-        and before the first :meth:`add_weights` (a rank may have none: empty arrays).
+    def write_weight_ids(self, index: int, first: int, count: int, ids: IdsOf) -> None:
+        """Create the arrays of ``info.weights[index]`` and write its synapse ids; collective,
+        once, after ``open`` and before the first :meth:`write_weights`.
 
-        ``positions`` are global synapse columns, strictly ascending; ``sources`` and
-        ``targets`` (aligned with ``positions``) are node ids within the source and target
-        populations. Every column must be given by exactly one rank.
+        This rank's synapses are the columns ``first .. first + count - 1`` (the ranks' ranges
+        tile ``0 .. n - 1``; a rank without synapses gives ``count = 0``). ``ids(lo, hi)``
+        returns their ``(sources, targets)`` for local columns ``lo .. hi - 1`` (column
+        ``first + lo`` first): node ids within the source and target populations.
         """
 
-    def add_weights(
-        self,
-        index: int,
-        snapshot: int,
-        time_ms: float,
-        positions: npt.NDArray[np.int64],
-        values: npt.NDArray[np.float32],
-    ) -> None:
-        """Store this rank's weights of snapshot ``snapshot`` of ``info.weights[index]``.
+    def write_weights(self, index: int, snapshot: int, time_ms: float, values: ValuesOf) -> None:
+        """Write snapshot ``snapshot`` of ``info.weights[index]``, taken at ``time_ms``, and
+        publish it; collective.
 
         Every rank calls it for every snapshot, in order 0, 1, 2, ..., with the same strictly
-        increasing ``time_ms`` (a rank without synapses passes empty arrays). ``positions`` are
-        columns given to :meth:`add_weight_ids`; ``values`` is aligned with them. Rows become
-        readable at the next ``flush`` (or ``close``), like state samples.
+        increasing ``time_ms``. ``values(lo, hi)`` returns this rank's float32 weights of local
+        columns ``lo .. hi - 1`` (as for :meth:`write_weight_ids`).
         """
 
     def flush(self, simulated_ms: float) -> None:

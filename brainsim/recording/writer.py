@@ -1,26 +1,21 @@
 """Write one run's recording into a Zarr store from every rank, one writer per chunk (RECORDING.md).
 
-Besides spikes, a store holds *dense* arrays ``data[row, column]`` with a ``time`` coordinate:
-state reports (a row per sample, a column per recorded neuron) and weight recordings (a row per
-snapshot, a column per recorded synapse). Both go through the same path; each rank adds rows
-for its own columns only.
+Besides spikes, a store holds state reports: dense arrays ``data[sample, column]`` (a column per
+recorded neuron) with a ``time`` coordinate, to which each rank adds rows for its own columns.
 
 A flush is collective and runs in five phases:
 
 1. Every rank already holds the global spikes (``add_spikes`` receives the same arrays on every
-   rank); one ``allgather`` makes the ranks agree on how many rows each dense array has and
-   which projections' synapse ids every rank has given.
-2. Rows, and synapse ids not yet written, travel to the owner of their chunk (one ``gather``
-   per owning rank).
+   rank); one ``allgather`` makes the ranks agree on how many rows each report has.
+2. Rows travel to the owner of their chunk (one ``gather`` per owning rank).
 3. Each rank writes the chunks it owns. Stream ``k`` counts spike populations first, then
    reports, then weights, in ``RunInfo`` order. Spike chunk ``c`` belongs to rank
    ``(c + k) % n_ranks``; chunk ``(r, c)`` of a dense array with ``n_c`` column chunks to
    rank ``(r * n_c + c + k) % n_ranks``; chunk ``t`` of its ``time`` to ``(t + k) % n_ranks``
-   (every rank knows every time, so times travel nowhere); chunk ``c`` of a projection's
-   ``source``/``target`` to the owner of data chunk ``(0, c)``. Nobody else ever touches a
-   chunk, and a later flush that extends a partial chunk rewrites it whole, from memory,
-   through the same owner. The writes go *beyond* the published array shape through handles
-   that carry the new shape in memory only.
+   (every rank knows every time, so times travel nowhere). Nobody else ever touches a chunk,
+   and a later flush that extends a partial chunk rewrites it whole, from memory, through the
+   same owner. The writes go *beyond* the published array shape through handles that carry
+   the new shape in memory only.
 4. An allreduce (the barrier; it also carries "my writes failed"), then rank 0 alone publishes
    the new array shapes and ``simulated_ms`` in the root attributes.
 5. A second allreduce, so that when ``flush`` returns on any rank the data is readable.
@@ -31,13 +26,20 @@ a rank holds at most one partial chunk per population however long the flush int
 no communication, because every rank has the same spikes; a failed write is reported by the next
 flush, collectively.
 
+Weight recordings (``data[snapshot, synapse]``, ``time``, ``source``, ``target``) are not
+buffered: a weight snapshot can be as large as the network, so each one is written when it is
+taken, in one collective call, with the same chunk owners. The column chunks go round in
+batches of a few per rank: every rank computes its part of each chunk of the batch (a function
+of a column range that the engine provides), sends it to the chunk's owner, and the owners
+write; then the next batch. No rank ever holds more than a few chunks of weights, whatever the
+number of synapses. The store is opened before the network exists, so a weight recording's
+arrays are created (by rank 0, before a barrier) when the ranks give their synapse ranges and
+ids (``write_weight_ids``), and ``data`` keeps zero columns until ``source`` and ``target``
+are written and published with it, so the synapse dimension always agrees across the three.
+
 Publishing shapes after the chunks exist (rather than resizing first) means a reader that looks
 mid-flush sees the previous, complete state and never a region of fill values; zarr's local
 store replaces each chunk file atomically, so a rewritten partial chunk is never read torn.
-The store is opened before the network exists, so a weight recording's arrays are created
-(by rank 0, before a barrier) at the first flush after every rank gave its synapses, when
-their number is known; ``data`` keeps zero columns until ``source`` and ``target`` are
-published with it, so the synapse dimension always agrees across the three.
 
 Spike times are stored as ``step * dt_ms`` evaluated in float64 (one rounding of the exact
 product), so equal steps give bit-identical times whatever the rank count.
@@ -66,7 +68,15 @@ from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
 from brainsim.errors import RecordingError, RecordingExistsError
-from brainsim.recording.base import Collectives, FinalStatus, ReportSpec, RunInfo, WeightSpec
+from brainsim.recording.base import (
+    Collectives,
+    FinalStatus,
+    IdsOf,
+    ReportSpec,
+    RunInfo,
+    ValuesOf,
+    WeightSpec,
+)
 from brainsim.recording.layout import (
     DEFAULT_REPORT_CHUNK_BYTES,
     DEFAULT_REPORT_COMPRESSION,
@@ -112,6 +122,11 @@ _BATCH_BYTES: Final = 8 << 20
 """Bound on the chunk values a flush holds for one batch of concurrent writes (4 spike chunks
 of both arrays; larger batches wrote no faster on local disk and raised the peak memory of a
 flush with many populations)."""
+
+
+_OWNER_BATCH: Final = 4
+"""Column chunks per rank in one round of a weight recording's writes (4 MiB of float32 with the
+default chunk): a rank holds a few chunks at a time however many synapses it has."""
 
 
 def _concurrently(calls: list[Coroutine[Any, Any, Any]]) -> None:
@@ -257,25 +272,21 @@ class _SpikeStream:
 
 @dataclass(slots=True)
 class _DenseStream:
-    """Writer state of one dense float32 array ``data[row, column]`` and its ``time``: a state
-    report (columns: recorded neurons) or a projection's weights (columns: recorded synapses).
+    """Writer state of one state report: a dense float32 array ``data[sample, column]`` (a
+    column per recorded neuron) and its ``time``.
 
     Every rank keeps the rows it added since the last flush, for its own columns; the owner of
     a chunk in the last row of chunks keeps that chunk's block while the row is partial.
     """
 
     name: str
-    """The group path, for messages (``report/E/v``, ``weights/EE``)."""
-    row_name: str
-    """What a row is called in messages (``sample``, ``snapshot``)."""
+    """The group path, for messages (``report/E/v``)."""
     ordinal: int
-    data: zarr.Array[Any] | None
-    time: zarr.Array[Any] | None
-    """``None`` until the arrays exist (a weight recording's: once its synapses are known,
-    before any of its rows can be flushed)."""
+    data: zarr.Array[Any]
+    time: zarr.Array[Any]
     max_rows: int
     n_columns: int
-    """The columns of ``data`` (0 until a weight recording's synapses are known)."""
+    """The columns of ``data``."""
     stamps: Callable[[int, int], npt.NDArray[np.float64]]
     """The times (ms) of rows ``[lo, hi)``, the same on every rank."""
     published_columns: int
@@ -292,9 +303,7 @@ class _DenseStream:
     chunks, while that row is partial."""
 
     def arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
-        """``data`` and ``time``, which exist whenever there are rows to write."""
-        if self.data is None or self.time is None:
-            raise RecordingError(f"{self.name}: the arrays do not exist yet")
+        """``data`` and ``time``."""
         return self.data, self.time
 
     @property
@@ -319,27 +328,55 @@ class _DenseStream:
 
 @dataclass(slots=True)
 class _WeightStream:
-    """Writer state of one projection's weights: the snapshots and the synapse ids."""
+    """Writer state of one projection's weights. Snapshots go to the chunks' owners as they are
+    taken (:meth:`ZarrRecorder.write_weights`), so nothing is buffered but the blocks this rank
+    owns in a row of chunks that later snapshots still fill (projections narrower than a
+    chunk)."""
 
     spec: WeightSpec
-    dense: _DenseStream
+    name: str
+    """The group path, for messages (``weights/EE``)."""
+    ordinal: int
     times: npt.NDArray[np.float64]
-    """Snapshot times (ms); every rank has every one, since every rank adds every snapshot."""
-    given: bool = False
-    """Whether this rank called ``add_weight_ids``."""
-    ids: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
-    """This rank's ``(sources, targets)``, aligned with ``dense.positions``, until written."""
-    published: bool = False
-    """Whether ``source`` and ``target`` hold every synapse."""
+    """Snapshot times (ms); every rank has every one, since every rank writes every snapshot."""
+    first: int = 0
+    count: int = 0
+    """This rank's columns: ``first .. first + count - 1``."""
+    n_columns: int = 0
+    snapshots: int = 0
+    """Snapshots taken."""
+    published: int = 0
+    """Snapshots in the published shape."""
+    data: zarr.Array[Any] | None = None
+    time: zarr.Array[Any] | None = None
     source: zarr.Array[Any] | None = None
     target: zarr.Array[Any] | None = None
-    """Created with ``dense.data``."""
+    """``None`` until :meth:`ZarrRecorder.write_weight_ids` created them."""
+    partial: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
+    """On an owner: column chunk -> its block in the current row of chunks, while later
+    snapshots will still add rows to it."""
 
-    def id_arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
-        """``source`` and ``target``, which exist whenever there are ids to write."""
-        if self.source is None or self.target is None:
-            raise RecordingError(f"{self.dense.name}: the arrays do not exist yet")
-        return self.source, self.target
+    def arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any], zarr.Array[Any], zarr.Array[Any]]:
+        """``data``, ``time``, ``source`` and ``target``."""
+        if self.data is None or self.time is None or self.source is None or self.target is None:
+            raise RecordingError(f"{self.name}: write_weight_ids must come first")
+        return self.data, self.time, self.source, self.target
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        rows, cols = self.arrays()[0].chunks
+        return int(rows), int(cols)
+
+    def padded_shape(self, n_snapshots: int) -> tuple[int, int]:
+        """The shape of ``data`` in whole chunks, with ``n_snapshots`` snapshots."""
+        n_rows, width = self.chunk_shape
+        return _round_up(n_snapshots, n_rows), _round_up(self.n_columns, width)
+
+    def owner(self, row_chunk: int, column_chunk: int, n_ranks: int) -> int:
+        """The rank that writes data chunk ``(row_chunk, column_chunk)`` (and, for row chunk
+        0, chunk ``column_chunk`` of ``source`` and ``target``)."""
+        n_column_chunks = -(-self.n_columns // self.chunk_shape[1])
+        return (row_chunk * n_column_chunks + column_chunk + self.ordinal) % n_ranks
 
 
 class ZarrRecorder:
@@ -386,8 +423,6 @@ class ZarrRecorder:
         self._spikes: dict[str, _SpikeStream] = {}
         self._reports: list[_DenseStream] = []
         self._weights: list[_WeightStream] = []
-        self._dense: list[_DenseStream] = []
-        """Reports, then weights: every dense array, in stream order."""
         self._simulated_ms = 0.0
         self._opened_at = 0.0
         self._closed = False
@@ -443,7 +478,6 @@ class ZarrRecorder:
             self._reports.append(
                 _DenseStream(
                     name=group,
-                    row_name="sample",
                     ordinal=n_spikes + index,
                     data=_array(root, f"{group}/data"),
                     time=_array(root, f"{group}/time"),
@@ -454,21 +488,14 @@ class ZarrRecorder:
                 )
             )
         for index, weights in enumerate(info.weights):
-            group = weights_path(weights.projection)  # created once its synapses are known
-            times = np.full(weights.max_snapshots, np.nan, dtype=np.float64)
-            dense = _DenseStream(
-                name=group,
-                row_name="snapshot",
-                ordinal=n_spikes + len(info.reports) + index,
-                data=None,
-                time=None,
-                max_rows=weights.max_snapshots,
-                n_columns=0,
-                stamps=functools.partial(_given_times, times),
-                published_columns=0,
+            self._weights.append(
+                _WeightStream(
+                    spec=weights,
+                    name=weights_path(weights.projection),  # created by write_weight_ids
+                    ordinal=n_spikes + len(info.reports) + index,
+                    times=np.full(weights.max_snapshots, np.nan, dtype=np.float64),
+                )
             )
-            self._weights.append(_WeightStream(spec=weights, dense=dense, times=times))
-        self._dense = [*self._reports, *(w.dense for w in self._weights)]
 
     def _create(self, info: RunInfo) -> None:
         """Rank 0: check the path, build groups and arrays, then write the root metadata last.
@@ -597,69 +624,197 @@ class ZarrRecorder:
         """Keep this rank's ``values[r]`` as sample ``first_sample + r`` of ``report``."""
         if not 0 <= report < len(self._reports):
             raise RecordingError(f"report {report} does not exist ({len(self._reports)} reports)")
-        _put_rows(self._reports[report], first_sample, positions, values, new_columns=True)
+        _put_rows(self._reports[report], first_sample, positions, values)
 
-    def add_weight_ids(
-        self,
-        index: int,
-        positions: npt.NDArray[np.int64],
-        sources: npt.NDArray[np.int64],
-        targets: npt.NDArray[np.int64],
-    ) -> None:
-        """Keep this rank's synapses of ``info.weights[index]``; the first flush after every
-        rank gave its own creates the projection's arrays and writes them."""
+    def write_weight_ids(self, index: int, first: int, count: int, ids: IdsOf) -> None:
+        """Create the arrays of ``info.weights[index]`` (rank 0, then a barrier) and write its
+        ``source`` and ``target``, each chunk by its owner; collective (see
+        :meth:`~brainsim.recording.base.Recorder.write_weight_ids`)."""
+        self._require_open()
         stream = self._weight_stream(index)
-        name = stream.dense.name
-        if stream.given:
-            raise RecordingError(f"{name}: add_weight_ids was already called on this rank")
-        arrays = {"positions": positions, "sources": sources, "targets": targets}
-        if any(a.ndim != 1 or a.shape != positions.shape for a in arrays.values()) or not all(
-            np.issubdtype(a.dtype, np.integer) for a in arrays.values()
-        ):
-            shapes = ", ".join(f"{k} {a.dtype}{list(a.shape)}" for k, a in arrays.items())
-            raise RecordingError(
-                f"{name}: positions, sources and targets must be 1-D integer arrays of equal "
-                f"length, got {shapes}"
-            )
-        if positions.size:
-            if positions[0] < 0 or np.any(np.diff(positions) <= 0):
-                raise RecordingError(f"{name}: positions must be strictly ascending and >= 0")
-            if sources.min() < 0 or targets.min() < 0:
-                raise RecordingError(f"{name}: sources and targets must be node ids >= 0")
-        stream.dense.positions = np.array(positions, dtype=np.int64)
-        stream.dense.rows = np.full((0, positions.size), np.nan, dtype=np.float32)
-        stream.ids = (np.array(sources, dtype=np.int64), np.array(targets, dtype=np.int64))
-        stream.given = True
+        if stream.data is not None:
+            raise RecordingError(f"{stream.name}: write_weight_ids was already called")
+        ranges = self._comm.allgather((int(first), int(count)))
+        n_columns = _tiled(stream.name, ranges)
+        error: BaseException | None = None
+        if self._comm.rank == 0:
+            try:
+                root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+                self._create_weight_arrays(root, stream.spec, n_columns)
+            except Exception as exc:
+                error = exc
+        self._raise_if_any_failed(error, "creating the weight arrays")
+        root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+        group = stream.name
+        stream.data = _array(root, f"{group}/data")
+        stream.time = _array(root, f"{group}/time")
+        stream.source = _array(root, f"{group}/source")
+        stream.target = _array(root, f"{group}/target")
+        stream.first, stream.count, stream.n_columns = int(first), int(count), n_columns
+        _, _, source_array, target_array = stream.arrays()
+        width = stream.chunk_shape[1]
+        padded = (_round_up(n_columns, width),)
+        source, target = _with_shape(source_array, padded), _with_shape(target_array, padded)
 
-    def add_weights(
-        self,
-        index: int,
-        snapshot: int,
-        time_ms: float,
-        positions: npt.NDArray[np.int64],
-        values: npt.NDArray[np.float32],
-    ) -> None:
-        """Keep this rank's ``values`` (at ``positions``) as snapshot ``snapshot``, taken at
-        ``time_ms``, of ``info.weights[index]``."""
+        def part(lo: int, hi: int) -> npt.NDArray[np.int64]:
+            sources, targets = ids(lo, hi)
+            return np.stack([_node_ids(stream.name, "sources", sources, hi - lo),
+                             _node_ids(stream.name, "targets", targets, hi - lo)])  # fmt: skip
+
+        def write(column_chunk: int, parts: list[tuple[int, npt.NDArray[np.int64]]]) -> None:
+            left = column_chunk * width
+            both = np.full((2, width), -1, dtype=np.int64)
+            for lo, pair in parts:
+                both[:, lo - left : lo - left + pair.shape[1]] = pair
+            _check_synapses(
+                stream.name, left, both[0, : n_columns - left], both[1, : n_columns - left]
+            )
+            writes.add(source, (slice(left, left + width),), both[0])
+            writes.add(target, (slice(left, left + width),), both[1])
+
+        writes = _Writes()
+        error = self._to_owners(stream, 0, part, write, writes)
+        self._raise_if_any_failed(error, "writing the synapse ids")
+        if self._comm.rank == 0:
+            try:
+                _concurrently(
+                    [a.async_array.resize((n_columns,)) for a in (source_array, target_array)]
+                    + [stream.arrays()[0].async_array.resize((0, n_columns))]
+                )
+            except Exception as exc:
+                error = exc
+        self._raise_if_any_failed(error, "publishing the synapse ids")
+
+    def write_weights(self, index: int, snapshot: int, time_ms: float, values: ValuesOf) -> None:
+        """Take snapshot ``snapshot`` of ``info.weights[index]``, taken at ``time_ms``: every
+        rank's part of each chunk goes to its owner; collective (see
+        :meth:`~brainsim.recording.base.Recorder.write_weights`).
+
+        An owner writes a chunk (whole) as soon as its rows are complete: at once for a
+        projection at least a chunk wide (one snapshot a chunk row), so no rank keeps a wide
+        snapshot. A chunk that later snapshots still fill (a narrower projection) stays with its
+        owner, who writes it at each flush until it is complete. Like state samples, snapshots
+        are published by the next ``flush`` (or ``close``).
+        """
+        self._require_open()
         stream = self._weight_stream(index)
-        dense = stream.dense
-        if not stream.given:
-            raise RecordingError(f"{dense.name}: add_weight_ids must come before add_weights")
-        if snapshot != dense.end:
-            raise RecordingError(
-                f"{dense.name}: snapshot {snapshot} is out of order; the next one is {dense.end}"
-            )
-        if values.ndim != 1:
-            raise RecordingError(f"{dense.name}: values must be 1-D, got shape {values.shape}")
-        if not math.isfinite(time_ms):
-            raise RecordingError(f"{dense.name}: snapshot {snapshot} has the time {time_ms} ms")
-        if snapshot and not time_ms > stream.times[snapshot - 1]:
-            raise RecordingError(
-                f"{dense.name}: snapshot {snapshot} at {time_ms} ms is not later than snapshot "
-                f"{snapshot - 1} at {stream.times[snapshot - 1]} ms"
-            )
-        _put_rows(dense, snapshot, positions, values[np.newaxis, :], new_columns=False)
+        data_array, _, _, _ = stream.arrays()
+        every = self._comm.allgather((int(snapshot), float(time_ms)))
+        _check_snapshot(stream, every)
+        n_rows, width = stream.chunk_shape
+        row_chunk, row = divmod(snapshot, n_rows)
+        if row == 0:
+            stream.partial = {}
         stream.times[snapshot] = time_ms
+        data: list[zarr.Array[Any]] = []
+
+        def part(lo: int, hi: int) -> npt.NDArray[np.float32]:
+            got = np.asarray(values(lo, hi))
+            if got.shape != (hi - lo,) or got.dtype != np.float32:
+                raise RecordingError(
+                    f"{stream.name}: values({lo}, {hi}) gave {got.dtype}{list(got.shape)}, "
+                    f"not float32[{hi - lo}]"
+                )
+            return got
+
+        def write(column_chunk: int, parts: list[tuple[int, npt.NDArray[np.float32]]]) -> None:
+            left = column_chunk * width
+            block = stream.partial.get(column_chunk)
+            if block is None:
+                block = np.full((n_rows, width), np.nan, dtype=np.float32)
+            for lo, got in parts:
+                block[row, lo - left : lo - left + got.size] = got
+            if row + 1 < n_rows:
+                stream.partial[column_chunk] = block
+                return
+            stream.partial.pop(column_chunk, None)
+            if not data:
+                data.append(_with_shape(data_array, stream.padded_shape(snapshot + 1)))
+            rows = slice(row_chunk * n_rows, (row_chunk + 1) * n_rows)
+            writes.add(data[0], (rows, slice(left, left + width)), block)
+
+        writes = _Writes()
+        error = self._to_owners(stream, row_chunk, part, write, writes)
+        self._raise_if_any_failed(error, f"writing snapshot {snapshot} of {stream.name}")
+        stream.snapshots = snapshot + 1
+
+    def _add_weight_writes(self, stream: _WeightStream, writes: _Writes) -> None:
+        """Phase 3 for one weight recording: the chunks this rank keeps (rows of a chunk that
+        later snapshots will still fill) and its ``time`` chunks, up to the last snapshot."""
+        if stream.snapshots == stream.published:
+            return
+        data_array, time_array, _, _ = stream.arrays()
+        n_rows, width = stream.chunk_shape
+        if stream.partial:
+            data = _with_shape(data_array, stream.padded_shape(stream.snapshots))
+            first = (stream.snapshots - 1) // n_rows * n_rows
+            for column_chunk, block in stream.partial.items():
+                left = column_chunk * width
+                writes.add(data, (slice(first, first + n_rows), slice(left, left + width)), block)
+        per_chunk = int(time_array.chunks[0])
+        padded = _round_up(stream.snapshots, per_chunk)
+        times = _with_shape(time_array, (padded,))
+        for time_chunk in range(stream.published // per_chunk, padded // per_chunk):
+            if (time_chunk + stream.ordinal) % self._comm.size != self._comm.rank:
+                continue
+            lo = time_chunk * per_chunk
+            stamps = np.full(per_chunk, np.nan, dtype=np.float64)
+            n = min(per_chunk, stream.snapshots - lo)
+            stamps[:n] = stream.times[lo : lo + n]
+            writes.add(times, (slice(lo, lo + per_chunk),), stamps)
+
+    def _to_owners(
+        self,
+        stream: _WeightStream,
+        row_chunk: int,
+        part: Callable[[int, int], npt.NDArray[Any]],
+        write: Callable[[int, list[tuple[int, npt.NDArray[Any]]]], None],
+        writes: _Writes,
+    ) -> BaseException | None:
+        """Send this rank's parts of the column chunks of row chunk ``row_chunk`` to their
+        owners, and have ``write`` add the writes of the chunks this rank owns; collective.
+
+        ``part(lo, hi)`` gives this rank's values of local columns ``lo .. hi - 1`` (a
+        trailing axis of ``hi - lo``); ``write(chunk, parts)`` gets every rank's parts of a
+        chunk as ``(first global column, values)``. The chunks go in batches of
+        :data:`_OWNER_BATCH` per rank, so a rank holds a few chunks at a time however many
+        synapses it has. Returns this rank's first error (after which it sends nothing, but
+        keeps the collectives matched), for the caller's barrier.
+        """
+        size, rank = self._comm.size, self._comm.rank
+        width = stream.chunk_shape[1]
+        n_column_chunks = -(-stream.n_columns // width)
+        mine_lo, mine_hi = stream.first, stream.first + stream.count
+        error: BaseException | None = None
+        per_batch = size * _OWNER_BATCH
+        for start in range(0, n_column_chunks, per_batch):
+            outgoing: list[list[tuple[int, int, npt.NDArray[Any]]]] = [[] for _ in range(size)]
+            if error is None:
+                try:
+                    for chunk in range(start, min(start + per_batch, n_column_chunks)):
+                        lo, hi = max(chunk * width, mine_lo), min((chunk + 1) * width, mine_hi)
+                        if hi > lo:
+                            owner = stream.owner(row_chunk, chunk, size)
+                            outgoing[owner].append((chunk, lo, part(lo - mine_lo, hi - mine_lo)))
+                except Exception as exc:
+                    error = exc
+                    outgoing = [[] for _ in range(size)]
+            received: dict[int, list[tuple[int, npt.NDArray[Any]]]] = {}
+            for owner in range(size):
+                gathered = self._comm.gather(outgoing[owner], root=owner)
+                if gathered is not None and owner == rank:
+                    for parts in gathered:
+                        for chunk, lo, values in parts:
+                            received.setdefault(chunk, []).append((lo, values))
+            if error is None:
+                try:
+                    for chunk in range(start, min(start + per_batch, n_column_chunks)):
+                        if stream.owner(row_chunk, chunk, size) == rank:
+                            write(chunk, received.get(chunk, []))
+                    writes.run()
+                except Exception as exc:
+                    error = exc
+        return error
 
     def _weight_stream(self, index: int) -> _WeightStream:
         if not 0 <= index < len(self._weights):
@@ -681,22 +836,20 @@ class ZarrRecorder:
         the progress (one metadata write)."""
         for spikes in self._spikes.values():
             _check_order(spikes)
-        new_ends, new_synapses = self._agree()
-        self._create_weights(new_synapses)
-        new_ids = [n is not None for n in new_synapses]
-        new_columns = [stream.n_columns for stream in self._dense]
-        rows, ids = self._route(new_ends, new_ids)
+        new_ends = [max(ends) for ends in zip(*self._comm.allgather(
+            [stream.end for stream in self._reports]), strict=True)]  # fmt: skip
+        new_columns = [stream.n_columns for stream in self._reports]
+        rows = self._route(new_ends)
         error: BaseException | None = None
         partials: list[dict[int, npt.NDArray[np.float32]]] = []
         try:
             writes = _Writes()
             for spikes in self._spikes.values():
                 self._add_spike_writes(spikes, spikes.base + spikes.buffer.size, writes)
-            for index, (stream, new_end) in enumerate(zip(self._dense, new_ends, strict=True)):
+            for index, (stream, new_end) in enumerate(zip(self._reports, new_ends, strict=True)):
                 partials.append(self._write_dense(index, stream, new_end, rows, writes))
-            for index, (weights, write) in enumerate(zip(self._weights, new_ids, strict=True)):
-                if write:
-                    self._write_ids(index, weights, ids, writes)
+            for weights in self._weights:
+                self._add_weight_writes(weights, writes)
             writes.run()
         except Exception as exc:
             error = exc
@@ -705,7 +858,7 @@ class ZarrRecorder:
         self._raise_if_any_failed(error, "writing its chunks")
         if self._comm.rank == 0:
             try:
-                self._publish(new_ends, new_columns, new_ids, finish)
+                self._publish(new_ends, new_columns, finish)
             except Exception as exc:
                 error = exc
         self._raise_if_any_failed(error, "publishing the array shapes")
@@ -713,97 +866,20 @@ class ZarrRecorder:
             spikes.published = spikes.base + spikes.buffer.size
             spikes.drop_complete_chunks()
         for stream, new_end, columns, partial in zip(
-            self._dense, new_ends, new_columns, partials, strict=True
+            self._reports, new_ends, new_columns, partials, strict=True
         ):
             stream.rows[: stream.end - stream.flushed] = np.nan
             stream.flushed = stream.end = new_end
             stream.published_columns = columns
             stream.partial = partial
-        for weights, write in zip(self._weights, new_ids, strict=True):
-            if write:
-                weights.ids = None
-                weights.published = True
-
-    def _agree(self) -> tuple[list[int], list[int | None]]:
-        """Phase 1: the rows of every dense array after this flush, and for each weight
-        recording whose synapses get written now (every rank gave its own, none were written
-        yet) their number, else ``None``.
-
-        Every rank adds every weight snapshot with the same time, and the ranks' synapse
-        columns together are ``0 .. n - 1``; a violation makes every rank raise the same
-        error here, before any write.
-        """
-        mine = (
-            [stream.end for stream in self._dense],
-            [
-                (
-                    w.given,
-                    int(w.dense.positions.size),
-                    int(w.dense.positions[-1]) if w.dense.positions.size else -1,
-                    w.times[w.dense.flushed : w.dense.end].tolist(),
-                )
-                for w in self._weights
-            ],
-        )
-        every = self._comm.allgather(mine)
-        new_ends = [max(ends[i] for ends, _ in every) for i in range(len(self._dense))]
-        new_synapses: list[int | None] = []
-        for i, weights in enumerate(self._weights):
-            name = weights.dense.name
-            ranks = [rank_weights[i] for _, rank_weights in every]
-            if any(rank[3] != ranks[0][3] for rank in ranks):
-                listed = "; ".join(f"rank {r}: {rank[3]}" for r, rank in enumerate(ranks))
-                raise RecordingError(
-                    f"{name}: the ranks disagree on the snapshots after snapshot "
-                    f"{weights.dense.flushed - 1} (every rank must add every snapshot with the "
-                    f"same time; times in ms): {listed}"
-                )
-            if weights.published or not all(rank[0] for rank in ranks):
-                new_synapses.append(None)
-                continue
-            n_synapses = sum(rank[1] for rank in ranks)
-            for r, rank in enumerate(ranks):
-                if rank[2] >= n_synapses:
-                    raise RecordingError(
-                        f"{name}: the ranks gave {n_synapses} synapses, so their columns must "
-                        f"be 0 .. {n_synapses - 1}, but rank {r} gave column {rank[2]}"
-                    )
-            new_synapses.append(n_synapses)
-        return new_ends, new_synapses
-
-    def _create_weights(self, new_synapses: list[int | None]) -> None:
-        """Create the arrays of the weight recordings whose synapses are now known: rank 0,
-        then a barrier, then every rank opens them. Collective (when there are any)."""
-        new = [
-            (weights, n)
-            for weights, n in zip(self._weights, new_synapses, strict=True)
-            if n is not None and weights.dense.data is None
-        ]
-        if not new:
-            return
-        error: BaseException | None = None
-        if self._comm.rank == 0:
-            try:
-                root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
-                for weights, n in new:
-                    self._create_weight_arrays(root, weights.spec, n)
-            except Exception as exc:
-                error = exc
-        self._raise_if_any_failed(error, "creating the weight arrays")
-        root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
-        for weights, n in new:
-            group = weights.dense.name
-            weights.dense.data = _array(root, f"{group}/data")
-            weights.dense.time = _array(root, f"{group}/time")
-            weights.dense.n_columns = n
-            weights.source = _array(root, f"{group}/source")
-            weights.target = _array(root, f"{group}/target")
+        for weights in self._weights:
+            weights.published = weights.snapshots
 
     def _create_weight_arrays(self, root: zarr.Group, spec: WeightSpec, n_synapses: int) -> None:
         """Rank 0: the group of one weight recording and its arrays, all empty.
 
-        ``data`` keeps zero columns until ``source`` and ``target`` are published, so that the
-        three always agree on the synapse dimension.
+        ``data`` keeps zero columns until ``source`` and ``target`` are written and published
+        with it, so that the three always agree on the synapse dimension.
         """
         chunks, time_chunk = weight_chunks(n_synapses, spec.max_snapshots, self._weight_chunk)
         group = root.create_group(
@@ -824,14 +900,12 @@ class ZarrRecorder:
         for name in ("source", "target"):
             _create_ids_array(group, name, 0, chunks[1], compression, dimension="synapse")
 
-    def _route(
-        self, new_ends: list[int], new_ids: list[bool]
-    ) -> tuple[dict[tuple[int, int, int], list[_Rows]], dict[tuple[int, int], list[_Ids]]]:
-        """Phase 2: send this rank's unflushed rows, and the synapse ids to write now, to the
-        owners of their chunks; return what this rank received, keyed by (stream, chunk)."""
+    def _route(self, new_ends: list[int]) -> dict[tuple[int, int, int], list[_Rows]]:
+        """Phase 2: send this rank's unflushed rows to the owners of their chunks; return
+        what this rank received, keyed by (stream, row chunk, column chunk)."""
         size = self._comm.size
-        outgoing: dict[int, list[_Rows | _Ids]] = {}
-        for index, (stream, new_end) in enumerate(zip(self._dense, new_ends, strict=True)):
+        outgoing: dict[int, list[_Rows]] = {}
+        for index, (stream, new_end) in enumerate(zip(self._reports, new_ends, strict=True)):
             if new_end == stream.flushed:
                 continue
             n_rows, _ = stream.chunk_shape
@@ -854,39 +928,15 @@ class ZarrRecorder:
                                 block[:, lo:hi],
                             )
                         )
-        for index, (weights, write) in enumerate(zip(self._weights, new_ids, strict=True)):
-            if not write:
-                continue
-            assert weights.ids is not None
-            sources, targets = weights.ids
-            stream = weights.dense
-            bounds = stream.column_bounds()
-            for column_chunk in range(stream.n_column_chunks):
-                parts = outgoing.setdefault(stream.owner(0, column_chunk, size), [])
-                lo, hi = bounds[column_chunk], bounds[column_chunk + 1]
-                if hi > lo:
-                    parts.append(
-                        _Ids(
-                            index,
-                            column_chunk,
-                            stream.positions[lo:hi],
-                            sources[lo:hi],
-                            targets[lo:hi],
-                        )
-                    )
         rows: dict[tuple[int, int, int], list[_Rows]] = {}
-        ids: dict[tuple[int, int], list[_Ids]] = {}
         for owner in sorted(outgoing):
             gathered = self._comm.gather(outgoing[owner], root=owner)
             if gathered is not None and owner == self._comm.rank:
                 for rank_parts in gathered:
                     for part in rank_parts:
-                        if isinstance(part, _Rows):
-                            key = (part.stream, part.row_chunk, part.column_chunk)
-                            rows.setdefault(key, []).append(part)
-                        else:
-                            ids.setdefault((part.weights, part.column_chunk), []).append(part)
-        return rows, ids
+                        key = (part.stream, part.row_chunk, part.column_chunk)
+                        rows.setdefault(key, []).append(part)
+        return rows
 
     def _add_spike_writes(self, spikes: _SpikeStream, total: int, writes: _Writes) -> None:
         """Phase 3 for one population: add the writes of the chunks this rank owns among the
@@ -970,46 +1020,10 @@ class ZarrRecorder:
             writes.add(times, (slice(lo, lo + per_chunk),), stamps)
         return new_partial
 
-    def _write_ids(
-        self,
-        index: int,
-        weights: _WeightStream,
-        received: dict[tuple[int, int], list[_Ids]],
-        writes: _Writes,
-    ) -> None:
-        """Phase 3 for a projection's synapse ids: check and write the ``source`` and
-        ``target`` chunks this rank owns.
-
-        Every column must come from exactly one rank, and the synapses must be ordered by
-        target, then source (checked within each chunk).
-        """
-        stream = weights.dense
-        n_cols = stream.chunk_shape[1]
-        padded = (stream.n_column_chunks * n_cols,)
-        source_array, target_array = weights.id_arrays()
-        source = _with_shape(source_array, padded)
-        target = _with_shape(target_array, padded)
-        for column_chunk in range(stream.n_column_chunks):
-            if stream.owner(0, column_chunk, self._comm.size) != self._comm.rank:
-                continue
-            left = column_chunk * n_cols
-            width = min(n_cols, stream.n_columns - left)
-            sources = np.full(n_cols, -1, dtype=np.int64)
-            targets = np.full(n_cols, -1, dtype=np.int64)
-            counts = np.zeros(width, dtype=np.int64)
-            for part in received.get((index, column_chunk), []):
-                sources[part.positions - left] = part.sources
-                targets[part.positions - left] = part.targets
-                np.add.at(counts, part.positions - left, 1)
-            _check_synapses(stream.name, left, counts, sources[:width], targets[:width])
-            writes.add(source, (slice(left, left + n_cols),), sources)
-            writes.add(target, (slice(left, left + n_cols),), targets)
-
     def _publish(
         self,
         new_ends: list[int],
         new_columns: list[int],
-        new_ids: list[bool],
         finish: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         """Phase 4, rank 0: grow the published shapes, then record the progress (and
@@ -1019,16 +1033,17 @@ class ZarrRecorder:
             total = spikes.base + spikes.buffer.size
             if total != spikes.published:
                 resizes += [(spikes.timestamps, (total,)), (spikes.node_ids, (total,))]
-        for stream, new_end, columns in zip(self._dense, new_ends, new_columns, strict=True):
+        for stream, new_end, columns in zip(self._reports, new_ends, new_columns, strict=True):
             if (new_end, columns) != (stream.flushed, stream.published_columns):
                 data, time = stream.arrays()
                 resizes.append((data, (new_end, columns)))
                 if new_end != stream.flushed:
                     resizes.append((time, (new_end,)))
-        for weights, write in zip(self._weights, new_ids, strict=True):
-            if write:
-                n_synapses = (weights.dense.n_columns,)
-                resizes += [(array, n_synapses) for array in weights.id_arrays()]
+        for weights in self._weights:
+            if weights.snapshots != weights.published:
+                data, time, _, _ = weights.arrays()
+                resizes += [(data, (weights.snapshots, weights.n_columns))]
+                resizes += [(time, (weights.snapshots,))]
         # Each AsyncArray takes its new metadata in place, so the sync handles see it too.
         _concurrently([array.async_array.resize(shape) for array, shape in resizes])
         simulated_ms = self._simulated_ms
@@ -1144,17 +1159,6 @@ class _Rows:
     first: int
     positions: npt.NDArray[np.int64]
     values: npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True, slots=True)
-class _Ids:
-    """One rank's synapses in one column chunk of weight recording ``weights``."""
-
-    weights: int
-    column_chunk: int
-    positions: npt.NDArray[np.int64]
-    sources: npt.NDArray[np.int64]
-    targets: npt.NDArray[np.int64]
 
 
 def _check_info(info: RunInfo) -> None:
@@ -1279,11 +1283,6 @@ def _sample_times(spec: ReportSpec, lo: int, hi: int) -> npt.NDArray[np.float64]
     return spec.start_ms + np.arange(lo, hi, dtype=np.float64) * spec.interval_ms
 
 
-def _given_times(times: npt.NDArray[np.float64], lo: int, hi: int) -> npt.NDArray[np.float64]:
-    """Times (ms) of weight snapshots ``[lo, hi)``, as the engine gave them."""
-    return times[lo:hi]
-
-
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -1327,15 +1326,10 @@ def _put_rows(
     first: int,
     positions: npt.NDArray[np.int64],
     values: npt.NDArray[np.float32],
-    *,
-    new_columns: bool,
 ) -> None:
-    """Keep ``values[r, j]`` as row ``first + r``, column ``positions[j]`` of ``stream``.
-
-    With ``new_columns`` a position this rank never used gets a column of its own (reports
-    learn their columns from the samples); without, it is an error (weights, whose columns
-    ``add_weight_ids`` fixed).
-    """
+    """Keep ``values[r, j]`` as row ``first + r``, column ``positions[j]`` of ``stream``; a
+    position this rank never used gets a column of its own (reports learn their columns from
+    the samples)."""
     if positions.ndim != 1 or values.ndim != 2 or values.shape[1] != positions.size:
         raise RecordingError(
             f"{stream.name}: values of shape {values.shape} do not fit {positions.shape} positions"
@@ -1346,13 +1340,13 @@ def _put_rows(
     for row in (first, first + n - 1):
         if row < stream.flushed or row >= stream.max_rows:
             raise RecordingError(
-                f"{stream.name}: {stream.row_name} {row} is outside the unflushed range "
+                f"{stream.name}: sample {row} is outside the unflushed range "
                 f"[{stream.flushed}, {stream.max_rows})"
             )
     if positions.size:
-        if new_columns and (positions.min() < 0 or positions.max() >= stream.n_columns):
+        if positions.min() < 0 or positions.max() >= stream.n_columns:
             raise RecordingError(f"{stream.name}: positions must be within [0, {stream.n_columns})")
-        columns = _columns(stream, positions, new_columns=new_columns)
+        columns = _columns(stream, positions)
         first_row = first - stream.flushed
         if first_row + n > stream.rows.shape[0]:
             _add_rows(stream, first_row + n)
@@ -1361,7 +1355,7 @@ def _put_rows(
 
 
 def _columns(
-    stream: _DenseStream, positions: npt.NDArray[np.int64], *, new_columns: bool
+    stream: _DenseStream, positions: npt.NDArray[np.int64]
 ) -> slice | npt.NDArray[np.intp]:
     """The columns of ``stream.rows`` that hold ``positions`` (see :func:`_put_rows`)."""
     known = stream.positions
@@ -1370,12 +1364,6 @@ def _columns(
     columns = np.searchsorted(known, positions)
     if bool(np.all(columns < known.size)) and np.array_equal(known[columns], positions):
         return columns
-    if not new_columns:
-        unknown = np.setdiff1d(positions, known)
-        raise RecordingError(
-            f"{stream.name}: positions {_few(unknown)} are not among this rank's columns "
-            "(given to add_weight_ids)"
-        )
     merged = np.union1d(known, positions)
     rows = np.full((stream.rows.shape[0], merged.size), np.nan, dtype=np.float32)
     rows[:, np.searchsorted(merged, known)] = stream.rows
@@ -1392,21 +1380,44 @@ def _add_rows(stream: _DenseStream, n_rows: int) -> None:
     stream.rows = rows
 
 
-def _check_synapses(
-    name: str,
-    left: int,
-    counts: npt.NDArray[np.int64],
-    sources: npt.NDArray[np.int64],
-    targets: npt.NDArray[np.int64],
-) -> None:
-    """Raise unless each synapse column from ``left`` was given ``counts == 1`` times and the
-    synapses are ordered by target, then source."""
-    for wrong, what in ((counts > 1, "several ranks gave"), (counts == 0, "no rank gave")):
-        columns = np.flatnonzero(wrong)
-        if columns.size:
+def _tiled(name: str, ranges: list[tuple[int, int]]) -> int:
+    """The number of columns of the ranks' ``(first, count)`` ranges; raise (the same on every
+    rank) unless they tile ``0 .. n - 1``."""
+    n_columns = sum(count for _, count in ranges)
+    for rank, (first, count) in enumerate(ranges):
+        if count < 0 or first < 0 or first + count > n_columns:
             raise RecordingError(
-                f"{name}: {what} the synapse columns {_few(columns + left)} (add_weight_ids)"
+                f"{name}: the ranks gave {n_columns} synapses, so their columns must be 0 .. "
+                f"{n_columns - 1}, but rank {rank} gave columns {first} .. {first + count - 1}"
             )
+    end = 0
+    for first, count in sorted(r for r in ranges if r[1] > 0):
+        if first != end:
+            what = "overlap at" if first < end else "leave out"
+            raise RecordingError(
+                f"{name}: the ranks' synapse columns {what} column {min(first, end)} "
+                f"(their (first, count) by rank: {ranges})"
+            )
+        end = first + count
+    return n_columns
+
+
+def _node_ids(name: str, what: str, ids: npt.NDArray[Any], n: int) -> npt.NDArray[np.int64]:
+    """``ids`` as int64 node ids, checked: ``n`` of them, integers, none negative."""
+    got = np.asarray(ids)
+    if got.shape != (n,) or not np.issubdtype(got.dtype, np.integer):
+        raise RecordingError(
+            f"{name}: the synapse ids gave {what} of {got.dtype}{list(got.shape)}, not {n} integers"
+        )
+    if n and got.min() < 0:
+        raise RecordingError(f"{name}: {what} must be node ids >= 0")
+    return got.astype(np.int64, copy=False)
+
+
+def _check_synapses(
+    name: str, left: int, sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
+) -> None:
+    """Raise unless the synapses from column ``left`` are ordered by target, then source."""
     d_target, d_source = np.diff(targets), np.diff(sources)
     disorder = np.flatnonzero((d_target < 0) | ((d_target == 0) & (d_source < 0)))
     if disorder.size:
@@ -1415,6 +1426,35 @@ def _check_synapses(
             f"{name}: synapses must be ordered by target, then source; column {left + j + 1} "
             f"(target {targets[j + 1]}, source {sources[j + 1]}) follows column {left + j} "
             f"(target {targets[j]}, source {sources[j]})"
+        )
+
+
+def _check_snapshot(stream: _WeightStream, every: list[tuple[int, float]]) -> None:
+    """Raise (the same on every rank) unless the ranks' ``(snapshot, time_ms)`` agree and
+    continue the stream: the next snapshot, at a finite time later than the last one."""
+    snapshot, time_ms = every[0]
+    name = stream.name
+    if any(pair != every[0] for pair in every):
+        listed = "; ".join(f"rank {r}: {pair}" for r, pair in enumerate(every))
+        raise RecordingError(
+            f"{name}: the ranks disagree on the snapshot (every rank must write every snapshot "
+            f"with the same time; (snapshot, ms)): {listed}"
+        )
+    if snapshot != stream.snapshots:
+        raise RecordingError(
+            f"{name}: snapshot {snapshot} is out of order; the next one is {stream.snapshots}"
+        )
+    if snapshot >= stream.spec.max_snapshots:
+        raise RecordingError(
+            f"{name}: snapshot {snapshot} is beyond the {stream.spec.max_snapshots} snapshots "
+            "the recording can take"
+        )
+    if not math.isfinite(time_ms):
+        raise RecordingError(f"{name}: snapshot {snapshot} has the time {time_ms} ms")
+    if snapshot and not time_ms > stream.times[snapshot - 1]:
+        raise RecordingError(
+            f"{name}: snapshot {snapshot} at {time_ms} ms is not later than snapshot "
+            f"{snapshot - 1} at {stream.times[snapshot - 1]} ms"
         )
 
 

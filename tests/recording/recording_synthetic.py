@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from brainsim.errors import RecordingError
 from brainsim.exchange.base import Communicator
-from brainsim.recording import PopulationInfo, ReportSpec, RunInfo, WeightSpec
+from brainsim.recording import IdsOf, PopulationInfo, ReportSpec, RunInfo, ValuesOf, WeightSpec
 
 SEED = 20240601
 STORE_STEPS = 600
@@ -70,11 +70,15 @@ def synapses(weights: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]
     return sources[order], targets[order]
 
 
-def owned_synapses(weights: int, rank: int, size: int) -> npt.NDArray[np.int64]:
-    """The synapse columns of projection ``weights`` rank ``rank`` of ``size`` owns: those onto
-    the neurons it owns."""
+def owned_synapses(weights: int, rank: int, size: int) -> tuple[int, int]:
+    """The synapse columns ``(first, count)`` of projection ``weights`` that rank ``rank`` of
+    ``size`` owns: those onto its block of the target population (uneven blocks, so that chunk
+    boundaries fall inside a rank's columns)."""
     _, targets = synapses(weights)
-    return np.flatnonzero((targets * 5 + 1) % size == rank).astype(np.int64)
+    n_targets = int(targets.max()) + 1
+    edges = [n_targets * r * r // (size * size) for r in range(size + 1)]
+    first, last = np.searchsorted(targets, [edges[rank], edges[rank + 1]])
+    return int(first), int(last - first)
 
 
 def weight_values(
@@ -249,22 +253,25 @@ def run(
     owned = [owned_positions(r, comm.rank, comm.size) for r in range(len(REPORTS))]
     owned_weights = [owned_synapses(w, comm.rank, comm.size) for w in range(len(WEIGHTS))]
     if duplicate_synapse and comm.rank == comm.size - 1:
-        owned_weights[0] = np.union1d([0], owned_weights[0])
-    for index, positions in enumerate(owned_weights):
-        sources, targets = synapses(index)
-        recorder.add_weight_ids(index, positions, sources[positions], targets[positions])
+        first, count = owned_weights[0]
+        owned_weights[0] = (first - 1, count + 1)
+    try:
+        for index, (first, count) in enumerate(owned_weights):
+            recorder.write_weight_ids(index, first, count, _ids_of(index, first))
+    except RecordingError as exc:
+        recorder.close("failed", build_s=0.25, reason=str(exc))
+        raise
 
     added = [0] * len(WEIGHTS)
 
     def snapshots(steps_done: int, *, finished: bool = False) -> None:
         """Add the snapshots taken by ``steps_done`` steps that are not added yet."""
-        for index, positions in enumerate(owned_weights):
+        for index, (first, _) in enumerate(owned_weights):
             steps = snapshot_steps(index, steps_done, finished=finished)
             for snapshot in range(added[index], len(steps)):
                 late = snapshot == skew_snapshot and index == 0 and comm.rank == comm.size - 1
                 time_ms = (steps[snapshot] + 0.5 * late) * DT_MS
-                values = weight_values(index, snapshot, positions)
-                recorder.add_weights(index, snapshot, time_ms, positions, values)
+                recorder.write_weights(index, snapshot, time_ms, _values_of(index, snapshot, first))
             added[index] = len(steps)
 
     flushes = set(flush_steps(n_steps))
@@ -297,6 +304,17 @@ def run(
         recorder.close("failed", build_s=0.25, n_synapses=synapses_of(comm.rank), reason=str(exc))
         raise
     recorder.close("complete", build_s=0.25, sim_s=0.5, n_synapses=synapses_of(comm.rank))
+
+
+def _ids_of(weights: int, first: int) -> IdsOf:
+    """A rank's synapse ids of projection ``weights``, its columns starting at ``first``."""
+    sources, targets = synapses(weights)
+    return lambda lo, hi: (sources[first + lo : first + hi], targets[first + lo : first + hi])
+
+
+def _values_of(weights: int, snapshot: int, first: int) -> ValuesOf:
+    """A rank's weights of projection ``weights`` at ``snapshot``, its columns from ``first``."""
+    return lambda lo, hi: weight_values(weights, snapshot, np.arange(first + lo, first + hi))
 
 
 def _pause(store: Path, rank: int, steps_done: int) -> None:

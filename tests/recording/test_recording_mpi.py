@@ -113,8 +113,8 @@ def test_every_chunk_and_array_file_is_byte_identical_for_any_rank_count(
     for n_ranks in (2, 3):
         owned = [synthetic.owned_synapses(0, rank, n_ranks) for rank in range(n_ranks)]
         boundaries = range(21, 62, 21)
-        assert any(np.isin([b - 1, b], o).all() for o in owned for b in boundaries)
-        assert synthetic.owned_synapses(1, 0, n_ranks).size == 0
+        assert any(first < b < first + count for first, count in owned for b in boundaries)
+        assert synthetic.owned_synapses(1, 0, n_ranks)[1] == 0
     reference = store_files(stores[1])
     assert any(name.startswith("weights/EE/data/c/") for name in reference)
     for n_ranks in (2, 3):
@@ -141,12 +141,12 @@ def test_ranks_that_disagree_on_a_snapshot_all_fail_and_say_why(tmp_path: Path) 
     store = tmp_path / "skewed.zarr"
     stderr = failing_run(store, "--skew-snapshot", "4")
     # Every rank raised the same error (nobody hung waiting for the others).
-    assert stderr.count("the ranks disagree on the snapshots") >= 3, stderr[-4000:]
+    assert stderr.count("the ranks disagree on the snapshot") >= 3, stderr[-4000:]
     root = zarr.open_group(str(store), mode="r")
     doc = root.attrs["brainsim"]
     assert doc["status"] == "failed"
-    assert "weights/EE: the ranks disagree on the snapshots" in doc["reason"]
-    assert "rank 0: [28.0]; rank 1: [28.0]; rank 2: [28.05]" in doc["reason"]
+    assert "weights/EE: the ranks disagree on the snapshot" in doc["reason"]
+    assert "rank 0: (4, 28.0); rank 1: (4, 28.0); rank 2: (4, 28.05)" in doc["reason"]
     # Snapshots flushed before the disagreement are kept.
     assert root["weights/EE/time"][...].tolist() == pytest.approx([0.0, 7.0, 14.0, 21.0])
 
@@ -154,10 +154,11 @@ def test_ranks_that_disagree_on_a_snapshot_all_fail_and_say_why(tmp_path: Path) 
 def test_a_synapse_given_by_two_ranks_fails_the_run(tmp_path: Path) -> None:
     store = tmp_path / "duplicate.zarr"
     stderr = failing_run(store, "--duplicate-synapse")
-    # The owner of the chunk with synapse 0 refuses it; every other rank stops with it.
-    assert "weights/EE: several ranks gave the synapse columns [0]" in stderr, stderr[-4000:]
-    assert "another rank failed writing its chunks" in stderr
-    assert zarr.open_group(str(store), mode="r").attrs["brainsim"]["status"] == "failed"
+    # Every rank sees the ranges of all and refuses them before anything is written.
+    assert stderr.count("weights/EE: the ranks' synapse columns overlap") >= 3, stderr[-4000:]
+    root = zarr.open_group(str(store), mode="r")
+    assert root.attrs["brainsim"]["status"] == "failed"
+    assert "weights" not in root
 
 
 def test_a_running_store_is_readable_by_another_process(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ and failed runs, and every misuse the recorder refuses (the MPI tests cover seve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,11 +62,23 @@ def snapshot(snapshot: int) -> np.ndarray:
     return (1.0 + snapshot + 0.1 * ALL).astype(np.float32)
 
 
+def ids_of(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    return SOURCES[lo:hi], TARGETS[lo:hi]
+
+
+def values_of(snapshot_index: int) -> Callable[[int, int], np.ndarray]:
+    return lambda lo, hi: snapshot(snapshot_index)[lo:hi]
+
+
+def nothing(lo: int, hi: int) -> np.ndarray:
+    raise AssertionError(f"a rank without synapses was asked for columns {lo} .. {hi - 1}")
+
+
 def recorder_with_ids(store: Path, **options: int) -> ZarrRecorder:
     recorder = ZarrRecorder(store, LocalCommunicator(), **options)  # type: ignore[arg-type]
     recorder.open(weights_info())
-    recorder.add_weight_ids(0, ALL, SOURCES, TARGETS)
-    recorder.add_weight_ids(1, i64(), i64(), i64())
+    recorder.write_weight_ids(0, 0, 5, ids_of)
+    recorder.write_weight_ids(1, 0, 0, nothing)  # type: ignore[arg-type]
     return recorder
 
 
@@ -76,10 +89,10 @@ def plastic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("plastic") / "run.zarr"
     recorder = recorder_with_ids(store, weight_chunk=2)
     for k, time_ms in enumerate((0.0, 1.0, 2.0, 3.0)):
-        recorder.add_weights(0, k, time_ms, ALL, snapshot(k))
+        recorder.write_weights(0, k, time_ms, values_of(k))
         if k == 1:
             recorder.flush(1.0)
-    recorder.add_weights(1, 0, 3.0, i64(), f32())
+    recorder.write_weights(1, 0, 3.0, nothing)
     recorder.close("complete", build_s=0.0)
     return store
 
@@ -160,56 +173,108 @@ def test_a_store_without_weights_lists_none(tmp_path: Path) -> None:
     assert "weights" not in zarr.open_group(str(store), mode="r")
 
 
-def test_weight_arrays_appear_at_the_first_flush_with_their_synapses(tmp_path: Path) -> None:
+def test_weight_arrays_appear_with_their_synapses_and_snapshots_when_written(
+    tmp_path: Path,
+) -> None:
     store = tmp_path / "ids.zarr"
-    recorder = recorder_with_ids(store)
-    # The synapses are not flushed yet, so their number is not known: no arrays yet.
+    recorder = ZarrRecorder(store, LocalCommunicator())
+    recorder.open(weights_info())
+    # The synapses are not known yet, so neither is their number: no arrays yet.
     assert "weights" not in zarr.open_group(str(store), mode="r")
     assert open_store(store).weight_projections == ()
-    recorder.flush(0.5)
+    recorder.write_weight_ids(0, 0, 5, ids_of)
     root = zarr.open_group(str(store), mode="r")
     assert root["weights/EE/data"].shape == (0, 5)
     np.testing.assert_array_equal(root["weights/EE/target"][...], TARGETS)
     assert open_store(store).weights("EE").shape == (0, 5)
     assert xr.open_zarr(store, group="weights/EE", consolidated=False)["data"].shape == (0, 5)
-    recorder.add_weights(0, 0, 0.0, ALL, snapshot(0))
-    recorder.flush(1.0)
+    # A snapshot is published, like a state sample, by the next flush.
+    recorder.write_weights(0, 0, 0.0, values_of(0))
+    assert open_store(store).weights("EE").shape == (0, 5)
+    recorder.flush(0.5)
     np.testing.assert_array_equal(open_store(store).weights("EE").values, [snapshot(0)])
+    recorder.write_weight_ids(1, 0, 0, nothing)  # type: ignore[arg-type]
     recorder.close("complete", build_s=0.0)
 
 
-def test_a_cancelled_run_publishes_every_snapshot_it_took(tmp_path: Path) -> None:
+def test_a_cancelled_run_keeps_every_snapshot_it_took(tmp_path: Path) -> None:
     store = tmp_path / "cancelled.zarr"
     recorder = recorder_with_ids(store)
-    recorder.add_weights(0, 0, 0.0, ALL, snapshot(0))
+    recorder.write_weights(0, 0, 0.0, values_of(0))
     recorder.flush(0.5)
-    recorder.add_weights(0, 1, 1.0, ALL, snapshot(1))
+    recorder.write_weights(0, 1, 1.0, values_of(1))
     recorder.close("cancelled", build_s=0.0, reason="user")
     weights = open_store(store).weights("EE")
     assert weights["time"].values.tolist() == [0.0, 1.0]
     np.testing.assert_array_equal(weights.values, [snapshot(0), snapshot(1)])
 
 
-def test_a_run_that_dies_keeps_the_flushed_snapshots(tmp_path: Path) -> None:
+@pytest.mark.parametrize("weight_chunk", [5, 40])  # a snapshot a chunk; 8 snapshots a chunk
+def test_a_run_that_dies_keeps_the_flushed_snapshots(tmp_path: Path, weight_chunk: int) -> None:
     store = tmp_path / "died.zarr"
-    recorder = recorder_with_ids(store)
-    recorder.add_weights(0, 0, 0.0, ALL, snapshot(0))
+    recorder = recorder_with_ids(store, weight_chunk=weight_chunk)
+    recorder.write_weights(0, 0, 0.0, values_of(0))
     recorder.flush(0.5)
-    recorder.add_weights(0, 1, 1.0, ALL, snapshot(1))
-    recorder.mark_failed("killed")  # and the process is gone: no close
+    recorder.write_weights(0, 1, 1.0, values_of(1))
+    recorder.mark_failed("killed")  # and the process is gone: no flush, no close
     opened = open_store(store)
     assert opened.status == "failed"
     np.testing.assert_array_equal(opened.weights("EE").values, [snapshot(0)])
 
 
-def test_weights_never_added_are_nan(tmp_path: Path) -> None:
-    store = tmp_path / "gaps.zarr"
-    recorder = recorder_with_ids(store)
-    recorder.add_weights(0, 0, 0.0, i64(1, 3), f32(7.0, 8.0))
-    recorder.close("complete", build_s=0.0)
-    np.testing.assert_array_equal(
-        open_store(store).weights("EE").values, [f32(np.nan, 7.0, np.nan, 8.0, np.nan)]
+def test_snapshots_that_share_a_chunk_rewrite_it_whole(tmp_path: Path) -> None:
+    # Chunks of 3 snapshots x 5 synapses: the owner keeps the block of the current row of
+    # chunks, writes it whole at each flush and when it is complete; a new row of chunks
+    # starts from NaN.
+    store = tmp_path / "narrow.zarr"
+    info = replace(
+        weights_info(), weights=(WeightSpec("EE", "stdp", "mV", max_snapshots=7, interval_ms=1.0),)
     )
+    recorder = ZarrRecorder(store, LocalCommunicator(), weight_chunk=15)
+    recorder.open(info)
+    recorder.write_weight_ids(0, 0, 5, ids_of)
+    assert zarr.open_group(str(store), mode="r")["weights/EE/data"].chunks == (3, 5)
+    for k in range(5):
+        recorder.write_weights(0, k, float(k), values_of(k))
+        recorder.flush(k + 0.5)
+        data = zarr.open_group(str(store), mode="r")["weights/EE/data"]
+        np.testing.assert_array_equal(data[...], [snapshot(j) for j in range(k + 1)])
+    recorder.write_weights(0, 5, 5.0, values_of(5))
+    recorder.write_weights(0, 6, 6.0, values_of(6))  # completes the third row of chunks
+    recorder.close("complete", build_s=0.0)
+    weights = open_store(store).weights("EE")
+    np.testing.assert_array_equal(weights.values, [snapshot(j) for j in range(7)])
+    assert weights["time"].values.tolist() == [float(j) for j in range(7)]
+
+
+def test_a_snapshot_is_read_a_chunk_at_a_time(tmp_path: Path) -> None:
+    # However many synapses a rank has, it is asked for one chunk's columns at a time: it never
+    # holds its whole snapshot (or its ids) in the recording's order.
+    n = 1000
+    asked: list[tuple[int, int]] = []
+
+    def values(lo: int, hi: int) -> np.ndarray:
+        asked.append((lo, hi))
+        return np.arange(lo, hi, dtype=np.float32)
+
+    def ids(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        asked.append((lo, hi))
+        return np.zeros(hi - lo, np.int64), np.arange(lo, hi, dtype=np.int64) // 10
+
+    store = tmp_path / "chunked.zarr"
+    info = replace(
+        weights_info(), weights=(WeightSpec("EE", "stdp", "mV", max_snapshots=1, interval_ms=None),)
+    )
+    recorder = ZarrRecorder(store, LocalCommunicator(), weight_chunk=64)
+    recorder.open(info)
+    recorder.write_weight_ids(0, 0, n, ids)
+    recorder.write_weights(0, 0, 3.0, values)
+    recorder.close("complete", build_s=0.0)
+    chunks = [(lo, min(lo + 64, n)) for lo in range(0, n, 64)]
+    assert asked == chunks + chunks
+    weights = open_store(store).weights("EE")
+    np.testing.assert_array_equal(weights.values, [np.arange(n, dtype=np.float32)])
+    np.testing.assert_array_equal(weights["target"].values, np.arange(n) // 10)
 
 
 def test_a_wide_report_across_column_chunks_and_flushes(tmp_path: Path) -> None:
@@ -259,83 +324,75 @@ def test_a_bad_weight_recording_is_refused_with_every_problem(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("positions", "sources", "targets", "message"),
+    ("sources", "targets", "message"),
     [
-        (i64(0, 1), i64(0), i64(0, 1), "1-D integer arrays of equal length"),
-        (ALL.astype(np.float64), SOURCES, TARGETS, "1-D integer arrays"),
-        (i64(0, 2, 1, 3, 4), SOURCES, TARGETS, "strictly ascending and >= 0"),
-        (i64(0, 1, 1, 3, 4), SOURCES, TARGETS, "strictly ascending"),
-        (i64(-1, 0, 1, 2, 3), SOURCES, TARGETS, "strictly ascending and >= 0"),
-        (ALL, i64(3, -1, 2, 2, 1), TARGETS, "node ids >= 0"),
+        (i64(0), TARGETS, r"gave sources of int64\[1\], not 5 integers"),
+        (SOURCES.astype(np.float64), TARGETS, r"gave sources of float64\[5\], not 5 integers"),
+        (i64(3, -1, 2, 2, 1), TARGETS, "sources must be node ids >= 0"),
+        (SOURCES, i64(0, 1, 1, 1, -2), "targets must be node ids >= 0"),
+        (i64(3, 0, 2, 1, 1), TARGETS, r"ordered by target, then source; column 3 \(target 1, "),
+        (SOURCES, i64(0, 1, 1, 0, 2), r"ordered by target, then source; column 3 \(target 0, "),
     ],
 )
-def test_bad_synapse_ids_are_refused(
-    tmp_path: Path, positions: np.ndarray, sources: np.ndarray, targets: np.ndarray, message: str
+def test_bad_synapse_ids_fail_and_leave_no_synapses(
+    tmp_path: Path, sources: np.ndarray, targets: np.ndarray, message: str
 ) -> None:
-    recorder = ZarrRecorder(tmp_path / "ids.zarr", LocalCommunicator())
+    store = tmp_path / "ids.zarr"
+    recorder = ZarrRecorder(store, LocalCommunicator())
     recorder.open(weights_info())
-    with pytest.raises(RecordingError, match=f"weights/EE: .*{message}"):
-        recorder.add_weight_ids(0, positions, sources, targets)
+    with pytest.raises(RecordingError, match=f"failed writing the synapse ids.*{message}"):
+        recorder.write_weight_ids(0, 0, 5, lambda lo, hi: (sources[lo:hi], targets[lo:hi]))
+    recorder.close("failed", build_s=0.0)
+    assert zarr.open_group(str(store), mode="r")["weights/EE/source"].shape == (0,)
 
 
 def test_misused_weight_calls_are_refused(tmp_path: Path) -> None:
     recorder = ZarrRecorder(tmp_path / "misuse.zarr", LocalCommunicator())
     recorder.open(weights_info())
     with pytest.raises(RecordingError, match="weight recording 2 does not exist \\(2 recorded\\)"):
-        recorder.add_weight_ids(2, ALL, SOURCES, TARGETS)
-    with pytest.raises(RecordingError, match="add_weight_ids must come before add_weights"):
-        recorder.add_weights(0, 0, 0.0, ALL, snapshot(0))
-    recorder.add_weight_ids(0, i64(0, 2, 4), SOURCES[::2], TARGETS[::2])
+        recorder.write_weight_ids(2, 0, 5, ids_of)
+    with pytest.raises(RecordingError, match="write_weight_ids must come first"):
+        recorder.write_weights(0, 0, 0.0, values_of(0))
+    recorder.write_weight_ids(0, 0, 5, ids_of)
     with pytest.raises(RecordingError, match="already called"):
-        recorder.add_weight_ids(0, ALL, SOURCES, TARGETS)
+        recorder.write_weight_ids(0, 0, 5, ids_of)
     with pytest.raises(RecordingError, match="snapshot 1 is out of order; the next one is 0"):
-        recorder.add_weights(0, 1, 0.0, i64(0), f32(1.0))
-    with pytest.raises(RecordingError, match="positions \\[1, 3\\] are not among this rank's"):
-        recorder.add_weights(0, 0, 0.0, i64(1, 2, 3), f32(1, 2, 3))
-    with pytest.raises(RecordingError, match="positions \\[5\\] are not among this rank's"):
-        recorder.add_weights(0, 0, 0.0, i64(5), f32(1))
-    with pytest.raises(RecordingError, match="do not fit"):
-        recorder.add_weights(0, 0, 0.0, i64(0, 2), f32(1))
-    with pytest.raises(RecordingError, match="values must be 1-D"):
-        recorder.add_weights(0, 0, 0.0, i64(0), np.zeros((1, 1), np.float32))
+        recorder.write_weights(0, 1, 0.0, values_of(0))
     with pytest.raises(RecordingError, match="snapshot 0 has the time nan ms"):
-        recorder.add_weights(0, 0, float("nan"), i64(0), f32(1))
-    recorder.add_weights(0, 0, 0.0, i64(0, 2, 4), f32(1, 2, 3))
+        recorder.write_weights(0, 0, float("nan"), values_of(0))
+    with pytest.raises(RecordingError, match=r"values\(0, 5\) gave float64\[5\], not float32\[5\]"):
+        recorder.write_weights(0, 0, 0.0, lambda lo, hi: np.zeros(hi - lo))
+    with pytest.raises(RecordingError, match=r"values\(0, 5\) gave float32\[4\]"):
+        recorder.write_weights(0, 0, 0.0, lambda lo, hi: f32(1, 2, 3, 4))
+    recorder.write_weights(0, 0, 0.0, values_of(0))
     with pytest.raises(RecordingError, match=r"snapshot 1 at 0\.0 ms is not later than snapshot 0"):
-        recorder.add_weights(0, 1, 0.0, i64(0), f32(1))
-    recorder.add_weights(0, 1, 1.0, i64(0), f32(1))
-    recorder.add_weights(0, 2, 2.0, i64(), f32())
-    recorder.add_weights(0, 3, 3.0, i64(), f32())
-    with pytest.raises(
-        RecordingError, match="snapshot 4 is outside the unflushed range \\[0, 4\\)"
-    ):
-        recorder.add_weights(0, 4, 4.0, i64(), f32())
+        recorder.write_weights(0, 1, 0.0, values_of(1))
+    for k in (1, 2, 3):
+        recorder.write_weights(0, k, float(k), values_of(k))
+    with pytest.raises(RecordingError, match="snapshot 4 is beyond the 4 snapshots"):
+        recorder.write_weights(0, 4, 4.0, values_of(0))
+    recorder.close("complete", build_s=0.0)
+    # The refused calls changed nothing.
+    weights = open_store(tmp_path / "misuse.zarr").weights("EE")
+    np.testing.assert_array_equal(weights.values, [snapshot(k) for k in range(4)])
 
 
-def test_synapse_columns_beyond_the_synapses_given_fail_the_flush(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("first", "count", "message"),
+    [
+        (2, 5, r"the ranks gave 5 synapses, so their columns must be 0 \.\. 4, but rank 0 gave "
+         r"columns 2 \.\. 6"),
+        (-1, 5, r"but rank 0 gave columns -1 \.\. 3"),
+    ],
+)  # fmt: skip
+def test_synapse_columns_that_do_not_tile_are_refused(
+    tmp_path: Path, first: int, count: int, message: str
+) -> None:
     store = tmp_path / "gap.zarr"
     recorder = ZarrRecorder(store, LocalCommunicator())
     recorder.open(weights_info())
-    recorder.add_weight_ids(0, i64(0, 1, 2, 7), SOURCES[:4], TARGETS[:4])
-    recorder.add_weight_ids(1, i64(), i64(), i64())
-    with pytest.raises(
-        RecordingError,
-        match=r"weights/EE: the ranks gave 4 synapses, so their columns must be 0 \.\. 3, "
-        r"but rank 0 gave column 7",
-    ):
-        recorder.flush(0.5)
-    with pytest.raises(RecordingError):
-        recorder.close("complete", build_s=0.0)
+    with pytest.raises(RecordingError, match=message):
+        recorder.write_weight_ids(0, first, count, ids_of)
+    recorder.close("failed", build_s=0.0)
     assert open_store(store).status == "failed"
-
-
-def test_synapses_out_of_order_fail_the_flush(tmp_path: Path) -> None:
-    recorder = ZarrRecorder(tmp_path / "order.zarr", LocalCommunicator())
-    recorder.open(weights_info())
-    recorder.add_weight_ids(0, ALL, i64(3, 2, 0, 2, 1), TARGETS)
-    with pytest.raises(
-        RecordingError,
-        match="ordered by target, then source; column 2 \\(target 1, source 0\\) follows "
-        "column 1 \\(target 1, source 2\\)",
-    ):
-        recorder.flush(0.5)
+    assert "weights" not in zarr.open_group(str(store), mode="r")
