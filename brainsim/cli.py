@@ -410,9 +410,39 @@ def _cmd_pool_serve(args: argparse.Namespace) -> int:
     return serve(Path(args.socket), comm, _pool_job, idle_timeout_s=idle)
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from brainsim.analysis.cli import analyze_main
+_DECODE_ONLY = ("population", "labels", "method", "groups", "train", "train_fraction", "lag_ms")
 
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from brainsim.analysis.cli import analyze_main, decode_main
+
+    given = [
+        f"--{name.replace('_', '-')}" for name in _DECODE_ONLY if getattr(args, name) is not None
+    ]
+    if args.decode is None and given:
+        print(f"brainsim analyze: error: {' '.join(given)}: only with --decode", file=sys.stderr)
+        return EXIT_INVALID
+    if args.decode is not None:
+        if args.t_start_ms is not None or args.t_stop_ms is not None:
+            print(
+                "brainsim analyze: error: --decode uses the stimulus' windows; "
+                "--t-start-ms and --t-stop-ms do not apply",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        return decode_main(
+            args.store,
+            stimulus=args.decode,
+            population=args.population,
+            labels=args.labels,
+            method=args.method or "rate",
+            groups=args.groups,
+            n_train=args.train,
+            train_fraction=args.train_fraction,
+            lag_ms=0.0 if args.lag_ms is None else args.lag_ms,
+            plot=args.plot,
+            as_json=args.json,
+        )
     return analyze_main(
         args.store,
         plot=args.plot,
@@ -491,11 +521,48 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--plot",
         default=None,
         help="write figures: the raster to this file, rate histogram and state traces beside it "
-        "(PNG, SVG or PDF)",
+        "(PNG, SVG or PDF); with --decode, the confusion matrix",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--t-start-ms", type=float, default=None)
     p.add_argument("--t-stop-ms", type=float, default=None)
+    d = p.add_argument_group(
+        "decoding",
+        "with --decode STIMULUS: decode a population's responses to the samples a data stimulus "
+        "showed, print the accuracy and the confusion matrix (--plot: its figure)",
+    )
+    d.add_argument("--decode", metavar="STIMULUS", default=None, help="the data stimulus")
+    d.add_argument("--population", default=None, help="the population that answers")
+    d.add_argument(
+        "--labels", metavar="FILE", default=None, help=".npy: one integer label per data row"
+    )
+    d.add_argument(
+        "--method",
+        choices=["rate", "latency", "assign"],
+        default=None,
+        help="rate: the most active neuron (group) wins; latency: the earliest; assign: label "
+        "neurons from training samples, then the most active label wins (default rate)",
+    )
+    d.add_argument(
+        "--groups",
+        metavar="FILE",
+        default=None,
+        help='JSON {"label": [node ids]}: candidate groups for rate and latency (default: '
+        "neuron i answers label i)",
+    )
+    split = d.add_mutually_exclusive_group()
+    split.add_argument(
+        "--train", type=_positive_int, default=None, help="assign: train on the first N samples"
+    )
+    split.add_argument(
+        "--train-fraction",
+        type=float,
+        default=None,
+        help="assign: train on this fraction of the samples, the first ones (default 0.5)",
+    )
+    d.add_argument(
+        "--lag-ms", type=float, default=None, help="shift each window by the network's delay"
+    )
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser(

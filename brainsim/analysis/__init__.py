@@ -1,5 +1,21 @@
-"""Analysis of recordings: open a store, population statistics, figures and export."""
+"""Analysis of recordings: open a store, population statistics, decoders, figures and export."""
 
+from brainsim.analysis.decoding import (
+    NO_ANSWER,
+    DecodingResult,
+    SampleResponses,
+    accuracy,
+    assign_labels,
+    classify_by_assignment,
+    confusion_matrix,
+    decode_latency,
+    decode_rate,
+    decode_responses,
+    first_spike_latencies_ms,
+    parse_labels,
+    sample_responses,
+    spike_counts,
+)
 from brainsim.analysis.recording import Recording, open_recording
 from brainsim.analysis.stats import (
     CorrelationResult,
@@ -16,17 +32,31 @@ from brainsim.analysis.stats import (
 from brainsim.recording import SpikeTrains
 
 __all__ = [
+    "NO_ANSWER",
     "CorrelationResult",
+    "DecodingResult",
     "PopulationStats",
     "RateHistogram",
     "Recording",
+    "SampleResponses",
     "SpikeTrains",
+    "accuracy",
+    "assign_labels",
+    "classify_by_assignment",
+    "confusion_matrix",
     "cv_isi",
+    "decode_latency",
+    "decode_rate",
+    "decode_responses",
     "fano_factor",
     "firing_rates_hz",
+    "first_spike_latencies_ms",
     "mean_cv_isi",
     "open_recording",
+    "parse_labels",
     "population_rate",
     "population_stats",
+    "sample_responses",
     "spike_count_correlation",
+    "spike_counts",
 ]

@@ -1,4 +1,5 @@
-"""Figures of a recording: spike raster with population rate, state traces, rate histograms.
+"""Figures of a recording: spike raster with population rate, state traces, rate histograms,
+and the confusion matrix of a decoder.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global backend state, safe
 in servers and threads) and saved in the format the file extension names (PNG, SVG or PDF).
@@ -11,12 +12,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from brainsim.analysis.recording import Recording
 from brainsim.analysis.stats import firing_rates_hz, population_rate
 
-__all__ = ["FIGURE_FORMATS", "plot_raster", "plot_rate_histogram", "plot_traces"]
+__all__ = [
+    "FIGURE_FORMATS",
+    "plot_confusion_matrix",
+    "plot_raster",
+    "plot_rate_histogram",
+    "plot_traces",
+]
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 _COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -144,4 +153,43 @@ def plot_rate_histogram(
     axes.set_ylabel("neurons")
     if recording.spike_populations:
         axes.legend(fontsize="small")
+    return _save(figure, out)
+
+
+def plot_confusion_matrix(
+    confusion: npt.ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    """A confusion matrix as a heat map with the count in each cell: rows are true labels,
+    columns decoded ones; a last column ``none`` (samples without an answer) is shown when the
+    matrix has one more column than rows, as :func:`brainsim.analysis.confusion_matrix` gives."""
+    out = _figure_path(path)
+    matrix = np.asarray(confusion)
+    n_rows, n_columns = matrix.shape if matrix.ndim == 2 else (0, 0)
+    if matrix.ndim != 2 or n_columns not in (n_rows, n_rows + 1):
+        raise ValueError(
+            f"a confusion matrix is [n, n] or [n, n + 1] (no answer), got shape {matrix.shape}"
+        )
+    size = 2.5 + 0.5 * max(n_columns, 5)
+    figure = Figure(figsize=(size, size * 0.9), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, aspect="equal")
+    bar = figure.colorbar(image, ax=axes, shrink=0.8, label="samples")
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    rows = [str(label) for label in range(n_rows)]
+    axes.set_xticks(range(n_columns), rows + ["none"] * (n_columns - n_rows))
+    axes.set_yticks(range(n_rows), rows)
+    if n_columns <= 30:
+        threshold = matrix.max(initial=0) / 2
+        for (row, column), count in np.ndenumerate(matrix):
+            colour = "white" if count > threshold else "black"
+            axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=8)
+    axes.set_xlabel("decoded label")
+    axes.set_ylabel("true label")
+    correct = int(np.trace(matrix[:, :n_rows]))
+    total = int(matrix.sum())
+    score = f"{correct} of {total} correct" + (f" ({correct / total:.1%})" if total else "")
+    axes.set_title(f"{title}\n{score}" if title else score, fontsize="medium")
     return _save(figure, out)

@@ -5,7 +5,8 @@ found clean (so one bad value does not hide its neighbours' problems) and checks
 context: references between populations, projections, stimuli
 and recordings; delays and intervals against ``dt_ms``; degrees against population sizes;
 node ids against sizes; model-specific parameters and state variables; value ranges of
-distributions; connection files; and the memory the whole circuit needs. Every problem is
+distributions; connection files; stimulus data (:mod:`.encoders`); and the memory the whole
+circuit needs. Every problem is
 recorded (with its path), and the :class:`Circuit` is built only when there are none.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from brainsim.circuit.document import circuit_document
+from brainsim.circuit.encoders import DATA_STIMULI, build_data_stimulus
 from brainsim.circuit.expressions import FUNCTIONS
 from brainsim.circuit.files import check_connection_file
 from brainsim.circuit.problems import Path, ProblemLog
@@ -44,6 +46,7 @@ from brainsim.circuit.spec import (
     Recordings,
     Simulation,
     SpikeSourceArray,
+    SpikeStimulus,
     StateRecording,
     Stimulus,
     Synapse,
@@ -514,10 +517,29 @@ class _Builder:
                 )
         times = self._spike_times(data, path)
         delay_ms = self._stimulus_delay(data, path)
+        kind = data["type"]
+        if kind in DATA_STIMULI:
+            targets_off = tuple(
+                self._target(target, (*path, "targets_off", index))
+                for index, target in enumerate(_list(data.get("targets_off")))
+            )
+            return build_data_stimulus(
+                name,
+                data,
+                path,
+                targets=targets,
+                n_targets=self._target_neurons(targets, path),
+                weight=values.get("weight"),
+                delay_ms=delay_ms,
+                dt_ms=self._dt_ms,
+                base_dir=self._base_dir,
+                log=self._log,
+                targets_off=targets_off,
+                n_targets_off=self._target_neurons(targets_off, path, key="targets_off"),
+            )
         start_ms, stop_ms = self._activity_window(data, path)
         if not self._log.is_clean(path) or delay_ms is None:
             return None
-        kind = data["type"]
         if kind == "poisson":
             return PoissonStimulus(
                 name=name,
@@ -585,6 +607,40 @@ class _Builder:
         if delay_ms < self._dt_ms * (1 - _RELATIVE_TOLERANCE):
             self._log.add((*path, "delay_ms"), f"must be >= dt_ms ({self._dt_ms}), got {delay_ms}")
         return delay_ms
+
+    def _target_neurons(
+        self, targets: tuple[Target, ...], path: Path, key: str = "targets"
+    ) -> int | None:
+        """How many neurons ``targets`` (the list ``key``) select together (``None`` when a
+        target has problems); a problem (and ``None``) when two targets select the same neuron,
+        as each must read its own data."""
+        if not all(
+            self._log.is_clean((*path, key, index)) and t.population in self._sizes
+            for index, t in enumerate(targets)
+        ):
+            return None
+        total = 0
+        seen: dict[str, list[range | tuple[int, ...]]] = {}
+        for index, target in enumerate(targets):
+            size = self._sizes[target.population]
+            nodes = target.nodes
+            ids = (
+                nodes.ids
+                if nodes.ids is not None
+                else range(
+                    nodes.start, size if nodes.stop is None else min(nodes.stop, size), nodes.step
+                )
+            )
+            for earlier in seen.get(target.population, []):
+                if not set(earlier).isdisjoint(ids):
+                    self._log.add(
+                        (*path, key, index),
+                        f"selects neurons of {target.population} that an earlier target "
+                        "selects; each target neuron reads its own data, so select each once",
+                    )
+            seen.setdefault(target.population, []).append(ids)
+            total += len(ids)
+        return total if self._log.is_clean((*path, key)) else None
 
     def _target(self, data: Any, path: Path) -> Target:
         if isinstance(data, str):
@@ -743,7 +799,7 @@ class _Builder:
         delays = [
             stimulus.delay_ms
             for stimulus in stimuli.values()
-            if isinstance(stimulus, PoissonStimulus | SpikeSourceArray)
+            if isinstance(stimulus, SpikeStimulus)
         ]
         needed = estimate(
             self._populations,

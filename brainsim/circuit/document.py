@@ -12,17 +12,24 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from brainsim.circuit.data import data_document
 from brainsim.circuit.spec import (
     API_VERSION,
     Circuit,
     Connectivity,
     DCStimulus,
+    DeltaStimulus,
     NodeSelection,
     NoiseStimulus,
     PoissonStimulus,
     Population,
+    PopulationStimulus,
     Projection,
+    RateStimulus,
+    SampleSchedule,
+    SampleStimulus,
     SpikeSourceArray,
+    SpikeTrains,
     Stimulus,
     Target,
 )
@@ -139,16 +146,83 @@ def _stimulus_data(stimulus: Stimulus) -> dict[str, Any]:
             "std_pA": value_data(stimulus.std_pA),
             "weight": value_data(stimulus.weight),
         }
-    else:
-        assert isinstance(stimulus, SpikeSourceArray)
+    elif isinstance(stimulus, SpikeSourceArray):
         return data | {
             "spike_times_ms": list(stimulus.spike_times_ms),
             "weight": value_data(stimulus.weight),
             "delay_ms": stimulus.delay_ms,
         }
+    elif isinstance(stimulus, SpikeTrains):
+        return data | {
+            "data": data_document(stimulus.data),
+            "weight": value_data(stimulus.weight),
+            "delay_ms": stimulus.delay_ms,
+        }
+    elif isinstance(stimulus, DeltaStimulus):
+        return data | _delta_data(stimulus)
+    else:
+        return data | _encoder_data(stimulus)
     data["start_ms"] = stimulus.start_ms
     if stimulus.stop_ms is not None:
         data["stop_ms"] = stimulus.stop_ms
+    return data
+
+
+def _encoder_data(stimulus: SampleStimulus) -> dict[str, Any]:
+    data: dict[str, Any] = {"data": data_document(stimulus.data)}
+    if stimulus.features is not None:
+        data["features"] = list(stimulus.features)
+    data |= _schedule_data(stimulus.schedule)
+    if isinstance(stimulus, RateStimulus):
+        data |= {
+            "max_rate_hz": stimulus.max_rate_hz,
+            "gain": stimulus.gain,
+            "offset": stimulus.offset,
+            "mode": stimulus.mode,
+        }
+    elif isinstance(stimulus, PopulationStimulus):
+        data |= {
+            "n_neurons_per_feature": stimulus.n_neurons_per_feature,
+            "low": stimulus.low,
+            "high": stimulus.high,
+            "sigma": stimulus.sigma,
+            "max_rate_hz": stimulus.max_rate_hz,
+        }
+    else:
+        data |= {
+            "tau_ms": stimulus.tau_ms,
+            "threshold": stimulus.threshold,
+            "linear": stimulus.linear,
+            "normalize": stimulus.normalize,
+            "clip": stimulus.clip,
+        }
+    return data | {"weight": value_data(stimulus.weight), "delay_ms": stimulus.delay_ms}
+
+
+def _delta_data(stimulus: DeltaStimulus) -> dict[str, Any]:
+    data: dict[str, Any] = {"data": data_document(stimulus.data)}
+    if stimulus.features is not None:
+        data["features"] = list(stimulus.features)
+    data |= {
+        "start_ms": stimulus.start_ms,
+        "step_ms": stimulus.step_ms,
+        "threshold": stimulus.threshold,
+        "padding": stimulus.padding,
+        "off_spikes": stimulus.off_spikes,
+    }
+    if stimulus.off_spikes:
+        data["targets_off"] = [_target_data(target) for target in stimulus.targets_off]
+    return data | {"weight": value_data(stimulus.weight), "delay_ms": stimulus.delay_ms}
+
+
+def _schedule_data(schedule: SampleSchedule) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "start_ms": schedule.start_ms,
+        "present_ms": schedule.present_ms,
+        "rest_ms": schedule.rest_ms,
+    }
+    if schedule.order is not None:
+        data["order"] = list(schedule.order)
     return data
 
 

@@ -1,5 +1,7 @@
 """Connection files of ``from_file`` projections: locate them safely and check their contents.
 
+(:func:`resolve_relative_file` also locates the data files of stimuli.)
+
 A connection file is a ``.npz`` archive with 1-D arrays of equal length: ``source`` and
 ``target`` (integers, population-local node ids), and optionally ``weight`` and ``delay_ms``
 (numbers) that replace the projection's ``weight`` / ``delay_ms``. Its path is relative to the
@@ -25,6 +27,7 @@ __all__ = [
     "check_connection_file",
     "connection_file_info",
     "resolve_connection_file",
+    "resolve_relative_file",
 ]
 
 CONNECTION_ARRAYS = ("source", "target", "weight", "delay_ms")
@@ -47,17 +50,26 @@ class ConnectionFileInfo:
 def resolve_connection_file(relative: str, base_dir: str | None) -> str:
     """The real path of ``relative`` inside ``base_dir``; :class:`ConnectionFileError` if it is
     absolute, leaves ``base_dir``, is not a ``.npz`` file, or there is no base directory."""
+    return resolve_relative_file(relative, base_dir, (".npz",), "from_file")
+
+
+def resolve_relative_file(
+    relative: str, base_dir: str | None, suffixes: tuple[str, ...], what: str
+) -> str:
+    """The real path of ``relative`` inside ``base_dir``; :class:`ConnectionFileError` if it is
+    absolute, leaves ``base_dir``, has none of ``suffixes``, or there is no base directory
+    (``what`` names the feature that reads it in that message)."""
     if base_dir is None:
         raise ConnectionFileError(
-            "from_file needs a circuit file on disk: the path is relative to the circuit's "
+            f"{what} needs a circuit file on disk: the path is relative to the circuit's "
             "directory, and this circuit was given as text"
         )
     if os.path.isabs(relative):
         raise ConnectionFileError(
             f"must be relative to the circuit's directory, got the absolute path {relative!r}"
         )
-    if not relative.endswith(".npz"):
-        raise ConnectionFileError(f"must name a .npz file, got {relative!r}")
+    if not relative.endswith(suffixes):
+        raise ConnectionFileError(f"must name a {' or '.join(suffixes)} file, got {relative!r}")
     base = os.path.realpath(base_dir)
     resolved = os.path.realpath(os.path.join(base, relative))
     if os.path.commonpath([base, resolved]) != base:

@@ -32,10 +32,9 @@ from brainsim.circuit.spec import (
     FromFile,
     OneToOne,
     PairwiseBernoulli,
-    PoissonStimulus,
     Population,
     Projection,
-    SpikeSourceArray,
+    SpikeStimulus,
     Value,
 )
 from brainsim.circuit.values import upper_estimate
@@ -92,7 +91,7 @@ def estimate_resources(circuit: Circuit) -> ResourceEstimate:
     stimulus_delays_ms = [
         stimulus.delay_ms
         for stimulus in circuit.stimuli.values()
-        if isinstance(stimulus, PoissonStimulus | SpikeSourceArray)
+        if isinstance(stimulus, SpikeStimulus)
     ]
     return estimate(
         circuit.populations,

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from brainsim.models import NEURON_MODELS, Variant
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "Circuit",
     "Connectivity",
     "DCStimulus",
+    "DeltaStimulus",
     "Distribution",
     "Expr",
     "FixedIndegree",
@@ -31,6 +35,7 @@ __all__ = [
     "FixedTotalNumber",
     "FromFile",
     "IzhikevichParams",
+    "LatencyStimulus",
     "LifParams",
     "LogNormal",
     "NeuronParams",
@@ -41,12 +46,19 @@ __all__ = [
     "PairwiseBernoulli",
     "PoissonStimulus",
     "Population",
+    "PopulationStimulus",
     "Projection",
+    "RateStimulus",
     "Recordings",
+    "SampleSchedule",
+    "SampleStimulus",
     "Simulation",
     "SpikeSourceArray",
+    "SpikeStimulus",
+    "SpikeTrains",
     "StateRecording",
     "Stimulus",
+    "StimulusData",
     "Synapse",
     "Target",
     "Uniform",
@@ -389,7 +401,175 @@ class SpikeSourceArray:
     type: Literal["spike_source_array"] = "spike_source_array"
 
 
-Stimulus = PoissonStimulus | DCStimulus | NoiseStimulus | SpikeSourceArray
+@dataclass(frozen=True, slots=True)
+class StimulusData:
+    """The numbers a data-driven stimulus reads (:mod:`brainsim.circuit.data`).
+
+    ``values`` is read-only float64: ``[n_samples, n_features]`` for the encoders, and for
+    spike trains ``[n_spikes, 2]`` rows ``(target index, time_ms)`` sorted by target, then time.
+    ``file`` is the path relative to the circuit's directory (``None``: given inline, then
+    ``inline`` is the document's list) and ``key`` the array of an ``.npz``. Two records are
+    equal when they name the same source and their ``sha256`` (of the array's shape and bytes,
+    :func:`brainsim.circuit.data.array_sha256`) agree; the array itself is not compared.
+    """
+
+    file: str | None
+    key: str | None
+    sha256: str
+    values: npt.NDArray[np.float64] = field(compare=False, repr=False)
+    inline: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        """Rows of ``values``: samples (encoders) or spikes (spike trains)."""
+        return int(self.values.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSchedule:
+    """When an encoder shows its samples: from ``start_ms``, each for ``present_ms`` followed by
+    ``rest_ms`` of silence, in ``order`` (sample indices, repeats allowed; ``None``: each
+    sample once, in the data's order). ``present_ms`` and ``rest_ms`` are multiples of dt."""
+
+    start_ms: float
+    present_ms: float
+    rest_ms: float = 0.0
+    order: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateStimulus:
+    """Rate-coded samples: target ``i`` fires at ``max_rate_hz * clip(x_i * gain + offset, 0,
+    1)`` while a sample ``x`` is shown, as a spike with probability ``rate * dt`` per step
+    (``mode="bernoulli"``, snnTorch's ``spikegen.rate``) or a Poisson count per step
+    (``"poisson"``); each spike acts like a synapse of ``weight`` with ``delay_ms``.
+    ``features`` picks the data's columns, one per target neuron (``None``: all, in order)."""
+
+    name: str
+    targets: tuple[Target, ...]
+    data: StimulusData
+    schedule: SampleSchedule
+    max_rate_hz: float
+    weight: Value
+    delay_ms: float
+    features: tuple[int, ...] | None = None
+    gain: float = 1.0
+    offset: float = 0.0
+    mode: Literal["bernoulli", "poisson"] = "bernoulli"
+    type: Literal["rate"] = "rate"
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStimulus:
+    """Latency-coded samples, snnTorch's ``spikegen.latency``: one spike per target and sample,
+    ``t(x)`` after the sample's onset, on the time grid. Logarithmic (default):
+    ``t = tau_ms ln(x / (x - threshold))`` with ``x`` raised to ``threshold + 1e-7`` first;
+    ``linear``: ``t = tau_ms min(1 - x, 1 - threshold)``. ``normalize`` scales a sample's times
+    so that the latest falls on the window's last step (linear: ``tau_ms`` becomes
+    ``present_ms - dt``); a time past that step is moved to it; ``clip`` drops the spikes of
+    inputs below ``threshold``. Data are in ``[0, 1]``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    data: StimulusData
+    schedule: SampleSchedule
+    tau_ms: float
+    weight: Value
+    delay_ms: float
+    features: tuple[int, ...] | None = None
+    threshold: float = 0.01
+    linear: bool = False
+    normalize: bool = False
+    clip: bool = False
+    type: Literal["latency"] = "latency"
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationStimulus:
+    """Population-coded samples: each feature is read by ``n_neurons_per_feature`` target
+    neurons (feature-major: target ``f * n + j`` reads feature ``f``) with Gaussian tuning
+    curves. Neuron ``j``'s centre is ``c_j = low + j (high - low) / (n - 1)`` and its rate
+    ``max_rate_hz exp(-(x - c_j)^2 / (2 sigma^2))`` while a sample ``x`` is shown, a Poisson
+    count per step; each spike acts like a synapse of ``weight`` with ``delay_ms``.
+    ``features`` picks the data's columns (``None``: all, in order)."""
+
+    name: str
+    targets: tuple[Target, ...]
+    data: StimulusData
+    schedule: SampleSchedule
+    n_neurons_per_feature: int
+    sigma: float
+    max_rate_hz: float
+    weight: Value
+    delay_ms: float
+    features: tuple[int, ...] | None = None
+    low: float = 0.0
+    high: float = 1.0
+    type: Literal["population"] = "population"
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaStimulus:
+    """Delta-coded time series, snnTorch's ``spikegen.delta``: ``data`` row ``k`` is the input
+    at ``start_ms + k step_ms``; target ``i`` spikes at row ``k`` when feature ``i`` rose by at
+    least ``threshold`` since row ``k - 1`` (row -1: zeros, or row 0 itself with ``padding``).
+    With ``off_spikes``, a fall by at least ``threshold`` spikes target ``i`` of
+    ``targets_off``. Each spike acts like a synapse of ``weight`` with ``delay_ms``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    data: StimulusData
+    step_ms: float
+    weight: Value
+    delay_ms: float
+    features: tuple[int, ...] | None = None
+    start_ms: float = 0.0
+    threshold: float = 0.1
+    padding: bool = False
+    off_spikes: bool = False
+    targets_off: tuple[Target, ...] = ()
+    type: Literal["delta"] = "delta"
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeTrains:
+    """Given spike times per target neuron (``data``: rows ``(target index, time_ms)``, the
+    target index counting the neurons of ``targets`` in order), each spike acting like a
+    synapse of ``weight`` with ``delay_ms``."""
+
+    name: str
+    targets: tuple[Target, ...]
+    data: StimulusData
+    weight: Value
+    delay_ms: float
+    type: Literal["spike_trains"] = "spike_trains"
+
+
+Stimulus = (
+    PoissonStimulus
+    | DCStimulus
+    | NoiseStimulus
+    | SpikeSourceArray
+    | RateStimulus
+    | LatencyStimulus
+    | PopulationStimulus
+    | DeltaStimulus
+    | SpikeTrains
+)
+
+SampleStimulus = RateStimulus | LatencyStimulus | PopulationStimulus
+"""The stimuli that show samples of data on a :class:`SampleSchedule`."""
+
+SpikeStimulus = (
+    PoissonStimulus
+    | SpikeSourceArray
+    | RateStimulus
+    | LatencyStimulus
+    | PopulationStimulus
+    | DeltaStimulus
+    | SpikeTrains
+)
+"""The stimuli whose input are spikes through the ring buffers (they have a ``delay_ms``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ contiguous block of the columns, after those of the lower ranks.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from brainsim.recording.base import Collectives, Recorder
 __all__ = ["PlasticPlan", "RecordingOrder", "WeightSnapshots", "rule_row"]
 
 Int64Array = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
 
 _ALL = np.iinfo(np.int64).max
 
@@ -48,7 +50,7 @@ _SYN = META_COLUMNS.index("synapse_offset")
 _WOFF = META_COLUMNS.index("weight_offset")
 _POST_N_TARGETS = 1
 """The column of ``PlasticArrays.post`` with a projection's number of local targets."""
-_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_IDS = np.empty(0, dtype=np.int32)
 _NO_WEIGHTS = np.empty(0, dtype=np.float32)
 
 
@@ -207,15 +209,19 @@ class RecordingOrder:
         )
         return out
 
-    def ids_of(self, lo: int, hi: int) -> tuple[Int64Array, Int64Array]:
-        """``(sources, targets)`` of columns ``lo .. hi - 1``, population-local ids."""
-        sources = np.empty(hi - lo, dtype=np.int64)
+    def ids_of(self, lo: int, hi: int) -> tuple[Int32Array, Int32Array]:
+        """``(sources, targets)`` of columns ``lo .. hi - 1``, population-local ids (int32:
+        the populations' sizes fit, as the schema bounds them)."""
+        sources = np.empty(hi - lo, dtype=np.int32)
         gather_by_target(
             self.indptr, self.stored, self.mode, self.tptr, lo, hi, self.weights, _NO_WEIGHTS,
             sources,
         )  # fmt: skip
-        columns = np.arange(lo, hi, dtype=np.int64)
-        targets = np.searchsorted(self.tptr, columns, side="right") - 1 + self.target_lo
+        t_lo = int(np.searchsorted(self.tptr, lo, side="right")) - 1
+        t_hi = int(np.searchsorted(self.tptr, hi, side="left"))
+        counts = np.diff(np.clip(self.tptr[t_lo : t_hi + 1], lo, hi)).astype(np.int64)
+        first = self.target_lo + t_lo
+        targets = np.repeat(np.arange(first, first + t_hi - t_lo, dtype=np.int32), counts)
         return sources, targets
 
 
@@ -243,6 +249,9 @@ class WeightSnapshots:
         self._dt_ms = circuit.simulation.dt_ms
         self._n_steps = circuit.n_steps
         self._recorded: list[_Recorded] = []
+        started = time.perf_counter()
+        self.seconds = 0.0
+        """Wall-clock seconds spent writing synapse ids and snapshots (not simulation)."""
         orders = [plastic.order(plastic.index(w.projection)) for w in circuit.recordings.weights]
         counts = comm.allgather([order.n_synapses for order in orders])
         for index, (spec, order) in enumerate(zip(circuit.recordings.weights, orders, strict=True)):
@@ -254,6 +263,7 @@ class WeightSnapshots:
                 interval = max(1, round(spec.interval_ms / self._dt_ms))
             self._recorded.append(_Recorded(index, order, count, interval))
             recorder.write_weight_ids(index, min(before, limit), count, order.ids_of)
+        self.seconds += time.perf_counter() - started
 
     def next_due(self, step: int) -> int:
         """The first step after ``step`` at which a snapshot is due (the last step at most)."""
@@ -265,6 +275,7 @@ class WeightSnapshots:
 
     def take(self, step: int, *, final: bool = False) -> None:
         """Record the snapshots due at ``step`` (``final``: every recording's last one)."""
+        started = time.perf_counter()
         for rec in self._recorded:
             regular = rec.interval_steps is not None and step % rec.interval_steps == 0
             if not (final or regular):
@@ -273,3 +284,4 @@ class WeightSnapshots:
                 rec.index, rec.snapshots, step * self._dt_ms, rec.order.weights_of
             )
             rec.snapshots += 1
+        self.seconds += time.perf_counter() - started

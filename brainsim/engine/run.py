@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from brainsim.circuit.overrides import with_overrides
 from brainsim.circuit.spec import Circuit
+from brainsim.engine.encoders import presentation_specs
 from brainsim.engine.launch import launched_ranks
 from brainsim.engine.simulator import (
     RunConfig,
@@ -72,6 +73,7 @@ def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
         spike_populations=tuple(circuit.recordings.spikes),
         reports=report_specs(circuit),
         weights=weight_specs(circuit),
+        stimuli=presentation_specs(circuit),
         provenance={
             "versions": _versions(),
             "n_ranks": n_ranks,
@@ -133,6 +135,7 @@ def execute(
         done.status,
         build_s=network.build_s,
         sim_s=done.sim_s,
+        weights_s=done.weights_s,
         n_synapses=network.n_synapses,
     )
     return done.status

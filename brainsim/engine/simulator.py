@@ -115,11 +115,20 @@ class RunConfig:
 
 @dataclass(frozen=True, slots=True)
 class Simulated:
-    """How :func:`simulate` ended: the final status and the wall-clock seconds of the step loop
-    (first step to last, with the flushes during the run; not the final write)."""
+    """How :func:`simulate` ended: the final status, the wall-clock seconds of the step loop
+    (first step to last, with the flushes during the run; not the final write, nor the weight
+    recordings) and of the weight recordings' synapse ids and snapshots (``weights_s``: like
+    NEST's reading of weights after its ``Simulate``, a write, not simulation)."""
 
     status: FinalStatus
     sim_s: float
+    weights_s: float = 0.0
+
+    @classmethod
+    def ended(cls, status: FinalStatus, began: float, weights_s: float) -> Simulated:
+        """``status``, with the seconds since ``began`` (``time.perf_counter``) less
+        ``weights_s``."""
+        return cls(status, time.perf_counter() - began - weights_s, weights_s)
 
 
 @dataclass(slots=True)
@@ -542,5 +551,5 @@ def simulate(
             if t0 < n_steps:  # at the end, the recorder's close writes the rest
                 recorder.flush(t0 * dt)
                 if stop:
-                    return Simulated("cancelled", time.perf_counter() - began)
-    return Simulated("complete", time.perf_counter() - began)
+                    return Simulated.ended("cancelled", began, snapshots.seconds)
+    return Simulated.ended("complete", began, snapshots.seconds)

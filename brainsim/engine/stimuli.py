@@ -3,7 +3,10 @@
 Poisson inputs generated in step ``g`` arrive after the stimulus delay of ``d`` steps, in step
 ``g + d``, as a network spike emitted in step ``g`` would; their count is keyed by the
 generation step, so the input sequence is a property of the neuron, not of the rank.
-Spike-source arrays are expanded at build time into a schedule sorted by arrival step. Both go
+Rate and population encoders draw the same way, per step, with the rate of the sample shown;
+their table holds each local target's expected count per step for every sample and the
+presentations in steps. Spike-source arrays, latency and delta encoders and spike trains are
+deterministic: they are expanded at build time into a schedule sorted by arrival step. All go
 into the ring buffers an interval at a time. Current stimuli (DC, noise) become the rank's
 :class:`~brainsim.engine.populations.CurrentTable`, added to the external current step by step.
 """
@@ -19,15 +22,35 @@ import numpy.typing as npt
 from brainsim.circuit.spec import (
     Circuit,
     DCStimulus,
+    DeltaStimulus,
+    LatencyStimulus,
     NodeSelection,
     NoiseStimulus,
     PoissonStimulus,
+    PopulationStimulus,
+    RateStimulus,
     SpikeSourceArray,
+    SpikeTrains,
     Target,
+)
+from brainsim.engine.encoders import (
+    delta_events,
+    encoder_values,
+    latency_steps,
+    population_probabilities,
+    presentations,
+    rate_probabilities,
 )
 from brainsim.engine.populations import CurrentTable, LocalPopulation
 from brainsim.engine.values import per_neuron, stream_of
-from brainsim.kernels.stimuli import GUIDE_BITS, POISSON_TABLE_LENGTH, poisson_cdf_tables
+from brainsim.kernels.stimuli import (
+    GUIDE_BITS,
+    MODE_BERNOULLI,
+    MODE_POISSON,
+    POISSON_TABLE_LENGTH,
+    RATE_META_COLUMNS,
+    poisson_cdf_tables,
+)
 
 __all__ = ["LocalStimuli", "PoissonTable", "build_stimuli", "selection_indices"]
 
@@ -115,7 +138,9 @@ class LocalStimuli:
     added to each step's external current.
 
     ``schedule_*`` lists every spike-train input by arrival step; ``cursor`` is the first not
-    yet applied.
+    yet applied. ``rate_*`` are the rate encoders' arguments of
+    :func:`~brainsim.kernels.stimuli.rate_drive` (``rate_meta``, ``rate_gids``, ``rate_cols``
+    as its ``local_idx``, ``rate_weight``, ``rate_lam``, ``rate_shows``).
     """
 
     currents: CurrentTable = field(default_factory=CurrentTable)
@@ -124,6 +149,14 @@ class LocalStimuli:
     schedule_cols: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     schedule_w: Float64Array = field(default_factory=lambda: np.zeros(0))
     cursor: int = 0
+    rate_meta: Int64Array = field(
+        default_factory=lambda: np.zeros((0, RATE_META_COLUMNS), dtype=np.int64)
+    )
+    rate_gids: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rate_cols: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rate_weight: Float64Array = field(default_factory=lambda: np.zeros(0))
+    rate_lam: Float64Array = field(default_factory=lambda: np.zeros(0))
+    rate_shows: Int64Array = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
 
 
 def _local_targets(
@@ -138,6 +171,29 @@ def _local_targets(
     if not chosen:
         return None
     return np.unique(np.concatenate(chosen))
+
+
+def _data_targets(
+    targets: tuple[Target, ...], pop: LocalPopulation, sizes: dict[str, int]
+) -> tuple[Int64Array, Int64Array]:
+    """``(idx, index)``: the local indices of ``pop`` that ``targets`` select, ascending, and
+    each one's target index, which counts the neurons of ``targets`` in order (validation
+    made sure that no neuron is selected twice)."""
+    idx: list[Int64Array] = []
+    index: list[Int64Array] = []
+    base = 0
+    for t in targets:
+        ids = selection_indices(t.nodes, sizes[t.population])
+        if t.population == pop.name:
+            mine = (ids >= pop.lo) & (ids < pop.hi)
+            idx.append(ids[mine] - pop.lo)
+            index.append(base + np.flatnonzero(mine))
+        base += ids.shape[0]
+    if not idx:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    local, order = np.concatenate(idx), np.concatenate(index)
+    ascending = np.argsort(local, kind="stable")
+    return local[ascending], order[ascending]
 
 
 def _table(parts: list[tuple[int, int, Int64Array, Any]], extra: list[int]) -> tuple[Any, ...]:
@@ -173,8 +229,18 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
         first = round(start_ms / dt)
         return first, n_steps if stop_ms is None else round(stop_ms / dt)
 
+    sizes = {name: p.size for name, p in circuit.populations.items()}
+    rates = _RateParts()
     for name, stim in circuit.stimuli.items():
         path = f"stimuli.{name}"
+        if isinstance(stim, DeltaStimulus):
+            for pop in pops.values():
+                _delta_stimulus(stim, pop, sizes, circuit, sched)
+            continue
+        if isinstance(stim, RateStimulus | LatencyStimulus | PopulationStimulus | SpikeTrains):
+            for pop in pops.values():
+                _data_stimulus(stim, pop, sizes, circuit, sched, rates)
+            continue
         for pname, pop in pops.items():
             idx = _local_targets(stim.targets, pop, circuit.populations[pname].size)
             if idx is None or idx.size == 0:
@@ -248,6 +314,7 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
     )
     if poisson:
         out.poisson = PoissonTable.merge(poisson)
+    rates.fill(out)
     if sched:
         steps = np.concatenate([p[0] for p in sched])
         order = np.argsort(steps, kind="stable")
@@ -255,3 +322,168 @@ def build_stimuli(circuit: Circuit, pops: dict[str, LocalPopulation]) -> LocalSt
         out.schedule_cols = np.concatenate([p[1] for p in sched])[order]
         out.schedule_w = np.concatenate([p[2] for p in sched])[order]
     return out
+
+
+@dataclass(slots=True)
+class _RateParts:
+    """The rate encoder segments of a rank as they are built, for :class:`LocalStimuli`."""
+
+    meta: list[list[int]] = field(default_factory=list)
+    gids: list[Int64Array] = field(default_factory=list)
+    cols: list[Int64Array] = field(default_factory=list)
+    weight: list[Float64Array] = field(default_factory=list)
+    lam: list[Float64Array] = field(default_factory=list)
+    shows: list[Int64Array] = field(default_factory=list)
+    n_targets: int = 0
+    n_lam: int = 0
+    n_shows: int = 0
+
+    def add(
+        self,
+        stream: int,
+        delay_steps: int,
+        mode: int,
+        gids: Int64Array,
+        cols: Int64Array,
+        weight: Float64Array,
+        lam: Float64Array,
+        shows: Int64Array,
+    ) -> None:
+        """One segment: targets ``gids`` (ring-buffer columns ``cols``), ``lam`` of shape
+        ``[n_samples, n_targets]``, presentations ``(onset, end, sample)``."""
+        n = gids.shape[0]
+        self.meta.append([self.n_targets, self.n_targets + n, stream, delay_steps, mode,
+                          self.n_lam, self.n_shows, self.n_shows + shows.shape[0]])  # fmt: skip
+        self.gids.append(gids)
+        self.cols.append(cols)
+        self.weight.append(weight)
+        self.lam.append(lam.ravel())
+        self.shows.append(shows)
+        self.n_targets += n
+        self.n_lam += lam.size
+        self.n_shows += shows.shape[0]
+
+    def fill(self, out: LocalStimuli) -> None:
+        """Set ``out``'s ``rate_*`` tables (left empty without segments)."""
+        if not self.meta:
+            return
+        out.rate_meta = np.array(self.meta, dtype=np.int64)
+        out.rate_gids = np.concatenate(self.gids)
+        out.rate_cols = np.concatenate(self.cols)
+        out.rate_weight = np.concatenate(self.weight)
+        out.rate_lam = np.concatenate(self.lam)
+        out.rate_shows = np.ascontiguousarray(np.concatenate(self.shows))
+
+
+def _data_stimulus(
+    stim: RateStimulus | LatencyStimulus | PopulationStimulus | SpikeTrains,
+    pop: LocalPopulation,
+    sizes: dict[str, int],
+    circuit: Circuit,
+    sched: list[tuple[Int64Array, Int64Array, Float64Array]],
+    rates: _RateParts,
+) -> None:
+    """Add ``stim``'s input to the local neurons of ``pop``: rate and population encoders to
+    ``rates``, latency encoders and spike trains (deterministic) to the spike schedule
+    ``sched``."""
+    idx, index = _data_targets(stim.targets, pop, sizes)
+    if idx.size == 0:
+        return
+    dt = circuit.simulation.dt_ms
+    n_steps = circuit.n_steps
+    path = f"stimuli.{stim.name}"
+    gids = idx + pop.first_gid
+    cols = idx + pop.col
+    weight = _weights(stim, circuit, gids)
+    delay_steps = max(1, round(stim.delay_ms / dt))
+    if isinstance(stim, SpikeTrains):
+        rows = stim.data.values
+        starts = np.searchsorted(rows[:, 0], index, side="left")
+        stops = np.searchsorted(rows[:, 0], index, side="right")
+        counts = stops - starts
+        picked = np.concatenate(
+            [np.arange(a, b, dtype=np.int64) for a, b in zip(starts, stops, strict=True)]
+        )
+        steps = np.rint(rows[picked, 1] / dt).astype(np.int64)
+        _schedule_spikes(steps, np.repeat(cols, counts), np.repeat(weight, counts),
+                         delay_steps, n_steps, sched)  # fmt: skip
+        return
+    x = encoder_values(stim.data, stim.features)
+    onsets, samples, window = presentations(stim.schedule, x.shape[0], dt, n_steps)
+    if isinstance(stim, RateStimulus | PopulationStimulus):
+        if isinstance(stim, RateStimulus):
+            lam = rate_probabilities(stim, x[:, index], dt)
+            mode = MODE_BERNOULLI if stim.mode == "bernoulli" else MODE_POISSON
+        else:
+            lam = population_probabilities(stim, x, dt, index)
+            mode = MODE_POISSON
+        shows = np.stack([onsets, onsets + window, samples], axis=1)
+        rates.add(stream_of(path), delay_steps, mode, gids, cols, weight, lam, shows)
+        return
+    # The code of a sample may normalize over all its inputs: computed for every target.
+    offsets = latency_steps(x, stim, dt, window)[samples][:, index]
+    fires = offsets >= 0
+    steps = (onsets[:, None] + offsets)[fires]
+    n_shows = onsets.shape[0]
+    _schedule_spikes(steps, np.tile(cols, n_shows)[fires.ravel()],
+                     np.tile(weight, n_shows)[fires.ravel()], delay_steps, n_steps,
+                     sched)  # fmt: skip
+
+
+def _delta_stimulus(
+    stim: DeltaStimulus,
+    pop: LocalPopulation,
+    sizes: dict[str, int],
+    circuit: Circuit,
+    sched: list[tuple[Int64Array, Int64Array, Float64Array]],
+) -> None:
+    """Add a delta encoder's events to the spike schedule ``sched``: rises to the local neurons
+    of ``pop`` among ``targets``, falls (with ``off_spikes``) to those among ``targets_off``;
+    row ``k`` of the series is at step ``round(start_ms / dt) + k round(step_ms / dt)``."""
+    dt = circuit.simulation.dt_ms
+    x = encoder_values(stim.data, stim.features)
+    rises, falls = delta_events(x, stim.threshold, padding=stim.padding)
+    row_steps = round(stim.start_ms / dt) + round(stim.step_ms / dt) * np.arange(
+        x.shape[0], dtype=np.int64
+    )
+    delay_steps = max(1, round(stim.delay_ms / dt))
+    for targets, events in ((stim.targets, rises), (stim.targets_off, falls)):
+        if not targets:
+            continue
+        idx, index = _data_targets(targets, pop, sizes)
+        if idx.size == 0:
+            continue
+        weight = _weights(stim, circuit, idx + pop.first_gid)
+        rows, which = np.nonzero(events[:, index])
+        _schedule_spikes(row_steps[rows], (idx + pop.col)[which], weight[which], delay_steps,
+                         circuit.n_steps, sched)  # fmt: skip
+
+
+def _weights(
+    stim: RateStimulus | LatencyStimulus | PopulationStimulus | DeltaStimulus | SpikeTrains,
+    circuit: Circuit,
+    gids: Int64Array,
+) -> Float64Array:
+    """The weight of each target (one draw per neuron, keyed by gid)."""
+    return per_neuron(
+        stim.weight,
+        seed=circuit.simulation.seed,
+        path=f"stimuli.{stim.name}.weight",
+        gids=gids,
+        variables={},
+    )
+
+
+def _schedule_spikes(
+    steps: Int64Array,
+    cols: Int64Array,
+    weight: Float64Array,
+    delay_steps: int,
+    n_steps: int,
+    sched: list[tuple[Int64Array, Int64Array, Float64Array]],
+) -> None:
+    """Spikes at ``steps * dt`` into the schedule: a spike at ``t = m dt`` with a delay of
+    ``d`` steps arrives in the update of step ``m + d - 1`` (as for spike-source arrays)."""
+    arrival = steps + delay_steps - 1
+    keep = (arrival >= 0) & (arrival < n_steps)
+    sched.append((arrival[keep], cols[keep], weight[keep]))

@@ -3,8 +3,9 @@
 Each interval ``[t, t + k)`` (``k``: the minimum delay in steps; the last interval may be
 shorter) does, in this order:
 
-1. the interval's Poisson drive and spike-train input into the ring buffers
-   (:func:`~brainsim.kernels.stimuli.poisson_drive`; the spike-train schedule from ``cursor``);
+1. the interval's Poisson drive, rate-encoder drive and spike-train input into the ring buffers
+   (:func:`~brainsim.kernels.stimuli.poisson_drive`, :func:`~brainsim.kernels.stimuli.rate_drive`;
+   the spike-train schedule from ``cursor``);
 2. for every step: external currents (:func:`~brainsim.kernels.advance.step_currents`), then
    every population (:func:`~brainsim.kernels.advance.advance_step`), which appends the spike
    keys ``(step - t) * n_gids + gid``;
@@ -39,7 +40,7 @@ import numpy.typing as npt
 from brainsim.kernels.advance import advance_step, step_currents
 from brainsim.kernels.delivery import deliver_all
 from brainsim.kernels.plasticity import PlasticArrays, deliver_plastic, record_post_spikes
-from brainsim.kernels.stimuli import poisson_drive
+from brainsim.kernels.stimuli import poisson_drive, rate_drive
 
 __all__ = [
     "CONTROL_FLUSH",
@@ -120,11 +121,17 @@ class Poisson(NamedTuple):
 
 
 class Schedule(NamedTuple):
-    """Spike-train input (:class:`brainsim.engine.stimuli.LocalStimuli`)."""
+    """Spike-train input and rate encoders (:class:`brainsim.engine.stimuli.LocalStimuli`)."""
 
     schedule_steps: I64
     schedule_cols: I64
     schedule_w: F64
+    rate_meta: I64
+    rate_gids: I64
+    rate_cols: I64
+    rate_weight: F64
+    rate_lam: F64
+    rate_shows: I64
 
 
 class Synapses(NamedTuple):
@@ -203,6 +210,8 @@ def run_intervals(
         poisson_drive(seed, po.segments, po.gids, po.columns, po.lam, po.table_of, po.cdf,
                       po.guide, po.weight, t, t1 - t, buf_exc, buf_inh, po.words,
                       po.block)  # fmt: skip
+        rate_drive(seed, sched.rate_meta, sched.rate_gids, sched.rate_cols, sched.rate_weight,
+                   sched.rate_lam, sched.rate_shows, t, t1 - t, buf_exc, buf_inh)  # fmt: skip
         steps, cols, ws = sched.schedule_steps, sched.schedule_cols, sched.schedule_w
         while cursor < steps.shape[0] and steps[cursor] < t1:
             row = steps[cursor] % n_slots

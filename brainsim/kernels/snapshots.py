@@ -64,7 +64,7 @@ def gather_by_target(
     hi: int,
     weights: npt.NDArray[np.float32],
     out_weights: npt.NDArray[np.float32],
-    out_sources: npt.NDArray[np.int64],
+    out_sources: npt.NDArray[np.int32],
 ) -> None:
     """Columns ``lo .. hi - 1`` of the recording's order: their weights into ``out_weights``
     and their sources (row numbers) into ``out_sources``, each of ``hi - lo`` slots or empty

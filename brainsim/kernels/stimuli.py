@@ -1,10 +1,12 @@
-"""Poisson drive kernel: the spike input of a Poisson stimulus over an exchange interval.
+"""Random spike drive kernels: Poisson stimuli and rate encoders over an exchange interval.
 
 Random draws are keyed by ``(seed, stream, gid, step)`` (one stream per stimulus), so the input a
-neuron receives does not depend on which rank simulates it. Poisson drive is generated for a
+neuron receives does not depend on which rank simulates it. The drive is generated for a
 whole exchange interval at once and adds ``count * weight`` to the neuron's ring-buffer rows
-(positive weights to ``buf_exc``, negative to ``buf_inh``). Current stimuli (DC, noise) are
-applied step by step in :mod:`brainsim.kernels.advance`.
+(positive weights to ``buf_exc``, negative to ``buf_inh``). :func:`poisson_drive` serves
+``poisson`` stimuli (one constant rate per target); :func:`rate_drive` serves ``rate`` encoders,
+whose rate changes with the sample shown. Current stimuli (DC, noise) are applied step by step
+in :mod:`brainsim.kernels.advance`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,34 @@ from brainsim.kernels.rng import (
     philox_words_ref,
     poisson,
     poisson_ref,
+    uniform01,
+    uniform01_ref,
 )
 
 __all__ = [
     "GUIDE_BITS",
+    "MODE_BERNOULLI",
+    "MODE_POISSON",
     "POISSON_TABLE_LENGTH",
+    "RATE_META_COLUMNS",
     "poisson_cdf_tables",
     "poisson_drive",
     "poisson_drive_ref",
+    "rate_drive",
+    "rate_drive_ref",
 ]
 
 
 POISSON_TABLE_LENGTH = 64
 GUIDE_BITS = 10
+
+MODE_BERNOULLI = 0
+"""Rate encoder mode: at most one spike per step, with probability ``lam``."""
+MODE_POISSON = 1
+"""Rate encoder mode: a Poisson(``lam``) count per step."""
+RATE_META_COLUMNS = 8
+"""Columns of a rate encoder segment: ``lo, hi, stream, delay_steps, mode, lam_lo, show_lo,
+show_hi`` (see :func:`rate_drive`)."""
 
 
 def poisson_cdf_tables(
@@ -214,3 +231,102 @@ def poisson_drive_ref(
                     buf_exc[row, local_idx[i]] += count * weight[i]
                 else:
                     buf_inh[row, local_idx[i]] += count * weight[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def rate_drive(
+    seed: int,
+    meta: npt.NDArray[np.int64],
+    gids: npt.NDArray[np.int64],
+    local_idx: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    lam: npt.NDArray[np.float64],
+    shows: npt.NDArray[np.int64],
+    first_step: int,
+    n_steps: int,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
+) -> None:
+    """Rate-encoder input of steps ``first_step .. first_step + n_steps - 1`` into the buffers.
+
+    Targets come in segments, one per stimulus and population: ``meta[d] = (lo, hi, stream,
+    delay_steps, mode, lam_lo, show_lo, show_hi)`` covers targets ``lo .. hi - 1`` (``n = hi -
+    lo`` of them). Rows ``show_lo .. show_hi - 1`` of ``shows`` are the stimulus' presentations
+    ``(onset, end, sample)`` in steps, ascending and disjoint: sample ``sample`` is drawn in
+    generation steps ``onset <= g < end``, target ``lo + j`` with the expected count per step
+    ``lam[lam_lo + sample * n + j]``. A draw of generation step ``g`` arrives in step
+    ``g + delay_steps`` and adds ``count * weight`` there. ``mode`` :data:`MODE_BERNOULLI`:
+    ``count = 1`` when the uniform ``u`` keyed by ``(seed, stream, gid, g)`` (sub 0, 53 bits)
+    is below ``lam`` (snnTorch's ``spikegen.rate`` per step), else 0; :data:`MODE_POISSON`:
+    ``count`` is :func:`~brainsim.kernels.rng.poisson` keyed the same way.
+    """
+    n_slots = buf_exc.shape[0]
+    for d in range(meta.shape[0]):
+        lo, hi, stream, delay_steps = meta[d, 0], meta[d, 1], meta[d, 2], meta[d, 3]
+        mode, lam_lo, show_lo, show_hi = meta[d, 4], meta[d, 5], meta[d, 6], meta[d, 7]
+        g_lo = first_step - delay_steps
+        g_hi = first_step + n_steps - delay_steps
+        # The first presentation that ends after g_lo (ends ascend as presentations are disjoint).
+        a, b = show_lo, show_hi
+        while a < b:
+            mid = (a + b) // 2
+            if shows[mid, 1] <= g_lo:
+                a = mid + 1
+            else:
+                b = mid
+        for v in range(a, show_hi):
+            if shows[v, 0] >= g_hi:
+                break
+            s_lo = max(shows[v, 0], g_lo)
+            s_hi = min(shows[v, 1], g_hi)
+            base = lam_lo + shows[v, 2] * (hi - lo)
+            for i in range(lo, hi):
+                p = lam[base + i - lo]
+                if p <= 0.0:
+                    continue
+                gid = gids[i]
+                target = local_idx[i]
+                w = weight[i]
+                for g in range(s_lo, s_hi):
+                    if mode == MODE_BERNOULLI:
+                        count = 1.0 if uniform01(seed, stream, gid, g, 0) < p else 0.0
+                    else:
+                        count = float(poisson(seed, stream, gid, g, p))
+                    if count > 0.0:
+                        row = (g + delay_steps) % n_slots
+                        if w >= 0.0:
+                            buf_exc[row, target] += count * w
+                        else:
+                            buf_inh[row, target] += count * w
+
+
+def rate_drive_ref(
+    seed: int,
+    meta: npt.NDArray[np.int64],
+    gids: npt.NDArray[np.int64],
+    local_idx: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    lam: npt.NDArray[np.float64],
+    shows: npt.NDArray[np.int64],
+    first_step: int,
+    n_steps: int,
+    buf_exc: npt.NDArray[np.float64],
+    buf_inh: npt.NDArray[np.float64],
+) -> None:
+    """Plain-Python reference of :func:`rate_drive` (every step of the call, no search)."""
+    n_slots = buf_exc.shape[0]
+    for lo, hi, stream, delay_steps, mode, lam_lo, show_lo, show_hi in meta.tolist():
+        for onset, end, sample in shows[show_lo:show_hi].tolist():
+            for i, s in itertools.product(range(lo, hi), range(first_step, first_step + n_steps)):
+                g = s - delay_steps
+                p = float(lam[lam_lo + sample * (hi - lo) + i - lo])
+                if g < onset or g >= end or p <= 0.0:
+                    continue
+                if mode == MODE_BERNOULLI:
+                    u = uniform01_ref(seed, stream, int(gids[i]), g, 0)
+                    count = 1 if u < p else 0
+                else:
+                    count = poisson_ref(seed, stream, int(gids[i]), g, p)
+                if count > 0:
+                    buffer = buf_exc if weight[i] >= 0.0 else buf_inh
+                    buffer[s % n_slots, local_idx[i]] += count * weight[i]

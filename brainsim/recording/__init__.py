@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         Recorder,
         ReportSpec,
         RunInfo,
+        StimulusSpec,
         ValuesOf,
         WeightSpec,
     )
@@ -34,6 +35,7 @@ _HOME = {
     "Recorder": "base",
     "ReportSpec": "base",
     "RunInfo": "base",
+    "StimulusSpec": "base",
     "ValuesOf": "base",
     "WeightSpec": "base",
     "FORMAT": "layout",
@@ -56,6 +58,7 @@ __all__ = [
     "ReportSpec",
     "RunInfo",
     "SpikeTrains",
+    "StimulusSpec",
     "ValuesOf",
     "WeightSpec",
     "ZarrRecorder",

@@ -35,6 +35,7 @@ __all__ = [
     "Recorder",
     "ReportSpec",
     "RunInfo",
+    "StimulusSpec",
     "ValuesOf",
     "WeightSpec",
 ]
@@ -92,12 +93,35 @@ class WeightSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StimulusSpec:
+    """When a data-driven stimulus showed its samples: ``stimuli/<name>`` in the store.
+
+    Written once when the store is opened (the schedule is a pure function of the circuit):
+    presentation ``k`` showed data row ``sample_index[k]`` from ``onsets_ms[k]`` for
+    ``present_ms``, followed by ``rest_ms`` of silence.
+    """
+
+    name: str
+    """The stimulus' name in the circuit."""
+    type: str
+    """Its kind (``"rate"``, ``"latency"``, ``"population"``), the group attribute ``type``."""
+    present_ms: float
+    """How long each sample is shown (ms)."""
+    rest_ms: float
+    """Silence after each sample (ms)."""
+    onsets_ms: npt.NDArray[np.float64]
+    """When each presentation began (ms), ascending; the array ``sample_onsets_ms``."""
+    sample_index: npt.NDArray[np.int64]
+    """The data row each presentation showed; the array ``sample_index``."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """Everything a recorder needs before the first step.
 
     ``circuit_document`` is the normalized circuit (JSON-compatible); ``provenance`` holds the
     version strings, ``n_ranks``, ``backend`` and ``start_time`` (the recorder adds end time and
-    wall seconds on close).
+    wall seconds on close); ``stimuli`` the presentations of the data-driven stimuli.
     """
 
     circuit_document: Mapping[str, Any]
@@ -110,6 +134,7 @@ class RunInfo:
     reports: tuple[ReportSpec, ...] = ()
     weights: tuple[WeightSpec, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    stimuli: tuple[StimulusSpec, ...] = ()
 
 
 IdsOf = Callable[[int, int], tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]]]
@@ -209,10 +234,12 @@ class Recorder(Protocol):
         sim_s: float | None = None,
         n_synapses: int | None = None,
         reason: str | None = None,
+        weights_s: float | None = None,
     ) -> None:
         """Final flush, status and timings (``build_s`` construction, ``sim_s`` the step loop,
-        both measured by the caller; rank 0's values are stored) and the synapses each rank
-        built (``n_synapses``, this rank's; stored per rank and summed). Collective."""
+        ``weights_s`` the weight recordings' ids and snapshots, measured by the caller; rank
+        0's values are stored) and the synapses each rank built (``n_synapses``, this rank's;
+        stored per rank and summed). Collective."""
 
     def mark_failed(self, reason: str) -> None:
         """Record a failure without any collective call (the other ranks may be gone)."""

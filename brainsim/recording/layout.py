@@ -25,6 +25,7 @@ __all__ = [
     "report_chunks",
     "report_path",
     "spikes_path",
+    "stimulus_path",
     "weight_chunks",
     "weights_path",
 ]
@@ -93,6 +94,11 @@ def report_path(population: str, variable: str) -> str:
 def weights_path(projection: str) -> str:
     """Group path of one projection's weight snapshots: ``weights/<projection>``."""
     return f"weights/{projection}"
+
+
+def stimulus_path(stimulus: str) -> str:
+    """Group path of when a data-driven stimulus showed its samples: ``stimuli/<stimulus>``."""
+    return f"stimuli/{stimulus}"
 
 
 def compressors(compression: str, itemsize: int) -> tuple[BytesBytesCodec, ...]:

@@ -1,5 +1,5 @@
-"""Open a recording store for reading: its metadata, spikes as numpy arrays, reports and weight
-snapshots as xarray.
+"""Open a recording store for reading: its metadata, spikes and stimulus presentations as numpy
+arrays, reports and weight snapshots as xarray.
 
 Every way a path can fail to be a readable recording (missing, not a Zarr store, a Zarr store
 that brainsim did not write, half written, an unknown format version) raises
@@ -22,13 +22,14 @@ import numpy.typing as npt
 import zarr
 
 from brainsim.errors import RecordingError, RecordingFormatError
-from brainsim.recording.base import PopulationInfo
+from brainsim.recording.base import PopulationInfo, StimulusSpec
 from brainsim.recording.layout import (
     FORMAT,
     FORMAT_PREFIX,
     ROOT_KEY,
     report_path,
     spikes_path,
+    stimulus_path,
     weights_path,
 )
 
@@ -78,8 +79,9 @@ class RecordingStore:
     """A brainsim recording opened for reading (a snapshot of its root metadata).
 
     Attributes mirror the root ``brainsim`` attributes of RECORDING.md. ``spike_populations``,
-    ``reports`` (``(population, variable)`` pairs) and ``weight_projections`` list what the
-    store holds.
+    ``reports`` (``(population, variable)`` pairs), ``weight_projections`` and
+    ``stimulus_names`` (data-driven stimuli with recorded presentations) list what the store
+    holds.
     """
 
     path: Path
@@ -97,6 +99,7 @@ class RecordingStore:
     spike_populations: tuple[str, ...]
     reports: tuple[tuple[str, str], ...]
     weight_projections: tuple[str, ...]
+    stimulus_names: tuple[str, ...] = ()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -132,6 +135,7 @@ class RecordingStore:
                     )
                 ),
                 weight_projections=_members(root, "weights", depth=1),
+                stimulus_names=_members(root, "stimuli", depth=1),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RecordingFormatError(
@@ -161,6 +165,31 @@ class RecordingStore:
             node_ids=np.asarray(ids[:n], dtype=np.int64),
             population_size=self.populations[population].size,
         )
+
+    def stimulus_presentations(self, name: str) -> StimulusSpec:
+        """When stimulus ``name`` showed its samples: presentation ``k`` showed data row
+        ``sample_index[k]`` from ``onsets_ms[k]`` (ms) for ``present_ms``, then ``rest_ms`` of
+        silence; ``type`` is the stimulus' kind. These are written whole when the store is
+        created, so they list every presentation the run was to show."""
+        if name not in self.stimulus_names:
+            raise RecordingError(
+                f"no presentations of stimulus {name!r} in {self.path}; recorded: "
+                f"{list(self.stimulus_names)}"
+            )
+        group = stimulus_path(name)
+        with _reading(self.path, group):
+            root = _open_root(self.path)
+            attributes: Mapping[str, Any] = _group(root, group).attrs.asdict()
+            onsets = _read_array(root, f"{group}/sample_onsets_ms")
+            samples = _read_array(root, f"{group}/sample_index")
+            return StimulusSpec(
+                name=name,
+                type=str(attributes["type"]),
+                present_ms=float(attributes["present_ms"]),
+                rest_ms=float(attributes["rest_ms"]),
+                onsets_ms=np.asarray(onsets, dtype=np.float64),
+                sample_index=np.asarray(samples, dtype=np.int64),
+            )
 
     def report(self, population: str, variable: str) -> xarray.DataArray:
         """The report ``variable`` of ``population`` as a lazy DataArray ``(time, node_ids)``.
@@ -273,7 +302,7 @@ def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
     """The ``brainsim`` root attributes, after checking they are there and of a known format."""
     doc = root.attrs.get(ROOT_KEY)
     if doc is None:
-        if any(name in ("spikes", "report", "weights") for name in root.group_keys()):
+        if any(name in ("spikes", "report", "weights", "stimuli") for name in root.group_keys()):
             raise RecordingFormatError(
                 f"{store} is a half-written recording: it has groups but no root metadata "
                 f"('{ROOT_KEY}' attributes); the run stopped while creating the store"

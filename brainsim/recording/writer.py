@@ -27,15 +27,20 @@ no communication, because every rank has the same spikes; a failed write is repo
 flush, collectively.
 
 Weight recordings (``data[snapshot, synapse]``, ``time``, ``source``, ``target``) are not
-buffered: a weight snapshot can be as large as the network, so each one is written when it is
-taken, in one collective call, with the same chunk owners. The column chunks go round in
-batches of a few per rank: every rank computes its part of each chunk of the batch (a function
-of a column range that the engine provides), sends it to the chunk's owner, and the owners
-write; then the next batch. No rank ever holds more than a few chunks of weights, whatever the
-number of synapses. The store is opened before the network exists, so a weight recording's
+buffered: a weight snapshot can be as large as the network, so each one goes to the chunks'
+owners when it is taken, in one collective call, a column chunk at a time: every rank computes
+its part of the chunk (a function of a column range that the engine provides), the chunk's
+owner gathers the parts and writes the chunk if its rows are complete (a chunk that later
+snapshots still fill stays with its owner until then, and is written at each flush). No rank
+ever holds more than a chunk of weights, whatever the number of synapses and ranks; snapshots
+are published by the flush.
+The store is opened before the network exists, so a weight recording's
 arrays are created (by rank 0, before a barrier) when the ranks give their synapse ranges and
 ids (``write_weight_ids``), and ``data`` keeps zero columns until ``source`` and ``target``
 are written and published with it, so the synapse dimension always agrees across the three.
+
+The presentations of data-driven stimuli (``stimuli/<name>``) are a pure function of the
+circuit: rank 0 writes them whole when it creates the store.
 
 Publishing shapes after the chunks exist (rather than resizing first) means a reader that looks
 mid-flush sees the previous, complete state and never a region of fill values; zarr's local
@@ -74,6 +79,7 @@ from brainsim.recording.base import (
     IdsOf,
     ReportSpec,
     RunInfo,
+    StimulusSpec,
     ValuesOf,
     WeightSpec,
 )
@@ -89,6 +95,7 @@ from brainsim.recording.layout import (
     report_chunks,
     report_path,
     spikes_path,
+    stimulus_path,
     weight_chunks,
     weights_path,
 )
@@ -99,6 +106,9 @@ __all__ = ["ZarrRecorder", "check_writable", "mark_store_failed"]
 _log = logging.getLogger(__name__)
 
 _FINAL_STATUSES: tuple[FinalStatus, ...] = ("complete", "failed", "cancelled")
+
+_PRESENTATION_CHUNK: Final = 1 << 17
+"""Presentations per chunk of a stimulus' ``sample_onsets_ms``/``sample_index`` (1 MiB)."""
 
 
 def _utc_now() -> str:
@@ -122,11 +132,6 @@ _BATCH_BYTES: Final = 8 << 20
 """Bound on the chunk values a flush holds for one batch of concurrent writes (4 spike chunks
 of both arrays; larger batches wrote no faster on local disk and raised the peak memory of a
 flush with many populations)."""
-
-
-_OWNER_BATCH: Final = 4
-"""Column chunks per rank in one round of a weight recording's writes (4 MiB of float32 with the
-default chunk): a rank holds a few chunks at a time however many synapses it has."""
 
 
 def _concurrently(calls: list[Coroutine[Any, Any, Any]]) -> None:
@@ -548,6 +553,8 @@ class ZarrRecorder:
             )
             node_ids = _create_ids_array(group, "node_ids", n_nodes, max(1, n_nodes), compression)
             node_ids[:] = np.asarray(spec.node_ids, dtype=np.int64)
+        for stimulus in info.stimuli:
+            _create_presentations(root, stimulus, self._spike_compression)
         provenance = _jsonable(info.provenance)
         provenance.setdefault("n_ranks", self._comm.size)
         provenance.setdefault("start_time", _utc_now())
@@ -656,14 +663,15 @@ class ZarrRecorder:
         padded = (_round_up(n_columns, width),)
         source, target = _with_shape(source_array, padded), _with_shape(target_array, padded)
 
-        def part(lo: int, hi: int) -> npt.NDArray[np.int64]:
+        def part(lo: int, hi: int) -> npt.NDArray[np.integer[Any]]:
             sources, targets = ids(lo, hi)
             return np.stack([_node_ids(stream.name, "sources", sources, hi - lo),
                              _node_ids(stream.name, "targets", targets, hi - lo)])  # fmt: skip
 
-        def write(column_chunk: int, parts: list[tuple[int, npt.NDArray[np.int64]]]) -> None:
+        def write(column_chunk: int, parts: list[tuple[int, npt.NDArray[np.integer[Any]]]]) -> None:
             left = column_chunk * width
-            both = np.full((2, width), -1, dtype=np.int64)
+            both = np.empty((2, width), dtype=np.int64)
+            both[:, n_columns - left :] = -1  # the last chunk's padding
             for lo, pair in parts:
                 both[:, lo - left : lo - left + pair.shape[1]] = pair
             _check_synapses(
@@ -776,41 +784,30 @@ class ZarrRecorder:
 
         ``part(lo, hi)`` gives this rank's values of local columns ``lo .. hi - 1`` (a
         trailing axis of ``hi - lo``); ``write(chunk, parts)`` gets every rank's parts of a
-        chunk as ``(first global column, values)``. The chunks go in batches of
-        :data:`_OWNER_BATCH` per rank, so a rank holds a few chunks at a time however many
-        synapses it has. Returns this rank's first error (after which it sends nothing, but
-        keeps the collectives matched), for the caller's barrier.
+        chunk as ``(first global column, values)``. One chunk at a time, gathered by its owner
+        alone: a rank holds at most one chunk's values, however many synapses and ranks there
+        are (measured: four chunks at a time raised the peak memory of a 2-rank Brunel with
+        STDP by 16 MB per rank and wrote no faster). Returns this rank's first error (after
+        which it sends nothing, but keeps the collectives matched), for the caller's barrier.
         """
         size, rank = self._comm.size, self._comm.rank
         width = stream.chunk_shape[1]
-        n_column_chunks = -(-stream.n_columns // width)
         mine_lo, mine_hi = stream.first, stream.first + stream.count
         error: BaseException | None = None
-        per_batch = size * _OWNER_BATCH
-        for start in range(0, n_column_chunks, per_batch):
-            outgoing: list[list[tuple[int, int, npt.NDArray[Any]]]] = [[] for _ in range(size)]
-            if error is None:
+        for chunk in range(-(-stream.n_columns // width)):
+            owner = stream.owner(row_chunk, chunk, size)
+            outgoing: list[tuple[int, npt.NDArray[Any]]] = []
+            lo, hi = max(chunk * width, mine_lo), min((chunk + 1) * width, mine_hi)
+            if error is None and hi > lo:
                 try:
-                    for chunk in range(start, min(start + per_batch, n_column_chunks)):
-                        lo, hi = max(chunk * width, mine_lo), min((chunk + 1) * width, mine_hi)
-                        if hi > lo:
-                            owner = stream.owner(row_chunk, chunk, size)
-                            outgoing[owner].append((chunk, lo, part(lo - mine_lo, hi - mine_lo)))
+                    outgoing.append((lo, part(lo - mine_lo, hi - mine_lo)))
                 except Exception as exc:
                     error = exc
-                    outgoing = [[] for _ in range(size)]
-            received: dict[int, list[tuple[int, npt.NDArray[Any]]]] = {}
-            for owner in range(size):
-                gathered = self._comm.gather(outgoing[owner], root=owner)
-                if gathered is not None and owner == rank:
-                    for parts in gathered:
-                        for chunk, lo, values in parts:
-                            received.setdefault(chunk, []).append((lo, values))
-            if error is None:
+                    outgoing = []
+            gathered = self._comm.gather(outgoing, root=owner)
+            if gathered is not None and owner == rank and error is None:
                 try:
-                    for chunk in range(start, min(start + per_batch, n_column_chunks)):
-                        if stream.owner(row_chunk, chunk, size) == rank:
-                            write(chunk, received.get(chunk, []))
+                    write(chunk, [piece for pieces in gathered for piece in pieces])
                     writes.run()
                 except Exception as exc:
                     error = exc
@@ -1074,13 +1071,14 @@ class ZarrRecorder:
         sim_s: float | None = None,
         n_synapses: int | None = None,
         reason: str | None = None,
+        weights_s: float | None = None,
     ) -> None:
         """Final flush, then rank 0 writes the final status and timings. Collective.
 
         The provenance gets ``wall_s`` (from opening the store to this final write, which it
-        includes), ``build_s`` and, when given, ``sim_s``. ``n_synapses`` is the number of
-        synapses this rank built; when every rank gives it, the provenance gets
-        ``n_synapses_per_rank`` (in rank order) and their sum ``n_synapses``.
+        includes), ``build_s`` and, when given, ``sim_s`` and ``weights_s``. ``n_synapses``
+        is the number of synapses this rank built; when every rank gives it, the provenance
+        gets ``n_synapses_per_rank`` (in rank order) and their sum ``n_synapses``.
 
         A ``complete`` run has simulated its whole duration, so ``simulated_ms`` becomes
         ``duration_ms``. If a rank marked the store failed (``mark_failed``) the status stays
@@ -1097,7 +1095,8 @@ class ZarrRecorder:
         # Every rank gathers, whatever it passed, so the collectives stay matched.
         gathered = self._comm.gather(n_synapses)
         per_rank = None if gathered is None or None in gathered else [int(n) for n in gathered]
-        finish = _finisher(status, reason, build_s, sim_s, self._opened_at, per_rank)
+        timings = {"build_s": build_s, "sim_s": sim_s, "weights_s": weights_s}
+        finish = _finisher(status, reason, timings, self._opened_at, per_rank)
         flush_error: RecordingError | None = None
         try:
             self._flush(finish)
@@ -1108,9 +1107,7 @@ class ZarrRecorder:
         if self._comm.rank == 0:
             try:
                 if flush_error is not None:
-                    self._update_root(
-                        _finisher(status, reason, build_s, sim_s, self._opened_at, per_rank)
-                    )
+                    self._update_root(_finisher(status, reason, timings, self._opened_at, per_rank))
                 with warnings.catch_warnings():
                     # Consolidated metadata is outside the v3 spec; it is only a cache that lets
                     # ``xarray.open_zarr(store, group=...)`` open a finished store without warning.
@@ -1212,6 +1209,17 @@ def _check_info(info: RunInfo) -> None:
             problems.append(f"{where}: needs max_snapshots >= 0")
         if weights.interval_ms is not None and not weights.interval_ms > 0:
             problems.append(f"{where}: interval_ms must be > 0 or None")
+    stimuli: set[str] = set()
+    for index, stimulus in enumerate(info.stimuli):
+        where = f"stimuli[{index}] ({stimulus.name})"
+        if not stimulus.name or "/" in stimulus.name:
+            problems.append(f"{where}: stimulus name must be non-empty and without '/'")
+        if stimulus.name in stimuli:
+            problems.append(f"{where}: recorded twice")
+        stimuli.add(stimulus.name)
+        onsets, samples = np.asarray(stimulus.onsets_ms), np.asarray(stimulus.sample_index)
+        if onsets.ndim != 1 or onsets.shape != samples.shape:
+            problems.append(f"{where}: onsets_ms and sample_index must be 1-D of equal length")
     if problems:
         raise RecordingError("cannot record this run:\n  " + "\n  ".join(problems))
 
@@ -1255,6 +1263,34 @@ def _create_dense_arrays(
         dimension_names=["time"],
         attributes={"units": "ms"},
     )
+
+
+def _create_presentations(root: zarr.Group, spec: StimulusSpec, compression: str) -> None:
+    """``stimuli/<name>``: when each sample was shown (``sample_onsets_ms``, float64 ms) and
+    which data row it was (``sample_index``, int64), along the dimension ``sample``, in one
+    chunk up to 128Ki presentations; written whole by rank 0 when the store is created."""
+    group = root.create_group(
+        stimulus_path(spec.name),
+        attributes={"type": spec.type, "present_ms": spec.present_ms, "rest_ms": spec.rest_ms},
+    )
+    n_shown = int(np.asarray(spec.onsets_ms).size)
+    arrays: tuple[tuple[str, npt.NDArray[Any], float, dict[str, Any]], ...] = (
+        ("sample_onsets_ms", np.asarray(spec.onsets_ms, dtype=np.float64), np.nan, {"units": "ms"}),
+        ("sample_index", np.asarray(spec.sample_index, dtype=np.int64), -1, {}),
+    )
+    for name, values, fill, attributes in arrays:
+        array = group.create_array(
+            name,
+            shape=(n_shown,),
+            chunks=(max(1, min(n_shown, _PRESENTATION_CHUNK)),),
+            dtype=values.dtype,
+            fill_value=fill,
+            compressors=compressors(compression, 8),
+            dimension_names=["sample"],
+            attributes=attributes,
+        )
+        if n_shown:
+            array[:] = values
 
 
 def _create_ids_array(
@@ -1402,8 +1438,8 @@ def _tiled(name: str, ranges: list[tuple[int, int]]) -> int:
     return n_columns
 
 
-def _node_ids(name: str, what: str, ids: npt.NDArray[Any], n: int) -> npt.NDArray[np.int64]:
-    """``ids`` as int64 node ids, checked: ``n`` of them, integers, none negative."""
+def _node_ids(name: str, what: str, ids: npt.NDArray[Any], n: int) -> npt.NDArray[np.integer[Any]]:
+    """``ids``, checked: ``n`` node ids (integers, none negative)."""
     got = np.asarray(ids)
     if got.shape != (n,) or not np.issubdtype(got.dtype, np.integer):
         raise RecordingError(
@@ -1411,15 +1447,19 @@ def _node_ids(name: str, what: str, ids: npt.NDArray[Any], n: int) -> npt.NDArra
         )
     if n and got.min() < 0:
         raise RecordingError(f"{name}: {what} must be node ids >= 0")
-    return got.astype(np.int64, copy=False)
+    return got
 
 
 def _check_synapses(
     name: str, left: int, sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
 ) -> None:
-    """Raise unless the synapses from column ``left`` are ordered by target, then source."""
-    d_target, d_source = np.diff(targets), np.diff(sources)
-    disorder = np.flatnonzero((d_target < 0) | ((d_target == 0) & (d_source < 0)))
+    """Raise unless the synapses from column ``left`` are ordered by target, then source.
+
+    One pass over ``(target, source)`` packed into one integer (node ids are below 2**31, as
+    populations are): the order holds where the packed keys never decrease.
+    """
+    keys = (targets << 32) | sources
+    disorder = np.flatnonzero(keys[1:] < keys[:-1])
     if disorder.size:
         j = int(disorder[0])
         raise RecordingError(
@@ -1467,13 +1507,13 @@ def _few(values: npt.NDArray[Any], limit: int = 5) -> str:
 def _finisher(
     status: FinalStatus,
     reason: str | None,
-    build_s: float,
-    sim_s: float | None,
+    timings: Mapping[str, float | None],
     opened_at: float,
     synapses_per_rank: list[int] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The root-document change that closes a run (a ``failed`` mark by any rank wins);
-    ``wall_s`` is taken when it is applied, from ``opened_at`` (``time.perf_counter``)."""
+    ``wall_s`` is taken when it is applied, from ``opened_at`` (``time.perf_counter``), and
+    the ``timings`` given (not None) join it (``build_s`` always)."""
 
     def finish(doc: dict[str, Any]) -> None:
         final = "failed" if doc.get("status") == "failed" else status
@@ -1482,9 +1522,11 @@ def _finisher(
         doc["reason"] = "; ".join(dict.fromkeys(reasons)) or None
         provenance = dict(doc.get("provenance") or {})
         wall_s = round(time.perf_counter() - opened_at, 6)
-        provenance.update(end_time=_utc_now(), wall_s=wall_s, build_s=build_s)
-        if sim_s is not None:
-            provenance["sim_s"] = round(sim_s, 6)
+        provenance.update(end_time=_utc_now(), wall_s=wall_s, build_s=timings["build_s"])
+        for name in ("sim_s", "weights_s"):
+            value = timings.get(name)
+            if value is not None:
+                provenance[name] = round(value, 6)
         if synapses_per_rank is not None:
             provenance["n_synapses"] = sum(synapses_per_rank)
             provenance["n_synapses_per_rank"] = synapses_per_rank

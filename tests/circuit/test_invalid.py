@@ -47,6 +47,21 @@ _SPIKES = {"type": "spike_source_array", "targets": ["E"], "spike_times_ms": [5.
 
 _STDP = {"model": "stdp", "w_max": 1.0}
 
+_SAMPLES = [[0.1 * (i % 10) for i in range(20)], [0.05 * i for i in range(20)]]
+"""Two samples of 20 features, one per neuron of I."""
+_RATE = {"type": "rate", "targets": ["I"], "data": _SAMPLES, "present_ms": 10.0,
+         "max_rate_hz": 100.0, "weight": 1.0}  # fmt: skip
+_LATENCY = {"type": "latency", "targets": ["I"], "data": _SAMPLES, "present_ms": 10.0,
+            "tau_ms": 2.0, "weight": 1.0}  # fmt: skip
+_POPULATION = {"type": "population", "targets": ["I"], "data": _SAMPLES, "features": [0, 1, 2, 3],
+               "present_ms": 10.0, "n_neurons_per_feature": 5, "sigma": 0.1,
+               "max_rate_hz": 100.0, "weight": 1.0}  # fmt: skip
+_DELTA = {"type": "delta", "targets": ["I"], "data": _SAMPLES, "step_ms": 1.0,
+          "off_spikes": True, "targets_off": [{"population": "E", "node_ids": {"first": 20}}],
+          "weight": 1.0}  # fmt: skip
+_TRAINS = {"type": "spike_trains", "targets": [{"population": "I", "node_ids": [0, 1]}],
+           "data": [[1.0, 2.0], [3.0]], "weight": 1.0}  # fmt: skip
+
 CASES = [
     Case("api-version", _set("apiVersion", "brainsim/v2"), "apiVersion", 'must be "brainsim/v1"'),
     Case("name-not-dns", _set("name", "Tiny Net"), "name", "DNS-label-like name"),
@@ -338,6 +353,212 @@ CASES = [
         "spike times must be ascending",
     ),
     Case(
+        "encoder-features-not-targets",
+        _set("stimuli.pixels", {**_RATE, "targets": ["E"]}),
+        "stimuli.pixels.data",
+        "has 20 features (columns) but the targets hold 80 neurons",
+    ),
+    Case(
+        "encoder-picks-too-few-features",
+        _set("stimuli.pixels", {**_RATE, "features": [0, 1, 2]}),
+        "stimuli.pixels.features",
+        "picks 3 features but the targets hold 20 neurons",
+    ),
+    Case(
+        "encoder-feature-out-of-range",
+        _set("stimuli.pixels", {**_RATE, "features": [*range(19), 20]}),
+        "stimuli.pixels.features[19]",
+        "must be < 20, the number of features (columns) of the data; got 20",
+    ),
+    Case(
+        "encoder-ragged-inline-data",
+        _set("stimuli.pixels", {**_RATE, "data": [[0.5] * 20, [0.5] * 19]}),
+        "stimuli.pixels.data",
+        "a list of samples of equal length; found lengths 19, 20",
+    ),
+    Case(
+        "encoder-negative-rate-data",
+        _set("stimuli.pixels", {**_RATE, "data": [[0.5] * 19 + [-0.25]]}),
+        "stimuli.pixels.data",
+        "rate data must be >= 0 (intensities that gain and offset scale); found -0.25 at "
+        "sample 0, feature 19",
+    ),
+    Case(
+        "encoder-window-below-dt",
+        _set("stimuli.pixels", {**_RATE, "present_ms": 0.05}),
+        "stimuli.pixels.present_ms",
+        "must be >= dt_ms (0.1), got 0.05",
+    ),
+    Case(
+        "encoder-rest-off-grid",
+        _set("stimuli.pixels", {**_RATE, "rest_ms": 0.25}),
+        "stimuli.pixels.rest_ms",
+        "must be a multiple of dt_ms (0.1), got 0.25",
+    ),
+    Case(
+        "encoder-order-out-of-range",
+        _set("stimuli.pixels", {**_RATE, "order": [0, 1, 2]}),
+        "stimuli.pixels.order[2]",
+        "must be < 2, the number of samples; got 2",
+    ),
+    Case(
+        "encoder-bernoulli-rate-above-one-per-step",
+        _set("stimuli.pixels", {**_RATE, "max_rate_hz": 20000.0}),
+        "stimuli.pixels.max_rate_hz",
+        "with mode bernoulli, max_rate_hz * dt_ms / 1000 is a spike probability per step and "
+        "must be <= 1; got 2",
+    ),
+    Case(
+        "encoder-unknown-mode",
+        _set("stimuli.pixels", {**_RATE, "mode": "binomial"}),
+        "stimuli.pixels.mode",
+        "must be one of: bernoulli, poisson",
+    ),
+    Case(
+        "encoder-overlapping-targets",
+        _set("stimuli.pixels", {**_RATE, "targets": ["I", {"population": "I", "node_ids": [3]}]}),
+        "stimuli.pixels.targets[1]",
+        "selects neurons of I that an earlier target selects",
+    ),
+    Case(
+        "encoder-file-without-directory",
+        _set("stimuli.pixels", {**_RATE, "data": "digits.npy"}),
+        "stimuli.pixels.data",
+        "data needs a circuit file on disk",
+    ),
+    Case(
+        "latency-data-above-one",
+        _set("stimuli.onset", {**_LATENCY, "data": [[0.5] * 3 + [1.5] + [0.5] * 16]}),
+        "stimuli.onset.data",
+        "latency data must lie in [0, 1]; found 1.5 at sample 0, feature 3",
+    ),
+    Case(
+        "latency-threshold-one",
+        _set("stimuli.onset", {**_LATENCY, "threshold": 1.0}),
+        "stimuli.onset.threshold",
+        "must be < 1",
+    ),
+    Case(
+        "latency-without-tau",
+        _set("stimuli.onset", {k: v for k, v in _LATENCY.items() if k != "tau_ms"}),
+        "stimuli.onset.tau_ms",
+        "required key is missing",
+    ),
+    Case(
+        "population-features-times-neurons-not-targets",
+        _set("stimuli.petals", {**_POPULATION, "n_neurons_per_feature": 3}),
+        "stimuli.petals.features",
+        "picks 4 features but the targets hold 20 neurons; each feature is read by "
+        "n_neurons_per_feature (3) target neurons, so the targets must hold 4 * 3 = 12",
+    ),
+    Case(
+        "population-data-columns-times-neurons-not-targets",
+        _set("stimuli.petals", {k: v for k, v in _POPULATION.items() if k != "features"}),
+        "stimuli.petals.data",
+        "has 20 features (columns) but the targets hold 20 neurons; each feature is read by "
+        "n_neurons_per_feature (5) target neurons, so the targets must hold 20 * 5 = 100 "
+        "(give features: [...] to pick 4)",
+    ),
+    Case(
+        "population-one-neuron-per-feature",
+        _set("stimuli.petals", {**_POPULATION, "n_neurons_per_feature": 1}),
+        "stimuli.petals.n_neurons_per_feature",
+        ">= 2",
+    ),
+    Case(
+        "population-sigma-zero",
+        _set("stimuli.petals", {**_POPULATION, "sigma": 0.0}),
+        "stimuli.petals.sigma",
+        "> 0",
+    ),
+    Case(
+        "population-empty-interval",
+        _set("stimuli.petals", {**_POPULATION, "low": 1.0, "high": 0.5}),
+        "stimuli.petals.high",
+        "must be > low (1.0), got 0.5",
+    ),
+    Case(
+        "population-without-sigma",
+        _set("stimuli.petals", {k: v for k, v in _POPULATION.items() if k != "sigma"}),
+        "stimuli.petals.sigma",
+        "required key is missing",
+    ),
+    Case(
+        "delta-off-spikes-without-targets-off",
+        _set("stimuli.sensor", {k: v for k, v in _DELTA.items() if k != "targets_off"}),
+        "stimuli.sensor.targets_off",
+        "required when off_spikes is true",
+    ),
+    Case(
+        "delta-targets-off-without-off-spikes",
+        _set("stimuli.sensor", {**_DELTA, "off_spikes": False}),
+        "stimuli.sensor.targets_off",
+        "only with off_spikes: true",
+    ),
+    Case(
+        "delta-targets-off-not-one-per-feature",
+        _set("stimuli.sensor", {**_DELTA, "targets_off": ["E"]}),
+        "stimuli.sensor.targets_off",
+        "hold 80 neurons but targets hold 20",
+    ),
+    Case(
+        "delta-targets-off-overlapping",
+        _set(
+            "stimuli.sensor",
+            {
+                **_DELTA,
+                "targets_off": [
+                    {"population": "E", "node_ids": {"first": 10}},
+                    {"population": "E", "node_ids": {"range": {"start": 9, "stop": 19}}},
+                ],
+            },
+        ),
+        "stimuli.sensor.targets_off[1]",
+        "selects neurons of E that an earlier target selects",
+    ),
+    Case(
+        "delta-targets-off-unknown-population",
+        _set("stimuli.sensor", {**_DELTA, "targets_off": ["X"]}),
+        "stimuli.sensor.targets_off[0]",
+        "undefined population 'X'",
+    ),
+    Case(
+        "delta-step-below-dt",
+        _set("stimuli.sensor", {**_DELTA, "step_ms": 0.05}),
+        "stimuli.sensor.step_ms",
+        "must be >= dt_ms (0.1), got 0.05",
+    ),
+    Case(
+        "delta-step-off-grid",
+        _set("stimuli.sensor", {**_DELTA, "step_ms": 0.25}),
+        "stimuli.sensor.step_ms",
+        "must be a multiple of dt_ms (0.1), got 0.25",
+    ),
+    Case(
+        "delta-threshold-zero",
+        _set("stimuli.sensor", {**_DELTA, "threshold": 0}),
+        "stimuli.sensor.threshold",
+        "> 0",
+    ),
+    Case(
+        "delta-features-not-targets",
+        _set("stimuli.sensor", {**_DELTA, "features": [0, 1]}),
+        "stimuli.sensor.features",
+        "picks 2 features but the targets hold 20 neurons; each target neuron reads one feature",
+    ),
+    Case(
+        "spike-trains-not-one-per-target",
+        _set("stimuli.trains", {**_TRAINS, "data": [[1.0], [2.0], [3.0]]}),
+        "stimuli.trains.data",
+        "has 3 spike trains but the targets hold 2 neurons",
+    ),
+    Case(
+        "spike-trains-negative-time",
+        _set("stimuli.trains", {**_TRAINS, "data": [[1.0], [-2.0]]}),
+        "stimuli.trains.data[1][0]",
+        "must be >= 0",
+    ),
+    Case(
         "spike-source-without-weight",
         _set("stimuli.spikes", {**_SPIKES, "spike_times_ms": [1.0]}),
         "stimuli.spikes.weight",
@@ -583,7 +804,8 @@ def test_problems_come_in_document_order(tiny: dict[str, Any]) -> None:
 def test_unknown_names_list_the_valid_choices(tiny: dict[str, Any]) -> None:
     problems = validate(changed(tiny, "stimuli.background.type", "dc2"))
     assert problems[0].message.startswith(
-        "must be one of: poisson, dc, noise, spike_source_array; got 'dc2'"
+        "must be one of: poisson, dc, noise, spike_source_array, rate, latency, population, "
+        "delta, spike_trains; got 'dc2'"
     )
     problems = validate(changed(tiny, "populations.E.params.v_thresh_mV", 1.0))
     assert "valid keys: tau_m_ms, c_m_pF, v_th_mV" in problems[0].message

@@ -68,3 +68,13 @@ def test_final_weights_equal_the_reference(store: Any, name: str, busy_targets: 
     assert np.mean(np.abs(data[-1] - initial) > 1e-3 * w_max) > 0.5  # they learned
     if busy_targets:  # E fires ~100 Hz: its post-spike rings grew past their first length
         assert max(len(train) for train in post) > 16
+
+
+def test_writing_weights_is_timed_apart_from_the_simulation(store: Any) -> None:
+    # Like NEST's reading of weights after Simulate, writing synapse ids and snapshots is not
+    # simulation: the provenance has it as weights_s, outside sim_s.
+    provenance = store.attrs["brainsim"]["provenance"]
+    assert provenance["weights_s"] > 0.0
+    assert provenance["sim_s"] > 0.0
+    parts = provenance["build_s"] + provenance["sim_s"] + provenance["weights_s"]
+    assert parts <= provenance["wall_s"]

@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from brainsim.errors import RecordingError
 from brainsim.exchange.base import Communicator
-from brainsim.recording import IdsOf, PopulationInfo, ReportSpec, RunInfo, ValuesOf, WeightSpec
+from brainsim.recording import (
+    IdsOf,
+    PopulationInfo,
+    ReportSpec,
+    RunInfo,
+    StimulusSpec,
+    ValuesOf,
+    WeightSpec,
+)
 
 SEED = 20240601
 STORE_STEPS = 600
@@ -49,6 +57,13 @@ WEIGHTS = (
     ("IE", "I", "pA", None),
     ("II", "I", "pA", 20),
 )
+
+STIMULI = (
+    # stimulus, type, present_ms, rest_ms, onsets_ms, sample_index (fixed, whatever the steps)
+    ("pixels", "rate", 5.0, 1.0, 0.5 + 6.0 * np.arange(7), np.array([3, 1, 4, 1, 5, 9, 2])),
+    ("unseen", "latency", 2.0, 0.0, np.zeros(0), np.zeros(0, dtype=np.int64)),
+)
+"""Presentations of data-driven stimuli; written whole when the store is opened."""
 
 
 def synapses(weights: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -167,6 +182,9 @@ def expected(n_steps: int, *, finished: bool = True) -> dict[str, object]:
         out[f"{group}/time"] = np.array(steps, dtype=np.float64) * DT_MS
         out[f"{group}/source"] = sources
         out[f"{group}/target"] = targets
+    for name, _, _, _, onsets, samples in STIMULI:
+        out[f"stimuli/{name}/sample_onsets_ms"] = onsets.astype(np.float64)
+        out[f"stimuli/{name}/sample_index"] = samples.astype(np.int64)
     return out
 
 
@@ -205,6 +223,17 @@ def run_info(n_steps: int) -> RunInfo:
             for index, (projection, _, units, every) in enumerate(WEIGHTS)
         ),
         provenance={"backend": "synthetic"},
+        stimuli=tuple(
+            StimulusSpec(
+                name=name,
+                type=kind,
+                present_ms=present_ms,
+                rest_ms=rest_ms,
+                onsets_ms=onsets.astype(np.float64),
+                sample_index=samples.astype(np.int64),
+            )
+            for name, kind, present_ms, rest_ms, onsets, samples in STIMULI
+        ),
     )
 
 

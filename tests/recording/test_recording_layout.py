@@ -10,6 +10,7 @@ from brainsim.recording.layout import (
     report_chunks,
     report_path,
     spikes_path,
+    stimulus_path,
     weight_chunks,
     weights_path,
 )
@@ -19,6 +20,7 @@ def test_group_paths_follow_recording_md() -> None:
     assert spikes_path("E") == "spikes/E"
     assert report_path("E", "v") == "report/E/v"
     assert weights_path("EE") == "weights/EE"
+    assert stimulus_path("pixels") == "stimuli/pixels"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""open_store: metadata, spikes and reports of a store, and a clear error for every bad path."""
+"""open_store: metadata, spikes, reports and stimulus presentations of a store, and a clear
+error for every bad path."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import zarr
 
 from brainsim.errors import RecordingError, RecordingFormatError
 from brainsim.exchange import LocalCommunicator
-from brainsim.recording import PopulationInfo, RecordingStore, SpikeTrains, ZarrRecorder, open_store
+from brainsim.recording import (
+    PopulationInfo,
+    RecordingStore,
+    SpikeTrains,
+    StimulusSpec,
+    ZarrRecorder,
+    open_store,
+)
 
 
 def test_metadata_of_a_complete_store(complete_store: Path) -> None:
@@ -30,6 +38,7 @@ def test_metadata_of_a_complete_store(complete_store: Path) -> None:
     assert store.spike_populations == ("E", "I")
     assert store.reports == (("E", "v"), ("I", "u"))
     assert store.weight_projections == ("EE", "IE", "II")
+    assert store.stimulus_names == ("pixels", "unseen")
 
 
 def test_spikes_are_numpy_arrays_in_store_order(
@@ -56,6 +65,25 @@ def test_report_is_a_labelled_dataarray(
     np.testing.assert_array_equal(v["time"].values, expected["report/E/v/time"])
     trace = v.sel(node_ids=9).values
     np.testing.assert_array_equal(trace, expected["report/E/v/data"][:, 3])
+
+
+def test_stimulus_presentations_are_what_was_written(complete_store: Path) -> None:
+    store = open_store(complete_store)
+    for name, kind, present_ms, rest_ms, onsets, samples in synthetic.STIMULI:
+        shown = store.stimulus_presentations(name)
+        assert isinstance(shown, StimulusSpec)
+        assert (shown.name, shown.type, shown.present_ms, shown.rest_ms) == (
+            name,
+            kind,
+            present_ms,
+            rest_ms,
+        )
+        assert shown.onsets_ms.dtype == np.float64
+        assert shown.sample_index.dtype == np.int64
+        np.testing.assert_array_equal(shown.onsets_ms, onsets)
+        np.testing.assert_array_equal(shown.sample_index, samples)
+    with pytest.raises(RecordingError, match="recorded: \\['pixels', 'unseen'\\]"):
+        store.stimulus_presentations("digits")
 
 
 def test_unknown_population_or_report_is_a_recording_error(complete_store: Path) -> None:

@@ -20,6 +20,7 @@ from brainsim.recording import (
     Recorder,
     ReportSpec,
     RunInfo,
+    StimulusSpec,
     ZarrRecorder,
     check_writable,
     mark_store_failed,
@@ -104,6 +105,19 @@ def test_layout_attributes_and_dimension_names_follow_recording_md(complete_stor
     assert root["report/E/v/node_ids"].metadata.dimension_names == ("node_ids",)
     assert root["spikes/E/timestamps"].dtype == np.float64
     assert root["spikes/E/node_ids"].dtype == np.int64
+    assert dict(root["stimuli/pixels"].attrs) == {"type": "rate", "present_ms": 5.0, "rest_ms": 1.0}
+    assert dict(root["stimuli/unseen"].attrs) == {
+        "type": "latency",
+        "present_ms": 2.0,
+        "rest_ms": 0.0,
+    }
+    for stimulus in ("pixels", "unseen"):
+        onsets = root[f"stimuli/{stimulus}/sample_onsets_ms"]
+        shown = root[f"stimuli/{stimulus}/sample_index"]
+        assert (onsets.dtype, shown.dtype) == (np.float64, np.int64)
+        assert onsets.metadata.dimension_names == shown.metadata.dimension_names == ("sample",)
+        assert onsets.attrs["units"] == "ms"
+    assert root["stimuli/unseen/sample_index"].shape == (0,)
 
 
 def test_root_metadata_describes_the_run(complete_store: Path) -> None:
@@ -425,6 +439,9 @@ def test_a_run_description_the_store_cannot_hold_is_rejected(tmp_path: Path) -> 
         populations={"E": PopulationInfo(4, "lif", 0), "a/b": PopulationInfo(1, "lif", 4)},
         spike_populations=("E", "X"),
         reports=(*info.reports, info.reports[0]),
+        stimuli=(
+            StimulusSpec("in/put", "rate", 1.0, 0.0, np.zeros(2), np.zeros(3, dtype=np.int64)),
+        ),
     )
     with pytest.raises(RecordingError) as caught:
         ZarrRecorder(tmp_path / "x.zarr", LocalCommunicator()).open(bad)
@@ -432,6 +449,8 @@ def test_a_run_description_the_store_cannot_hold_is_rejected(tmp_path: Path) -> 
     assert "'a/b'" in text
     assert "'X'" in text
     assert "recorded twice" in text
+    assert "stimulus name must be non-empty and without '/'" in text
+    assert "onsets_ms and sample_index must be 1-D of equal length" in text
     assert not (tmp_path / "x.zarr").exists()
 
 
