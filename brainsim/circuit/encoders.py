@@ -94,16 +94,14 @@ def build_data_stimulus(
         or not log.is_clean(path)
     ):
         return None
+    common: dict[str, Any] = {
+        "name": name, "targets": targets, "data": loaded, "schedule": schedule,
+        "weight": weight, "delay_ms": delay_ms, "features": features,
+        "max_rate_hz": float(data.get("max_rate_hz", 0.0)),
+    }  # fmt: skip
     if kind == "rate":
         return RateStimulus(
-            name=name,
-            targets=targets,
-            data=loaded,
-            schedule=schedule,
-            max_rate_hz=float(data["max_rate_hz"]),
-            weight=weight,
-            delay_ms=delay_ms,
-            features=features,
+            **common,
             gain=float(data.get("gain", 1.0)),
             offset=float(data.get("offset", 0.0)),
             mode=data.get("mode", "bernoulli"),
@@ -111,28 +109,16 @@ def build_data_stimulus(
     if kind == "population":
         assert per_feature is not None
         return PopulationStimulus(
-            name=name,
-            targets=targets,
-            data=loaded,
-            schedule=schedule,
+            **common,
             n_neurons_per_feature=per_feature,
             sigma=float(data["sigma"]),
-            max_rate_hz=float(data["max_rate_hz"]),
-            weight=weight,
-            delay_ms=delay_ms,
-            features=features,
             low=float(data.get("low", 0.0)),
             high=float(data.get("high", 1.0)),
         )
+    del common["max_rate_hz"]
     return LatencyStimulus(
-        name=name,
-        targets=targets,
-        data=loaded,
-        schedule=schedule,
+        **common,
         tau_ms=float(data["tau_ms"]),
-        weight=weight,
-        delay_ms=delay_ms,
-        features=features,
         threshold=float(data.get("threshold", 0.01)),
         linear=bool(data.get("linear", False)),
         normalize=bool(data.get("normalize", False)),
