@@ -1,4 +1,5 @@
-"""The NEST interpreter for the plasticity tests, and running ``nest_stdp.py`` in it.
+"""The NEST interpreter for the plasticity tests, and running ``nest_stdp.py`` and
+``nest_network.py`` in it.
 
 NEST is installed on demand rather than skipped when absent: these tests are the evidence that
 the STDP reference means what NEST means, and a skipped comparison on a clean CI machine would
@@ -14,11 +15,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 NEST_SCRIPT = Path(__file__).resolve().with_name("nest_stdp.py")
+NEST_NETWORK_SCRIPT = Path(__file__).resolve().with_name("nest_network.py")
 
 
-def _run_script(nest_python: Path, args: list[str], stdin: str) -> dict[str, Any]:
+def _run_script(
+    nest_python: Path, args: list[str], stdin: str, script: Path = NEST_SCRIPT
+) -> dict[str, Any]:
     result = subprocess.run(
-        [str(nest_python), str(NEST_SCRIPT), *args],
+        [str(nest_python), str(script), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -28,7 +32,7 @@ def _run_script(nest_python: Path, args: list[str], stdin: str) -> dict[str, Any
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"nest_stdp.py {' '.join(args)} exited with {result.returncode}:\n"
+            f"{script.name} {' '.join(args)} exited with {result.returncode}:\n"
             f"{result.stderr[-4000:]}"
         )
     document: dict[str, Any] = json.loads(result.stdout)
@@ -46,3 +50,8 @@ def run_nest(nest_python: Path, spec: dict[str, Any]) -> dict[str, Any]:
 def nest_defaults(nest_python: Path) -> dict[str, Any]:
     """NEST's defaults of both STDP models and of the parrot's ``tau_minus`` (``--defaults``)."""
     return _run_script(nest_python, ["--defaults"], "")
+
+
+def run_nest_network(nest_python: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``nest_network.py`` on ``spec`` in the NEST interpreter; its JSON result."""
+    return _run_script(nest_python, [], json.dumps(spec), NEST_NETWORK_SCRIPT)
