@@ -8,7 +8,7 @@ re-rendered, or several documents merged (:func:`merge`), without running anythi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,69 +143,82 @@ def _index(found: Sequence[Summary]) -> dict[tuple[str, str], Summary]:
     return {(s.case, s.config): s for s in found}
 
 
+def _target_row(
+    label: str, values: Sequence[tuple[str, float | None]], ok: Callable[[float], bool]
+) -> tuple[str, str, str]:
+    """A target's row (target, measured value per case, met?) from its cases' values; a case
+    without a value is left out, and a target without any is "not measured"."""
+    present = [(case, value) for case, value in values if value is not None]
+    if not present:
+        return (label, "not measured", "–")
+    text = ", ".join(f"{case}: {fmt(value)}" for case, value in present)
+    return (label, text, "yes" if all(ok(value) for _, value in present) else "no")
+
+
+def _ratio(
+    found: Mapping[tuple[str, str], Summary],
+    case: str,
+    metric: str,
+    reference: str,
+    config: str = OURS,
+) -> float | None:
+    """``config``'s ``metric`` over ``reference``'s on ``case`` (None: one was not measured)."""
+    ours, theirs = found.get((case, config)), found.get((case, reference))
+    return None if ours is None or theirs is None else ratios(ours, theirs)[metric]
+
+
+def _inverse(value: float | None) -> float | None:
+    return None if not value else 1.0 / value
+
+
 def targets(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """The issue's targets, each as (target, measured value, met?) over all measured cases."""
     found = _index(summaries(document))
-    rows: list[tuple[str, str, str]] = []
-
-    def check(label: str, values: list[tuple[str, float | None]], ok: Any) -> None:
-        present = [(case, value) for case, value in values if value is not None]
-        if not present:
-            rows.append((label, "not measured", "–"))
-            return
-        text = ", ".join(f"{case}: {fmt(value)}" for case, value in present)
-        rows.append((label, text, "yes" if all(ok(value) for _, value in present) else "no"))
-
     cases = list(document["cases"])
 
-    def ratio(case: str, metric: str, reference: str, config: str = OURS) -> float | None:
-        ours, theirs = found.get((case, config)), found.get((case, reference))
-        if ours is None or theirs is None:
-            return None
-        return ratios(ours, theirs)[metric]
-
-    def inverse(value: float | None) -> float | None:
-        return None if not value else 1.0 / value
+    def speedup_of(reference: str, metric: str) -> list[tuple[str, float | None]]:
+        return [(c, _inverse(_ratio(found, c, metric, reference))) for c in cases]
 
     # Real-time factors, not simulation seconds: NEST's simulation phase is its duration less
     # the first min-delay slice, which its construction includes.
-    check(
-        "simulation >= 4x faster than NEST (NEST RTF / brainsim RTF)",
-        [(c, inverse(ratio(c, "rtf", "nest"))) for c in cases],
-        lambda v: v >= 4.0,
-    )
-    check(
-        "simulation faster than Brian2 (Brian2 RTF / brainsim RTF)",
-        [(c, inverse(ratio(c, "rtf", "brian2"))) for c in cases],
-        lambda v: v > 1.0,
-    )
-    check(
-        "construction >= 3x faster than NEST (NEST build / brainsim build)",
-        [(c, inverse(ratio(c, "build_s", "nest"))) for c in cases],
-        lambda v: v >= 3.0,
-    )
-    rows.append(_bytes_target(document, found))
-    check(
-        "2 ranks >= 1.7x faster than 1 rank on the Brunel case (12,500 neurons)",
-        [
-            (c, speedup(found[(c, ONE_RANK)], found[(c, OURS)]))
-            for c in cases
-            if c == "brunel" and (c, ONE_RANK) in found and (c, OURS) in found
-        ],
-        lambda v: v >= 1.7,
-    )
-    check(
-        "whole process <= 0.5x NEST's (brainsim / NEST)",
-        [(c, ratio(c, "wall_s", "nest")) for c in cases],
-        lambda v: v <= 0.5,
-    )
-    check(
-        "whole process through a pool of resident ranks <= 0.5x NEST's (brainsim-pool / NEST)",
-        [(c, ratio(c, "wall_s", "nest", POOL)) for c in cases],
-        lambda v: v <= 0.5,
-    )
-    rows.append(_rates_target(found))
-    return rows
+    return [
+        _target_row(
+            "simulation >= 4x faster than NEST (NEST RTF / brainsim RTF)",
+            speedup_of("nest", "rtf"),
+            lambda v: v >= 4.0,
+        ),
+        _target_row(
+            "simulation faster than Brian2 (Brian2 RTF / brainsim RTF)",
+            speedup_of("brian2", "rtf"),
+            lambda v: v > 1.0,
+        ),
+        _target_row(
+            "construction >= 3x faster than NEST (NEST build / brainsim build)",
+            speedup_of("nest", "build_s"),
+            lambda v: v >= 3.0,
+        ),
+        _bytes_target(document, found),
+        _target_row(
+            "2 ranks >= 1.7x faster than 1 rank on the Brunel case (12,500 neurons)",
+            [
+                (c, speedup(found[(c, ONE_RANK)], found[(c, OURS)]))
+                for c in cases
+                if c == "brunel" and (c, ONE_RANK) in found and (c, OURS) in found
+            ],
+            lambda v: v >= 1.7,
+        ),
+        _target_row(
+            "whole process <= 0.5x NEST's (brainsim / NEST)",
+            [(c, _ratio(found, c, "wall_s", "nest")) for c in cases],
+            lambda v: v <= 0.5,
+        ),
+        _target_row(
+            "whole process through a pool of resident ranks <= 0.5x NEST's (brainsim-pool / NEST)",
+            [(c, _ratio(found, c, "wall_s", "nest", POOL)) for c in cases],
+            lambda v: v <= 0.5,
+        ),
+        _rates_target(found),
+    ]
 
 
 def _plastic_cases(document: Mapping[str, Any]) -> list[str]:
@@ -247,41 +260,25 @@ def plastic_targets(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     measured value, met?)."""
     found = _index(summaries(document))
     cases = _plastic_cases(document)
-    rows: list[tuple[str, str, str]] = []
-
-    def check(label: str, values: list[tuple[str, float | None]], ok: Any) -> None:
-        present = [(case, value) for case, value in values if value is not None]
-        if not present:
-            rows.append((label, "not measured", "–"))
-            return
-        text = ", ".join(f"{case}: {fmt(value)}" for case, value in present)
-        rows.append((label, text, "yes" if all(ok(value) for _, value in present) else "no"))
-
-    def ratio(case: str, metric: str) -> float | None:
-        ours, theirs = found.get((case, OURS)), found.get((case, "nest"))
-        return None if ours is None or theirs is None else ratios(ours, theirs)[metric]
-
-    def inverse(value: float | None) -> float | None:
-        return None if not value else 1.0 / value
-
-    check(
-        "simulation >= 5x faster than NEST (NEST RTF / brainsim RTF)",
-        [(c, inverse(ratio(c, "rtf"))) for c in cases],
-        lambda v: v >= 5.0,
-    )
-    check(
-        "construction >= 3x faster than NEST (NEST build / brainsim build)",
-        [(c, inverse(ratio(c, "build_s"))) for c in cases],
-        lambda v: v >= 3.0,
-    )
-    check(
-        "peak memory <= 1/3 of NEST's (brainsim peak RSS / NEST peak RSS)",
-        [(c, ratio(c, "peak_rss_bytes")) for c in cases],
-        lambda v: v <= 1.0 / 3.0,
-    )
-    rows.append(_weights_target(found, cases))
-    rows.append(_plastic_bytes_target(document, found, cases))
-    return rows
+    return [
+        _target_row(
+            "simulation >= 5x faster than NEST (NEST RTF / brainsim RTF)",
+            [(c, _inverse(_ratio(found, c, "rtf", "nest"))) for c in cases],
+            lambda v: v >= 5.0,
+        ),
+        _target_row(
+            "construction >= 3x faster than NEST (NEST build / brainsim build)",
+            [(c, _inverse(_ratio(found, c, "build_s", "nest"))) for c in cases],
+            lambda v: v >= 3.0,
+        ),
+        _target_row(
+            "peak memory <= 1/3 of NEST's (brainsim peak RSS / NEST peak RSS)",
+            [(c, _ratio(found, c, "peak_rss_bytes", "nest")) for c in cases],
+            lambda v: v <= 1.0 / 3.0,
+        ),
+        _weights_target(found, cases),
+        _plastic_bytes_target(document, found, cases),
+    ]
 
 
 def _weights_target(
