@@ -275,8 +275,34 @@ class _SpikeStream:
         self.checked = self.buffer.size
 
 
+class _Chunked:
+    """Chunk geometry and ownership of a dense ``data[row, column]`` array: a state report's
+    or a weight recording's (the same rule places both, see the module docstring)."""
+
+    __slots__ = ()
+    ordinal: int
+    n_columns: int
+
+    def data_array(self) -> zarr.Array[Any]:
+        raise NotImplementedError
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        rows, cols = self.data_array().chunks
+        return int(rows), int(cols)
+
+    @property
+    def n_column_chunks(self) -> int:
+        return -(-self.n_columns // self.chunk_shape[1])
+
+    def owner(self, row_chunk: int, column_chunk: int, n_ranks: int) -> int:
+        """The rank that writes data chunk ``(row_chunk, column_chunk)`` (and, of a weight
+        recording, for row chunk 0, chunk ``column_chunk`` of ``source`` and ``target``)."""
+        return (row_chunk * self.n_column_chunks + column_chunk + self.ordinal) % n_ranks
+
+
 @dataclass(slots=True)
-class _DenseStream:
+class _DenseStream(_Chunked):
     """Writer state of one state report: a dense float32 array ``data[sample, column]`` (a
     column per recorded neuron) and its ``time``.
 
@@ -311,18 +337,8 @@ class _DenseStream:
         """``data`` and ``time``."""
         return self.data, self.time
 
-    @property
-    def chunk_shape(self) -> tuple[int, int]:
-        rows, cols = self.arrays()[0].chunks
-        return int(rows), int(cols)
-
-    @property
-    def n_column_chunks(self) -> int:
-        return -(-self.n_columns // self.chunk_shape[1])
-
-    def owner(self, row_chunk: int, column_chunk: int, n_ranks: int) -> int:
-        """The rank that writes data chunk ``(row_chunk, column_chunk)``."""
-        return (row_chunk * self.n_column_chunks + column_chunk + self.ordinal) % n_ranks
+    def data_array(self) -> zarr.Array[Any]:
+        return self.data
 
     def column_bounds(self) -> npt.NDArray[np.intp]:
         """``positions[bounds[c]:bounds[c + 1]]`` are this rank's columns in column chunk
@@ -332,7 +348,7 @@ class _DenseStream:
 
 
 @dataclass(slots=True)
-class _WeightStream:
+class _WeightStream(_Chunked):
     """Writer state of one projection's weights. Snapshots go to the chunks' owners as they are
     taken (:meth:`ZarrRecorder.write_weights`), so nothing is buffered but the blocks this rank
     owns in a row of chunks that later snapshots still fill (projections narrower than a
@@ -367,21 +383,13 @@ class _WeightStream:
             raise RecordingError(f"{self.name}: write_weight_ids must come first")
         return self.data, self.time, self.source, self.target
 
-    @property
-    def chunk_shape(self) -> tuple[int, int]:
-        rows, cols = self.arrays()[0].chunks
-        return int(rows), int(cols)
+    def data_array(self) -> zarr.Array[Any]:
+        return self.arrays()[0]
 
     def padded_shape(self, n_snapshots: int) -> tuple[int, int]:
         """The shape of ``data`` in whole chunks, with ``n_snapshots`` snapshots."""
         n_rows, width = self.chunk_shape
         return _round_up(n_snapshots, n_rows), _round_up(self.n_columns, width)
-
-    def owner(self, row_chunk: int, column_chunk: int, n_ranks: int) -> int:
-        """The rank that writes data chunk ``(row_chunk, column_chunk)`` (and, for row chunk
-        0, chunk ``column_chunk`` of ``source`` and ``target``)."""
-        n_column_chunks = -(-self.n_columns // self.chunk_shape[1])
-        return (row_chunk * n_column_chunks + column_chunk + self.ordinal) % n_ranks
 
 
 class ZarrRecorder:
@@ -794,7 +802,7 @@ class ZarrRecorder:
         width = stream.chunk_shape[1]
         mine_lo, mine_hi = stream.first, stream.first + stream.count
         error: BaseException | None = None
-        for chunk in range(-(-stream.n_columns // width)):
+        for chunk in range(stream.n_column_chunks):
             owner = stream.owner(row_chunk, chunk, size)
             outgoing: list[tuple[int, npt.NDArray[Any]]] = []
             lo, hi = max(chunk * width, mine_lo), min((chunk + 1) * width, mine_hi)
