@@ -22,6 +22,7 @@ from brainsim.circuit.document import circuit_document
 from brainsim.circuit.encoders import DATA_STIMULI, build_data_stimulus
 from brainsim.circuit.expressions import FUNCTIONS
 from brainsim.circuit.files import check_connection_file
+from brainsim.circuit.grid import RELATIVE_TOLERANCE, check_grid_time, is_multiple
 from brainsim.circuit.problems import Path, ProblemLog
 from brainsim.circuit.resources import estimate, format_bytes
 from brainsim.circuit.spec import (
@@ -73,7 +74,6 @@ MAX_STEPS = 2**40
 MAX_NEURONS = 2**32 - 1
 """Most neurons a circuit may have: gids are unsigned 32-bit numbers."""
 
-_RELATIVE_TOLERANCE = 1e-9
 _STIMULUS_VALUES = ("rate_hz", "weight", "amplitude_pA", "mean_pA", "std_pA")
 
 
@@ -115,11 +115,6 @@ def _mapping(data: Any) -> dict[str, Any]:
 
 def _list(data: Any) -> list[Any]:
     return data if isinstance(data, list) else []
-
-
-def _is_multiple(value: float, step: float) -> bool:
-    ratio = value / step
-    return abs(ratio - round(ratio)) <= _RELATIVE_TOLERANCE * max(1.0, ratio)
 
 
 def _not_used(model: NeuronModel, variant: Variant, key: str) -> str:
@@ -198,7 +193,7 @@ class _Builder:
                 (*path, "duration_ms"),
                 f"is {steps:.3g} steps of dt_ms; at most 2**40 ({MAX_STEPS:,}) are supported",
             )
-        elif not _is_multiple(duration_ms, self._dt_ms):
+        elif not is_multiple(duration_ms, self._dt_ms):
             self._log.add(
                 (*path, "duration_ms"),
                 f"must be a multiple of dt_ms ({self._dt_ms}), got {duration_ms}",
@@ -604,7 +599,7 @@ class _Builder:
         if self._dt_ms is None or not self._log.is_clean((*path, "delay_ms")):
             return None
         delay_ms = float(data.get("delay_ms", self._dt_ms))
-        if delay_ms < self._dt_ms * (1 - _RELATIVE_TOLERANCE):
+        if delay_ms < self._dt_ms * (1 - RELATIVE_TOLERANCE):
             self._log.add((*path, "delay_ms"), f"must be >= dt_ms ({self._dt_ms}), got {delay_ms}")
         return delay_ms
 
@@ -778,11 +773,7 @@ class _Builder:
         if self._dt_ms is None or not self._log.is_clean((*path, "interval_ms")):
             return math.nan
         interval_ms = float(data.get("interval_ms", self._dt_ms))
-        where: Path = (*path, "interval_ms")
-        if interval_ms < self._dt_ms * (1 - _RELATIVE_TOLERANCE):
-            self._log.add(where, f"must be >= dt_ms ({self._dt_ms}), got {interval_ms}")
-        elif not _is_multiple(interval_ms, self._dt_ms):
-            self._log.add(where, f"must be a multiple of dt_ms ({self._dt_ms}), got {interval_ms}")
+        check_grid_time(self._log, (*path, "interval_ms"), interval_ms, self._dt_ms)
         return interval_ms
 
     # -- resources ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from brainsim.circuit.data import first_index, load_encoder_data, load_spike_trains
+from brainsim.circuit.grid import check_grid_time, is_multiple
 from brainsim.circuit.problems import Path, ProblemLog
 from brainsim.circuit.spec import (
     DeltaStimulus,
@@ -34,8 +35,6 @@ __all__ = ["DATA_STIMULI", "build_data_stimulus"]
 
 DATA_STIMULI = ("rate", "latency", "population", "delta", "spike_trains")
 """Stimulus types that read ``data``."""
-
-_RELATIVE_TOLERANCE = 1e-9
 
 
 def build_data_stimulus(
@@ -178,10 +177,8 @@ def _delta(
     step_ms: float | None = None
     if "step_ms" in data and log.is_clean((*path, "step_ms")):
         step_ms = float(data["step_ms"])
-        if dt_ms is not None and step_ms < dt_ms * (1 - _RELATIVE_TOLERANCE):
-            log.add((*path, "step_ms"), f"must be >= dt_ms ({dt_ms}), got {step_ms}")
-        elif dt_ms is not None and not _is_multiple(step_ms, dt_ms):
-            log.add((*path, "step_ms"), f"must be a multiple of dt_ms ({dt_ms}), got {step_ms}")
+        if dt_ms is not None:
+            check_grid_time(log, (*path, "step_ms"), step_ms, dt_ms)
     if (
         loaded is None
         or step_ms is None
@@ -283,13 +280,12 @@ def _schedule(
         if key in data and log.is_clean((*path, key)):
             times[key] = float(data[key])
     if dt_ms is not None:
-        present = times.get("present_ms")
-        short = present is not None and present < dt_ms * (1 - _RELATIVE_TOLERANCE)
-        if short:
-            log.add((*path, "present_ms"), f"must be >= dt_ms ({dt_ms}), got {present}")
-        for key in ("rest_ms",) if short else ("present_ms", "rest_ms"):
-            if key in times and not _is_multiple(times[key], dt_ms):
-                log.add((*path, key), f"must be a multiple of dt_ms ({dt_ms}), got {times[key]}")
+        if "present_ms" in times:
+            check_grid_time(log, (*path, "present_ms"), times["present_ms"], dt_ms)
+        if "rest_ms" in times and not is_multiple(times["rest_ms"], dt_ms):
+            log.add(
+                (*path, "rest_ms"), f"must be a multiple of dt_ms ({dt_ms}), got {times['rest_ms']}"
+            )
     if "present_ms" not in times or not log.is_clean(path):
         return None
     return SampleSchedule(
@@ -298,11 +294,6 @@ def _schedule(
         rest_ms=times.get("rest_ms", 0.0),
         order=order,
     )
-
-
-def _is_multiple(value: float, step: float) -> bool:
-    ratio = value / step
-    return abs(ratio - round(ratio)) <= _RELATIVE_TOLERANCE * max(1.0, ratio)
 
 
 def _check_range(
