@@ -1206,11 +1206,7 @@ def _check_info(info: RunInfo) -> None:
     projections: set[str] = set()
     for index, weights in enumerate(info.weights):
         where = f"weights[{index}] ({weights.projection})"
-        if not weights.projection or "/" in weights.projection:
-            problems.append(f"{where}: projection name must be non-empty and without '/'")
-        if weights.projection in projections:
-            problems.append(f"{where}: recorded twice")
-        projections.add(weights.projection)
+        problems += _name_problems(where, "projection", weights.projection, projections)
         if not weights.model or not weights.units:
             problems.append(f"{where}: needs a model and units")
         if weights.max_snapshots < 0:
@@ -1220,16 +1216,23 @@ def _check_info(info: RunInfo) -> None:
     stimuli: set[str] = set()
     for index, stimulus in enumerate(info.stimuli):
         where = f"stimuli[{index}] ({stimulus.name})"
-        if not stimulus.name or "/" in stimulus.name:
-            problems.append(f"{where}: stimulus name must be non-empty and without '/'")
-        if stimulus.name in stimuli:
-            problems.append(f"{where}: recorded twice")
-        stimuli.add(stimulus.name)
+        problems += _name_problems(where, "stimulus", stimulus.name, stimuli)
         onsets, samples = np.asarray(stimulus.onsets_ms), np.asarray(stimulus.sample_index)
         if onsets.ndim != 1 or onsets.shape != samples.shape:
             problems.append(f"{where}: onsets_ms and sample_index must be 1-D of equal length")
     if problems:
         raise RecordingError("cannot record this run:\n  " + "\n  ".join(problems))
+
+
+def _name_problems(where: str, kind: str, name: str, seen: set[str]) -> list[str]:
+    """What is wrong with ``name`` as a group name among those ``seen`` (which it joins)."""
+    problems = []
+    if not name or "/" in name:
+        problems.append(f"{where}: {kind} name must be non-empty and without '/'")
+    if name in seen:
+        problems.append(f"{where}: recorded twice")
+    seen.add(name)
+    return problems
 
 
 def _create_dense_arrays(
