@@ -174,10 +174,10 @@ class PlasticPlan:
         mode, at = int(a.meta[q, _MODE]), int(a.meta[q, _SYN])
         stored = a.targets16 if mode in NARROW_MODES else a.targets
         stored = stored[at : at + n_syn] if mode != DELAY_DENSE else stored[:0]
-        n_targets = int(self.arrays.post[q, _POST_N_TARGETS])
+        n_targets = int(a.post[q, _POST_N_TARGETS])
         return RecordingOrder(
             indptr, stored, mode, count_by_target(indptr, stored, mode, n_targets),
-            self.arrays.weights[woff : woff + n_syn], self.target_lo[q],
+            a.weights[woff : woff + n_syn], self.target_lo[q],
         )  # fmt: skip
 
 
@@ -232,15 +232,13 @@ class _Recorded:
     index: int
     """Its index in ``RunInfo.weights`` (document order)."""
     order: RecordingOrder
-    count: int
-    """Its columns here: the first ``count`` of ``order``."""
     interval_steps: int | None
     snapshots: int = 0
 
 
 class WeightSnapshots:
     """Takes the weight snapshots of a run: at 0, every recording's interval and at the end
-    (:meth:`due` says when; all ranks agree, as the snapshot steps bound the loop's calls)."""
+    (:meth:`next_due` says when; all ranks agree, as the snapshot steps bound the loop's calls)."""
 
     def __init__(
         self, circuit: Circuit, plastic: PlasticPlan, comm: Collectives, recorder: Recorder
@@ -261,7 +259,7 @@ class WeightSnapshots:
             interval = None
             if spec.interval_ms is not None:
                 interval = max(1, round(spec.interval_ms / self._dt_ms))
-            self._recorded.append(_Recorded(index, order, count, interval))
+            self._recorded.append(_Recorded(index, order, interval))
             recorder.write_weight_ids(index, min(before, limit), count, order.ids_of)
         self.seconds += time.perf_counter() - started
 
