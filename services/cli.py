@@ -26,7 +26,13 @@ from typing import Any, TextIO
 
 import grpc
 
-from services.client import DEFAULT_ADDRESS, JobClient, describe_error
+from services.client import (
+    DEFAULT_ADDRESS,
+    AttachmentError,
+    JobClient,
+    circuit_attachments,
+    describe_error,
+)
 from services.config import ConfigError, ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 
@@ -159,6 +165,9 @@ def _client_command(
         except grpc.RpcError as error:
             sys.stderr.write(f"error: {describe_error(error)}\n")
             return EXIT_FAILED
+        except AttachmentError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_USAGE
         except OSError as exc:
             sys.stderr.write(f"error: {exc}\n")
             return EXIT_USAGE
@@ -293,7 +302,12 @@ def _follow(client: JobClient, job_id: str, show_logs: bool) -> int:
 
 
 def _submit(client: JobClient, args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.circuit == "-" else Path(args.circuit).read_text("utf-8")
+    if args.circuit == "-":
+        text, base_dir = sys.stdin.read(), Path.cwd()
+    else:
+        text, base_dir = Path(args.circuit).read_text("utf-8"), Path(args.circuit).parent
+    # The files the circuit names (relative to its folder) travel with it.
+    attachments = circuit_attachments(text, base_dir)
     job = client.submit(
         text,
         n_ranks=args.ranks,
@@ -304,17 +318,20 @@ def _submit(client: JobClient, args: argparse.Namespace) -> int:
         partition=args.partition or "",
         account=args.account or "",
         validate_only=args.dry_run,
+        attachments=attachments,
     )
+    size = sum(len(content) for content in attachments.values())
+    attached = f"attached:  {', '.join(attachments)} ({size} bytes)\n" if attachments else ""
     if args.dry_run:
         sys.stdout.write(f"{args.circuit}: accepted (dry run, nothing submitted)\n")
-        sys.stdout.write(_job_details(job) + "\n")
+        sys.stdout.write(_job_details(job) + "\n" + attached)
         return EXIT_OK
     if args.quiet:
         sys.stdout.write(job.job_id + "\n")
     else:
         sys.stdout.write(
             f"submitted job {job.job_id} ({_STATE_NAMES[job.state]}, {job.n_ranks} rank(s), "
-            f"{_TARGET_NAMES[job.target]})\nrecording: {job.recording_uri}\n"
+            f"{_TARGET_NAMES[job.target]})\nrecording: {job.recording_uri}\n{attached}"
         )
     sys.stdout.flush()
     if args.wait:
@@ -411,7 +428,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=serve_main)
 
     p = subparsers.add_parser("submit", parents=[connection], help="submit a circuit as a job")
-    p.add_argument("circuit", help="circuit file (YAML or JSON; '-' reads standard input)")
+    p.add_argument(
+        "circuit",
+        help="circuit file (YAML or JSON; '-' reads standard input); the files it names "
+        "(from_file connections, stimulus data) are sent with it",
+    )
     p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (default 1)")
     p.add_argument("--target", choices=sorted(_TARGETS), default="local", help="where to run")
     p.add_argument("--duration-ms", type=float, help="override the circuit's duration")

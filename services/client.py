@@ -1,7 +1,9 @@
 """A small synchronous client of the job service, and readable messages for its errors.
 
     with JobClient("cluster-login:50051", token, root_certificates=ca_pem) as client:
-        job = client.submit(Path("circuit.yaml").read_text(), n_ranks=4)
+        text = Path("circuit.yaml").read_text()
+        files = circuit_attachments(text, Path("."))  # the files the circuit names
+        job = client.submit(text, n_ranks=4, attachments=files)
         for update in client.watch(job.job_id):
             ...
 
@@ -11,7 +13,10 @@ given (a PEM bundle) or ``tls=True`` (the system's roots).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import cast
 
@@ -21,13 +26,63 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 
+from brainsim.circuit.files import ConnectionFileError
+from brainsim.circuit.references import referenced_files_of_text
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
 
-__all__ = ["DEFAULT_ADDRESS", "JobClient", "describe_error"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "AttachmentError",
+    "JobClient",
+    "circuit_attachments",
+    "describe_error",
+]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-_MAX_MESSAGE_BYTES = 8 * 2**20
+_MAX_RECEIVE_BYTES = 8 * 2**20
+_UNLIMITED = -1
+
+
+class AttachmentError(ValueError):
+    """A file the circuit names cannot be sent; the message names the field and says why."""
+
+
+def circuit_attachments(circuit: str | bytes, base_dir: Path) -> dict[str, bytes]:
+    """The files a circuit (YAML or JSON text) names, read from ``base_dir`` (the circuit
+    file's folder), keyed by their path relative to it: ``attachments`` for
+    :meth:`JobClient.submit`.
+
+    Files are located by the simulator's own rules (:mod:`brainsim.circuit.references`), so
+    what the server would refuse (absolute paths, ``..`` out of the folder, links out of it,
+    the wrong kind of file, a missing file) is refused here, before anything is sent:
+    :class:`AttachmentError` names the field (``circuit.stimuli.pixels.data: ...``). A file
+    named twice is sent once; a text that cannot be read names no files (the server then says
+    what is wrong with it).
+    """
+    found: dict[str, tuple[str, bytes]] = {}
+    for reference in referenced_files_of_text(circuit):
+        where = f"circuit.{reference.field}"
+        try:
+            resolved = reference.resolve(os.fspath(base_dir))
+        except ConnectionFileError as error:
+            raise AttachmentError(f"{where}: {error}") from None
+        name = reference.relative_path
+        if name in found:
+            if found[name][0] == resolved:  # both real paths
+                continue
+            raise AttachmentError(
+                f"{where}: {reference.name!r} and another reference both lie at {name!r} in the "
+                "job's folder but are different files here (through a link)"
+            )
+        try:
+            content = Path(resolved).read_bytes()
+        except OSError as error:
+            raise AttachmentError(
+                f"{where}: cannot read {reference.name!r}: {error.strerror or error}"
+            ) from None
+        found[name] = (resolved, content)
+    return {name: content for name, (_, content) in found.items()}
 
 
 def describe_error(error: grpc.RpcError) -> str:
@@ -67,8 +122,9 @@ class JobClient:
         timeout_s: float = 30.0,
     ) -> None:
         options = [
-            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES),
+            # Submissions carry attachments: the server's max_message_bytes decides.
+            ("grpc.max_send_message_length", _UNLIMITED),
         ]
         if tls or root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates)
@@ -107,14 +163,27 @@ class JobClient:
         partition: str = "",
         account: str = "",
         validate_only: bool = False,
+        attachments: Mapping[str, bytes] | Iterable[tuple[str, bytes]] = (),
     ) -> pb.Job:
-        """Submit a circuit document (YAML/JSON text); returns the queued ``Job``."""
+        """Submit a circuit document (YAML/JSON text); returns the queued ``Job``.
+
+        ``attachments``: the files the circuit names, as ``{path relative to the circuit:
+        content}`` (see :func:`circuit_attachments`) or ``(path, content)`` pairs; each is sent
+        with its SHA-256, and the server stores them in the job's folder next to the circuit.
+        """
+        pairs = attachments.items() if isinstance(attachments, Mapping) else attachments
         request = pb.SubmitJobRequest(
             circuit=circuit,
             n_ranks=n_ranks,
             target=target,
             slurm=pb.SlurmOptions(partition=partition, account=account),
             validate_only=validate_only,
+            attachments=[
+                pb.Attachment(
+                    path=path, content=content, sha256=hashlib.sha256(content).hexdigest()
+                )
+                for path, content in pairs
+            ],
         )
         if duration_ms is not None:
             request.duration_ms = duration_ms

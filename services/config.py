@@ -52,6 +52,11 @@ def default_mpiexec() -> str:
     return str(beside) if beside.exists() else "mpiexec"
 
 
+_MESSAGE_OVERHEAD = 1 * 2**20
+"""Room in a SubmitJob message beside the circuit and the attachments' contents (paths, hashes,
+the other fields)."""
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; one line per problem."""
 
@@ -74,6 +79,11 @@ class Limits:
     """Wall-clock limit one job may ask for, in s."""
     max_circuit_bytes: int = 4 * 2**20
     """Size of a submitted circuit document, in bytes (also bounds the gRPC message size)."""
+    max_attachments: int = 100
+    """Files sent with one job (``SubmitJob`` attachments: the files its circuit names)."""
+    max_attachment_bytes: int = 64 * 2**20
+    """Size of all files sent with one job together, in bytes (``max_message_bytes`` must leave
+    room for them and the circuit)."""
     max_active_jobs_per_user: int = 100
     """Queued plus running jobs of one user."""
 
@@ -148,8 +158,10 @@ class ServerConfig:
     tls: TlsConfig | None = None
     recording_uri_base: str = ""
     """Prefix for recording URIs instead of ``file://<data_root>`` (where clients mount it)."""
-    max_message_bytes: int = 8 * 2**20
-    """Largest gRPC message the server receives or sends, in bytes."""
+    max_message_bytes: int = 72 * 2**20
+    """Largest gRPC message the server receives or sends, in bytes: room for a circuit of
+    ``limits.max_circuit_bytes`` and attachments of ``limits.max_attachment_bytes``. A larger
+    request is refused by gRPC itself (RESOURCE_EXHAUSTED) before anything else is checked."""
     default_time_limit_s: float | None = None
     """Wall-clock limit of local jobs that ask for none (``None``: unlimited), in s."""
     address_file: Path | None = None
@@ -180,6 +192,24 @@ class ServerConfig:
         if self.limits.max_circuit_bytes + 64 * 2**10 > self.max_message_bytes:
             found.append(
                 "max_message_bytes must exceed limits.max_circuit_bytes by at least 64 KiB"
+            )
+        if self.limits.max_attachments < 0 or self.limits.max_attachment_bytes < 0:
+            found.append("limits.max_attachments and limits.max_attachment_bytes must be >= 0")
+        return found
+
+    def warnings(self) -> list[str]:
+        """What works but is probably not meant (logged when the server starts)."""
+        found: list[str] = []
+        needed = (
+            self.limits.max_circuit_bytes + self.limits.max_attachment_bytes + _MESSAGE_OVERHEAD
+        )
+        if self.limits.max_attachment_bytes > 0 and needed > self.max_message_bytes:
+            found.append(
+                f"max_message_bytes ({self.max_message_bytes}) leaves no room for attachments of "
+                f"limits.max_attachment_bytes ({self.limits.max_attachment_bytes}) beside a "
+                f"circuit of limits.max_circuit_bytes ({self.limits.max_circuit_bytes}): larger "
+                f"submissions are refused by gRPC as RESOURCE_EXHAUSTED (set max_message_bytes "
+                f"to at least {needed})"
             )
         return found
 

@@ -28,9 +28,10 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from services.jobdir import DataRoot
+from services.jobdir import DataRoot, write_files
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers.base import Launcher
 from services.machine import (
@@ -220,17 +221,26 @@ class JobManager:
         if self._reserved[owner] <= 0:
             del self._reserved[owner]
 
-    async def submit(self, job: Job, circuit_text: str) -> Job:
+    async def submit(self, job: Job, circuit_text: str, staged: Path | None = None) -> Job:
         """Store the circuit in the job's folder and queue the job; returns it once durable.
 
+        ``staged``: a folder from :meth:`DataRoot.new_submission` holding the circuit's
+        attachments; the circuit is written into it and it becomes the job's folder (one
+        ``rename``: the folder appears complete). ``None``: a new folder with the circuit only.
         The caller holds a place from :meth:`reserve` for ``job.owner``; the place becomes the
         job when the state machine takes it (in the same step, so a job never counts twice).
         """
         job_dir = self._data_root.job(job.job_id)
 
         def write_circuit() -> None:
-            job_dir.path.mkdir(mode=0o750)
-            job_dir.circuit.write_text(circuit_text, encoding="utf-8")
+            if staged is None:
+                job_dir.path.mkdir(mode=0o750)
+                job_dir.circuit.write_text(circuit_text, encoding="utf-8")
+                return
+            write_files(staged, [(job_dir.circuit.name, circuit_text.encode("utf-8"))])
+            staged.chmod(0o750)
+            # rename() replaces an empty folder silently; new_job_id() made sure there is none.
+            staged.rename(job_dir.path)
 
         try:
             await asyncio.to_thread(write_circuit)

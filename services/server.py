@@ -131,12 +131,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
     problems = config.problems()
     if problems:
         raise ConfigError("\n".join(problems))
+    for warning in config.warnings():
+        log.warning("configuration: %s", warning)
     authenticator = _authenticator(config)
     credentials = _credentials(config)
     data_root = DataRoot.create(config.data_root, config.recording_uri_base)
     async with contextlib.AsyncExitStack() as undo:  # releases everything if a step fails
         lock_fd = _lock(data_root)
         undo.callback(os.close, lock_fd)
+        data_root.clear_incoming()  # submissions an earlier server did not finish
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),

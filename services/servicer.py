@@ -5,8 +5,9 @@ It holds no job state of its own. Every method maps failures to status codes thr
 traceback), so no request can take the server down:
 
 * no or unknown bearer token -> UNAUTHENTICATED;
-* malformed request or invalid circuit -> INVALID_ARGUMENT with a ``google.rpc.BadRequest``
-  listing every field violation (circuit problems under ``circuit.<path in the document>``);
+* malformed request, bad attachments or invalid circuit -> INVALID_ARGUMENT with a
+  ``google.rpc.BadRequest`` listing every field violation (circuit problems under
+  ``circuit.<path in the document>``, attachments as ``attachments[<index>].path``);
 * a per-job or per-user limit -> RESOURCE_EXHAUSTED with a ``google.rpc.QuotaFailure``;
 * a target that cannot run the job -> FAILED_PRECONDITION;
 * unknown job ids and other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing).
@@ -23,6 +24,7 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -35,12 +37,19 @@ from services.auth import Authenticator
 from services.config import Limits
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
-from services.jobdir import JOB_ID_PATTERN, DataRoot
+from services.jobdir import JOB_ID_PATTERN, DataRoot, remove_tree, write_files
 from services.jobs import Job, Target
 from services.manager import JobManager
 from services.protos import STATE_FROM_PROTO, TARGET_FROM_PROTO, job_to_proto, update_to_proto
 from services.store import PageKey
-from services.validation import CircuitCheck, Violation, check_circuit, check_limits
+from services.validation import (
+    Attachment,
+    CircuitCheck,
+    Violation,
+    check_attachments,
+    check_circuit,
+    check_limits,
+)
 
 __all__ = ["JobServiceServicer", "RequestError"]
 
@@ -181,6 +190,37 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._validation_pool, check_circuit, text)
 
+    def _stage_and_check(
+        self, text: str, attachments: Sequence[Attachment]
+    ) -> tuple[Path, CircuitCheck]:
+        """Write the attachments into a new submission folder and validate the circuit there;
+        returns the folder (the caller removes it or makes it the job's) and the result."""
+        staged = self._data_root.new_submission()
+        try:
+            write_files(staged, ((a.path, a.content) for a in attachments))
+            return staged, check_circuit(text, base_dir=str(staged))
+        except BaseException:
+            remove_tree(staged)
+            raise
+
+    async def _staged_check(
+        self, text: str, attachments: Sequence[Attachment]
+    ) -> tuple[Path, CircuitCheck]:
+        """:meth:`_stage_and_check` on the validation pool. If the call is cancelled meanwhile
+        (the client went away), the folder is removed once the worker is done with it."""
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._validation_pool, self._stage_and_check, text, attachments)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+
+            def discard(done: asyncio.Future[tuple[Path, CircuitCheck]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._validation_pool.submit(remove_tree, done.result()[0])
+
+            work.add_done_callback(discard)
+            raise
+
     # --- SubmitJob ---------------------------------------------------------------------------
 
     def _request_violations(self, request: pb.SubmitJobRequest) -> list[Violation]:
@@ -231,11 +271,35 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
     async def _submit(self, request: pb.SubmitJobRequest, context: Context) -> pb.SubmitJobResponse:
         user = self._user(context)
         self._check_size(request.circuit)
+        attachments = [Attachment(a.path, a.content, a.sha256) for a in request.attachments]
         violations = self._request_violations(request)
+        if attachments:  # hashing up to max_attachment_bytes: not on the event loop
+            violations += await asyncio.get_running_loop().run_in_executor(
+                self._validation_pool, check_attachments, attachments, self._limits
+            )
         if violations:
             raise _bad_request("invalid request", violations)
         target = self._check_target(request)
-        check = await self._check_circuit(request.circuit)
+        staged, check = await self._staged_check(request.circuit, attachments)
+        try:
+            response = await self._accept(request, user, target, check, staged)
+        except BaseException:
+            await asyncio.to_thread(remove_tree, staged)  # a refused submission leaves nothing
+            raise
+        if request.validate_only:
+            await asyncio.to_thread(remove_tree, staged)
+        return response
+
+    async def _accept(
+        self,
+        request: pb.SubmitJobRequest,
+        user: str,
+        target: Target,
+        check: CircuitCheck,
+        staged: Path,
+    ) -> pb.SubmitJobResponse:
+        """The rest of :meth:`_submit` once the circuit was checked against its files in
+        ``staged``: limits, the user's active jobs, then the job (unless ``validate_only``)."""
         if not check.valid:
             raise _bad_request(
                 f"invalid circuit ({len(check.violations)} problem(s))",
@@ -281,9 +345,14 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             slurm_account=request.slurm.account,
         )
         if not request.validate_only:
-            job = await self._manager.submit(job, request.circuit)
+            job = await self._manager.submit(job, request.circuit, staged)
             log.info(
-                "job %s submitted by %s (%s, %d ranks)", job.job_id, user, target.value, n_ranks
+                "job %s submitted by %s (%s, %d ranks, %d attachment(s))",
+                job.job_id,
+                user,
+                target.value,
+                n_ranks,
+                len(request.attachments),
             )
         return pb.SubmitJobResponse(job=job_to_proto(job, self._data_root))
 

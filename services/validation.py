@@ -1,23 +1,41 @@
-"""What the service checks before it accepts a job: the circuit, file references, and the limits.
+"""What the service checks before it accepts a job: attachments, the circuit, and the limits.
 
 All functions here are synchronous and free of gRPC; the servicer runs :func:`check_circuit` on a
 worker thread (parsing and validating a large document takes a while) and turns the results into
 status codes: violations -> INVALID_ARGUMENT, limit breaches -> RESOURCE_EXHAUSTED.
 
-Circuits arrive as text without a folder (``base_dir=None``), so the validator rejects every
-file reference (``from_file`` connectivity): no path a client writes is ever resolved on the server.
+A circuit's file references (``from_file`` connectivity, stimulus data) resolve only against the
+files sent with it: :func:`check_attachments` checks their paths, count and size first, the
+servicer writes them into a fresh folder (:func:`services.jobdir.write_files`), and
+:func:`check_circuit` validates the circuit as if it lay there (``base_dir``), with brainsim's own
+rules (relative, inside that folder, links included). No other path a client writes is ever
+resolved on the server; ``ValidateCircuit`` passes no folder, so there every file reference is a
+problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from brainsim.circuit import estimate_resources, parse_circuit, validate
 from brainsim.errors import CircuitError
 from services.config import Limits
+from services.jobdir import attachment_path_problem
 
-__all__ = ["CircuitCheck", "LimitBreach", "Violation", "check_circuit", "check_limits"]
+__all__ = [
+    "Attachment",
+    "CircuitCheck",
+    "LimitBreach",
+    "Violation",
+    "check_attachments",
+    "check_circuit",
+    "check_limits",
+]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +76,103 @@ class LimitBreach:
     description: str
 
 
-def check_circuit(text: str) -> CircuitCheck:
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a circuit (``SubmitJobRequest.attachments``)."""
+
+    path: str
+    """Relative to the circuit's folder, as the circuit names it."""
+    content: bytes
+    sha256: str = ""
+    """The SHA-256 the client says ``content`` has (hex); empty: not given."""
+
+
+def check_attachments(attachments: Sequence[Attachment], limits: Limits) -> list[Violation]:
+    """Every problem with the files sent with a circuit, at ``attachments[i].path`` (or
+    ``.sha256``), or ``attachments`` for their number and total size.
+
+    Paths must pass :func:`~services.jobdir.attachment_path_problem`, be distinct, and none may
+    lie inside another (``a.npy`` and ``a.npy/b.npy`` cannot both be files). Too many files are
+    reported alone (their paths are not looked at: the answer stays small).
+    """
+    found: list[Violation] = []
+    if len(attachments) > limits.max_attachments:
+        found.append(
+            Violation(
+                "attachments",
+                f"{len(attachments)} files, this server takes at most {limits.max_attachments} "
+                "per job",
+            )
+        )
+        return found
+    total = sum(len(attachment.content) for attachment in attachments)
+    if total > limits.max_attachment_bytes:
+        found.append(
+            Violation(
+                "attachments",
+                f"{total} bytes in all, this server takes at most {limits.max_attachment_bytes} "
+                "per job",
+            )
+        )
+    files: dict[str, int] = {}
+    folders: dict[str, int] = {}
+    for index, attachment in enumerate(attachments):
+        where = f"attachments[{index}]"
+        problem = attachment_path_problem(attachment.path)
+        if problem is None:
+            problem = _placement_problem(attachment.path, index, files, folders)
+        if problem is not None:
+            found.append(Violation(f"{where}.path", problem))
+        if attachment.sha256:
+            if not _SHA256.fullmatch(attachment.sha256):
+                found.append(Violation(f"{where}.sha256", "must be 64 lowercase hex digits"))
+            else:
+                actual = hashlib.sha256(attachment.content).hexdigest()
+                if actual != attachment.sha256:
+                    found.append(
+                        Violation(
+                            f"{where}.sha256",
+                            f"the content has SHA-256 {actual}, not the one given: the file "
+                            "was damaged or changed on the way",
+                        )
+                    )
+    return found
+
+
+def _placement_problem(
+    path: str, index: int, files: dict[str, int], folders: dict[str, int]
+) -> str | None:
+    """Whether ``path`` (attachment ``index``) clashes with an earlier one; records it if not."""
+    if path in files:
+        return f"{path!r} is attached twice (also attachments[{files[path]}])"
+    if path in folders:
+        return f"{path!r} is a folder of attachments[{folders[path]}] and cannot also be a file"
+    parts = path.split("/")
+    ancestors = ["/".join(parts[:end]) for end in range(1, len(parts))]
+    for ancestor in ancestors:
+        if ancestor in files:
+            other = files[ancestor]
+            return f"{path!r} lies inside {ancestor!r}, which is a file (attachments[{other}])"
+    files[path] = index
+    for ancestor in ancestors:
+        folders.setdefault(ancestor, index)
+    return None
+
+
+def check_circuit(text: str, base_dir: str | None = None) -> CircuitCheck:
     """Validate a circuit document given as YAML or JSON text; report every problem at once.
+
+    ``base_dir`` is the folder the circuit's file references resolve in (the files sent with
+    it); ``None``: the circuit may not name files.
 
     The machine's memory is not a limit here (``memory_limit_bytes=0``): a job may run on other
     machines, and the server's own ``max_bytes_total`` decides (RESOURCE_EXHAUSTED).
     """
     try:
-        circuit = parse_circuit(text, memory_limit_bytes=0)
+        circuit = parse_circuit(text, base_dir=base_dir, memory_limit_bytes=0)
     except Exception as exc:  # CircuitError, or a validator bug that validate() reports
         # Validate again for the problems as records (path, message); validate never raises.
-        problems = validate(text, memory_limit_bytes=0)
+        problems = validate(text, base_dir=base_dir, memory_limit_bytes=0)
         found = [Violation(p.path, p.message) for p in problems]
         if not isinstance(exc, CircuitError):
             found.append(Violation("", f"internal error while validating: {exc!r}"))

@@ -153,6 +153,47 @@ class SlurmOptions(_message.Message):
 Global___SlurmOptions: _TypeAlias = SlurmOptions  # noqa: Y015
 
 @_typing.final
+class Attachment(_message.Message):
+    """A file sent with a circuit: a connection list of a from_file projection or the data of a
+    stimulus, which the circuit names by a path relative to its own folder. The server stores it in
+    the job's folder next to the circuit, where the simulator then finds it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """The path the circuit names the file by, relative to the circuit's folder, e.g. "digits.npy"
+    or "inputs/conn.npz": "/" between folders; no absolute path, no "." or ".." part, no empty
+    part (as in "a//b.npy" or "a/"), no backslash, NUL or other control character, at most 1024
+    characters (255 bytes per part); not one of the job folder's own files (circuit.yaml,
+    recording.zarr, stdout.log, stderr.log, launch.json, job.sbatch) or inside one of them; and
+    neither the same path as another attachment nor inside it ("a.npy" and "a.npy/b.npy").
+    """
+    content: _builtins.bytes
+    """The file's bytes."""
+    sha256: _builtins.str
+    """Optional: the SHA-256 of content, 64 lowercase hex digits; when given, content that does not
+    have it is refused (a file damaged on the way). Empty: not checked.
+    """
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "path", b"path", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
+
+@_typing.final
 class SubmitJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -164,8 +205,13 @@ class SubmitJobRequest(_message.Message):
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
     SLURM_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     circuit: _builtins.str
-    """The circuit document (brainsim/v1), YAML or JSON text. It may not refer to files."""
+    """The circuit document (brainsim/v1), YAML or JSON text. It may name files by paths relative
+    to its own folder (connectivity {rule: from_file, path: ...}, a stimulus' data): send each
+    of them in attachments. A referenced file that is not attached is refused with the field
+    path of the reference ("circuit.stimuli.<name>.data").
+    """
     n_ranks: _builtins.int
     """Number of MPI ranks; 0 means 1."""
     target: Global___Target.ValueType
@@ -175,7 +221,9 @@ class SubmitJobRequest(_message.Message):
     seed: _builtins.int
     """Overrides simulation.seed of the circuit."""
     validate_only: _builtins.bool
-    """Check everything (circuit, limits, target) but create no job (the returned job has no id)."""
+    """Check everything (circuit, attachments, limits, target) but create no job (the returned job
+    has no id) and keep nothing.
+    """
     @_builtins.property
     def time_limit(self) -> _duration_pb2.Duration:
         """Wall-clock limit of the run (Slurm: --time, rounded up to minutes; local: the job is
@@ -184,6 +232,14 @@ class SubmitJobRequest(_message.Message):
 
     @_builtins.property
     def slurm(self) -> Global___SlurmOptions: ...
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """The files the circuit names, stored in the job's folder next to the circuit. At most
+        limits.max_attachments files of limits.max_attachment_bytes in all (server settings;
+        defaults 100 files, 64 MiB); every problem is an INVALID_ARGUMENT field violation named
+        "attachments[<index>].path" (or ".sha256"), or "attachments" for the count and total size.
+        """
+
     def __init__(
         self,
         *,
@@ -195,10 +251,11 @@ class SubmitJobRequest(_message.Message):
         time_limit: _duration_pb2.Duration | None = ...,
         slurm: Global___SlurmOptions | None = ...,
         validate_only: _builtins.bool = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms", "_seed", b"_seed", "duration_ms", b"duration_ms", "seed", b"seed", "slurm", b"slurm", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms", "_seed", b"_seed", "circuit", b"circuit", "duration_ms", b"duration_ms", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms", "_seed", b"_seed", "attachments", b"attachments", "circuit", b"circuit", "duration_ms", b"duration_ms", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__duration_ms: _TypeAlias = _typing.Literal["duration_ms"]  # noqa: Y015
     _WhichOneofArgType__duration_ms: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms"]  # noqa: Y015

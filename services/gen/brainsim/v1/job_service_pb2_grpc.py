@@ -74,7 +74,8 @@ class JobServiceServicer:
     """
 
     def SubmitJob(self, request, context):
-        """Validates the circuit and the request, checks the per-job limits and queues the job.
+        """Validates the circuit (against its attachments) and the request, checks the per-job limits,
+        stores the circuit and its attachments in the job's folder and queues the job.
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
         circuit document has the field "circuit.<path in the document>"),
         RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
@@ -108,7 +109,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ValidateCircuit(self, request, context):
-        """Validates a circuit without submitting it: every problem with its path, and the size.
+        """Validates a circuit without submitting it: every problem with its path, and the size. It
+        takes no attachments, so a circuit that names files is reported invalid here; check such a
+        circuit with SubmitJob and validate_only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,7 +43,8 @@ class JobServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> JobServiceAsyncStub: ...
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.SubmitJobRequest, _job_service_pb2.SubmitJobResponse]
-    """Validates the circuit and the request, checks the per-job limits and queues the job.
+    """Validates the circuit (against its attachments) and the request, checks the per-job limits,
+    stores the circuit and its attachments in the job's folder and queues the job.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
     circuit document has the field "circuit.<path in the document>"),
     RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
@@ -59,7 +60,10 @@ class JobServiceStub:
     a finished job changes nothing and returns it.
     """
     ValidateCircuit: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ValidateCircuitRequest, _job_service_pb2.ValidateCircuitResponse]
-    """Validates a circuit without submitting it: every problem with its path, and the size."""
+    """Validates a circuit without submitting it: every problem with its path, and the size. It
+    takes no attachments, so a circuit that names files is reported invalid here; check such a
+    circuit with SubmitJob and validate_only.
+    """
     WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
     """Streams the job: first its current state, then state changes, progress and log lines,
     until the job has ended (the last message is the job in its final state).
@@ -73,7 +77,8 @@ class JobServiceAsyncStub(JobServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.SubmitJobRequest, _job_service_pb2.SubmitJobResponse]  # type: ignore[assignment]
-    """Validates the circuit and the request, checks the per-job limits and queues the job.
+    """Validates the circuit (against its attachments) and the request, checks the per-job limits,
+    stores the circuit and its attachments in the job's folder and queues the job.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
     circuit document has the field "circuit.<path in the document>"),
     RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
@@ -89,7 +94,10 @@ class JobServiceAsyncStub(JobServiceStub):
     a finished job changes nothing and returns it.
     """
     ValidateCircuit: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ValidateCircuitRequest, _job_service_pb2.ValidateCircuitResponse]  # type: ignore[assignment]
-    """Validates a circuit without submitting it: every problem with its path, and the size."""
+    """Validates a circuit without submitting it: every problem with its path, and the size. It
+    takes no attachments, so a circuit that names files is reported invalid here; check such a
+    circuit with SubmitJob and validate_only.
+    """
     WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """Streams the job: first its current state, then state changes, progress and log lines,
     until the job has ended (the last message is the job in its final state).
@@ -106,7 +114,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.SubmitJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.SubmitJobResponse, _abc.Awaitable[_job_service_pb2.SubmitJobResponse]]:
-        """Validates the circuit and the request, checks the per-job limits and queues the job.
+        """Validates the circuit (against its attachments) and the request, checks the per-job limits,
+        stores the circuit and its attachments in the job's folder and queues the job.
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
         circuit document has the field "circuit.<path in the document>"),
         RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
@@ -146,7 +155,10 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.ValidateCircuitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ValidateCircuitResponse, _abc.Awaitable[_job_service_pb2.ValidateCircuitResponse]]:
-        """Validates a circuit without submitting it: every problem with its path, and the size."""
+        """Validates a circuit without submitting it: every problem with its path, and the size. It
+        takes no attachments, so a circuit that names files is reported invalid here; check such a
+        circuit with SubmitJob and validate_only.
+        """
 
     @_abc_1.abstractmethod
     def WatchJob(
