@@ -15,6 +15,11 @@ per-neuron values become ``(constant)`` variables set from NumPy arrays):
   the circuit's scheme literally (``published_2003``: two half steps for ``v``, then ``u``
   with the new ``v``; ``euler``), then threshold ``v >= v_peak``, reset ``v = c; u += d``.
   ``current_pulse`` synapses add to ``i_pulse``, which the next update consumes and clears.
+- ``parrot``: ``v : 1``, the summed weight arriving in a step: synapses add their weight to it,
+  threshold ``v > 0``, and a ``run_regularly`` operation right after the thresholds clears it
+  (a ``reset`` would run after the synapses and lose the input that arrives in the step of a
+  spike). So it fires once in a step whose weights sum to more than 0, as brainsim's parrot;
+  its synapses act within the step, like delta synapses (delay ``d - dt``, below).
 
 Connection rules use Brian2's generator syntax, drawn at run time in C++ (no edge lists in
 Python): ``fixed_indegree`` iterates over targets (``i='int(rand()*N_pre) for _ in range(K)'``
@@ -25,10 +30,10 @@ normal CDF (the C++ function ``trunc_normal``); ``clip`` uses ``clip``.
 
 Timing conventions: Brian2 applies a spike with delay ``d`` after the neuron update of the
 arrival step, one step later than NEST and brainsim for inputs that act within the step
-(delta and current-pulse synapses), so those synapses get ``d - dt``; current (exponential
-and alpha) synapses keep ``d``. Poisson stimuli are ``PoissonInput`` (a binomial count per
-neuron and step with ``N`` inputs at ``rate/N``, ``N`` chosen so each input's probability per
-step is <= 0.001).
+(delta and current-pulse synapses, synapses onto parrots), so those synapses get ``d - dt``;
+current (exponential and alpha) synapses keep ``d``. Poisson stimuli are ``PoissonInput`` (a
+binomial count per neuron and step with ``N`` inputs at ``rate/N``, ``N`` chosen so each
+input's probability per step is <= 0.001).
 
 The script compiles the project in ``--project`` (``--compile-only`` stops there: the warm-up
 that makes later runs reuse the compiled objects), runs the binary, and prints ``build_s``
@@ -65,10 +70,12 @@ from brainsim.circuit.spec import (
     IzhikevichParams,
     LifParams,
     LogNormal,
+    NeuronParams,
     NoiseStimulus,
     Normal,
     OneToOne,
     PairwiseBernoulli,
+    ParrotParams,
     PoissonStimulus,
     Population,
     Projection,
@@ -193,6 +200,12 @@ _IZHIKEVICH_VARIABLES = {
     "u": ("u", "1", "1"),
 }
 _STATE = ("v_mV", "u", "i_syn_ex_pA", "i_syn_in_pA")
+_VARIABLES: dict[type[NeuronParams], dict[str, tuple[str, str, str]]] = {
+    LifParams: _LIF_VARIABLES,
+    IzhikevichParams: _IZHIKEVICH_VARIABLES,
+    ParrotParams: {},
+}
+"""Each model's parameters and initial values: (Brian2 variable, unit, dimension)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +396,7 @@ def _quantity(literal: str, unit: str) -> str:
 
 def _population_lines(population: Population, inputs: _Inputs, dt_ms: float) -> list[str]:
     params = population.params
-    table = _LIF_VARIABLES if isinstance(params, LifParams) else _IZHIKEVICH_VARIABLES
+    table = _VARIABLES[type(params)]
     values = neuron_values(population, "vals", "rv")
     declared: dict[str, str] = {}
 
@@ -399,8 +412,10 @@ def _population_lines(population: Population, inputs: _Inputs, dt_ms: float) -> 
 
     if isinstance(params, LifParams):
         equations, options, operation = _lif_model(params, term, inputs)
-    else:
+    elif isinstance(params, IzhikevichParams):
         equations, options, operation = _izhikevich_model(params, term, inputs, dt_ms)
+    else:
+        equations, options, operation = _PARROT_MODEL
     equations += declared.values()
     equations += [f"{count} : integer (constant)" for count in inputs.counts]
     name = population.name
@@ -424,8 +439,13 @@ def _population_lines(population: Population, inputs: _Inputs, dt_ms: float) -> 
     return lines
 
 
-_OPERATION_SLOT = {LifParams: "start", IzhikevichParams: "groups"}
-"""LIF noise is drawn before the update (``start``); the Izhikevich update runs as ``groups``."""
+_OPERATION_SLOT = {LifParams: "start", IzhikevichParams: "groups", ParrotParams: "after_thresholds"}
+"""LIF noise is drawn before the update (``start``); the Izhikevich update runs as ``groups``; a
+parrot's summed input is cleared right after the threshold has read it."""
+
+_PARROT_MODEL = (["v : 1"], "threshold='v > 0', reset=''", "v = 0")
+"""A parrot's equations, options and operation: ``v`` sums the weights arriving in a step, and
+the operation (not a reset) clears it."""
 
 
 def _python_unit(unit: str) -> str:
@@ -510,6 +530,8 @@ def _izhikevich_model(
 def _synapse_kind(projection: Projection, circuit: Circuit) -> tuple[str, str, str]:
     """(target variable, Brian2 unit of the weight, dimension) for a projection's synapses."""
     params = circuit.populations[projection.target].params
+    if isinstance(params, ParrotParams):
+        return "v", "1", "1"
     if isinstance(params, IzhikevichParams):
         return ("i_pulse" if params.synapse == "current_pulse" else "v"), "1", "1"
     if params.synapse == "delta":
@@ -526,9 +548,10 @@ def _current_input(params: LifParams) -> tuple[str, str]:
 
 
 def _acts_within_step(projection: Projection, circuit: Circuit) -> bool:
-    """True for delta and current-pulse synapses (Brian2 delay = brainsim delay - dt)."""
+    """True for delta and current-pulse synapses and synapses onto parrots (Brian2 delay =
+    brainsim delay - dt)."""
     params = circuit.populations[projection.target].params
-    return isinstance(params, IzhikevichParams) or params.synapse == "delta"
+    return isinstance(params, IzhikevichParams | ParrotParams) or params.synapse == "delta"
 
 
 def _value_expression(value: Value, path: str) -> str:
@@ -679,7 +702,9 @@ def _poisson_lines(stimulus: PoissonStimulus, circuit: Circuit) -> list[str]:
         if bounds != (0, size, 1):
             group += f"[{bounds[0]}:{bounds[1]}]"
         params = circuit.populations[target.population].params
-        if isinstance(params, IzhikevichParams):
+        if isinstance(params, ParrotParams):
+            variable, effect = "v", python_literal(weight)
+        elif isinstance(params, IzhikevichParams):
             variable = "i_pulse" if params.synapse == "current_pulse" else "v"
             effect = python_literal(weight)
         elif params.synapse == "delta":

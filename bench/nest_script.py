@@ -8,6 +8,13 @@ The script takes every number from the circuit records (:mod:`brainsim.circuit.s
   scheme, True for Euler). NEST's Izhikevich synapses add the weight to ``v``; a brainsim
   ``current_pulse`` of ``w`` held for one step adds ``w * dt_ms`` to ``v`` to first order, so
   that is the weight used (identical for the 2003 network, where ``dt`` is 1 ms).
+  ``parrot`` -> ``parrot_neuron``. NEST's parrot repeats every spike whatever its weight,
+  brainsim's fires when the weights arriving in a step sum to more than 0, so every weight onto
+  a parrot (projection or stimulus) must be positive in every draw, or the circuit is refused.
+  The one difference left: ``n`` spikes arriving at a parrot in one step are one spike in
+  brainsim and a spike of multiplicity ``n`` in NEST (that its targets receive ``n`` times), which
+  matters where a step often holds several arrivals (a Poisson input of ``r`` Hz: about
+  ``(r dt)^2 / 2`` of its steps).
 - Projections -> ``nest.Connect`` with the same rule name and flags; per-synapse
   distributions -> ``nest.random.*``, bounds with ``redraw`` -> ``nest.math.redraw``, with
   ``clip`` -> ``nest.math.min/max``. NEST rounds delays to the grid as brainsim does.
@@ -84,10 +91,12 @@ from brainsim.circuit.spec import (
     IzhikevichParams,
     LifParams,
     LogNormal,
+    NeuronParams,
     NoiseStimulus,
     Normal,
     OneToOne,
     PairwiseBernoulli,
+    ParrotParams,
     PoissonStimulus,
     Population,
     Projection,
@@ -96,6 +105,7 @@ from brainsim.circuit.spec import (
     Uniform,
     Value,
 )
+from brainsim.circuit.values import support
 from brainsim.models import SYNAPSE_MODELS
 
 __all__ = [
@@ -219,6 +229,7 @@ def nest_script(circuit: Circuit, source: str) -> str:
         target_model = circuit.populations[projection.target].params
         if projection.plastic:
             _require_unscaled(target_model, sim.dt_ms, path)
+        _require_positive_onto_parrot(target_model, projection.weight, f"{path}.weight")
         weight = _synapse_value(
             projection.weight, f"{path}.weight", _weight_scale(target_model, sim.dt_ms)
         )
@@ -290,11 +301,11 @@ def nest_script(circuit: Circuit, source: str) -> str:
 
 def _population_lines(population: Population) -> list[str]:
     params = population.params
+    model = population.variant.nest_model
+    names: dict[str, str] = {}  # a parrot_neuron has no parameters
     if isinstance(params, LifParams):
-        model = population.variant.nest_model
         names = dict(_LIF_PARAMS, **(_EXP_PARAMS if params.synapse != "delta" else {}))
-    else:
-        model = "izhikevich"
+    elif isinstance(params, IzhikevichParams):
         names = _IZHIKEVICH_PARAMS
     values = neuron_values(population, "vals", "rv")
     for name in ("i_syn_ex_pA", "i_syn_in_pA"):
@@ -326,7 +337,7 @@ def _population_lines(population: Population) -> list[str]:
     return lines
 
 
-def _weight_scale(params: LifParams | IzhikevichParams, dt_ms: float) -> float:
+def _weight_scale(params: NeuronParams, dt_ms: float) -> float:
     """Factor from a brainsim weight to NEST's: ``dt_ms`` for Izhikevich current pulses, else 1."""
     if isinstance(params, IzhikevichParams) and params.synapse == "current_pulse":
         return dt_ms
@@ -454,6 +465,7 @@ def _stimulus_lines(
     spikes = isinstance(stimulus, PoissonStimulus | SpikeSourceArray)
     for target, nodes in zip(stimulus.targets, _targets(stimulus.targets, circuit), strict=True):
         target_params = circuit.populations[target.population].params
+        _require_positive_onto_parrot(target_params, stimulus.weight, f"{path}.weight")
         scale = _weight_scale(target_params, dt_ms) if spikes else 1.0
         weight = _synapse_value(stimulus.weight, f"{path}.weight", scale)
         lines.append(
@@ -515,7 +527,22 @@ def _tau_minus_lines(circuit: Circuit) -> list[str]:
     ]
 
 
-def _require_unscaled(params: LifParams | IzhikevichParams, dt_ms: float, path: str) -> None:
+def _require_positive_onto_parrot(params: NeuronParams, weight: Value, path: str) -> None:
+    """A weight onto a parrot must be > 0 in every draw: NEST's parrot_neuron repeats a spike of
+    any weight, brainsim's does not fire on a sum <= 0."""
+    if not isinstance(params, ParrotParams):
+        return
+    bounds = support(weight)
+    if not isinstance(weight, LogNormal) and (bounds is None or bounds[0] <= 0.0):
+        raise UnsupportedCircuitError(
+            SIMULATOR,
+            path,
+            "weights onto a parrot must be > 0: NEST's parrot_neuron repeats spikes of any "
+            "weight, brainsim's fires on a positive sum of weights only",
+        )
+
+
+def _require_unscaled(params: NeuronParams, dt_ms: float, path: str) -> None:
     """Plastic weights must mean the same in NEST: a current-pulse weight scaled by ``dt_ms``
     would change the rule (``w_max``, ``w^mu``) unless ``dt_ms`` is 1."""
     if _weight_scale(params, dt_ms) != 1.0:

@@ -25,6 +25,7 @@ from brainsim.circuit.spec import (
     LogNormal,
     NodeSelection,
     Normal,
+    ParrotParams,
     Population,
     Uniform,
     Value,
@@ -181,6 +182,7 @@ _MODEL_FIELDS: Mapping[type, tuple[str, ...]] = {
         "tau_syn_in_ms",
     ),
     IzhikevichParams: ("a", "b", "c_mV", "d", "v_peak_mV", "i_e_pA"),
+    ParrotParams: (),
 }
 
 
@@ -188,9 +190,9 @@ def neuron_values(population: Population, arrays: str, rv: str) -> NeuronValues:
     """Code for every parameter and initial value of ``population`` (defaults filled in).
 
     Parameters keep their brainsim names; initial values are ``v_mV``, and ``u`` (Izhikevich)
-    or ``i_syn_ex_pA`` / ``i_syn_in_pA`` (LIF with current synapses). An unset Izhikevich
-    ``u`` is ``b * v_mV`` per neuron, as in brainsim's engine. Arrays are stored in the
-    script's dict named ``arrays``, random variables in the dict named ``rv``.
+    or ``i_syn_ex_pA`` / ``i_syn_in_pA`` (LIF with current synapses); a parrot has none. An
+    unset Izhikevich ``u`` is ``b * v_mV`` per neuron, as in brainsim's engine. Arrays are
+    stored in the script's dict named ``arrays``, random variables in the dict named ``rv``.
     """
     n = population.size
     code: dict[str, str] = {}
@@ -231,7 +233,7 @@ def neuron_values(population: Population, arrays: str, rv: str) -> NeuronValues:
         if params.synapse != "delta":
             assign("i_syn_ex_pA", population.initial.get("i_syn_ex_pA", 0.0))
             assign("i_syn_in_pA", population.initial.get("i_syn_in_pA", 0.0))
-    else:
+    elif isinstance(params, IzhikevichParams):
         assign_or_default("v_mV", "c_mV")
         if "u" in population.initial:
             assign("u", population.initial["u"])

@@ -533,6 +533,8 @@ class _Builder:
                 n_targets_off=self._target_neurons(targets_off, path, key="targets_off"),
             )
         start_ms, stop_ms = self._activity_window(data, path)
+        if kind in ("dc", "noise"):
+            self._check_current_targets(kind, targets, path)
         if not self._log.is_clean(path) or delay_ms is None:
             return None
         if kind == "poisson":
@@ -571,6 +573,18 @@ class _Builder:
             weight=values["weight"],
             delay_ms=delay_ms,
         )
+
+    def _check_current_targets(self, kind: str, targets: tuple[Target, ...], path: Path) -> None:
+        """A current stimulus may only target neurons that integrate currents (not parrots,
+        which NEST refuses to connect current generators to as well)."""
+        for index, target in enumerate(targets):
+            population = self._populations.get(target.population)
+            if population is not None and not population.variant.takes_current:
+                self._log.add(
+                    (*path, "targets", index),
+                    f"a {kind} stimulus injects a current, and {population.model} population "
+                    f"{population.name} takes spikes only",
+                )
 
     def _activity_window(self, data: dict[str, Any], path: Path) -> tuple[float, float | None]:
         """``[start_ms, stop_ms)``; a problem when it is empty."""
@@ -756,7 +770,7 @@ class _Builder:
                     self._log.add(
                         (*path, "variables", index),
                         f"{model} population {population} has no variable {variable!r}; "
-                        f"valid: {', '.join(valid)}",
+                        f"valid: {', '.join(valid) or 'none'}",
                     )
         interval_ms = self._interval(data, path)
         nodes = NodeSelection()

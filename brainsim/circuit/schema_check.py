@@ -197,7 +197,7 @@ def _resolve(subschema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unknown_key(key: str, valid: list[str]) -> str:
-    message = f"unknown key {key!r}; valid keys: {', '.join(valid)}"
+    message = f"unknown key {key!r}; valid keys: {', '.join(valid) or 'none'}"
     close = difflib.get_close_matches(key, valid, n=1)
     return f"{message} (did you mean {close[0]!r}?)" if close else message
 

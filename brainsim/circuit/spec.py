@@ -44,6 +44,7 @@ __all__ = [
     "Normal",
     "OneToOne",
     "PairwiseBernoulli",
+    "ParrotParams",
     "PoissonStimulus",
     "Population",
     "PopulationStimulus",
@@ -176,11 +177,19 @@ class IzhikevichParams:
     synapse: Literal["current_pulse", "delta"] = "current_pulse"
 
 
-NeuronParams = LifParams | IzhikevichParams
+@dataclass(frozen=True, slots=True)
+class ParrotParams:
+    """Parrot neuron (declared in :mod:`brainsim.models.neuron_parrot`), NEST's
+    ``parrot_neuron``: no parameters. It fires in a step when the summed weight of the spikes
+    arriving in it is > 0, at most once per step; it takes no current."""
 
-NEURON_PARAMS: Mapping[str, type[LifParams] | type[IzhikevichParams]] = {
+
+NeuronParams = LifParams | IzhikevichParams | ParrotParams
+
+NEURON_PARAMS: Mapping[str, type[LifParams] | type[IzhikevichParams] | type[ParrotParams]] = {
     "lif": LifParams,
     "izhikevich": IzhikevichParams,
+    "parrot": ParrotParams,
 }
 """The parameter record of each neuron model (:data:`brainsim.models.NEURON_MODELS`)."""
 
@@ -205,7 +214,7 @@ class Population:
 
     name: str
     size: int
-    model: Literal["lif", "izhikevich"]
+    model: Literal["lif", "izhikevich", "parrot"]
     params: NeuronParams
     gid_offset: int
     initial: Mapping[str, Value] = field(default_factory=dict)

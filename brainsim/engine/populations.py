@@ -121,6 +121,7 @@ def _parameter_rows(numeric: Mapping[str, Float64Array], dt_ms: float) -> dict[s
 _ROW_SOURCES: dict[str, Callable[[Mapping[str, Float64Array], float], dict[str, Float64Array]]] = {
     "lif": _lif_rows,
     "izhikevich": _parameter_rows,
+    "parrot": _parameter_rows,
 }
 """Per model, what its declared parameter rows are computed from."""
 
@@ -139,7 +140,8 @@ def build_population(
 
     The rows follow the declaration of the population's model variant: each parameter row
     from its parameter or a propagator, each state variable from ``initial`` or its declared
-    default; a model with ``t_ref_ms`` is refractory for it (in whole steps).
+    default; a model with ``t_ref_ms`` is refractory for it (in whole steps), and ``i_e_pA`` is
+    the constant current of a model that has it (a parrot takes none).
     """
     gids = np.arange(pop.gid_offset + lo, pop.gid_offset + hi, dtype=np.int64)
     base = f"populations.{pop.name}"
@@ -181,6 +183,7 @@ def build_population(
         else:
             state[s.name] = value("initial", str(s.initial_key), given)
     t_ref_ms = numeric.get("t_ref_ms")
+    i_e_pA = numeric.get("i_e_pA")
     return LocalPopulation(
         name=pop.name,
         model=pop.model,
@@ -191,7 +194,7 @@ def build_population(
         params={row: rows[row] for row in variant.param_rows},
         state=state,
         col=col,
-        i_base_pA=numeric["i_e_pA"],
+        i_base_pA=np.zeros(n) if i_e_pA is None else i_e_pA,
         refr=np.zeros(n, dtype=np.int64),
         t_ref_steps=np.zeros(n, np.int64)
         if t_ref_ms is None

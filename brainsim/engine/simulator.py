@@ -206,7 +206,7 @@ def weight_specs(circuit: Circuit) -> tuple[WeightSpec, ...]:
     specs = []
     for rec in circuit.recordings.weights:
         projection = circuit.projections[rec.projection]
-        target = circuit.populations[projection.target].params
+        target = circuit.populations[projection.target].variant
         interval = (
             None
             if rec.interval_ms is None
@@ -216,7 +216,7 @@ def weight_specs(circuit: Circuit) -> tuple[WeightSpec, ...]:
             WeightSpec(
                 projection=rec.projection,
                 model=projection.synapse.model,
-                units="mV" if target.synapse == "delta" else "pA",
+                units=target.weight_unit,
                 max_snapshots=1 if interval is None else n_steps // interval + 2,
                 interval_ms=None if interval is None else interval * circuit.simulation.dt_ms,
             )

@@ -4,9 +4,9 @@ A rank's neurons are laid out end to end, population after population, as struct
 tables: ``state[rows, n_local]`` (see :data:`STATE_ROWS`: ``v``, then the model's further state),
 ``params[rows, n_local]`` (see :data:`PARAM_ROWS`) and per-neuron vectors (refractory counters,
 external currents, spike scratch). A model variant uses a leading part of its model's rows
-(LIF with delta synapses: ``v`` and five parameter rows; with alpha synapses all of them), and
-the tables have as many rows as the rank's largest variant needs, so each branch below reads
-only the rows of its own kind. ``pops[p]`` (columns
+(LIF with delta synapses: ``v`` and five parameter rows; with alpha synapses all of them; a
+parrot none), and the tables have as many rows as the rank's largest variant needs (none on a
+rank of parrots), so each branch below reads only the rows of its own kind. ``pops[p]`` (columns
 :data:`POP_COLUMNS`) says where population ``p`` starts, which model advances it and what it
 samples. Population ``p``'s neurons are also columns ``col .. col + n`` of the rank's ring
 buffers ``(n_slots, n_local)``.
@@ -37,6 +37,7 @@ from brainsim.kernels.lif import (
     lif_exp_step,
     lif_exp_step_ref,
 )
+from brainsim.kernels.parrot import parrot_step, parrot_step_ref
 from brainsim.kernels.rng import normal4, normal4_ref
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "KIND_LIF_ALPHA",
     "KIND_LIF_DELTA",
     "KIND_LIF_EXP",
+    "KIND_PARROT",
     "PARAM_ROWS",
     "POP_COLUMNS",
     "STATE_ROWS",
@@ -64,11 +66,13 @@ KIND_LIF_DELTA = 0
 KIND_LIF_EXP = 1
 KIND_IZHIKEVICH = 2
 KIND_LIF_ALPHA = 3
+KIND_PARROT = 4
 KINDS = {
     "lif_delta_step": KIND_LIF_DELTA,
     "lif_exp_step": KIND_LIF_EXP,
     "izhikevich_step": KIND_IZHIKEVICH,
     "lif_alpha_step": KIND_LIF_ALPHA,
+    "parrot_step": KIND_PARROT,
 }
 """The kind code of each step kernel, by the name model declarations use
 (:attr:`brainsim.models.Variant.kernel`)."""
@@ -105,16 +109,19 @@ PARAM_ROWS = {
     "lif": ("p_mm", "p_me", "e_l_mV", "v_th_mV", "v_reset_mV", "p_ex", "p_in", "p_mex", "p_min",
             "p_21ex", "p_21in", "p_31ex", "p_31in", "psc_ex", "psc_in"),
     "izhikevich": ("a", "b", "c_mV", "d", "v_peak_mV"),
+    "parrot": (),
 }  # fmt: skip
 """Rows of the ``params`` table for each model, as the kernels below read them (LIF delta reads
-the first 5, exponential the first 9, alpha all; see :mod:`brainsim.kernels.lif`)."""
+the first 5, exponential the first 9, alpha all; see :mod:`brainsim.kernels.lif`; a parrot
+none)."""
 
 STATE_ROWS = {
     "lif": ("v", "i_syn_ex", "i_syn_in", "di_syn_ex", "di_syn_in"),
     "izhikevich": ("v", "u"),
+    "parrot": (),
 }
 """Rows of the ``state`` table for each model (LIF delta reads the first, exponential the first
-3, alpha all); a sample's code is its row."""
+3, alpha all, a parrot none); a sample's code is its row."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -220,35 +227,37 @@ def advance_step(
         kind, c, n = pops[p, _KIND], pops[p, _COL], pops[p, _N]
         h = c + n
         exc = buf_exc[r, c:h]
-        v = state[0, c:h]
         sp = spikes_out[c:h]
-        if kind == KIND_LIF_DELTA:
-            count = lif_delta_step(v, refr[c:h], exc, i_ext_pA[c:h], params[0, c:h],
-                                   params[1, c:h], params[2, c:h], params[3, c:h],
-                                   params[4, c:h], t_ref_steps[c:h], sp)  # fmt: skip
+        if kind == KIND_PARROT:
+            count = parrot_step(exc, sp)  # no state, no parameters
+        elif kind == KIND_LIF_DELTA:
+            count = lif_delta_step(state[0, c:h], refr[c:h], exc, i_ext_pA[c:h],
+                                   params[0, c:h], params[1, c:h], params[2, c:h],
+                                   params[3, c:h], params[4, c:h], t_ref_steps[c:h],
+                                   sp)  # fmt: skip
         elif kind == KIND_LIF_EXP:
             inh = buf_inh[r, c:h]
-            count = lif_exp_step(v, state[1, c:h], state[2, c:h], refr[c:h], exc, inh,
-                                 i_ext_pA[c:h], params[0, c:h], params[1, c:h], params[5, c:h],
-                                 params[6, c:h], params[7, c:h], params[8, c:h], params[2, c:h],
-                                 params[3, c:h], params[4, c:h], t_ref_steps[c:h],
-                                 sp)  # fmt: skip
+            count = lif_exp_step(state[0, c:h], state[1, c:h], state[2, c:h], refr[c:h], exc,
+                                 inh, i_ext_pA[c:h], params[0, c:h], params[1, c:h],
+                                 params[5, c:h], params[6, c:h], params[7, c:h], params[8, c:h],
+                                 params[2, c:h], params[3, c:h], params[4, c:h],
+                                 t_ref_steps[c:h], sp)  # fmt: skip
             inh[:] = 0.0
         elif kind == KIND_LIF_ALPHA:
             inh = buf_inh[r, c:h]
-            count = lif_alpha_step(v, state[1, c:h], state[2, c:h], state[3, c:h], state[4, c:h],
-                                   refr[c:h], exc, inh, i_ext_pA[c:h], params[0, c:h],
-                                   params[1, c:h], params[2, c:h], params[3, c:h],
-                                   params[4, c:h], params[5, c:h], params[6, c:h],
-                                   params[7, c:h], params[8, c:h], params[9, c:h],
-                                   params[10, c:h], params[11, c:h], params[12, c:h],
-                                   params[13, c:h], params[14, c:h], t_ref_steps[c:h],
-                                   sp)  # fmt: skip
+            count = lif_alpha_step(state[0, c:h], state[1, c:h], state[2, c:h], state[3, c:h],
+                                   state[4, c:h], refr[c:h], exc, inh, i_ext_pA[c:h],
+                                   params[0, c:h], params[1, c:h], params[2, c:h],
+                                   params[3, c:h], params[4, c:h], params[5, c:h],
+                                   params[6, c:h], params[7, c:h], params[8, c:h],
+                                   params[9, c:h], params[10, c:h], params[11, c:h],
+                                   params[12, c:h], params[13, c:h], params[14, c:h],
+                                   t_ref_steps[c:h], sp)  # fmt: skip
             inh[:] = 0.0
         else:
             pulse = (pops[p, _FLAGS] & FLAG_CURRENT_PULSE) != 0
             published = (pops[p, _FLAGS] & FLAG_PUBLISHED_2003) != 0
-            count = izhikevich_step(v, state[1, c:h], exc if pulse else zeros[c:h],
+            count = izhikevich_step(state[0, c:h], state[1, c:h], exc if pulse else zeros[c:h],
                                     zeros[c:h] if pulse else exc, i_ext_pA[c:h], params[0, c:h],
                                     params[1, c:h], params[2, c:h], params[3, c:h],
                                     params[4, c:h], dt_ms, published, sp)  # fmt: skip
@@ -291,27 +300,28 @@ def advance_step_ref(
     for p, (kind, c, n, gid, flags, every, first, m, sbase) in enumerate(pops.tolist()):
         h = c + n
         exc = buf_exc[r, c:h]
-        v = state[0, c:h]
         rw = [state[j, c:h] for j in range(state.shape[0])]
         pr = [params[j, c:h] for j in range(params.shape[0])]
         sp = spikes_out[c:h]
-        if kind == KIND_LIF_DELTA:
-            count = lif_delta_step_ref(v, refr[c:h], exc, i_ext_pA[c:h], pr[0], pr[1], pr[2],
+        if kind == KIND_PARROT:
+            count = parrot_step_ref(exc, sp)
+        elif kind == KIND_LIF_DELTA:
+            count = lif_delta_step_ref(rw[0], refr[c:h], exc, i_ext_pA[c:h], pr[0], pr[1], pr[2],
                                        pr[3], pr[4], t_ref_steps[c:h], sp)  # fmt: skip
         elif kind == KIND_LIF_EXP:
-            count = lif_exp_step_ref(v, rw[1], rw[2], refr[c:h], exc, buf_inh[r, c:h],
+            count = lif_exp_step_ref(rw[0], rw[1], rw[2], refr[c:h], exc, buf_inh[r, c:h],
                                      i_ext_pA[c:h], pr[0], pr[1], pr[5], pr[6], pr[7], pr[8],
                                      pr[2], pr[3], pr[4], t_ref_steps[c:h], sp)  # fmt: skip
             buf_inh[r, c:h] = 0.0
         elif kind == KIND_LIF_ALPHA:
-            count = lif_alpha_step_ref(v, rw[1], rw[2], rw[3], rw[4], refr[c:h], exc,
+            count = lif_alpha_step_ref(rw[0], rw[1], rw[2], rw[3], rw[4], refr[c:h], exc,
                                        buf_inh[r, c:h], i_ext_pA[c:h], pr[0], pr[1], pr[2], pr[3],
                                        pr[4], pr[5], pr[6], pr[7], pr[8], pr[9], pr[10], pr[11],
                                        pr[12], pr[13], pr[14], t_ref_steps[c:h], sp)  # fmt: skip
             buf_inh[r, c:h] = 0.0
         else:
             pulse = bool(flags & FLAG_CURRENT_PULSE)
-            count = izhikevich_step_ref(v, rw[1], exc if pulse else zeros[c:h],
+            count = izhikevich_step_ref(rw[0], rw[1], exc if pulse else zeros[c:h],
                                         zeros[c:h] if pulse else exc, i_ext_pA[c:h], pr[0], pr[1],
                                         pr[2], pr[3], pr[4], dt_ms,
                                         bool(flags & FLAG_PUBLISHED_2003), sp)  # fmt: skip

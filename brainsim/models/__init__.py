@@ -30,6 +30,7 @@ from brainsim.models.base import (
 from brainsim.models.neuron_izhikevich import IZHIKEVICH
 from brainsim.models.neuron_lif import LIF
 from brainsim.models.neuron_lif_alpha import ALPHA
+from brainsim.models.neuron_parrot import PARROT
 from brainsim.models.synapse_static import STATIC
 from brainsim.models.synapse_stdp import STDP
 from brainsim.models.synapse_stdp_power_law import STDP_POWER_LAW
@@ -58,6 +59,6 @@ SYNAPSE_MODELS: dict[str, SynapseModel] = {m.name: m for m in (STATIC, STDP, STD
 """Every synapse model by name, in the order the docs list them."""
 
 NEURON_MODELS: dict[str, NeuronModel] = {
-    m.name: m for m in (LIF.with_option("synapse", ALPHA), IZHIKEVICH)
+    m.name: m for m in (LIF.with_option("synapse", ALPHA), IZHIKEVICH, PARROT)
 }
 """Every neuron model by name, with its plug-in options, in the order the docs list them."""

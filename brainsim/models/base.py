@@ -283,6 +283,13 @@ class Variant:
         return tuple(s.name for s in self.state if s.recordable)
 
     @property
+    def takes_current(self) -> bool:
+        """Whether the neurons integrate currents: a variant with the parameter ``i_e_pA`` (the
+        engine's constant current) also takes DC and noise stimuli; one without (``parrot``)
+        receives spikes only."""
+        return any(p.name == "i_e_pA" for p in self.parameters)
+
+    @property
     def table_bytes(self) -> int:
         """Bytes of one neuron's state and parameter rows in the engine's tables."""
         return _ROW_BYTES * (len(self.state) + len(self.param_rows))
@@ -301,9 +308,11 @@ class NeuronModel:
     """A neuron model: what a population's ``model: NAME`` with its ``params`` and ``initial``
     means, and which kernel advances it.
 
-    ``parameters`` and ``state`` are the model's own (every variant has them); ``choices`` its
-    string parameters, whose options may add parameters, state and parameter rows (see
-    :class:`Option`). ``param_rows`` name the rows of the kernel's parameter table, in order;
+    ``parameters`` and ``state`` are the model's own (every variant has them; either may be
+    empty, as a ``parrot``'s are); ``choices`` its string parameters, whose options may add
+    parameters, state and parameter rows (see :class:`Option`). A model with ``i_e_pA``
+    integrates currents (:attr:`Variant.takes_current`); one with ``t_ref_ms`` is refractory
+    for it. ``param_rows`` name the rows of the kernel's parameter table, in order;
     the engine fills each from the parameter of that name or from a quantity it derives (a
     propagator). ``below`` lists pairs ``(low, high)`` of parameters where a constant ``low``
     must be below a constant ``high``. ``title`` names the model in the schema, ``summary``
@@ -511,11 +520,13 @@ def population_model_schema(
 
 def neuron_docs(model: NeuronModel) -> str:
     """The Markdown tables of ``model``'s parameters and state, as docs/circuit-format.md
-    shows them."""
-    rows = [
-        "| parameter | unit | default | bounds | NEST | meaning |",
-        "|---|---|---|---|---|---|",
-    ]
+    shows them (a line saying so in place of a table that would be empty)."""
+    rows = ["No parameters: `params` is empty."]
+    if model.field_names():
+        rows = [
+            "| parameter | unit | default | bounds | NEST | meaning |",
+            "|---|---|---|---|---|---|",
+        ]
     for name in model.field_names():
         if name in (c.name for c in model.choices):
             rows.append(_choice_row(model.choice(name)))
@@ -525,8 +536,11 @@ def neuron_docs(model: NeuronModel) -> str:
             f"| `{p.name}` | {p.unit} | {p.default:g} | {p.bounds_text()} | `{p.nest_name}` "
             f"| {p.meaning}{_with(model.used_with(p.name))} |"
         )
+    rows.append("")
+    if not model.all_state():
+        rows.append("No state: `initial` is empty, and state recordings have nothing to sample.")
+        return "\n".join(rows)
     rows += [
-        "",
         "| state | unit | `initial` key | default | recordable | meaning |",
         "|---|---|---|---|---|---|",
     ]

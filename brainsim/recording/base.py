@@ -85,7 +85,8 @@ class WeightSpec:
     model: str
     """The synapse model's name (``"stdp"``), stored as the group attribute ``model``."""
     units: str
-    """Units of the weights (``"mV"`` for delta synapses, ``"pA"`` for current synapses)."""
+    """Units of the weights, the target model's weight unit (``"mV"`` for delta synapses,
+    ``"pA"`` for current synapses, ``"1"`` onto parrot neurons)."""
     max_snapshots: int
     """Upper bound on the snapshots (rows): at 0, every ``interval_ms`` and at the end."""
     interval_ms: float | None

@@ -93,7 +93,7 @@ CASES = [
         "unknown-model",
         _set("populations.E.model", "adex"),
         "populations.E.model",
-        "must be one of: lif, izhikevich; got 'adex'",
+        "must be one of: lif, izhikevich, parrot; got 'adex'",
     ),
     Case(
         "unknown-lif-param",

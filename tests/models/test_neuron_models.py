@@ -83,6 +83,7 @@ def test_recorded_units_are_the_declared_ones() -> None:
     assert STATE_UNITS == {
         "lif": {"v": "mV", "i_syn_ex": "pA", "i_syn_in": "pA"},
         "izhikevich": {"v": "mV", "u": "pA"},
+        "parrot": {},
     }
     for variant in VARIANTS:
         assert set(variant.recordables) <= set(STATE_UNITS[variant.model])
@@ -91,10 +92,11 @@ def test_recorded_units_are_the_declared_ones() -> None:
 @pytest.mark.parametrize("variant", VARIANTS, ids=_id)
 def test_every_variant_is_complete(variant: Variant) -> None:
     names = [p.name for p in variant.parameters]
-    assert "i_e_pA" in names  # the engine's constant current
+    # The engine's constant current; a model without it takes no current (the parrot).
+    assert variant.takes_current == ("i_e_pA" in names) == (variant.model != "parrot")
     assert variant.kernel
     assert variant.nest_model
-    assert variant.weight_unit in ("mV", "pA")
+    assert variant.weight_unit in ("mV", "pA", "1")
     assert variant.separates_inhibition == (variant.weight_unit == "pA" and variant.model == "lif")
     known = set(names)
     for state in variant.state:
@@ -114,7 +116,9 @@ def _circuit(variant: Variant, initial: dict[str, Any]) -> dict[str, Any]:
             "Q": {"size": 2, "model": "lif"},
         },
         "recordings": {
-            "state": [{"population": "P", "variables": list(variant.recordables)}],
+            "state": [{"population": "P", "variables": list(variant.recordables)}]
+            if variant.recordables
+            else [],
         },
     }
 
