@@ -94,7 +94,7 @@ class Setup:
     n_detectors: int = 10
     weight_pA: float = 4.75
     weight_spread_pA: float = 1.0
-    """Initial weights are uniform on ``weight_pA -+ weight_spread_pA``."""
+    """Initial weights are uniform on ``weight_pA -+ weight_spread_pA`` (0: all ``weight_pA``)."""
     w_max_pA: float = 7.0
     learning_rate: float = 0.005
     """NEST's ``lambda``: a potentiation step is ``lambda * w_max`` at full trace."""
@@ -219,7 +219,9 @@ def circuit(
                     "low": setup.weight_pA - setup.weight_spread_pA,
                     "high": setup.weight_pA + setup.weight_spread_pA,
                 }
-            },
+            }
+            if setup.weight_spread_pA > 0
+            else setup.weight_pA,
             "synapse": {
                 "model": "stdp",
                 "tau_plus_ms": setup.tau_plus_ms,

@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from examples.common import run_circuit, write_circuit
 from examples.pattern_detection import (
     Inputs,
     Setup,
+    circuit,
     detection_scores,
     detects,
     make_inputs,
     response_lag_ms,
     run_experiment,
 )
+from tests.reference import run_reference_script
 
 
 def test_inputs_hide_the_pattern_in_steady_rates() -> None:
@@ -91,3 +94,60 @@ def test_stdp_learns_to_detect_the_pattern(tmp_path: Path) -> None:
     curve = result["training_curve"]
     assert curve[0]["false_alarm_rate"] > 0.9
     assert curve[-1]["false_alarm_rate"] <= 0.1
+
+
+NEST_SCRIPT = Path(__file__).with_name("nest_pattern_detection.py")
+
+
+@pytest.mark.slow
+def test_training_follows_nest(tmp_path: Path, nest_python: Path) -> None:
+    """The training network in NEST 3.10 (spike generators -> parrot_neuron -> stdp_synapse ->
+    iaf_psc_exp), fed the same afferent spikes, learns the same: the detectors spike at the
+    same times and end with the same weights, to float32 rounding (brainsim stores a plastic
+    weight in float32, NEST in float64). 20 s here; the whole 80 s of the documented training
+    also agree spike for spike (measured with train_ms=80000)."""
+    setup = replace(Setup(), n_detectors=2, weight_spread_pA=0.0, train_ms=20000.0)
+    inputs = make_inputs(setup, setup.train_ms, seed=setup.input_seed)
+    after_zero = inputs.times_ms > 0  # NEST's spike generators take times after 0 only
+    times, ids = inputs.times_ms[after_zero], inputs.node_ids[after_zero]
+    np.savez(tmp_path / "spikes.npz", times=times, node_ids=ids)
+    document = circuit(setup, setup.train_ms, "spikes.npz")
+    recording = run_circuit(write_circuit(document, tmp_path / "c.yaml"), tmp_path / "c.zarr", 1)
+    spikes = recording.spikes("Detector")
+    weights = recording.weights("AD")
+    spec = {
+        "dt_ms": setup.dt_ms,
+        "duration_ms": setup.train_ms,
+        "afferent_times_ms": [times[ids == i].tolist() for i in range(setup.n_afferents)],
+        "n_detectors": setup.n_detectors,
+        "detector": {
+            "tau_m": 10.0, "C_m": 250.0, "E_L": -70.0, "V_m": -70.0, "V_reset": setup.reset_mV,
+            "V_th": -55.0, "t_ref": 1.0, "tau_syn_ex": 2.5, "tau_syn_in": 2.5, "I_e": 0.0,
+        },
+        "stdp": {
+            "tau_plus": setup.tau_plus_ms, "tau_minus": setup.tau_minus_ms,
+            "lambda": setup.learning_rate, "alpha": setup.depression_ratio, "mu_plus": 0.0,
+            "mu_minus": 0.0, "Wmax": setup.w_max_pA,
+        },
+        "weight": setup.weight_pA,
+        "delay_ms": setup.dt_ms,
+    }  # fmt: skip
+    nest = run_reference_script(nest_python, NEST_SCRIPT, spec, timeout=600)
+    for detector in range(setup.n_detectors):
+        ours = spikes.times_ms[spikes.node_ids == detector]
+        theirs = np.asarray(nest["spikes_ms"][detector])
+        assert ours.size > 100  # it fired, early on at a high rate
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+    order = np.lexsort((nest["weights"]["source"], nest["weights"]["target"]))
+    theirs_w = np.asarray(nest["weights"]["weight"])[order]
+    assert np.array_equal(np.asarray(nest["weights"]["source"])[order], weights["source"].values)
+    assert np.array_equal(np.asarray(nest["weights"]["target"])[order], weights["target"].values)
+    final = weights.isel(time=-1).values.astype(np.float64)
+    assert np.abs(final - weights.isel(time=0).values).max() > 1.0  # the weights did move
+    # NEST has not delivered the parrots' spikes of the last min-delay slice when the run ends
+    # (tests/plasticity/test_nest_network.py); brainsim has. A parrot fires one delay after
+    # its input, so the synapses of afferents with input in the last two delays are left out.
+    late = np.unique(ids[times > setup.train_ms - 2 * setup.dt_ms - 1e-9])
+    settled = ~np.isin(weights["source"].values, late)
+    assert settled.mean() > 0.8
+    np.testing.assert_allclose(final[settled], theirs_w[settled], rtol=1e-5, atol=1e-5)
