@@ -1,5 +1,5 @@
-"""The ``brainsim`` command line: run, validate, analyze, pool, plus plug-in commands (the job
-service).
+"""The ``brainsim`` command line: run, validate, analyze, export, pool, plus plug-in commands
+(the job service).
 
 ``run`` goes to a pool of resident ranks when one of its size runs (:mod:`brainsim.pool`),
 else starts ``mpiexec`` for several ranks, else runs in this process.
@@ -32,6 +32,9 @@ __all__ = ["main"]
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_CANCELLED = 130
+EXIT_CHECKPOINTED = 75
+"""The run wrote a checkpoint and stopped as asked (SIGUSR1): ``brainsim resume`` continues it
+(75 is sysexits' EX_TEMPFAIL: try again later)."""
 
 
 class Progress:
@@ -182,17 +185,79 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.launched and launched_rank() != 0:
             return EXIT_INVALID  # every rank found the same problems; rank 0 reports them
         raise
-    stop = {"requested": False}
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stop["requested"] = True
-
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, request_stop)
-    code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["requested"])
+    stop = _stop_requests()
+    code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop)
     # The process ends here: spare its teardown the collector's walk over every live object.
     gc.freeze()
     return code
+
+
+def _stop_requests() -> dict[str, bool]:
+    """Flags the signal handlers set: ``stop`` (SIGINT, SIGTERM: stop, cancelled) and
+    ``checkpoint`` (SIGUSR1, as Slurm's ``--signal`` sends before a time limit: write a
+    checkpoint at the end of the next interval and stop)."""
+    flags = {"stop": False, "checkpoint": False}
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        flags["stop"] = True
+
+    def request_checkpoint(_signum: int, _frame: FrameType | None) -> None:
+        flags["checkpoint"] = True
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, request_stop)
+    signal.signal(signal.SIGUSR1, request_checkpoint)
+    return flags
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from brainsim.engine.launch import launched_ranks, mpiexec_command, run_child
+
+    if args.ranks > 1 and launched_ranks() == 1:
+        argv = [sys.executable, "-m", "brainsim", *_resume_argv(args), "--launched"]
+        code, _ = run_child(mpiexec_command(args.ranks, argv), args.store, capture_stderr=False)
+        return code
+    with _collector_paused():
+        from brainsim.engine.run import communicator, resume
+        from brainsim.engine.simulator import RunConfig
+
+    flags = _stop_requests()
+    comm, exchanger = communicator()
+    progress = Progress(args.progress, sys.stdout) if comm.rank == 0 else None
+    try:
+        with _without_blas_probe():
+            status = resume(
+                args.store,
+                comm=comm,
+                exchanger=exchanger,
+                config=RunConfig(
+                    progress=progress,
+                    should_stop=lambda: flags["stop"],
+                    checkpoint_every_ms=args.checkpoint_every_ms,
+                    should_checkpoint=lambda: flags["checkpoint"],
+                ),
+            )
+    except BrainsimError as exc:
+        _fail(comm, f"error: {exc}", sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        _fail(comm, f"error: rank {comm.rank} failed: {type(exc).__name__}: {exc}", sys.stderr)
+        return EXIT_FAILED
+    if progress is not None:
+        progress.finished(status)
+    return _exit_code(status)
+
+
+def _resume_argv(args: argparse.Namespace) -> list[str]:
+    """The ``resume`` arguments for the ranks (everything but ``--ranks``)."""
+    argv = ["resume", args.store, "--progress", args.progress]
+    if args.checkpoint_every_ms is not None:
+        argv += ["--checkpoint-every-ms", repr(args.checkpoint_every_ms)]
+    return argv
+
+
+def _exit_code(status: str) -> int:
+    return {"cancelled": EXIT_CANCELLED, "checkpointed": EXIT_CHECKPOINTED}.get(status, 0)
 
 
 def _launch_ranks(args: argparse.Namespace) -> int:
@@ -239,6 +304,7 @@ def _run_loaded(
     out: TextIO,
     err: TextIO,
     should_stop: Callable[[], bool],
+    flags: dict[str, bool] | None = None,
 ) -> int:
     """Run a loaded circuit on the ranks of this process group; the exit code."""
     # Only the ranks (and a one-rank run) load the engine: numba and zarr take about 0.5 s.
@@ -258,7 +324,12 @@ def _run_loaded(
                 comm=comm,
                 exchanger=exchanger,
                 overwrite=args.overwrite,
-                config=RunConfig(progress=progress, should_stop=should_stop),
+                config=RunConfig(
+                    progress=progress,
+                    should_stop=should_stop,
+                    checkpoint_every_ms=getattr(args, "checkpoint_every_ms", None),
+                    should_checkpoint=None if flags is None else lambda: flags["checkpoint"],
+                ),
             )
     except BrainsimError as exc:
         _fail(comm, f"error: {exc}", err)
@@ -268,7 +339,7 @@ def _run_loaded(
         return EXIT_FAILED
     if progress is not None:
         progress.finished(status)
-    return EXIT_CANCELLED if status == "cancelled" else 0
+    return _exit_code(status)
 
 
 def _pool_job(argv: list[str], out: TextIO, err: TextIO, should_stop: Callable[[], bool]) -> int:
@@ -352,6 +423,8 @@ def _run_argv(args: argparse.Namespace, progress: str | None = None) -> list[str
         argv.append("--overwrite")
     if args.base_dir is not None:
         argv += ["--base-dir", args.base_dir]
+    if args.checkpoint_every_ms is not None:
+        argv += ["--checkpoint-every-ms", repr(args.checkpoint_every_ms)]
     return argv
 
 
@@ -410,6 +483,16 @@ def _cmd_pool_serve(args: argparse.Namespace) -> int:
     return serve(Path(args.socket), comm, _pool_job, idle_timeout_s=idle)
 
 
+RASTER_NEURONS = 100
+"""Neurons per population in ``analyze --plot``'s raster (``brainsim.analysis.plots`` has the
+same default; not imported from there, which would load matplotlib for every command)."""
+
+
+def _raster_neurons(text: str) -> int | str:
+    """``--raster-neurons``: a whole number >= 1, or ``all``."""
+    return "all" if text.strip().lower() == "all" else _positive_int(text)
+
+
 _DECODE_ONLY = ("population", "labels", "method", "groups", "train", "train_fraction", "lag_ms")
 
 
@@ -421,6 +504,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     ]
     if args.decode is None and given:
         print(f"brainsim analyze: error: {' '.join(given)}: only with --decode", file=sys.stderr)
+        return EXIT_INVALID
+    if args.raster_neurons is not None and (args.decode is not None or args.plot is None):
+        print(
+            "brainsim analyze: error: --raster-neurons: only with --plot, without --decode",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     if args.decode is not None:
         if args.t_start_ms is not None or args.t_stop_ms is not None:
@@ -443,13 +532,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             plot=args.plot,
             as_json=args.json,
         )
+    raster = args.raster_neurons
     return analyze_main(
         args.store,
         plot=args.plot,
         as_json=args.json,
         t_start_ms=args.t_start_ms,
         t_stop_ms=args.t_stop_ms,
+        raster_neurons=RASTER_NEURONS if raster is None else None if raster == "all" else raster,
     )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from brainsim.analysis.cli import export_main
+
+    return export_main(args.store, to=args.to, out=args.output, overwrite=args.overwrite)
 
 
 def _positive_int(text: str) -> int:
@@ -487,12 +584,27 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start ranks for this run even when a pool of --ranks ranks is running",
     )
+    p.add_argument(
+        "--checkpoint-every-ms",
+        type=_positive_float,
+        default=None,
+        metavar="T",
+        help="write a checkpoint into the store every T ms of simulated time "
+        "(brainsim resume continues from the last one, on any number of ranks)",
+    )
     p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
     # Set by brainsim's own launcher for the ranks it starts (see _launch_ranks).
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
 
 
-_BUILT_IN = frozenset({"run", "validate", "analyze", "pool"})
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+_BUILT_IN = frozenset({"run", "resume", "validate", "analyze", "export", "pool"})
 
 
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
@@ -506,6 +618,23 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
     _add_run_arguments(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "resume",
+        help="continue a run from the last checkpoint in its store, on any number of ranks",
+    )
+    p.add_argument("store", help="the run's Zarr store (written with --checkpoint-every-ms)")
+    p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (starts mpiexec)")
+    p.add_argument(
+        "--checkpoint-every-ms",
+        type=_positive_float,
+        default=None,
+        metavar="T",
+        help="keep writing a checkpoint every T ms of simulated time",
+    )
+    p.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default="auto")
+    p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("validate", help="check circuit files; print every problem")
     p.add_argument("files", nargs="+", help="circuit files")
@@ -522,6 +651,14 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         default=None,
         help="write figures: the raster to this file, rate histogram and state traces beside it "
         "(PNG, SVG or PDF); with --decode, the confusion matrix",
+    )
+    p.add_argument(
+        "--raster-neurons",
+        type=_raster_neurons,
+        default=None,
+        metavar="N|all",
+        help=f"neurons per population in the raster: N evenly spaced node ids (default "
+        f"{RASTER_NEURONS}; smaller populations are shown whole) or all",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--t-start-ms", type=float, default=None)
@@ -564,6 +701,25 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--lag-ms", type=float, default=None, help="shift each window by the network's delay"
     )
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "export",
+        help="write a recording's spikes as NWB or Neo (needs the nwb extra)",
+        description="Write the spikes of a recording as an NWB file (Units table, times in s) "
+        "or a Neo Block (SpikeTrains in ms; .pkl: neo.io.PickleIO, .mat: neo.io.NeoMatlabIO, "
+        'needs scipy). Needs the nwb extra: pip install -e ".[nwb]" in the brainsim checkout.',
+    )
+    p.add_argument("store", help="recording (Zarr store)")
+    p.add_argument("--to", required=True, choices=["nwb", "neo"], help="the output format")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="output file: .nwb for nwb; .pkl (or .pickle) or .mat for neo",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "pool",

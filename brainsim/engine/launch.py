@@ -77,7 +77,8 @@ def mpiexec_command(ranks: int, args: Sequence[str]) -> list[str]:
 def run_child(
     command: Sequence[str], store: str, *, capture_stderr: bool = True
 ) -> tuple[int, str]:
-    """Run ``command`` in a new process group; forward SIGINT/SIGTERM; return (code, stderr).
+    """Run ``command`` in a new process group; forward SIGINT/SIGTERM/SIGUSR1; return (code,
+    stderr).
 
     With ``capture_stderr`` the child's stderr is collected and returned (and not shown);
     otherwise it goes to this process's stderr and ``""`` is returned.
@@ -93,7 +94,8 @@ def run_child(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
         _, err = proc.communicate()
     finally:

@@ -209,6 +209,13 @@ class RecordingOrder:
         )
         return out
 
+    def set_weights(self, lo: int, values: npt.NDArray[np.float32]) -> None:
+        """Store ``values`` as the weights of columns ``lo .. lo + values.size - 1``."""
+        gather_by_target(
+            self.indptr, self.stored, self.mode, self.tptr, lo, lo + values.size, self.weights,
+            np.ascontiguousarray(values, dtype=np.float32), _NO_IDS, True,
+        )  # fmt: skip
+
     def ids_of(self, lo: int, hi: int) -> tuple[Int32Array, Int32Array]:
         """``(sources, targets)`` of columns ``lo .. hi - 1``, population-local ids (int32:
         the populations' sizes fit, as the schema bounds them)."""
@@ -262,6 +269,12 @@ class WeightSnapshots:
             self._recorded.append(_Recorded(index, order, interval))
             recorder.write_weight_ids(index, min(before, limit), count, order.ids_of)
         self.seconds += time.perf_counter() - started
+
+    def resume(self, taken: tuple[int, ...]) -> None:
+        """Continue a run whose recording holds ``taken[i]`` snapshots of ``info.weights[i]``
+        (a checkpoint's recorder position)."""
+        for rec in self._recorded:
+            rec.snapshots = int(taken[rec.index])
 
     def next_due(self, step: int) -> int:
         """The first step after ``step`` at which a snapshot is due (the last step at most)."""

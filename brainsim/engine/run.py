@@ -16,11 +16,16 @@ import platform
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from brainsim.circuit import parse_circuit
 from brainsim.circuit.overrides import with_overrides
 from brainsim.circuit.spec import Circuit
+from brainsim.engine.checkpoint import latest_checkpoint, restore, write_checkpoint
 from brainsim.engine.encoders import presentation_specs
 from brainsim.engine.launch import launched_ranks
+from brainsim.engine.plasticity import WeightSnapshots
 from brainsim.engine.simulator import (
+    Checkpointer,
+    LocalNetwork,
     RunConfig,
     build_network,
     load_step_loop,
@@ -28,11 +33,13 @@ from brainsim.engine.simulator import (
     simulate,
     weight_specs,
 )
+from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
 from brainsim.recording import ZarrRecorder
 from brainsim.recording.base import FinalStatus, PopulationInfo, RunInfo
+from brainsim.recording.reader import RecordingStore
 
-__all__ = ["communicator", "execute", "launched_ranks", "with_overrides"]
+__all__ = ["communicator", "execute", "launched_ranks", "resume", "with_overrides"]
 # launched_ranks and with_overrides live in light modules (the launcher imports only those);
 # they are re-exported here for the ranks' side.
 
@@ -79,6 +86,8 @@ def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
             "n_ranks": n_ranks,
             "backend": "numba_mpi",
             "start_time": datetime.now(UTC).isoformat(timespec="seconds"),
+            # Where the circuit's relative file paths resolve: what a resumed run reads.
+            "circuit_dir": os.path.abspath(circuit.base_dir) if circuit.base_dir else None,
         },
     )
 
@@ -124,10 +133,14 @@ def execute(
     recorder = ZarrRecorder(
         os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
     )
-    recorder.open(run_info(circuit, comm.size))
+    info = run_info(circuit, comm.size)
+    recorder.open(info)
     try:
         network = build_network(circuit, comm)
-        done = simulate(circuit, network, comm, exchanger, recorder, config)
+        checkpointer = _checkpointer(out, circuit, info, network, comm, recorder, config)
+        done = simulate(
+            circuit, network, comm, exchanger, recorder, config, checkpointer=checkpointer
+        )
     except BaseException as exc:
         recorder.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
@@ -136,6 +149,90 @@ def execute(
         build_s=network.build_s,
         sim_s=done.sim_s,
         weights_s=done.weights_s,
+        checkpoint_s=done.checkpoint_s if checkpointer is not None else None,
+        n_synapses=network.n_synapses,
+    )
+    return done.status
+
+
+def _checkpointer(
+    out: str | os.PathLike[str],
+    circuit: Circuit,
+    info: RunInfo,
+    network: LocalNetwork,
+    comm: Communicator,
+    recorder: ZarrRecorder,
+    config: RunConfig,
+) -> Checkpointer | None:
+    """What writes the run's checkpoints, when it asked for any (or may be asked by signal)."""
+    if config.checkpoint_every_ms is None and config.should_checkpoint is None:
+        return None
+
+    def write(step: int) -> None:
+        write_checkpoint(
+            out, circuit, info.circuit_sha256, network, comm, step, recorder.position()
+        )
+
+    return write
+
+
+def resume(
+    store: str | os.PathLike[str],
+    *,
+    comm: Communicator,
+    exchanger: SpikeExchanger,
+    config: RunConfig | None = None,
+) -> FinalStatus:
+    """Continue the run recorded in ``store`` from its last checkpoint, on this process
+    group's ranks (any number), into the same store; collective. What the store recorded after
+    the checkpoint is replaced, so the result equals an uninterrupted run's."""
+    config = config or RunConfig()
+    return_freed_memory()
+    checkpoint = latest_checkpoint(store)
+    if checkpoint is None:
+        raise EngineError(f"{store} holds no checkpoint to resume from")
+    recorded = RecordingStore.open(store)
+    circuit = parse_circuit(recorded.circuit, base_dir=recorded.provenance.get("circuit_dir"))
+    info = run_info(circuit, comm.size)
+    if info.circuit_sha256 != checkpoint.circuit_sha256:
+        raise EngineError(
+            f"the checkpoint in {store} was written for another circuit "
+            f"(sha256 {checkpoint.circuit_sha256}, the store's circuit {info.circuit_sha256})"
+        )
+    load_step_loop(exchanger)
+    recorder = ZarrRecorder(os.fspath(store), comm, flush_interval_ms=config.flush_interval_ms)
+    recorder.reopen(
+        info,
+        checkpoint.recorder,
+        checkpoint.time_ms,
+        {
+            "from_ms": checkpoint.time_ms,
+            "n_ranks": comm.size,
+            "checkpoint_n_ranks": checkpoint.n_ranks,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    try:
+        network = build_network(circuit, comm)
+        checkpointer = _checkpointer(store, circuit, info, network, comm, recorder, config)
+
+        def restored(snapshots: WeightSnapshots) -> int:
+            restore(checkpoint, network, comm, snapshots)
+            return checkpoint.step
+
+        done = simulate(
+            circuit, network, comm, exchanger, recorder, config,
+            checkpointer=checkpointer, resume=restored,
+        )  # fmt: skip
+    except BaseException as exc:
+        recorder.mark_failed(f"{type(exc).__name__}: {exc}")
+        raise
+    recorder.close(
+        done.status,
+        build_s=network.build_s,
+        sim_s=done.sim_s,
+        weights_s=done.weights_s,
+        checkpoint_s=done.checkpoint_s if checkpointer is not None else None,
         n_synapses=network.n_synapses,
     )
     return done.status

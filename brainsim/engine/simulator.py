@@ -59,9 +59,11 @@ from brainsim.engine.stimuli import (
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
 from brainsim.kernels.loop import (
+    CONTROL_CHECKPOINT,
     CONTROL_FLUSH,
     CONTROL_STOP,
     MPI_FAILED,
+    SAW_CHECKPOINT,
     SAW_FLUSH,
     SAW_STOP,
     Currents,
@@ -111,6 +113,12 @@ class RunConfig:
     progress: Callable[[float, float], None] | None = None
     should_stop: Callable[[], bool] | None = None
     call_s: float = 0.02
+    checkpoint_every_ms: float | None = None
+    """Write a checkpoint every this much simulated time (rounded to whole steps); ``None``:
+    none (see :mod:`brainsim.engine.checkpoint`)."""
+    should_checkpoint: Callable[[], bool] | None = None
+    """Polled like ``should_stop``; True on any rank: checkpoint at the end of the next
+    interval and stop (status ``checkpointed``), as Slurm's signal before a time limit asks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +131,17 @@ class Simulated:
     status: FinalStatus
     sim_s: float
     weights_s: float = 0.0
+    checkpoint_s: float = 0.0
+    """Wall-clock seconds spent writing checkpoints (left out of ``sim_s`` too)."""
 
     @classmethod
-    def ended(cls, status: FinalStatus, began: float, weights_s: float) -> Simulated:
+    def ended(
+        cls, status: FinalStatus, began: float, weights_s: float, checkpoint_s: float = 0.0
+    ) -> Simulated:
         """``status``, with the seconds since ``began`` (``time.perf_counter``) less
-        ``weights_s``."""
-        return cls(status, time.perf_counter() - began - weights_s, weights_s)
+        ``weights_s`` and ``checkpoint_s``."""
+        elapsed = time.perf_counter() - began - weights_s - checkpoint_s
+        return cls(status, elapsed, weights_s, checkpoint_s)
 
 
 @dataclass(slots=True)
@@ -479,6 +492,10 @@ _SAMPLE_BYTES = 32 << 20
 """Upper bound of the sample scratch of one call of the loop."""
 
 
+Checkpointer = Callable[[int], None]
+"""Writes the checkpoint of a step (collective), the recorder flushed up to it."""
+
+
 def simulate(
     circuit: Circuit,
     network: LocalNetwork,
@@ -486,11 +503,18 @@ def simulate(
     exchanger: SpikeExchanger,
     recorder: Recorder,
     config: RunConfig,
+    *,
+    checkpointer: Checkpointer | None = None,
+    resume: Callable[[WeightSnapshots], int] | None = None,
 ) -> Simulated:
-    """Run the step loop to the end (or until cancelled).
+    """Run the step loop to the end (or until cancelled, or checkpointed and stopped).
 
     The recorder has every spike and sample when this returns; what was added after the last
     flush is written by the recorder's ``close`` (the caller's), which is not simulation time.
+    With ``config.checkpoint_every_ms`` (or a checkpoint request) ``checkpointer(step)`` is
+    called at those interval boundaries, after a flush. ``resume(snapshots)`` loads a
+    checkpoint into the network (and the snapshots' counts) and returns its step, from which
+    the loop continues.
     """
     began = time.perf_counter()
     dt = circuit.simulation.dt_ms
@@ -510,21 +534,31 @@ def simulate(
     max_steps = max(k, min(flush_steps, int(_SAMPLE_BYTES / per_step)))
     loop = _Loop(network, exchanger.native(), max_steps + k)
     snapshots = WeightSnapshots(circuit, network.plastic, comm, recorder)
-    snapshots.take(0)
+    t0 = 0
+    if resume is not None:
+        t0 = resume(snapshots)
+    else:
+        snapshots.take(0)
+    every = None
+    if config.checkpoint_every_ms is not None and checkpointer is not None:
+        every = max(1, round(config.checkpoint_every_ms / dt))
+    next_checkpoint = n_steps if every is None else min(n_steps, (t0 // every + 1) * every)
     pops = list(network.populations.values())
-    last_flush = 0
+    last_flush = t0
     last_flush_wall = time.monotonic()
     intervals = 1  # per call, adapted to take about config.call_s
-    t0 = 0
+    writing = 0.0  # seconds spent writing checkpoints
     while t0 < n_steps:
         control = []
         if config.should_stop is not None and config.should_stop():
             control.append(CONTROL_STOP)
+        if config.should_checkpoint is not None and config.should_checkpoint():
+            control.append(CONTROL_CHECKPOINT)
         if comm.rank == 0 and time.monotonic() - last_flush_wall >= config.flush_every_s:
             control.append(CONTROL_FLUSH)
         t_flush = min(last_flush + flush_steps, n_steps)
         started = time.perf_counter()
-        t_stop = snapshots.next_due(t0)
+        t_stop = min(snapshots.next_due(t0), next_checkpoint)
         t1, seen = loop.run(t0, min(t_flush, t0 + max_steps), t_stop, circuit, intervals, control)
         took = time.perf_counter() - started
         if took < config.call_s / 2:
@@ -538,11 +572,16 @@ def simulate(
         loop.rows[:] = 0
         t0 = t1
         stop = bool(seen & SAW_STOP)
-        if t0 == t_stop or stop:
+        checkpoint_now = (
+            checkpointer is not None
+            and t0 < n_steps
+            and (t0 == next_checkpoint or bool(seen & SAW_CHECKPOINT))
+        )
+        if t0 == snapshots.next_due(t0 - 1) or stop:
             snapshots.take(t0, final=t0 == n_steps or stop)
         if comm.rank == 0 and config.progress is not None:
             config.progress(t0 * dt, n_steps * dt)
-        flushing = stop or seen & SAW_FLUSH or t0 >= t_flush
+        flushing = stop or checkpoint_now or seen & SAW_FLUSH or t0 >= t_flush
         if flushing or loop.n_pending >= _HANDOVER_SPIKES:
             _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
             loop.n_pending = 0
@@ -551,5 +590,14 @@ def simulate(
             if t0 < n_steps:  # at the end, the recorder's close writes the rest
                 recorder.flush(t0 * dt)
                 if stop:
-                    return Simulated.ended("cancelled", began, snapshots.seconds)
-    return Simulated.ended("complete", began, snapshots.seconds)
+                    return Simulated.ended("cancelled", began, snapshots.seconds, writing)
+        if checkpoint_now:
+            assert checkpointer is not None
+            started = time.perf_counter()
+            checkpointer(t0)
+            writing += time.perf_counter() - started
+            if every is not None:
+                next_checkpoint = min(n_steps, (t0 // every + 1) * every)
+            if seen & SAW_CHECKPOINT:
+                return Simulated.ended("checkpointed", began, snapshots.seconds, writing)
+    return Simulated.ended("complete", began, snapshots.seconds, writing)

@@ -12,10 +12,11 @@ shorter) does, in this order:
 3. the exchange: with one rank the keys are already sorted; with several, ``MPI_Allgather`` of
    the counts and ``MPI_Allgatherv`` of the keys, called through the function pointers of
    :class:`~brainsim.exchange.NativeExchange`, then a sort;
-4. negative keys are control messages (stop, flush; they sort first), the rest are delivered
-   through the static projections (:func:`~brainsim.kernels.delivery.deliver_all`), then the
-   plastic ones (:func:`~brainsim.kernels.plasticity.deliver_plastic`, which updates their
-   weights), this rank's spikes join the plastic projections' post-spike histories
+4. negative keys are control messages (checkpoint, stop, flush; they sort first), the rest
+   are delivered through the static projections
+   (:func:`~brainsim.kernels.delivery.deliver_all`), then the plastic ones
+   (:func:`~brainsim.kernels.plasticity.deliver_plastic`, which updates their weights), this
+   rank's spikes join the plastic projections' post-spike histories
    (:func:`~brainsim.kernels.plasticity.record_post_spikes`), and all are appended to
    ``pending`` as absolute keys ``step * n_gids + gid`` for the recorder.
 
@@ -43,9 +44,11 @@ from brainsim.kernels.plasticity import PlasticArrays, deliver_plastic, record_p
 from brainsim.kernels.stimuli import poisson_drive, rate_drive
 
 __all__ = [
+    "CONTROL_CHECKPOINT",
     "CONTROL_FLUSH",
     "CONTROL_STOP",
     "MPI_FAILED",
+    "SAW_CHECKPOINT",
     "SAW_FLUSH",
     "SAW_STOP",
     "Currents",
@@ -60,6 +63,7 @@ __all__ = [
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
+CONTROL_CHECKPOINT = -3
 CONTROL_STOP = -2
 CONTROL_FLUSH = -1
 SAW_STOP = 1
@@ -68,6 +72,8 @@ SAW_FLUSH = 2
 """Bit of the returned control word: rank 0 asked for a flush."""
 MPI_FAILED = 4
 """Bit of the returned control word: an MPI call returned an error code."""
+SAW_CHECKPOINT = 8
+"""Bit of the returned control word: some rank asked for a checkpoint and a stop."""
 
 # The loop's state travels in named tuples, one per owner, whose fields carry the owner's own
 # attribute names: :func:`gather` fills one from its owner by name, so a field added to an owner
@@ -255,7 +261,12 @@ def run_intervals(
             got.sort()
         n_control = 0
         while n_control < got.shape[0] and got[n_control] < 0:
-            seen |= SAW_STOP if got[n_control] == CONTROL_STOP else SAW_FLUSH
+            if got[n_control] == CONTROL_STOP:
+                seen |= SAW_STOP
+            elif got[n_control] == CONTROL_CHECKPOINT:
+                seen |= SAW_CHECKPOINT
+            else:
+                seen |= SAW_FLUSH
             n_control += 1
         spikes = got[n_control:]
         deliver_all(spikes, t, n_gids, syn.pop_gid_bounds, syn.by_source_ptr, syn.by_source,

@@ -65,10 +65,13 @@ def gather_by_target(
     weights: npt.NDArray[np.float32],
     out_weights: npt.NDArray[np.float32],
     out_sources: npt.NDArray[np.int32],
+    into_store: bool = False,
 ) -> None:
     """Columns ``lo .. hi - 1`` of the recording's order: their weights into ``out_weights``
     and their sources (row numbers) into ``out_sources``, each of ``hi - lo`` slots or empty
-    when not wanted. ``weights`` is the projection's own slice of the store."""
+    when not wanted. ``weights`` is the projection's own slice of the store. ``into_store``
+    reverses the weights' way: ``out_weights`` (in the recording's order) are written into the
+    store (a checkpoint's weights restored)."""
     t_lo = np.searchsorted(tptr, lo, side="right") - 1
     t_hi = np.searchsorted(tptr, hi, side="left")
     cursor = tptr[t_lo:t_hi].copy()
@@ -89,7 +92,9 @@ def gather_by_target(
             slot = cursor[t - t_lo]
             cursor[t - t_lo] = slot + 1
             if lo <= slot < hi:
-                if want_weights:
+                if want_weights and into_store:
+                    weights[j] = out_weights[slot - lo]
+                elif want_weights:
                     out_weights[slot - lo] = weights[j]
                 if want_sources:
                     out_sources[slot - lo] = s

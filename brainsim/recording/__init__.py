@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from brainsim.recording.layout import FORMAT
     from brainsim.recording.paths import check_writable
     from brainsim.recording.reader import RecordingStore, SpikeTrains, open_store
-    from brainsim.recording.writer import ZarrRecorder, mark_store_failed
+    from brainsim.recording.writer import ZarrRecorder, mark_store_failed, settle_store
 
 _HOME = {
     "Collectives": "base",
@@ -45,6 +45,7 @@ _HOME = {
     "open_store": "reader",
     "ZarrRecorder": "writer",
     "mark_store_failed": "writer",
+    "settle_store": "writer",
 }
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "check_writable",
     "mark_store_failed",
     "open_store",
+    "settle_store",
 ]
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "IdsOf",
     "PopulationInfo",
     "Recorder",
+    "RecorderPosition",
     "ReportSpec",
     "RunInfo",
     "StimulusSpec",
@@ -40,7 +41,7 @@ __all__ = [
     "WeightSpec",
 ]
 
-FinalStatus = Literal["complete", "failed", "cancelled"]
+FinalStatus = Literal["complete", "failed", "cancelled", "checkpointed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,37 @@ class Collectives(Protocol):
     def any(self, flag: bool) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RecorderPosition:
+    """How much of each recorded array a flush had published: what a run resumed from a
+    checkpoint taken right after that flush keeps (:meth:`ZarrRecorder.reopen`).
+
+    ``spikes[population]`` spikes, ``reports[i]`` rows of ``info.reports[i]``, ``weights[i]``
+    snapshots of ``info.weights[i]``.
+    """
+
+    spikes: Mapping[str, int]
+    reports: tuple[int, ...]
+    weights: tuple[int, ...]
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form a checkpoint stores."""
+        return {
+            "spikes": dict(self.spikes),
+            "reports": list(self.reports),
+            "weights": list(self.weights),
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RecorderPosition:
+        """The position of :meth:`document`'s form."""
+        return cls(
+            {str(k): int(v) for k, v in doc["spikes"].items()},
+            tuple(int(v) for v in doc["reports"]),
+            tuple(int(v) for v in doc["weights"]),
+        )
+
+
 class Recorder(Protocol):
     """Writes one run's recording; see the module docstring for the call order."""
 
@@ -236,11 +268,15 @@ class Recorder(Protocol):
         n_synapses: int | None = None,
         reason: str | None = None,
         weights_s: float | None = None,
+        checkpoint_s: float | None = None,
     ) -> None:
         """Final flush, status and timings (``build_s`` construction, ``sim_s`` the step loop,
-        ``weights_s`` the weight recordings' ids and snapshots, measured by the caller; rank
-        0's values are stored) and the synapses each rank built (``n_synapses``, this rank's;
-        stored per rank and summed). Collective."""
+        ``weights_s`` the weight recordings' ids and snapshots, ``checkpoint_s`` writing
+        checkpoints, measured by the caller; rank 0's values are stored) and the synapses each
+        rank built (``n_synapses``, this rank's; stored per rank and summed). Collective."""
+
+    def position(self) -> RecorderPosition:
+        """What the last flush published, for a checkpoint taken right after it."""
 
     def mark_failed(self, reason: str) -> None:
         """Record a failure without any collective call (the other ranks may be gone)."""

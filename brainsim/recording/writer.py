@@ -64,7 +64,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,7 @@ from brainsim.recording.base import (
     Collectives,
     FinalStatus,
     IdsOf,
+    RecorderPosition,
     ReportSpec,
     RunInfo,
     StimulusSpec,
@@ -101,11 +102,11 @@ from brainsim.recording.layout import (
 )
 from brainsim.recording.paths import check_writable
 
-__all__ = ["ZarrRecorder", "check_writable", "mark_store_failed"]
+__all__ = ["ZarrRecorder", "check_writable", "mark_store_failed", "settle_store"]
 
 _log = logging.getLogger(__name__)
 
-_FINAL_STATUSES: tuple[FinalStatus, ...] = ("complete", "failed", "cancelled")
+_FINAL_STATUSES: tuple[FinalStatus, ...] = ("complete", "failed", "cancelled", "checkpointed")
 
 _PRESENTATION_CHUNK: Final = 1 << 17
 """Presentations per chunk of a stimulus' ``sample_onsets_ms``/``sample_index`` (1 MiB)."""
@@ -209,6 +210,54 @@ def mark_store_failed(path: str | os.PathLike[str], reason: str) -> bool:
         }
     except Exception:
         _log.exception("could not mark the recording at %s as failed", path)
+        return False
+    return True
+
+
+def settle_store(
+    path: str | os.PathLike[str],
+    status: Literal["failed", "cancelled"],
+    reason: str,
+    *,
+    end_time: str | None = None,
+) -> bool:
+    """Make the store at ``path`` say that its run ended ``status`` for ``reason``: what a
+    launcher found out about a run after its processes were gone (the job service calls it
+    for every failed or cancelled job). Not collective; never raises; returns whether it
+    changed the store.
+
+    * ``running`` (the run died without closing its store): ``status``, ``reason`` and the
+      provenance's ``end_time`` (``end_time``, UTC ISO 8601, else now);
+    * another final status (``cancelled`` by the SIGTERM of a time limit that the launcher
+      counts as a failure; ``complete`` or ``failed`` under a job that ended otherwise):
+      ``status`` and ``reason``, followed by the run's own reason if it had one;
+    * ``status`` already, without a reason: ``reason``;
+    * ``status`` with a reason of its own: unchanged (the run's account is kept);
+    * ``checkpointed``: unchanged (the run stopped at a checkpoint and can be resumed).
+
+    Everything else (the data, ``simulated_ms``, the rest of the provenance) stays as it is.
+    """
+    try:
+        store = Path(path)
+        if not (store / "zarr.json").is_file():
+            return False
+        root = zarr.open_group(store=str(store), mode="r+", zarr_format=3)
+        doc = root.attrs.get(ROOT_KEY)
+        if not isinstance(doc, Mapping):
+            return False
+        recorded, own_reason = doc.get("status"), doc.get("reason")
+        if (recorded == status and own_reason) or recorded == "checkpointed":
+            return False
+        new: dict[str, Any] = {**doc, "status": status, "reason": reason}
+        if recorded not in (status, "running") and own_reason:
+            new["reason"] = f"{reason}; the run had recorded {recorded}: {own_reason}"
+        if recorded == "running":
+            provenance = dict(cast(Mapping[str, Any], doc.get("provenance") or {}))
+            provenance["end_time"] = end_time or _utc_now()
+            new["provenance"] = provenance
+        root.attrs[ROOT_KEY] = new
+    except Exception:
+        _log.exception("could not record the end of the run in %s", path)
         return False
     return True
 
@@ -376,6 +425,9 @@ class _WeightStream(_Chunked):
     partial: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
     """On an owner: column chunk -> its block in the current row of chunks, while later
     snapshots will still add rows to it."""
+    resumed: bool = False
+    """Reopened from a checkpoint: the ids are written, ``write_weight_ids`` takes this rank's
+    columns only."""
 
     def arrays(self) -> tuple[zarr.Array[Any], zarr.Array[Any], zarr.Array[Any], zarr.Array[Any]]:
         """``data``, ``time``, ``source`` and ``target``."""
@@ -472,6 +524,10 @@ class ZarrRecorder:
         if failure is not None:
             exists, message = failure
             raise (RecordingExistsError if exists else RecordingError)(message)
+        self._attach(info)
+
+    def _attach(self, info: RunInfo) -> None:
+        """Every rank: the writer state of an open store's arrays, nothing written yet."""
         root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
         self._info = info
         self._opened_at = time.perf_counter()
@@ -509,6 +565,122 @@ class ZarrRecorder:
                     times=np.full(weights.max_snapshots, np.nan, dtype=np.float64),
                 )
             )
+
+    def position(self) -> RecorderPosition:
+        """What the last flush published (a checkpoint right after a flush keeps it)."""
+        return RecorderPosition(
+            {name: stream.published for name, stream in self._spikes.items()},
+            tuple(stream.flushed for stream in self._reports),
+            tuple(stream.published for stream in self._weights),
+        )
+
+    def reopen(
+        self,
+        info: RunInfo,
+        position: RecorderPosition,
+        simulated_ms: float,
+        resumed: Mapping[str, Any],
+    ) -> None:
+        """Open the existing store of ``info``'s run to continue it from a checkpoint whose
+        recorder position is ``position``, taken at ``simulated_ms``; collective.
+
+        Rank 0 drops what was recorded after the position (a run that went on past its last
+        checkpoint before it stopped), marks the store running again and appends ``resumed``
+        to the provenance's ``resumed`` list. Every rank then takes up the writer state a run
+        has right after a flush at that position, on this run's ranks: the tail of a spike
+        chunk and the blocks of partial chunk rows that this rank now owns are read back, so
+        later writes rewrite those chunks whole, as a run that never stopped does.
+        """
+        if self._info is not None:
+            raise RecordingError("this recorder is already open")
+        _check_info(info)
+        error: BaseException | None = None
+        if self._comm.rank == 0:
+            try:
+                self._truncate(info, position, simulated_ms, resumed)
+            except Exception as exc:
+                error = exc
+        self._raise_if_any_failed(error, "reopening the recording")
+        self._attach(info)
+        self._simulated_ms = float(simulated_ms)
+        dt_ms = info.dt_ms
+        size, rank = self._comm.size, self._comm.rank
+        for name, stream in self._spikes.items():
+            n = int(position.spikes.get(name, 0))
+            stream.base = n // stream.chunk * stream.chunk
+            stream.published = n
+            if n > stream.base:
+                times = np.asarray(stream.timestamps[stream.base : n], dtype=np.float64)
+                ids = np.asarray(stream.node_ids[stream.base : n], dtype=np.int64)
+                stream.buffer.append(np.rint(times / dt_ms).astype(np.int64), ids)
+            stream.checked = stream.buffer.size
+            if n:
+                last_time = np.asarray(stream.timestamps[n - 1 : n], dtype=np.float64)
+                last_id = np.asarray(stream.node_ids[n - 1 : n], dtype=np.int64)
+                stream.last_step = int(np.rint(last_time[0] / dt_ms))
+                stream.last_id = int(last_id[0])
+        for report, rows in zip(self._reports, position.reports, strict=True):
+            report.flushed = report.end = int(rows)
+            report.partial = _owned_partial(report, int(rows), size, rank)
+        root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+        for weights, snapshots in zip(self._weights, position.weights, strict=True):
+            if weights_path(weights.spec.projection) not in root:
+                continue  # write_weight_ids creates it
+            group = weights.name
+            weights.data = _array(root, f"{group}/data")
+            weights.time = _array(root, f"{group}/time")
+            weights.source = _array(root, f"{group}/source")
+            weights.target = _array(root, f"{group}/target")
+            weights.n_columns = int(weights.source.shape[0])
+            weights.snapshots = weights.published = int(snapshots)
+            weights.times[:snapshots] = np.asarray(weights.time[:snapshots], dtype=np.float64)
+            weights.partial = _owned_partial(weights, int(snapshots), size, rank)
+            weights.resumed = True
+
+    def _truncate(
+        self,
+        info: RunInfo,
+        position: RecorderPosition,
+        simulated_ms: float,
+        resumed: Mapping[str, Any],
+    ) -> None:
+        """Rank 0 of :meth:`reopen`: the arrays cut to ``position``, the root running again."""
+        root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
+        doc: dict[str, Any] = dict(cast(Mapping[str, Any], root.attrs.get(ROOT_KEY) or {}))
+        if doc.get("circuit_sha256") != info.circuit_sha256:
+            raise RecordingError(
+                f"{self._path} records another circuit (sha256 {doc.get('circuit_sha256')}), "
+                f"not the one being resumed ({info.circuit_sha256})"
+            )
+        resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]] = []
+        for population in info.spike_populations:
+            n = int(position.spikes.get(population, 0))
+            group = spikes_path(population)
+            resizes += [(_array(root, f"{group}/timestamps"), (n,))]
+            resizes += [(_array(root, f"{group}/node_ids"), (n,))]
+        for spec, rows in zip(info.reports, position.reports, strict=True):
+            group = report_path(spec.population, spec.variable)
+            data = _array(root, f"{group}/data")
+            resizes += [
+                (data, (int(rows), int(data.shape[1]))),
+                (_array(root, f"{group}/time"), (int(rows),)),
+            ]
+        for recorded, snapshots in zip(info.weights, position.weights, strict=True):
+            group = weights_path(recorded.projection)
+            if group not in root:
+                continue
+            data = _array(root, f"{group}/data")
+            resizes += [(data, (int(snapshots), int(data.shape[1])))]
+            resizes += [(_array(root, f"{group}/time"), (int(snapshots),))]
+        _concurrently([array.async_array.resize(shape) for array, shape in resizes])
+        provenance: dict[str, Any] = dict(doc.get("provenance") or {})
+        provenance["resumed"] = [*(provenance.get("resumed") or []), _jsonable(dict(resumed))]
+        provenance["n_ranks"] = self._comm.size
+        provenance.update({"end_time": None, "wall_s": None, "sim_s": None})
+        doc.update(
+            status="running", reason=None, simulated_ms=float(simulated_ms), provenance=provenance
+        )
+        root.attrs[ROOT_KEY] = doc
 
     def _create(self, info: RunInfo) -> None:
         """Rank 0: check the path, build groups and arrays, then write the root metadata last.
@@ -647,10 +819,18 @@ class ZarrRecorder:
         :meth:`~brainsim.recording.base.Recorder.write_weight_ids`)."""
         self._require_open()
         stream = self._weight_stream(index)
-        if stream.data is not None:
+        if stream.data is not None and not stream.resumed:
             raise RecordingError(f"{stream.name}: write_weight_ids was already called")
         ranges = self._comm.allgather((int(first), int(count)))
         n_columns = _tiled(stream.name, ranges)
+        if stream.resumed:
+            if n_columns != stream.n_columns:
+                raise RecordingError(
+                    f"{stream.name}: the resumed run has {n_columns} synapses, the store "
+                    f"{stream.n_columns}"
+                )
+            stream.first, stream.count, stream.resumed = int(first), int(count), False
+            return
         error: BaseException | None = None
         if self._comm.rank == 0:
             try:
@@ -1080,11 +1260,13 @@ class ZarrRecorder:
         n_synapses: int | None = None,
         reason: str | None = None,
         weights_s: float | None = None,
+        checkpoint_s: float | None = None,
     ) -> None:
         """Final flush, then rank 0 writes the final status and timings. Collective.
 
         The provenance gets ``wall_s`` (from opening the store to this final write, which it
-        includes), ``build_s`` and, when given, ``sim_s`` and ``weights_s``. ``n_synapses``
+        includes), ``build_s`` and, when given, ``sim_s``, ``weights_s`` and ``checkpoint_s``.
+        ``n_synapses``
         is the number of synapses this rank built; when every rank gives it, the provenance
         gets ``n_synapses_per_rank`` (in rank order) and their sum ``n_synapses``.
 
@@ -1103,7 +1285,12 @@ class ZarrRecorder:
         # Every rank gathers, whatever it passed, so the collectives stay matched.
         gathered = self._comm.gather(n_synapses)
         per_rank = None if gathered is None or None in gathered else [int(n) for n in gathered]
-        timings = {"build_s": build_s, "sim_s": sim_s, "weights_s": weights_s}
+        timings = {
+            "build_s": build_s,
+            "sim_s": sim_s,
+            "weights_s": weights_s,
+            "checkpoint_s": checkpoint_s,
+        }
         finish = _finisher(status, reason, timings, self._opened_at, per_rank)
         flush_error: RecordingError | None = None
         try:
@@ -1151,6 +1338,32 @@ class ZarrRecorder:
         doc = dict(cast(Mapping[str, Any], root.attrs[ROOT_KEY]))
         change(doc)
         root.attrs[ROOT_KEY] = doc
+
+
+def _owned_partial(
+    stream: _Chunked, n_rows_written: int, size: int, rank: int
+) -> dict[int, npt.NDArray[np.float32]]:
+    """The blocks of ``stream``'s partial last row of chunks (``n_rows_written`` rows written,
+    not a multiple of the chunk's rows) that ``rank`` of ``size`` owns, read back from the
+    store (NaN past the written rows and columns); none when the last row is complete."""
+    n_rows, width = stream.chunk_shape
+    row_chunk, filled = divmod(n_rows_written, n_rows)
+    if not filled:
+        return {}
+    data = stream.data_array()
+    n_columns = int(data.shape[1])
+    blocks: dict[int, npt.NDArray[np.float32]] = {}
+    for column_chunk in range(stream.n_column_chunks):
+        if stream.owner(row_chunk, column_chunk, size) != rank:
+            continue
+        left = column_chunk * width
+        right = min(left + width, n_columns)
+        block = np.full((n_rows, width), np.nan, dtype=np.float32)
+        if right > left:
+            first = row_chunk * n_rows
+            block[:filled, : right - left] = data[first : first + filled, left:right]
+        blocks[column_chunk] = block
+    return blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -1534,7 +1747,7 @@ def _finisher(
         provenance = dict(doc.get("provenance") or {})
         wall_s = round(time.perf_counter() - opened_at, 6)
         provenance.update(end_time=_utc_now(), wall_s=wall_s, build_s=timings["build_s"])
-        for name in ("sim_s", "weights_s"):
+        for name in ("sim_s", "weights_s", "checkpoint_s"):
             value = timings.get(name)
             if value is not None:
                 provenance[name] = round(value, 6)

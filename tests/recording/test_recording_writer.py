@@ -69,6 +69,7 @@ def test_zarr_recorder_has_every_method_of_the_recorder_protocol() -> None:
         "flush",
         "close",
         "mark_failed",
+        "position",
     ):
         expected_params = list(inspect.signature(getattr(Recorder, name)).parameters)
         assert list(inspect.signature(getattr(ZarrRecorder, name)).parameters) == expected_params
