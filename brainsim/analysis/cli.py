@@ -1,5 +1,6 @@
 """``brainsim analyze STORE``: per-population summary of a recording (table or JSON) and figures;
-with ``--decode STIMULUS``, a decoder's accuracy and confusion matrix instead."""
+with ``--decode STIMULUS``, a decoder's accuracy and confusion matrix instead.
+``brainsim export STORE --to nwb|neo -o FILE``: the spikes as NWB or Neo (the ``nwb`` extra)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from brainsim.analysis.decoding import (
     parse_labels,
     sample_responses,
 )
+from brainsim.analysis.export import (
+    ExportFormat,
+    MissingExtraError,
+    check_export_path,
+    export_recording,
+)
 from brainsim.analysis.plots import (
+    RASTER_NEURONS,
     plot_confusion_matrix,
     plot_raster,
     plot_rate_histogram,
@@ -32,8 +40,9 @@ from brainsim.analysis.recording import Recording, open_recording
 from brainsim.analysis.stats import PopulationStats
 from brainsim.errors import BrainsimError
 
-__all__ = ["analyze_main", "decode_main"]
+__all__ = ["analyze_main", "decode_main", "export_main"]
 
+EXIT_FAILED = 1
 EXIT_ERROR = 2
 
 
@@ -44,18 +53,25 @@ def analyze_main(
     as_json: bool,
     t_start_ms: float | None,
     t_stop_ms: float | None,
+    raster_neurons: int | None = RASTER_NEURONS,
 ) -> int:
     """Print the summary of ``store`` (table, or JSON with ``as_json``); return the exit code.
 
-    With ``plot`` (``out.png``/``.svg``/``.pdf``) it writes the raster to that file, the rate
-    histogram beside it (``out.rates.png``) and one trace figure per report
-    (``out.<population>-<variable>.png``). Errors go to stderr with exit code 2.
+    With ``plot`` (``out.png``/``.svg``/``.pdf``) it writes the raster to that file (a sample
+    of ``raster_neurons`` evenly spaced neurons per population, None for all of them; see
+    :func:`brainsim.analysis.plots.raster_sample`), the rate histogram beside it
+    (``out.rates.png``) and one trace figure per report (``out.<population>-<variable>.png``).
+    Errors go to stderr with exit code 2.
     """
     try:
         recording = open_recording(store)
         start, stop = recording.window(t_start_ms, t_stop_ms)
         stats = recording.stats(start, stop)
-        figures = [] if plot is None else _write_figures(recording, Path(plot), start, stop)
+        figures = (
+            []
+            if plot is None
+            else _write_figures(recording, Path(plot), start, stop, raster_neurons)
+        )
     except (BrainsimError, ValueError) as exc:
         print(f"brainsim analyze: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -68,12 +84,14 @@ def analyze_main(
     return 0
 
 
-def _write_figures(recording: Recording, plot: Path, start: float, stop: float) -> list[Path]:
+def _write_figures(
+    recording: Recording, plot: Path, start: float, stop: float, raster_neurons: int | None
+) -> list[Path]:
     def beside(tag: str) -> Path:
         return plot.with_name(f"{plot.stem}.{tag}{plot.suffix}")
 
     written = [
-        plot_raster(recording, plot, t_start_ms=start, t_stop_ms=stop),
+        plot_raster(recording, plot, t_start_ms=start, t_stop_ms=stop, max_neurons=raster_neurons),
         plot_rate_histogram(recording, beside("rates"), t_start_ms=start, t_stop_ms=stop),
     ]
     written.extend(
@@ -267,3 +285,36 @@ def _decoding_report(store: str, responses: SampleResponses, result: DecodingRes
         for label, row in enumerate(result.confusion)
     )
     return "\n".join(lines)
+
+
+def export_main(store: str, *, to: ExportFormat, out: str, overwrite: bool = False) -> int:
+    """Export the spikes of ``store`` to ``out`` as ``to`` (``nwb`` or ``neo``,
+    :func:`brainsim.analysis.export.export_recording`); return the exit code.
+
+    Invalid input (an output extension the format does not write, an existing output without
+    ``overwrite``, a store that cannot be opened) exits with 2; a missing module of the
+    ``nwb`` extra, or a failure while writing, with 1. Messages go to stderr, one line each.
+    """
+    try:
+        path = check_export_path(out, to, overwrite=overwrite)
+        recording = open_recording(store)
+    except FileExistsError as exc:
+        print(f"brainsim export: error: {exc} (--overwrite replaces it)", file=sys.stderr)
+        return EXIT_ERROR
+    except (BrainsimError, ValueError) as exc:
+        print(f"brainsim export: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        written = export_recording(recording, path, to, overwrite=overwrite)
+    except MissingExtraError as exc:
+        print(f"brainsim export: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (BrainsimError, OSError, ValueError) as exc:
+        print(f"brainsim export: error: writing {path} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    n_spikes = sum(recording.spikes(p).n_spikes for p in recording.spike_populations)
+    print(
+        f"wrote {written} ({to}): {n_spikes} spikes of "
+        f"{len(recording.spike_populations)} population(s)"
+    )
+    return 0

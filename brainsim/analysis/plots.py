@@ -17,14 +17,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from brainsim.analysis.recording import Recording
-from brainsim.analysis.stats import firing_rates_hz, population_rate
+from brainsim.analysis.stats import _in_window, firing_rates_hz, population_rate
 
 __all__ = [
     "FIGURE_FORMATS",
+    "RASTER_NEURONS",
     "plot_confusion_matrix",
     "plot_raster",
     "plot_rate_histogram",
     "plot_traces",
+    "raster_figure",
+    "raster_sample",
 ]
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
@@ -44,6 +47,117 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
+RASTER_NEURONS = 100
+"""Neurons per population in a raster by default: rows stay readable (NEST's and Brian2's
+examples record about 50-100 neurons of a population for their raster plots)."""
+
+
+def raster_sample(population_size: int, max_neurons: int | None) -> npt.NDArray[np.int64]:
+    """The node ids a raster shows of a population: all of them when ``max_neurons`` is None
+    or at least ``population_size``, else ``n = max_neurons`` evenly spaced ones,
+    ``floor(i * population_size / n)`` for ``i = 0 .. n - 1`` (neuron 0 and every
+    ``population_size / n``-th after it).
+
+    Evenly spaced ids rather than a random sample: the same ids on every call, machine and
+    numpy version, easy to name ("every 100th neuron"), and spread over the whole id range, so
+    a population whose ids carry structure (groups driven by different inputs, a stimulus on
+    the first neurons) shows all of it, where the first ``n`` neurons would show one part.
+    """
+    if max_neurons is not None and max_neurons < 1:
+        raise ValueError(f"max_neurons must be >= 1 or None (all), got {max_neurons}")
+    size = max(int(population_size), 0)
+    if max_neurons is None or max_neurons >= size:
+        return np.arange(size, dtype=np.int64)
+    return (np.arange(max_neurons, dtype=np.int64) * size) // max_neurons
+
+
+def _format_rate(rate_hz: float) -> str:
+    """A rate as the raster shows it: three significant digits, e.g. ``8.47 Hz``."""
+    return f"{rate_hz:.3g} Hz"
+
+
+def raster_figure(
+    recording: Recording,
+    *,
+    t_start_ms: float | None = None,
+    t_stop_ms: float | None = None,
+    bin_ms: float = 5.0,
+    max_neurons: int | None = RASTER_NEURONS,
+) -> Figure:
+    """The figure :func:`plot_raster` saves (for inspection or further drawing).
+
+    Each spike population is one ``Line2D`` of ``|`` markers with gid ``spikes:<population>``
+    (x: spike time in ms, y: its row), one ``Text`` with gid ``rate:<population>`` right of its
+    band giving the population's mean rate, and one PSTH (``StepPatch``) in the lower panel.
+    """
+    start, stop = recording.window(t_start_ms, t_stop_ms)
+    figure = Figure(figsize=(10, 6), layout="constrained")
+    raster, rates = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    populations = recording.spike_populations
+    samples = [
+        raster_sample(recording.populations[population].size, max_neurons)
+        for population in populations
+    ]
+    n_rows = sum(sample.size for sample in samples)
+    # About 4 inches of raster: markers as tall as a row, within readable limits.
+    markersize = float(np.clip(0.8 * 4 * 72 / max(n_rows, 1), 0.5, 6.0))
+    offset = 0
+    ticks, labels = [], []
+    for index, (population, sample) in enumerate(zip(populations, samples, strict=True)):
+        colour = _COLOURS[index % len(_COLOURS)]
+        spikes = recording.spikes(population)
+        times, ids = _in_window(spikes, start, stop)
+        row_of = np.full(spikes.population_size, -1, dtype=np.int64)
+        row_of[sample] = np.arange(sample.size, dtype=np.int64)
+        rows = row_of[ids]
+        keep = rows >= 0
+        raster.plot(
+            times[keep],
+            rows[keep] + offset,
+            linestyle="none",
+            marker="|",
+            markersize=markersize,
+            color=colour,
+            rasterized=True,
+            gid=f"spikes:{population}",
+        )
+        mean_rate = float(firing_rates_hz(spikes, start, stop).mean())
+        raster.text(
+            1.01,
+            offset + sample.size / 2 - 0.5,
+            _format_rate(mean_rate),
+            transform=raster.get_yaxis_transform(),
+            ha="left",
+            va="center",
+            color=colour,
+            fontsize="small",
+            gid=f"rate:{population}",
+        )
+        if offset:
+            raster.axhline(offset - 0.5, color="0.75", linewidth=0.5)
+        ticks.append(offset + sample.size / 2 - 0.5)
+        shown = "all" if sample.size == spikes.population_size else f"{sample.size:,} of"
+        labels.append(f"{population}\n{shown} {spikes.population_size:,}")
+        offset += sample.size
+        psth = population_rate(spikes, start, stop, bin_ms=bin_ms)
+        rates.stairs(
+            psth.rate_hz,
+            psth.edges_ms,
+            color=colour,
+            label=f"{population} (mean {_format_rate(mean_rate)})",
+        )
+    raster.set_yticks(ticks, labels, multialignment="center")
+    raster.set_ylim(-0.5, max(offset, 1) - 0.5)
+    raster.set_ylabel("population (neurons shown)")
+    raster.set_title(f"{recording.path.name}: spikes ({recording.status}); mean rates at right")
+    rates.set_xlim(start, stop)
+    rates.set_xlabel("time (ms)")
+    rates.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
+    if populations:
+        rates.legend(loc="upper right", fontsize="small")
+    return figure
+
+
 def plot_raster(
     recording: Recording,
     path: str | os.PathLike[str],
@@ -51,48 +165,25 @@ def plot_raster(
     t_start_ms: float | None = None,
     t_stop_ms: float | None = None,
     bin_ms: float = 5.0,
-    max_neurons: int = 500,
+    max_neurons: int | None = RASTER_NEURONS,
 ) -> Path:
     """Raster of every spike population (one colour each) above their population rates.
 
-    Shows neurons ``0 .. max_neurons - 1`` of each population (a raster of thousands of rows
-    is unreadable; the rate panel uses every neuron). Rows of later populations are stacked
-    above earlier ones.
+    Shows a sample of ``max_neurons`` neurons of each population (:func:`raster_sample`:
+    evenly spaced node ids, the same on every call; a population of at most ``max_neurons``
+    neurons, or ``max_neurons=None``, is shown whole), its rows stacked above the earlier
+    populations', with the population's mean rate in the window (over all its neurons, as
+    :func:`brainsim.analysis.firing_rates_hz` computes it) at the right of its band. The rate
+    panel beneath, the PSTH, counts every neuron.
     """
     out = _figure_path(path)
-    start, stop = recording.window(t_start_ms, t_stop_ms)
-    figure = Figure(figsize=(10, 6), layout="constrained")
-    raster, rates = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    offset = 0
-    ticks, labels = [], []
-    for index, population in enumerate(recording.spike_populations):
-        colour = _COLOURS[index % len(_COLOURS)]
-        spikes = recording.spikes(population)
-        shown = min(spikes.population_size, max_neurons)
-        keep = (spikes.node_ids < shown) & (spikes.times_ms >= start) & (spikes.times_ms < stop)
-        raster.plot(
-            spikes.times_ms[keep],
-            spikes.node_ids[keep] + offset,
-            linestyle="none",
-            marker="|",
-            markersize=2,
-            color=colour,
-            rasterized=True,
-        )
-        ticks.append(offset + shown / 2)
-        labels.append(population)
-        offset += shown
-        psth = population_rate(spikes, start, stop, bin_ms=bin_ms)
-        rates.stairs(psth.rate_hz, psth.edges_ms, color=colour, label=population)
-    raster.set_yticks(ticks, labels)
-    raster.set_ylim(-0.5, max(offset, 1) - 0.5)
-    raster.set_ylabel("population (neuron)")
-    raster.set_title(f"{recording.path.name}: spikes ({recording.status})")
-    rates.set_xlim(start, stop)
-    rates.set_xlabel("time (ms)")
-    rates.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
-    if recording.spike_populations:
-        rates.legend(loc="upper right", fontsize="small")
+    figure = raster_figure(
+        recording,
+        t_start_ms=t_start_ms,
+        t_stop_ms=t_stop_ms,
+        bin_ms=bin_ms,
+        max_neurons=max_neurons,
+    )
     return _save(figure, out)
 
 

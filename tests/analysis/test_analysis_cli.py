@@ -1,5 +1,5 @@
-"""brainsim analyze: the summary table, JSON, figures, decoding (--decode), and exit code 2 with a
-message on errors."""
+"""brainsim analyze: the summary table, JSON, figures (--raster-neurons), decoding (--decode), and
+exit code 2 with a message on errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from test_analysis_plots import ink
 
+import brainsim.analysis.cli as analysis_cli
+import brainsim.cli as brainsim_cli
 from brainsim.analysis import open_recording
 from brainsim.analysis.cli import analyze_main
+from brainsim.analysis.plots import RASTER_NEURONS, plot_raster
 from brainsim.cli import main
 
 
@@ -189,3 +192,56 @@ def test_decode_errors_exit_2_with_a_message(
     assert captured.err.startswith("brainsim analyze: error:")
     assert message in captured.err
     assert "Traceback" not in captured.err
+
+
+# --- brainsim analyze --plot --raster-neurons N|all -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "max_neurons"),
+    [([], 100), (["--raster-neurons", "7"], 7), (["--raster-neurons", "all"], None)],
+)
+def test_raster_neurons_reach_the_raster(
+    poisson_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    max_neurons: int | None,
+) -> None:
+    asked: list[int | None] = []
+
+    def raster(*args: object, max_neurons: int | None, **kwargs: object) -> Path:
+        asked.append(max_neurons)
+        return plot_raster(*args, max_neurons=max_neurons, **kwargs)
+
+    monkeypatch.setattr(analysis_cli, "plot_raster", raster)
+    plot = tmp_path / "run.png"
+    assert main(["analyze", str(poisson_store), "--plot", str(plot), *extra]) == 0
+    assert asked == [max_neurons]
+    assert f"wrote {plot}" in capsys.readouterr().out
+    assert ink(plot) > 0.01
+
+
+def test_the_command_line_default_is_the_plotting_default() -> None:
+    assert brainsim_cli.RASTER_NEURONS == RASTER_NEURONS == 100
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--raster-neurons", "0"], "must be >= 1"),
+        (["--raster-neurons", "some"], "expected a whole number"),
+        (["--raster-neurons", "5"], "--raster-neurons: only with --plot"),
+        (["--raster-neurons", "5", "--plot", "x.png", "--decode", "s"], "without --decode"),
+    ],
+)
+def test_raster_neurons_refusals_exit_2(
+    poisson_store: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    try:
+        code = main(["analyze", str(poisson_store), *extra])
+    except SystemExit as exc:  # argparse refuses the value itself
+        code = int(exc.code or 0)
+    assert code == 2
+    assert message in capsys.readouterr().err

@@ -56,3 +56,18 @@ def test_neo_block_has_a_train_per_neuron_in_ms(poisson_store: Path) -> None:
         assert train.annotations == {"population": "I", "node_id": node}
         np.testing.assert_array_equal(train.magnitude, spikes.times_ms[spikes.node_ids == node])
         assert float(train.t_stop) == recording.simulated_ms
+
+
+def test_neo_trains_are_linked_as_appending_them_would(poisson_store: Path) -> None:
+    """to_neo hands neo whole lists (appending one by one is quadratic): every train still
+    knows its segment, and the groups hold the segment's own train objects, in order."""
+    block = to_neo(open_recording(poisson_store))
+    segment = block.segments[0]
+    trains = list(segment.spiketrains)
+    assert all(train.segment is segment for train in trains)
+    grouped = [train for group in block.groups for train in group.spiketrains]
+    assert len(grouped) == len(trains)
+    assert all(a is b for a, b in zip(grouped, trains, strict=True))
+    assert [t.name for t in block.groups[1].spiketrains[:2]] == ["I[0]", "I[1]"]
+    with pytest.raises(ValueError, match="already contained"):
+        segment.spiketrains.append(trains[0])  # still neo's checked list
