@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+_TRANSPORT_TOO_LARGE = re.compile(r"[Rr]eceived message larger than max \((\d+) vs\. (\d+)\)")
+"""gRPC's own answer to a message above a receiver's limit (no ``google.rpc.Status``)."""
 _MAX_RECEIVE_BYTES = 8 * 2**20
 _UNLIMITED = -1
 
@@ -95,6 +98,14 @@ def describe_error(error: grpc.RpcError) -> str:
     if status is None:
         if code is grpc.StatusCode.UNAVAILABLE:
             return f"UNAVAILABLE: cannot reach the server ({error.details()})"
+        too_large = _TRANSPORT_TOO_LARGE.search(error.details() or "")
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED and too_large is not None:
+            # Refused by gRPC before the service saw it: the same answer as the service's own.
+            size, limit = too_large.groups()
+            return (
+                f"{name}: the request is too large\n  request_bytes: {size} bytes, this server "
+                f"takes at most {limit} in one request (the circuit and its attachments together)"
+            )
         return f"{name}: {error.details()}"
     lines = [f"{name}: {status.message.splitlines()[0] if status.message else ''}"]
     for detail in status.details:

@@ -37,6 +37,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "JobDir",
     "RecordingStatus",
     "attachment_path_problem",
+    "ended_at",
     "read_recording_status",
     "remove_tree",
     "write_files",
@@ -251,6 +253,19 @@ class RecordingStatus:
     """``running``, ``complete``, ``failed`` or ``cancelled``."""
     simulated_ms: float
     """Simulated time written so far, in ms."""
+    end_time: float | None = None
+    """When the run closed the store (``provenance.end_time``), epoch s; ``None`` while it
+    runs, or if the run died without closing it."""
+
+
+def _epoch(iso: object) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def read_recording_status(store: Path) -> RecordingStatus | None:
@@ -258,6 +273,26 @@ def read_recording_status(store: Path) -> RecordingStatus | None:
     try:
         meta = json.loads((store / "zarr.json").read_text(encoding="utf-8"))
         attrs = meta["attributes"]["brainsim"]
-        return RecordingStatus(str(attrs["status"]), float(attrs.get("simulated_ms", 0.0)))
-    except (OSError, ValueError, KeyError, TypeError):
+        provenance = attrs.get("provenance") or {}
+        return RecordingStatus(
+            str(attrs["status"]),
+            float(attrs.get("simulated_ms", 0.0)),
+            _epoch(provenance.get("end_time")) if isinstance(provenance, dict) else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def ended_at(job_dir: JobDir, earliest: float, now: float) -> float:
+    """When a job that ended unobserved (while no server followed it) most likely ended: the
+    end time its recording gives, else when its output files (logs, the recording's root
+    metadata) last changed, else ``now``; never before ``earliest`` nor after ``now``."""
+    recorded = read_recording_status(job_dir.recording)
+    moment = recorded.end_time if recorded is not None else None
+    if moment is None:
+        times = []
+        for path in (job_dir.stdout, job_dir.stderr, job_dir.recording / "zarr.json"):
+            with contextlib.suppress(OSError):
+                times.append(path.stat().st_mtime)
+        moment = max(times, default=now)
+    return min(max(moment, earliest), now)

@@ -4,17 +4,23 @@ One task (the *actor*) owns the :class:`~services.machine.ServiceState`. Events 
 servicer (submit, cancel) and from launchers (launched, progress, exited) through one queue. The
 actor takes every event waiting, applies :func:`~services.machine.handle` to each, then
 
-1. writes all :class:`~services.machine.Persist` actions of the batch in one transaction (group
+1. makes the recording of every job that ends failed or cancelled say so, with the job's reason
+   (:func:`brainsim.recording.settle_store`: a run that was killed never closed its store, and
+   one that was cancelled does not know by whom), so that no client sees the job ended and its
+   store still ``running``;
+2. writes all :class:`~services.machine.Persist` actions of the batch in one transaction (group
    commit: a burst of submissions costs one disk flush, and nothing is announced, launched or
-   acknowledged before it is durable);
-2. publishes state and progress to watchers;
+   acknowledged before it is durable), then publishes state, progress and log lines to watchers
+   in the order they happened;
 3. starts launches, kills and adoptions as background tasks (they report back as events);
 4. tells the callers that their events are done.
 
+Log lines from launchers pass through the same queue (so a watcher never sees a launch's log line
+before the state change that preceded it); the last few hundred of each active job are kept in
+memory for watchers that subscribe later.
+
 On start it reads the active jobs from the store, asks each launcher for the external id of any
 job whose launch was not recorded, and feeds one :class:`~services.machine.Recovered` event.
-Log lines go straight from launchers to watchers (they are not part of a job's state); the last
-few hundred of each active job are kept in memory for watchers that subscribe later.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from services.jobdir import DataRoot, write_files
 from services.jobs import Job, JobState, LogStream, Target
@@ -83,6 +90,31 @@ class LogEntry:
 Update = Job | ProgressUpdate | LogEntry
 
 
+@dataclass(frozen=True, slots=True)
+class _LogLine:
+    """A log line on its way through the actor's queue."""
+
+    job_id: str
+    entry: LogEntry
+
+
+_SETTLED_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+def _settle_recording(store: Path, job: Job) -> None:
+    """The store at ``store`` says what ``job`` (failed or cancelled) says (no store: nothing)."""
+    if not (store / "zarr.json").is_file():
+        return
+    from brainsim.recording import settle_store  # zarr: only when a recording exists
+
+    state: Literal["failed", "cancelled"] = (
+        "failed" if job.state is JobState.FAILED else "cancelled"
+    )
+    end = job.end_time if job.end_time is not None else time.time()
+    end_iso = datetime.fromtimestamp(end, UTC).isoformat(timespec="milliseconds")
+    settle_store(store, state, job.reason or f"the job was {state}", end_time=end_iso)
+
+
 class Subscription:
     """A watcher's queue of updates; bounded: when full, the oldest non-state update is dropped
     (a slow watcher loses log lines and progress, never a change of state)."""
@@ -128,7 +160,9 @@ class JobManager:
         self._clock = clock
         self._state = ServiceState(max_local_jobs=max_local_jobs)
         self._launchers: dict[Target, Launcher] = {}
-        self._inbox: asyncio.Queue[tuple[Event, asyncio.Future[None] | None]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[Event | _LogLine, asyncio.Future[None] | None]] = (
+            asyncio.Queue()
+        )
         self._watchers: dict[str, set[Subscription]] = {}
         self._recent_logs: dict[str, collections.deque[LogEntry]] = {}
         self._visible: dict[str, Job] = {}
@@ -192,12 +226,16 @@ class JobManager:
         self._inbox.put_nowait((event, None))
 
     def log(self, job_id: str, stream: LogStream, text: str) -> None:
-        entry = LogEntry(self.now(), stream, text)
-        if job_id in self._state.active:
-            self._recent_logs.setdefault(job_id, collections.deque(maxlen=_LOG_BACKLOG)).append(
-                entry
+        """Publish a log line once the events queued before it are (never blocks)."""
+        self._inbox.put_nowait((_LogLine(job_id, LogEntry(self.now(), stream, text)), None))
+
+    def _publish_log(self, line: _LogLine) -> None:
+        if line.job_id in self._state.active:
+            backlog = self._recent_logs.setdefault(
+                line.job_id, collections.deque(maxlen=_LOG_BACKLOG)
             )
-        self._publish(job_id, entry)
+            backlog.append(line.entry)
+        self._publish(line.job_id, line.entry)
 
     # --- the servicer's interface ------------------------------------------------------------
 
@@ -305,8 +343,11 @@ class JobManager:
             batch = [await self._inbox.get()]
             while not self._inbox.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self._inbox.get_nowait())
-            actions: list[Action] = []
+            actions: list[Action | _LogLine] = []
             for event, _ in batch:
+                if isinstance(event, _LogLine):
+                    actions.append(event)
+                    continue
                 if isinstance(event, Submitted):
                     self._release(event.job.owner)  # the reserved place becomes the job
                 try:
@@ -315,16 +356,37 @@ class JobManager:
                     log.exception("state machine failed on %r", event)
                     continue
                 actions += new_actions
-            error = await self._persist([a for a in actions if isinstance(a, Persist)])
+            persists = [a for a in actions if isinstance(a, Persist)]
+            await self._settle_recordings([p.job for p in persists])
+            error = await self._persist(persists)
             if error is None:
                 for action in actions:
-                    self._execute(action)
+                    if isinstance(action, _LogLine):
+                        self._publish_log(action)
+                    else:
+                        self._execute(action)
             for _, done in batch:
                 if done is not None and not done.done():
                     if error is None:
                         done.set_result(None)
                     else:
                         done.set_exception(error)
+
+    async def _settle_recordings(self, jobs: list[Job]) -> None:
+        """Before a failed or cancelled job is durable and announced, its recording says so."""
+        ended = [job for job in jobs if job.state in _SETTLED_STATES]
+        if not ended:
+            return
+        results = await asyncio.gather(
+            *(
+                asyncio.to_thread(_settle_recording, self._data_root.job(job.job_id).recording, job)
+                for job in ended
+            ),
+            return_exceptions=True,
+        )
+        for job, result in zip(ended, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("job %s: could not settle its recording: %r", job.job_id, result)
 
     async def _persist(self, persists: list[Persist]) -> Exception | None:
         if not persists:

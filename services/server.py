@@ -29,7 +29,7 @@ from services.jobdir import DataRoot
 from services.launchers.local import LocalLauncher
 from services.launchers.slurm import SlurmLauncher
 from services.manager import JobManager
-from services.servicer import JobServiceServicer
+from services.servicer import JobServiceServicer, UndecodableRequests
 from services.store import JobStore
 
 __all__ = ["SERVICE_NAME", "RunningServer", "serve", "start_server"]
@@ -141,12 +141,13 @@ async def start_server(config: ServerConfig) -> RunningServer:
         undo.callback(os.close, lock_fd)
         data_root.clear_incoming()  # submissions an earlier server did not finish
         server = grpc.aio.server(
+            interceptors=[UndecodableRequests(SERVICE_NAME)],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 # A second server on the same port must fail, not share the port silently.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         try:
             if credentials is None:

@@ -7,10 +7,15 @@ traceback), so no request can take the server down:
 * no or unknown bearer token -> UNAUTHENTICATED;
 * malformed request, bad attachments or invalid circuit -> INVALID_ARGUMENT with a
   ``google.rpc.BadRequest`` listing every field violation (circuit problems under
-  ``circuit.<path in the document>``, attachments as ``attachments[<index>].path``);
+  ``circuit.<path in the document>``, attachments as ``attachments[<index>].path``, request
+  fields by name: ``seed``, ``duration_ms``, ``job_id``, ...). SubmitJob checks the request's
+  fields with the simulator's own functions (:mod:`brainsim.circuit.overrides`), so a job it
+  accepts does not fail at launch for them; bytes that are no message of the method are
+  refused by :class:`UndecodableRequests` (field ``""``);
 * a per-job or per-user limit -> RESOURCE_EXHAUSTED with a ``google.rpc.QuotaFailure``;
 * a target that cannot run the job -> FAILED_PRECONDITION;
-* unknown job ids and other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing).
+* an empty or malformed job id -> INVALID_ARGUMENT; well-formed ids of unknown jobs and of
+  other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing).
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ import base64
 import binascii
 import json
 import logging
-import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -33,6 +38,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from brainsim.circuit.overrides import duration_problem, seed_problem
 from services.auth import Authenticator
 from services.config import Limits
 from services.gen.brainsim.v1 import job_service_pb2 as pb
@@ -51,7 +57,7 @@ from services.validation import (
     check_limits,
 )
 
-__all__ = ["JobServiceServicer", "RequestError"]
+__all__ = ["JobServiceServicer", "RequestError", "UndecodableRequests"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,9 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 _SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
-_MAX_SEED = 2**63 - 1
+_MAX_DURATION_S = 315_576_000_000
+"""The range of a ``google.protobuf.Duration`` (+-10,000 years), in s."""
+_MAX_NANOS = 999_999_999
 _NOT_SERVED = {
     pb.TARGET_PYNN: "TARGET_PYNN",
     pb.TARGET_NIR: "TARGET_NIR",
@@ -95,7 +103,7 @@ def _bad_request(message: str, violations: Sequence[Violation]) -> RequestError:
             for v in violations
         ]
     )
-    lines = "".join(f"\n  {v.path}: {v.message}" for v in violations)
+    lines = "".join(f"\n  {v.path or '(the request)'}: {v.message}" for v in violations)
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message + lines, [detail])
 
 
@@ -114,6 +122,36 @@ def _seconds(duration: Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
 
 
+def _time_limit_problem(duration: Duration) -> str | None:
+    """What is wrong with a job's wall-clock limit (``None``: nothing)."""
+    seconds, nanos = duration.seconds, duration.nanos
+    if (
+        abs(seconds) > _MAX_DURATION_S
+        or abs(nanos) > _MAX_NANOS
+        or (seconds > 0 > nanos)
+        or (seconds < 0 < nanos)
+    ):
+        return (
+            "not a valid google.protobuf.Duration (seconds within +-315576000000, nanos within "
+            f"+-999999999 and of the same sign), got seconds={seconds}, nanos={nanos}"
+        )
+    if _seconds(duration) <= 0:
+        return f"must be positive, got {_seconds(duration):g} s"
+    return None
+
+
+def _job_id_violation(job_id: str) -> Violation | None:
+    """A malformed job id: empty, or not the 12 lowercase hex digits this server gives."""
+    if not job_id:
+        return Violation("job_id", "is required")
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        shown = job_id if len(job_id) <= 40 else job_id[:37] + "..."
+        return Violation(
+            "job_id", f"must be 12 lowercase hex digits (an id this server gave), got {shown!r}"
+        )
+    return None
+
+
 def _encode_page(key: PageKey) -> str:
     raw = json.dumps({"t": key.submit_time, "id": key.job_id}).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -130,6 +168,82 @@ def _decode_page(token: str) -> PageKey | None:
             "invalid request", [Violation("page_token", "not a token this server gave")]
         ) from exc
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """What a request that is not a valid message of its method decodes to."""
+
+    status: Any
+    """The ``grpc.Status`` to answer with."""
+
+
+class UndecodableRequests(grpc.aio.ServerInterceptor):
+    """Answers a request that does not parse as its method's message (broken bytes, a string
+    field that is not UTF-8) with INVALID_ARGUMENT and a ``google.rpc.BadRequest`` (field ``""``:
+    the request as a whole), where gRPC itself would answer UNKNOWN with the parser's exception.
+
+    Only the methods of ``service`` are wrapped; the authentication and every other check stay
+    in the servicer (such a request never reaches it).
+    """
+
+    def __init__(self, service: str) -> None:
+        self._prefix = f"/{service}/"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.request_streaming or not method.startswith(self._prefix):
+            return handler
+        decode = handler.request_deserializer
+        if decode is None:
+            return handler
+        name = method.rpartition("/")[2]
+
+        def tolerant(raw: bytes) -> Any:
+            try:
+                return decode(raw)
+            except Exception as exc:  # DecodeError, or a string field that is not UTF-8
+                message = f"the request is not a valid {name} request message"
+                refusal = _bad_request(message, [Violation("", f"cannot parse it: {exc}")])
+                return _Undecodable(refusal.to_status())
+
+        serialize = handler.response_serializer
+        # On an aio server the behaviors are coroutines and async generators.
+        unary = cast(Callable[[Any, Context], Awaitable[Any]] | None, handler.unary_unary)
+        stream = cast(
+            Callable[[Any, Context], AsyncGenerator[Any, None]] | None, handler.unary_stream
+        )
+        if unary is not None:
+
+            async def checked_unary(request: Any, context: Context) -> Any:
+                if isinstance(request, _Undecodable):
+                    status = request.status
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(checked_unary, tolerant, serialize)
+        if stream is not None:
+
+            async def checked_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                if isinstance(request, _Undecodable):
+                    status = request.status
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                responses = stream(request, context)
+                try:
+                    async for response in responses:
+                        yield response
+                finally:
+                    await responses.aclose()
+
+            return grpc.unary_stream_rpc_method_handler(checked_stream, tolerant, serialize)
+        return handler
 
 
 class JobServiceServicer(pb_grpc.JobServiceServicer):
@@ -175,7 +289,10 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         return user
 
     async def _owned_job(self, job_id: str, user: str) -> Job:
-        job = await self._manager.get(job_id) if JOB_ID_PATTERN.fullmatch(job_id) else None
+        malformed = _job_id_violation(job_id)
+        if malformed is not None:
+            raise _bad_request("invalid request", [malformed])
+        job = await self._manager.get(job_id)
         if job is None or job.owner != user:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"job {job_id!r} not found")
         return job
@@ -191,25 +308,28 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         return await loop.run_in_executor(self._validation_pool, check_circuit, text)
 
     def _stage_and_check(
-        self, text: str, attachments: Sequence[Attachment]
+        self, text: str, attachments: Sequence[Attachment], memory_limit_bytes: int | None
     ) -> tuple[Path, CircuitCheck]:
         """Write the attachments into a new submission folder and validate the circuit there;
         returns the folder (the caller removes it or makes it the job's) and the result."""
         staged = self._data_root.new_submission()
         try:
             write_files(staged, ((a.path, a.content) for a in attachments))
-            return staged, check_circuit(text, base_dir=str(staged))
+            check = check_circuit(text, base_dir=str(staged), memory_limit_bytes=memory_limit_bytes)
+            return staged, check
         except BaseException:
             remove_tree(staged)
             raise
 
     async def _staged_check(
-        self, text: str, attachments: Sequence[Attachment]
+        self, text: str, attachments: Sequence[Attachment], memory_limit_bytes: int | None
     ) -> tuple[Path, CircuitCheck]:
         """:meth:`_stage_and_check` on the validation pool. If the call is cancelled meanwhile
         (the client went away), the folder is removed once the worker is done with it."""
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._validation_pool, self._stage_and_check, text, attachments)
+        work = loop.run_in_executor(
+            self._validation_pool, self._stage_and_check, text, attachments, memory_limit_bytes
+        )
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -224,22 +344,28 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
     # --- SubmitJob ---------------------------------------------------------------------------
 
     def _request_violations(self, request: pb.SubmitJobRequest) -> list[Violation]:
+        """Every problem with the request's own fields that needs no circuit: the simulator's
+        limits (``brainsim.circuit.overrides``) and the service's."""
         found = []
         if not request.circuit.strip():
             found.append(Violation("circuit", "is empty"))
         if request.n_ranks < 0:
-            found.append(Violation("n_ranks", f"must be >= 1 (0 means 1), found {request.n_ranks}"))
+            found.append(Violation("n_ranks", f"must be >= 1 (0 means 1), got {request.n_ranks}"))
         known_targets = (*TARGET_FROM_PROTO, *_NOT_SERVED)
         if request.target not in known_targets:
             found.append(Violation("target", f"unknown target {request.target}"))
-        if request.HasField("duration_ms") and not (
-            math.isfinite(request.duration_ms) and request.duration_ms > 0
-        ):
-            found.append(Violation("duration_ms", f"must be > 0, found {request.duration_ms}"))
-        if request.HasField("seed") and request.seed > _MAX_SEED:
-            found.append(Violation("seed", f"must be < 2**63, found {request.seed}"))
-        if request.HasField("time_limit") and _seconds(request.time_limit) <= 0:
-            found.append(Violation("time_limit", "must be positive"))
+        if request.HasField("duration_ms"):
+            problem = duration_problem(request.duration_ms, None)
+            if problem is not None:
+                found.append(Violation("duration_ms", problem))
+        if request.HasField("seed"):
+            problem = seed_problem(request.seed)
+            if problem is not None:
+                found.append(Violation("seed", problem))
+        if request.HasField("time_limit"):
+            problem = _time_limit_problem(request.time_limit)
+            if problem is not None:
+                found.append(Violation("time_limit", problem))
         for name in ("partition", "account"):
             value = getattr(request.slurm, name)
             if value and not _SLURM_NAME.fullmatch(value):
@@ -280,7 +406,10 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         if violations:
             raise _bad_request("invalid request", violations)
         target = self._check_target(request)
-        staged, check = await self._staged_check(request.circuit, attachments)
+        # A one-rank run on this machine checks its memory before it starts: so does the check.
+        local_one_rank = target is Target.LOCAL and request.n_ranks <= 1
+        memory_limit = None if local_one_rank else 0
+        staged, check = await self._staged_check(request.circuit, attachments, memory_limit)
         try:
             response = await self._accept(request, user, target, check, staged)
         except BaseException:
@@ -305,6 +434,10 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
                 f"invalid circuit ({len(check.violations)} problem(s))",
                 [Violation(f"circuit.{v.path}".rstrip("."), v.message) for v in check.violations],
             )
+        if request.HasField("duration_ms"):
+            problem = duration_problem(request.duration_ms, check.dt_ms)
+            if problem is not None:
+                raise _bad_request("invalid request", [Violation("duration_ms", problem)])
         n_ranks = request.n_ranks or 1
         duration_ms = request.duration_ms if request.HasField("duration_ms") else check.duration_ms
         time_limit_s = _seconds(request.time_limit) if request.HasField("time_limit") else None
@@ -455,14 +588,21 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         job = await self._guard(context, self._watched_job(request, context))
         subscription = self._manager.subscribe(job.job_id)
         try:
-            # Subscribed before the snapshot: a change in between arrives twice, never not at all.
+            # Subscribed before the snapshot: a change in between arrives twice, never not at
+            # all. A job update is sent only when it changes what a watcher sees of the job's
+            # state (state, cancel_requested), so that arrives once, and the initial QUEUED is
+            # not followed by another QUEUED when the job is handed to its target.
             current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
             job = current if current is not None else job
             yield pb.WatchJobResponse(job=job_to_proto(job, self._data_root))
+            shown = (job.state, job.cancel_requested)
             while not job.state.terminal:
                 update = await subscription.get()
-                yield update_to_proto(update, self._data_root)
                 if isinstance(update, Job):
                     job = update
+                    if (job.state, job.cancel_requested) == shown:
+                        continue
+                    shown = (job.state, job.cancel_requested)
+                yield update_to_proto(update, self._data_root)
         finally:
             self._manager.unsubscribe(job.job_id, subscription)

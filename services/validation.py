@@ -57,6 +57,7 @@ class CircuitCheck:
     violations: tuple[Violation, ...]
     circuit_name: str = ""
     duration_ms: float = 0.0
+    dt_ms: float = 0.0
     seed: int = 0
     n_neurons: int = 0
     n_synapses: int = 0
@@ -159,20 +160,24 @@ def _placement_problem(
     return None
 
 
-def check_circuit(text: str, base_dir: str | None = None) -> CircuitCheck:
+def check_circuit(
+    text: str, base_dir: str | None = None, *, memory_limit_bytes: int | None = 0
+) -> CircuitCheck:
     """Validate a circuit document given as YAML or JSON text; report every problem at once.
 
     ``base_dir`` is the folder the circuit's file references resolve in (the files sent with
     it); ``None``: the circuit may not name files.
 
-    The machine's memory is not a limit here (``memory_limit_bytes=0``): a job may run on other
-    machines, and the server's own ``max_bytes_total`` decides (RESOURCE_EXHAUSTED).
+    ``memory_limit_bytes`` is the simulator's own memory check: ``0`` (the default) none, as
+    for a job whose ranks may run on other machines (the server's ``max_bytes_total`` decides,
+    RESOURCE_EXHAUSTED); ``None`` the physical memory of this machine, which a one-rank run on
+    it checks before it starts (``brainsim run``), so a local one-rank job is checked the same.
     """
     try:
-        circuit = parse_circuit(text, base_dir=base_dir, memory_limit_bytes=0)
+        circuit = parse_circuit(text, base_dir=base_dir, memory_limit_bytes=memory_limit_bytes)
     except Exception as exc:  # CircuitError, or a validator bug that validate() reports
         # Validate again for the problems as records (path, message); validate never raises.
-        problems = validate(text, base_dir=base_dir, memory_limit_bytes=0)
+        problems = validate(text, base_dir=base_dir, memory_limit_bytes=memory_limit_bytes)
         found = [Violation(p.path, p.message) for p in problems]
         if not isinstance(exc, CircuitError):
             found.append(Violation("", f"internal error while validating: {exc!r}"))
@@ -182,6 +187,7 @@ def check_circuit(text: str, base_dir: str | None = None) -> CircuitCheck:
         violations=(),
         circuit_name=circuit.name,
         duration_ms=circuit.simulation.duration_ms,
+        dt_ms=circuit.simulation.dt_ms,
         seed=circuit.simulation.seed,
         n_neurons=int(estimate.n_neurons),
         n_synapses=int(estimate.n_synapses),

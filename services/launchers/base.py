@@ -25,7 +25,7 @@ class LauncherHost(Protocol):
         """Queue a state-machine event (never blocks)."""
 
     def log(self, job_id: str, stream: LogStream, text: str) -> None:
-        """Publish one log line of a job to its watchers."""
+        """Publish one log line of a job to its watchers, after the events emitted before it."""
 
     def now(self) -> float:
         """The current time, epoch seconds."""

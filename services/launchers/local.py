@@ -12,8 +12,11 @@ files in the job's folder, so that
 Processes are started with ``os.posix_spawn`` and reaped with ``waitpid(WNOHANG)`` polls rather
 than through asyncio's subprocess transports, which kill their child when they are closed.
 A job's outcome: exit status 0 and a ``complete`` recording -> SUCCEEDED; status 130 or a
-``cancelled`` recording -> CANCELLED; anything else -> FAILED with the end of stderr as reason.
-For an adopted job (not our child, no exit status) the recording's status alone decides.
+``cancelled`` recording -> CANCELLED; anything else -> FAILED, the reason saying in words how
+mpiexec ended (the signal by name, for a rank or for mpiexec itself) followed by the end of
+stderr and stdout. For an adopted job (not our child, no exit status) the recording's status
+alone decides, and the job ended when its recording says (else when its output last changed),
+not when this server noticed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 from dataclasses import dataclass
@@ -30,11 +34,11 @@ from pathlib import Path
 
 import brainsim
 from services.config import LocalConfig
-from services.jobdir import DataRoot, JobDir, read_recording_status
+from services.jobdir import DataRoot, JobDir, ended_at, read_recording_status
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers import procs
 from services.launchers.base import LauncherHost
-from services.launchers.output import OutputFollower, tail_text
+from services.launchers.output import OutputFollower, output_tail, tail_text
 from services.machine import Exited, Launched, LaunchFailed, Started
 
 __all__ = ["LocalLauncher", "simulator_argv", "simulator_env"]
@@ -43,6 +47,34 @@ log = logging.getLogger(__name__)
 
 EXIT_CANCELLED = 130
 """``brainsim run``'s exit status after SIGINT/SIGTERM."""
+
+_RANK_EXIT = re.compile(r"EXIT STRING: (.*\(signal (\d+)\).*)")
+"""MPICH's ``mpiexec`` line for a rank that a signal ended (``... EXIT STRING: Killed (signal
+9)``); mpiexec then exits with the signal's number as its status."""
+
+
+def _signal_name(number: int) -> str:
+    """``SIGKILL (Killed)`` for 9; the number alone for an unknown signal."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+    return f"{name} ({signal.strsignal(number) or name})"
+
+
+def describe_exit(status: int, stdout_tail: str = "") -> str:
+    """How mpiexec ended, in words: status ``128 + N`` (or a negative ``-N``) is signal ``N``
+    to mpiexec itself; a rank that a signal ended is named from mpiexec's own report in
+    ``stdout_tail``."""
+    if status < 0 or status > 128:
+        number = -status if status < 0 else status - 128
+        return f"mpiexec was ended by signal {number}, {_signal_name(number)}"
+    text = f"mpiexec exited with status {status}"
+    found = _RANK_EXIT.search(stdout_tail)
+    if found is not None:
+        number = int(found.group(2))
+        text += f": a rank was ended by signal {number}, {_signal_name(number)}"
+    return text
 
 
 def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list[str]:
@@ -158,11 +190,12 @@ class LocalLauncher:
         except OSError as exc:
             self._host.emit(LaunchFailed(job.job_id, str(exc), self._host.now()))
             return
+        self._host.emit(Launched(job.job_id, str(pid), self._host.now()))
+        self._host.emit(Started(job.job_id, self._host.now()))
+        # After the events: watchers get RUNNING first, then this line (one queue, in order).
         self._host.log(
             job.job_id, LogStream.SERVICE, f"started mpiexec -n {job.n_ranks} (pid {pid})"
         )
-        self._host.emit(Launched(job.job_id, str(pid), self._host.now()))
-        self._host.emit(Started(job.job_id, self._host.now()))
         self._follow(job, pid, ticks, is_child=True, publish_backlog=True)
 
     def _follow(
@@ -199,13 +232,19 @@ class LocalLauncher:
             await asyncio.sleep(self._config.poll_interval_s)
 
     async def _watch(self, running: _Running) -> None:
+        at = None
         try:
             outcome, reason = await self._await_end(running)
+            if not running.is_child:  # it may have ended long before this server looked
+                job = running.job
+                earliest = job.start_time or job.submit_time
+                job_dir = self._data_root.job(job.job_id)
+                at = await asyncio.to_thread(ended_at, job_dir, earliest, self._host.now())
         except Exception as exc:  # a bug here must not leave the job RUNNING forever
             log.exception("job %s: following it failed", running.job.job_id)
             outcome, reason = JobState.FAILED, f"the service lost track of the job: {exc!r}"
         self._running.pop(running.job.job_id, None)
-        self._host.emit(Exited(running.job.job_id, outcome, reason, self._host.now()))
+        self._host.emit(Exited(running.job.job_id, outcome, reason, at or self._host.now()))
 
     async def _await_end(self, running: _Running) -> tuple[JobState, str]:
         job = running.job
@@ -232,7 +271,6 @@ class LocalLauncher:
         job_dir = self._data_root.job(job.job_id)
         recorded = read_recording_status(job_dir.recording)
         recorded_status = recorded.status if recorded is not None else "missing"
-        stderr = tail_text(job_dir.stderr)
         if timed_out:
             return JobState.FAILED, f"stopped at the time limit of {limit_s:g} s"
         if status == EXIT_CANCELLED or recorded_status == "cancelled":
@@ -240,19 +278,16 @@ class LocalLauncher:
         if status in (0, None) and recorded_status == "complete":
             return JobState.SUCCEEDED, ""
         if status is None:
-            return JobState.FAILED, (
+            what = (
                 "the simulation ended while the server was down and its recording says "
-                f"{recorded_status!r}" + (f": {stderr}" if stderr else "")
+                f"{recorded_status!r}"
             )
-        if status == 0:
-            return JobState.FAILED, f"mpiexec exited with 0 but the recording is {recorded_status}"
-        if stderr:
-            return JobState.FAILED, stderr
-        if status > 128:
-            number = status - 128
-            name = signal.strsignal(number) or "unknown"
-            return JobState.FAILED, f"mpiexec was killed by signal {number} ({name})"
-        return JobState.FAILED, f"mpiexec exited with status {status}"
+        elif status == 0:
+            what = f"mpiexec exited with 0 but the recording is {recorded_status}"
+        else:
+            what = describe_exit(status, tail_text(job_dir.stdout, 20))
+        output = output_tail(job_dir.stdout, job_dir.stderr)
+        return JobState.FAILED, f"{what}\n{output}" if output else what
 
     # --- cancelling ------------------------------------------------------------------------
 

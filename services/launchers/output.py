@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +24,20 @@ from services.jobs import LogStream
 from services.launchers.base import LauncherHost
 from services.machine import ProgressMade, Started
 
-__all__ = ["OutputFollower", "tail_text"]
+__all__ = ["OutputFollower", "output_tail", "tail_text"]
 
 _MAX_LINE_CHARS = 4096
 _CATCH_UP_BYTES = 64 * 1024
 
 
-def tail_text(path: Path, max_lines: int = 5, max_chars: int = 2000) -> str:
-    """The last non-empty lines of a text file (for failure reasons); empty if unreadable."""
+def tail_text(
+    path: Path,
+    max_lines: int = 5,
+    max_chars: int = 2000,
+    keep: Callable[[str], bool] | None = None,
+) -> str:
+    """The last non-empty lines of a text file (for failure reasons), only those ``keep``
+    accepts if given; empty if unreadable."""
     try:
         with path.open("rb") as fh:
             fh.seek(0, 2)
@@ -40,7 +47,25 @@ def tail_text(path: Path, max_lines: int = 5, max_chars: int = 2000) -> str:
     except OSError:
         return ""
     lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if keep is not None:
+        lines = [ln for ln in lines if keep(ln)]
     return "\n".join(lines[-max_lines:])[-max_chars:]
+
+
+def _worth_showing(line: str) -> bool:
+    """Not a progress report, not a rule of ``=`` (mpiexec's banners)."""
+    return not line.startswith('{"event"') and bool(line.strip("= "))
+
+
+def output_tail(stdout: Path, stderr: Path, max_lines: int = 6) -> str:
+    """The end of a job's output for its failure reason: the last lines of stderr, then of
+    stdout (without progress reports), each under a heading; empty if there is none."""
+    parts = []
+    for name, path in (("stderr", stderr), ("stdout", stdout)):
+        text = tail_text(path, max_lines, 1000, _worth_showing)
+        if text:
+            parts.append(f"{name} ends with:\n" + "\n".join(f"  {ln}" for ln in text.splitlines()))
+    return "\n".join(parts)
 
 
 @dataclass(slots=True)

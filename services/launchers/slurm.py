@@ -27,7 +27,7 @@ import string
 from dataclasses import dataclass
 
 from services.config import ConfigError, SlurmConfig
-from services.jobdir import DataRoot, read_recording_status
+from services.jobdir import DataRoot, ended_at, read_recording_status
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers.base import LauncherHost
 from services.launchers.local import simulator_argv, simulator_env
@@ -91,6 +91,8 @@ class _Followed:
     follower: OutputFollower
     running: bool = False
     misses: int = 0
+    adopted: bool = False
+    """Followed again after a restart: it may have ended while no server looked."""
 
 
 class SlurmLauncher:
@@ -181,7 +183,8 @@ class SlurmLauncher:
             publish_backlog=publish_backlog,
         )
         follower.start()
-        self._followed[job.job_id] = _Followed(job, slurm_id, follower)
+        adopted = not publish_backlog
+        self._followed[job.job_id] = _Followed(job, slurm_id, follower, adopted=adopted)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll_forever(), name="slurm-poller")
         self._wakeup.set()
@@ -246,7 +249,12 @@ class SlurmLauncher:
         await item.follower.stop()
         outcome, reason = await asyncio.to_thread(self._outcome, item, state, detail)
         self._host.log(item.job.job_id, LogStream.SERVICE, f"Slurm job {item.slurm_id}: {state}")
-        self._host.emit(Exited(item.job.job_id, outcome, reason, self._host.now()))
+        at = self._host.now()
+        if item.adopted:
+            job, job_dir = item.job, self._data_root.job(item.job.job_id)
+            earliest = job.start_time or job.submit_time
+            at = await asyncio.to_thread(ended_at, job_dir, earliest, at)
+        self._host.emit(Exited(item.job.job_id, outcome, reason, at))
 
     def _outcome(self, item: _Followed, state: str, detail: str) -> tuple[JobState, str]:
         job_dir = self._data_root.job(item.job.job_id)

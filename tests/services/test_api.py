@@ -99,10 +99,31 @@ def test_users_see_and_cancel_only_their_own_jobs(held: ServerThread, tiny_circu
         assert alice.get(job.job_id).state == pb.JOB_STATE_QUEUED  # bob's cancel did nothing
 
 
-def test_unknown_and_malformed_job_ids_are_not_found(held: ServerThread) -> None:
+def test_unknown_job_ids_are_not_found_and_malformed_ones_invalid(held: ServerThread) -> None:
+    """Every RPC that takes a job id: a well-formed unknown id is NOT_FOUND; an empty or
+    malformed one (not 12 lowercase hex digits) is INVALID_ARGUMENT with the field."""
     with held.client() as client:
-        for job_id in ("0" * 12, "../../etc/passwd", "", "ABCDEF012345"):
-            assert rpc_error(lambda j=job_id: client.get(j)).code() is grpc.StatusCode.NOT_FOUND
+        calls: list[Callable[[str], Any]] = [
+            client.get,
+            client.cancel,
+            lambda j: list(client.watch(j)),
+        ]
+        for call in calls:
+            error = rpc_error(lambda c=call: c("0" * 12))
+            assert error.code() is grpc.StatusCode.NOT_FOUND
+            for job_id, needle in (
+                ("", "is required"),
+                ("../../etc/passwd", "12 lowercase hex digits"),
+                ("ABCDEF012345", "12 lowercase hex digits"),
+                ("0" * 13, "12 lowercase hex digits"),
+                ("x" * 10_000, "..."),
+            ):
+                error = rpc_error(lambda c=call, j=job_id: c(j))
+                assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, job_id
+                violations = field_violations(error)
+                assert set(violations) == {"job_id"}
+                assert needle in violations["job_id"]
+                assert len(violations["job_id"]) < 200
 
 
 def test_invalid_circuit_reports_every_violation_with_its_path(
@@ -295,23 +316,49 @@ def test_health_and_reflection_serve_generic_tools(held: ServerThread) -> None:
         assert error.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_malformed_and_oversized_messages_do_not_hurt_the_server(
+def test_malformed_and_oversized_messages_get_clear_answers(
     make_server: Callable[..., ServerThread], tiny_circuit: str
 ) -> None:
-    server = make_server(max_message_bytes=200_000, limits={"max_circuit_bytes": 100_000})
+    server = make_server(
+        max_message_bytes=200_000,
+        limits={"max_circuit_bytes": 100_000, "max_attachment_bytes": 0},
+    )
+    metadata = (("authorization", f"Bearer {ALICE}"),)
     with grpc.insecure_channel(server.address) as channel:
-        raw = channel.unary_unary(f"/{SERVICE_NAME}/SubmitJob")
-        garbage = rpc_error(
-            lambda: raw(
-                b"\xff\xfe not a protobuf", metadata=(("authorization", f"Bearer {ALICE}"),)
-            )
-        )
-        # grpc rejects it before the servicer runs (as UNKNOWN, naming the decode error).
-        assert garbage.code() is grpc.StatusCode.UNKNOWN
-        assert "DecodeError" in garbage.details()
+        # Bytes that are no message of the method (or a string field that is not UTF-8): the
+        # request as a whole is an INVALID_ARGUMENT, for every method.
+        for method in ("SubmitJob", "GetJob", "ListJobs", "CancelJob", "ValidateCircuit"):
+            raw = channel.unary_unary(f"/{SERVICE_NAME}/{method}")
+            not_utf8 = b"\x0a\x02\xff\xfe"  # field 1, a string but for ListJobs
+            for garbage in (b"\xff\xfe not a protobuf", *([not_utf8] * (method != "ListJobs"))):
+                error = rpc_error(lambda r=raw, g=garbage: r(g, metadata=metadata, timeout=10))
+                assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, method
+                assert f"not a valid {method} request" in error.details()
+                assert set(field_violations(error)) == {""}
+        watch = channel.unary_stream(f"/{SERVICE_NAME}/WatchJob")
+        error = rpc_error(lambda: list(watch(b"\xff\xfe", metadata=metadata, timeout=10)))
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert set(field_violations(error)) == {""}
     with server.client() as client:
+        # A circuit above the circuit limit but within the message limit: the service answers.
+        above = rpc_error(lambda: client.submit("#" * 150_000))
+        assert above.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "150000 bytes" in quota_subjects(above)["circuit_bytes"]
+        assert describe_error(above).splitlines() == [
+            "RESOURCE_EXHAUSTED: the circuit document is too large",
+            "  circuit_bytes: 150000 bytes, this server allows at most 100000",
+        ]
+        # Above the message limit: gRPC refuses it before the service reads it (its memory
+        # stays bounded); still RESOURCE_EXHAUSTED, and the client says it the same way.
         huge = rpc_error(lambda: client.submit("#" * 300_000))
         assert huge.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        lines = describe_error(huge).splitlines()
+        assert lines[0] == "RESOURCE_EXHAUSTED: the request is too large"
+        assert lines[1].startswith("  request_bytes: 3000")
+        assert lines[1].endswith(
+            "bytes, this server takes at most 200000 in one request "
+            "(the circuit and its attachments together)"
+        )
         # Still serving.
         assert client.validate(tiny_circuit).valid
         assert client.health() == "SERVING"

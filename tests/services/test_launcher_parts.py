@@ -267,3 +267,104 @@ def test_a_job_slurm_forgot_ends_as_its_recording_says(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert host.events == [Exited(job.job_id, JobState.SUCCEEDED, "", 123.0)]
+
+
+# --- how a job ended (issue 18) -------------------------------------------------------------------
+
+
+def test_exit_statuses_are_described_in_words() -> None:
+    from services.launchers.local import describe_exit
+
+    assert describe_exit(137) == "mpiexec was ended by signal 9, SIGKILL (Killed)"
+    assert describe_exit(-15) == "mpiexec was ended by signal 15, SIGTERM (Terminated)"
+    assert describe_exit(1) == "mpiexec exited with status 1"
+    mpich = "=   EXIT CODE: 9\nYOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)"
+    assert describe_exit(9, mpich) == (
+        "mpiexec exited with status 9: a rank was ended by signal 9, SIGKILL (Killed)"
+    )
+    assert describe_exit(11, "EXIT STRING: Segmentation fault (signal 11)").endswith(
+        "a rank was ended by signal 11, SIGSEGV (Segmentation fault)"
+    )
+    assert describe_exit(200) == "mpiexec was ended by signal 72, signal 72"
+
+
+def test_the_output_tail_leaves_out_progress_lines_and_banners(tmp_path: Path) -> None:
+    from services.launchers.output import output_tail
+
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    out.write_text(
+        '{"event": "progress", "simulated_ms": 1.0}\n'
+        "=====================\n"
+        "=   EXIT CODE: 9\n"
+        "YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)\n"
+        '{"event": "progress", "simulated_ms": 2.0}\n'
+    )
+    assert output_tail(out, err) == (
+        "stdout ends with:\n"
+        "  =   EXIT CODE: 9\n"
+        "  YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)"
+    )
+    err.write_text("Traceback (most recent call last):\nValueError: boom\n")
+    assert output_tail(out, err).startswith(
+        "stderr ends with:\n  Traceback (most recent call last):\n  ValueError: boom\nstdout"
+    )
+    assert output_tail(tmp_path / "none", tmp_path / "none either") == ""
+
+
+def make_store(path: Path, attrs: dict[str, object], *, consolidated: bool = False) -> None:
+    import warnings
+
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root.create_array("spikes", shape=(3,), dtype="f8")[:] = [1.0, 2.0, 3.0]
+    root.attrs["brainsim"] = attrs
+    if consolidated:
+        with warnings.catch_warnings():  # as the writer does: consolidated is not in v3 yet
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            zarr.consolidate_metadata(str(path))
+
+
+def test_settle_store_makes_the_store_say_what_the_job_says(tmp_path: Path) -> None:
+    import json
+
+    import zarr
+
+    from brainsim.recording import settle_store
+
+    base = {"simulated_ms": 5.0, "provenance": {"end_time": None, "n_ranks": 2}}
+    running = tmp_path / "running.zarr"
+    make_store(running, {**base, "status": "running", "reason": None})
+    assert settle_store(running, "failed", "a rank died", end_time="2026-01-02T03:04:05+00:00")
+    attrs = zarr.open_group(str(running), mode="r").attrs["brainsim"]
+    assert (attrs["status"], attrs["reason"], attrs["simulated_ms"]) == ("failed", "a rank died", 5)
+    assert attrs["provenance"] == {"end_time": "2026-01-02T03:04:05+00:00", "n_ranks": 2}
+    status = read_recording_status(running)
+    assert status is not None
+    assert status.end_time == 1767323045.0
+
+    # A finished (consolidated) store: the reason is filled in, the data and metadata stay.
+    cancelled = tmp_path / "cancelled.zarr"
+    ended = {**base, "provenance": {"end_time": "2026-01-02T00:00:00+00:00"}}
+    make_store(cancelled, {**ended, "status": "cancelled", "reason": None}, consolidated=True)
+    assert settle_store(cancelled, "cancelled", "cancelled by alice")
+    root = zarr.open_group(str(cancelled), mode="r")
+    assert root.attrs["brainsim"]["reason"] == "cancelled by alice"
+    assert root.attrs["brainsim"]["provenance"]["end_time"] == "2026-01-02T00:00:00+00:00"
+    assert list(root["spikes"][:]) == [1.0, 2.0, 3.0]
+    assert "consolidated_metadata" in json.loads((cancelled / "zarr.json").read_text())
+    assert not settle_store(cancelled, "cancelled", "cancelled by bob")  # the reason is kept
+
+    # Another final status: the job's wins, the run's own reason follows it.
+    other = tmp_path / "other.zarr"
+    make_store(other, {**ended, "status": "failed", "reason": "RecordingError: disk full"})
+    assert settle_store(other, "cancelled", "cancelled by alice")
+    attrs = zarr.open_group(str(other), mode="r").attrs["brainsim"]
+    assert attrs["status"] == "cancelled"
+    assert attrs["reason"] == (
+        "cancelled by alice; the run had recorded failed: RecordingError: disk full"
+    )
+    assert not settle_store(tmp_path / "missing.zarr", "failed", "x")
+    resumable = tmp_path / "resumable.zarr"
+    make_store(resumable, {**ended, "status": "checkpointed", "reason": None})
+    assert not settle_store(resumable, "failed", "x")  # it can be resumed: left as it is

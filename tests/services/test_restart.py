@@ -7,9 +7,11 @@ import asyncio
 import os
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import zarr
 
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.launchers import procs
@@ -85,11 +87,12 @@ def test_a_job_that_ended_while_no_server_ran_is_reconciled(
     tmp_path: Path, tiny_circuit: str
 ) -> None:
     data_root, tokens = tmp_path / "data", write_tokens(tmp_path)
-    first = ServerProcess(data_root, tokens)
+    first = ServerProcess(data_root, tokens, "--max-local-jobs", "2")
     try:
         with first.client() as client:
-            # Long enough (about 0.3 s of simulation) to be seen running before it ends.
-            finished = client.submit(tiny_circuit, duration_ms=5000.0)
+            # Long enough (several seconds of simulation) to be seen running, and to end only
+            # after the server is gone.
+            finished = client.submit(tiny_circuit, duration_ms=150_000.0)
             lost = client.submit(tiny_circuit, duration_ms=600_000.0)
             wait_for_progress(client, finished.job_id)
             wait_for_progress(client, lost.job_id)
@@ -102,6 +105,8 @@ def test_a_job_that_ended_while_no_server_ran_is_reconciled(
     os.killpg(lost_pid, signal.SIGKILL)
     assert no_processes_left(lost.job_id) == []
 
+    time.sleep(1.0)  # so that a restart time taken for an end time would show
+    restarted = time.time()
     second = ServerProcess(data_root, tokens)
     try:
         with second.client() as client:
@@ -113,6 +118,18 @@ def test_a_job_that_ended_while_no_server_ran_is_reconciled(
     assert failed.state == pb.JOB_STATE_FAILED
     assert "ended while the server was down" in failed.failure_reason
     assert "'running'" in failed.failure_reason
+
+    # The jobs ended before the restart: their end times are the true ones, not the restart's.
+    assert "recovered" in event_kinds(data_root, done.job_id)  # it ended while no server ran
+    completed = zarr.open_group(str(data_root / "jobs" / done.job_id / "recording.zarr"), mode="r")
+    recorded_end = datetime.fromisoformat(completed.attrs["brainsim"]["provenance"]["end_time"])
+    assert done.end_time.ToMicroseconds() == pytest.approx(recorded_end.timestamp() * 1e6, abs=1000)
+    assert done.end_time.ToNanoseconds() / 1e9 < restarted
+    assert failed.end_time.ToNanoseconds() / 1e9 < restarted
+    # The killed job's store says what the job says, not "running".
+    killed = zarr.open_group(str(data_root / "jobs" / lost.job_id / "recording.zarr"), mode="r")
+    assert killed.attrs["brainsim"]["status"] == "failed"
+    assert killed.attrs["brainsim"]["reason"] == failed.failure_reason
 
 
 def test_a_job_adopted_after_a_clean_restart_can_be_cancelled(

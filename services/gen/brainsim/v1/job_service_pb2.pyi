@@ -217,9 +217,11 @@ class SubmitJobRequest(_message.Message):
     target: Global___Target.ValueType
     """Where to run; TARGET_UNSPECIFIED means TARGET_LOCAL."""
     duration_ms: _builtins.float
-    """Overrides simulation.duration_ms of the circuit, in ms."""
+    """Overrides simulation.duration_ms of the circuit, in ms: > 0, a multiple of the circuit's
+    dt_ms, at most 2**40 steps.
+    """
     seed: _builtins.int
-    """Overrides simulation.seed of the circuit."""
+    """Overrides simulation.seed of the circuit: 0 to 2**32 - 1."""
     validate_only: _builtins.bool
     """Check everything (circuit, attachments, limits, target) but create no job (the returned job
     has no id) and keep nothing.
@@ -227,7 +229,7 @@ class SubmitJobRequest(_message.Message):
     @_builtins.property
     def time_limit(self) -> _duration_pb2.Duration:
         """Wall-clock limit of the run (Slurm: --time, rounded up to minutes; local: the job is
-        stopped and fails). Unset: the server's default.
+        stopped and fails): positive, a valid Duration. Unset: the server's default.
         """
 
     @_builtins.property
@@ -680,7 +682,9 @@ class Job(_message.Message):
     recording_uri: _builtins.str
     """Where the recording is written (a Zarr v3 store), e.g. file:///data/jobs/<id>/recording.zarr."""
     failure_reason: _builtins.str
-    """Why the job failed or was cancelled; empty otherwise."""
+    """Why the job failed or was cancelled, in words, followed for a failed run by the end of its
+    output; empty otherwise. The recording's root attributes say the same (status, reason).
+    """
     cancel_requested: _builtins.bool
     """True once cancellation was asked for and the target has not yet stopped the job."""
     external_id: _builtins.str

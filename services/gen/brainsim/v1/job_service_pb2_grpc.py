@@ -75,9 +75,11 @@ class JobServiceServicer:
 
     def SubmitJob(self, request, context):
         """Validates the circuit (against its attachments) and the request, checks the per-job limits,
-        stores the circuit and its attachments in the job's folder and queues the job.
+        stores the circuit and its attachments in the job's folder and queues the job. Everything
+        the simulator checks at launch is checked here first (seed, duration on the dt grid, ...).
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
-        circuit document has the field "circuit.<path in the document>"),
+        circuit document has the field "circuit.<path in the document>", a request field its name,
+        e.g. "seed"; field "" for a request that does not parse),
         RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
         FAILED_PRECONDITION (the target cannot run the circuit, e.g. no Slurm on this server).
         """
@@ -86,7 +88,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs.
+        """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs; INVALID_ARGUMENT
+        (field "job_id") for an empty job_id or one that is not 12 lowercase hex digits, here and in
+        CancelJob and WatchJob.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,8 +122,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """Streams the job: first its current state, then state changes, progress and log lines,
-        until the job has ended (the last message is the job in its final state).
+        """Streams the job: first its current state, then state changes (each state once), progress
+        and log lines in the order they happened, until the job has ended (the last message is the
+        job in its final state).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

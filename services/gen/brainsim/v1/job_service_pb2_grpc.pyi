@@ -44,14 +44,19 @@ class JobServiceStub:
     def __new__(cls, channel: _aio.Channel) -> JobServiceAsyncStub: ...
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.SubmitJobRequest, _job_service_pb2.SubmitJobResponse]
     """Validates the circuit (against its attachments) and the request, checks the per-job limits,
-    stores the circuit and its attachments in the job's folder and queues the job.
+    stores the circuit and its attachments in the job's folder and queues the job. Everything
+    the simulator checks at launch is checked here first (seed, duration on the dt grid, ...).
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
-    circuit document has the field "circuit.<path in the document>"),
+    circuit document has the field "circuit.<path in the document>", a request field its name,
+    e.g. "seed"; field "" for a request that does not parse),
     RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
     FAILED_PRECONDITION (the target cannot run the circuit, e.g. no Slurm on this server).
     """
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
-    """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs."""
+    """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs; INVALID_ARGUMENT
+    (field "job_id") for an empty job_id or one that is not 12 lowercase hex digits, here and in
+    CancelJob and WatchJob.
+    """
     ListJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]
     """Lists the caller's jobs, newest first."""
     CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
@@ -65,8 +70,9 @@ class JobServiceStub:
     circuit with SubmitJob and validate_only.
     """
     WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
-    """Streams the job: first its current state, then state changes, progress and log lines,
-    until the job has ended (the last message is the job in its final state).
+    """Streams the job: first its current state, then state changes (each state once), progress
+    and log lines in the order they happened, until the job has ended (the last message is the
+    job in its final state).
     """
 
 @_typing.type_check_only
@@ -78,14 +84,19 @@ class JobServiceAsyncStub(JobServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.SubmitJobRequest, _job_service_pb2.SubmitJobResponse]  # type: ignore[assignment]
     """Validates the circuit (against its attachments) and the request, checks the per-job limits,
-    stores the circuit and its attachments in the job's folder and queues the job.
+    stores the circuit and its attachments in the job's folder and queues the job. Everything
+    the simulator checks at launch is checked here first (seed, duration on the dt grid, ...).
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
-    circuit document has the field "circuit.<path in the document>"),
+    circuit document has the field "circuit.<path in the document>", a request field its name,
+    e.g. "seed"; field "" for a request that does not parse),
     RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
     FAILED_PRECONDITION (the target cannot run the circuit, e.g. no Slurm on this server).
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
-    """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs."""
+    """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs; INVALID_ARGUMENT
+    (field "job_id") for an empty job_id or one that is not 12 lowercase hex digits, here and in
+    CancelJob and WatchJob.
+    """
     ListJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Lists the caller's jobs, newest first."""
     CancelJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]  # type: ignore[assignment]
@@ -99,8 +110,9 @@ class JobServiceAsyncStub(JobServiceStub):
     circuit with SubmitJob and validate_only.
     """
     WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
-    """Streams the job: first its current state, then state changes, progress and log lines,
-    until the job has ended (the last message is the job in its final state).
+    """Streams the job: first its current state, then state changes (each state once), progress
+    and log lines in the order they happened, until the job has ended (the last message is the
+    job in its final state).
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -115,9 +127,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.SubmitJobResponse, _abc.Awaitable[_job_service_pb2.SubmitJobResponse]]:
         """Validates the circuit (against its attachments) and the request, checks the per-job limits,
-        stores the circuit and its attachments in the job's folder and queues the job.
+        stores the circuit and its attachments in the job's folder and queues the job. Everything
+        the simulator checks at launch is checked here first (seed, duration on the dt grid, ...).
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest with every field violation; a problem in the
-        circuit document has the field "circuit.<path in the document>"),
+        circuit document has the field "circuit.<path in the document>", a request field its name,
+        e.g. "seed"; field "" for a request that does not parse),
         RESOURCE_EXHAUSTED (google.rpc.QuotaFailure: a limit per job or per user was exceeded),
         FAILED_PRECONDITION (the target cannot run the circuit, e.g. no Slurm on this server).
         """
@@ -128,7 +142,10 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.GetJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.GetJobResponse, _abc.Awaitable[_job_service_pb2.GetJobResponse]]:
-        """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs."""
+        """Returns one job. NOT_FOUND for unknown jobs and for other users' jobs; INVALID_ARGUMENT
+        (field "job_id") for an empty job_id or one that is not 12 lowercase hex digits, here and in
+        CancelJob and WatchJob.
+        """
 
     @_abc_1.abstractmethod
     def ListJobs(
@@ -166,8 +183,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.WatchJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobResponse]]:
-        """Streams the job: first its current state, then state changes, progress and log lines,
-        until the job has ended (the last message is the job in its final state).
+        """Streams the job: first its current state, then state changes (each state once), progress
+        and log lines in the order they happened, until the job has ended (the last message is the
+        job in its final state).
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
