@@ -43,7 +43,10 @@ The script takes every number from the circuit records (:mod:`brainsim.circuit.s
   a sample's standard deviation came out 2.2 % high; without them it is 0.1-0.6 % low).
 - ``poisson`` -> one ``poisson_generator`` per stimulus (an independent train per target),
   ``dc`` -> ``dc_generator``, ``noise`` -> ``noise_generator`` with ``dt`` = the time step
-  (a fresh draw per neuron and step), ``spike_source_array`` -> ``spike_generator``.
+  (a fresh draw per neuron and step), ``spike_source_array`` -> ``spike_generator``,
+  ``spike_trains`` -> a ``spike_generator`` per target neuron (NEST refuses spikes at 0 ms);
+  the other data encoders (``rate``, ``latency``, ``population``, ``delta``) draw their
+  spikes in brainsim and are refused (give their spikes as ``spike_trains`` to compare).
 - A ``spike_recorder`` per recorded population; ``local_num_threads`` from ``--threads``.
 - NEST stores at most 134,217,726 connections per virtual process and synapse model, which
   the full microcircuit on 2 threads exceeds; when the circuit's synapses could exceed it,
@@ -101,6 +104,8 @@ from brainsim.circuit.spec import (
     Population,
     Projection,
     SpikeSourceArray,
+    SpikeTrains,
+    Stimulus,
     Target,
     Uniform,
     Value,
@@ -429,11 +434,18 @@ def _targets(targets: tuple[Target, ...], circuit: Circuit) -> list[str]:
     return codes
 
 
-def _stimulus_lines(
-    stimulus: PoissonStimulus | DCStimulus | NoiseStimulus | SpikeSourceArray, circuit: Circuit
-) -> list[str]:
+def _stimulus_lines(stimulus: Stimulus, circuit: Circuit) -> list[str]:
     path = f"stimuli.{stimulus.name}"
     dt_ms = circuit.simulation.dt_ms
+    if isinstance(stimulus, SpikeTrains):
+        return _spike_train_lines(stimulus, circuit)
+    if not isinstance(stimulus, PoissonStimulus | DCStimulus | NoiseStimulus | SpikeSourceArray):
+        raise UnsupportedCircuitError(
+            SIMULATOR,
+            path,
+            f"a {stimulus.type} stimulus draws its spikes in brainsim; NEST has no such "
+            "encoder (give the spikes as a spike_trains stimulus to compare)",
+        )
     if isinstance(stimulus, PoissonStimulus):
         model, rate = "poisson_generator", _constant(stimulus.rate_hz, f"{path}.rate_hz")
         params = {"rate": python_literal(rate)}
@@ -471,6 +483,39 @@ def _stimulus_lines(
         lines.append(
             f"nest.Connect(stimulus, {nodes}, "
             f'syn_spec={{"weight": {weight}, "delay": {python_literal(delay)}}})'
+        )
+    return lines
+
+
+def _spike_train_lines(stimulus: SpikeTrains, circuit: Circuit) -> list[str]:
+    """``spike_trains`` -> one ``spike_generator`` per target neuron with its own times,
+    connected one to one (target neuron ``i`` counts the targets' selected neurons in order)."""
+    path = f"stimuli.{stimulus.name}"
+    rows = stimulus.data.values
+    if rows.size and float(rows[:, 1].min()) <= 0.0:
+        raise UnsupportedCircuitError(
+            SIMULATOR, f"{path}.data", "NEST's spike_generator takes no spike at time 0"
+        )
+    lines: list[str] = []
+    first = 0
+    for target, nodes in zip(stimulus.targets, _targets(stimulus.targets, circuit), strict=True):
+        size = circuit.populations[target.population].size
+        bounds = selection_slice(target.nodes, size)
+        n = len(range(*bounds)) if bounds is not None else len(target.nodes.ids or ())
+        index = rows[:, 0].astype(int)
+        trains = [rows[index == first + i, 1].tolist() for i in range(n)]
+        first += n
+        target_params = circuit.populations[target.population].params
+        _require_positive_onto_parrot(target_params, stimulus.weight, f"{path}.weight")
+        scale = _weight_scale(target_params, circuit.simulation.dt_ms)
+        weight = _synapse_value(stimulus.weight, f"{path}.weight", scale)
+        lines.append(
+            f'trains = nest.Create("spike_generator", {n}, '
+            f'params=[{{"spike_times": t}} for t in {trains!r}])'
+        )
+        lines.append(
+            f'nest.Connect(trains, {nodes}, "one_to_one", syn_spec={{"weight": {weight}, '
+            f'"delay": {python_literal(stimulus.delay_ms)}}})'
         )
     return lines
 
