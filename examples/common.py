@@ -13,7 +13,7 @@ import yaml
 from brainsim.analysis import Recording
 from brainsim.api import run
 
-__all__ = ["final_weights", "run_circuit", "write_circuit", "write_connections"]
+__all__ = ["final_weights", "run_circuit", "split_data", "write_circuit", "write_connections"]
 
 
 def write_circuit(document: dict[str, Any], path: Path) -> Path:
@@ -53,3 +53,19 @@ def final_weights(
 def run_circuit(circuit: Path, out: Path, ranks: int) -> Recording:
     """Run a circuit file into the store ``out`` (replaced if it exists)."""
     return run(circuit, out, ranks=ranks, overwrite=True)
+
+
+def split_data(
+    features: npt.ArrayLike, labels: npt.ArrayLike, n_train: int, seed: int
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]
+]:
+    """``(train features, train labels, test features, test labels)``: the samples in a random
+    order drawn with ``seed``, the first ``n_train`` for training and the rest held out."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if not 0 < n_train < y.size:
+        raise ValueError(f"n_train must lie in 1 .. {y.size - 1}, got {n_train}")
+    order = np.random.default_rng(seed).permutation(y.size)
+    train, test = order[:n_train], order[n_train:]
+    return x[train], y[train], x[test], y[test]
