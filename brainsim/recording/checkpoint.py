@@ -104,21 +104,27 @@ def store_checkpoint(
     target = root / _NEXT
     if target.exists():
         shutil.rmtree(target)
-    group = zarr.open_group(store=str(target), mode="w", zarr_format=3)
-    for name, values in arrays.items():
-        group.create_array(name, data=np.ascontiguousarray(values))
-    _sync_tree(target)
-    group.attrs.update(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "step": int(step),
-            "time_ms": float(time_ms),
-            "circuit_sha256": circuit_sha256,
-            "n_ranks": int(n_ranks),
-            "recorder": recorder.document(),
-        }
-    )
-    _sync_tree(target)
+    try:
+        group = zarr.open_group(store=str(target), mode="w", zarr_format=3)
+        for name, values in arrays.items():
+            group.create_array(name, data=np.ascontiguousarray(values))
+        _sync_tree(target)
+        group.attrs.update(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "step": int(step),
+                "time_ms": float(time_ms),
+                "circuit_sha256": circuit_sha256,
+                "n_ranks": int(n_ranks),
+                "recorder": recorder.document(),
+            }
+        )
+        _sync_tree(target)
+    except BaseException:
+        # A disk that filled up: free what the new checkpoint took, so that the previous one
+        # stays the last and the store can still say why the run failed.
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     current, old = root / CHECKPOINT, root / _OLD
     if old.exists():
         shutil.rmtree(old)
