@@ -135,7 +135,12 @@ async def start_server(config: ServerConfig) -> RunningServer:
         log.warning("configuration: %s", warning)
     authenticator = _authenticator(config)
     credentials = _credentials(config)
-    data_root = DataRoot.create(config.data_root, config.recording_uri_base)
+    try:
+        data_root = DataRoot.create(config.data_root, config.recording_uri_base)
+    except OSError as exc:  # a read-only or full filesystem, a file in the way, no permission
+        raise ConfigError(
+            f"data_root {config.data_root}: cannot be used: {exc.strerror or exc}"
+        ) from exc
     async with contextlib.AsyncExitStack() as undo:  # releases everything if a step fails
         lock_fd = _lock(data_root)
         undo.callback(os.close, lock_fd)
