@@ -236,6 +236,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                     checkpoint_every_ms=args.checkpoint_every_ms,
                     should_checkpoint=lambda: flags["checkpoint"],
                 ),
+                until_ms=args.until_ms,
             )
     except BrainsimError as exc:
         _fail(comm, f"error: {exc}", sys.stderr)
@@ -251,6 +252,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _resume_argv(args: argparse.Namespace) -> list[str]:
     """The ``resume`` arguments for the ranks (everything but ``--ranks``)."""
     argv = ["resume", args.store, "--progress", args.progress]
+    if args.until_ms is not None:
+        argv += ["--until-ms", repr(args.until_ms)]
     if args.checkpoint_every_ms is not None:
         argv += ["--checkpoint-every-ms", repr(args.checkpoint_every_ms)]
     return argv
@@ -630,7 +633,15 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         metavar="T",
-        help="keep writing a checkpoint every T ms of simulated time",
+        help="write a checkpoint every T ms of simulated time (default: as the run did)",
+    )
+    p.add_argument(
+        "--until-ms",
+        type=_positive_float,
+        default=None,
+        metavar="T",
+        help="run on to T ms (a later end than the store's; a complete run with checkpoints "
+        "continues from its last one, at its end)",
     )
     p.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default="auto")
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)

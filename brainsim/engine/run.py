@@ -9,6 +9,7 @@ environment the launcher left, so the same entry point serves both.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,7 +20,12 @@ from importlib.metadata import PackageNotFoundError, version
 from brainsim.circuit import parse_circuit
 from brainsim.circuit.overrides import with_overrides
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.checkpoint import latest_checkpoint, restore, write_checkpoint
+from brainsim.engine.checkpoint import (
+    StoredCheckpoint,
+    latest_checkpoint,
+    restore,
+    write_checkpoint,
+)
 from brainsim.engine.encoders import presentation_specs
 from brainsim.engine.launch import launched_ranks
 from brainsim.engine.plasticity import WeightSnapshots
@@ -64,8 +70,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
-    """The recording metadata of a run of ``circuit`` on ``n_ranks`` ranks."""
+def run_info(circuit: Circuit, n_ranks: int, checkpoint_every_ms: float | None = None) -> RunInfo:
+    """The recording metadata of a run of ``circuit`` on ``n_ranks`` ranks (writing a
+    checkpoint every ``checkpoint_every_ms``, which a resumed run keeps doing)."""
     canonical = json.dumps(circuit.document, sort_keys=True, separators=(",", ":"))
     return RunInfo(
         circuit_document=circuit.document,
@@ -88,6 +95,7 @@ def run_info(circuit: Circuit, n_ranks: int) -> RunInfo:
             "start_time": datetime.now(UTC).isoformat(timespec="seconds"),
             # Where the circuit's relative file paths resolve: what a resumed run reads.
             "circuit_dir": os.path.abspath(circuit.base_dir) if circuit.base_dir else None,
+            "checkpoint_every_ms": checkpoint_every_ms,
         },
     )
 
@@ -133,7 +141,7 @@ def execute(
     recorder = ZarrRecorder(
         os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
     )
-    info = run_info(circuit, comm.size)
+    info = run_info(circuit, comm.size, config.checkpoint_every_ms)
     recorder.open(info)
     try:
         network = build_network(circuit, comm)
@@ -176,16 +184,37 @@ def _checkpointer(
     return write
 
 
+def _without_final_snapshots(checkpoint: StoredCheckpoint, circuit: Circuit) -> StoredCheckpoint:
+    """``checkpoint`` with its recorder position before each weight recording's final
+    snapshot of the shorter run, where that one is not also a regular snapshot: a run extended
+    to a later end then records what an uninterrupted run to that end does."""
+    dt = circuit.simulation.dt_ms
+    taken = list(checkpoint.recorder.weights)
+    for index, spec in enumerate(circuit.recordings.weights):
+        regular = (
+            spec.interval_ms is not None
+            and checkpoint.step % max(1, round(spec.interval_ms / dt)) == 0
+        )
+        if taken[index] > 0 and not regular:
+            taken[index] -= 1
+    recorder = dataclasses.replace(checkpoint.recorder, weights=tuple(taken))
+    return dataclasses.replace(checkpoint, recorder=recorder)
+
+
 def resume(
     store: str | os.PathLike[str],
     *,
     comm: Communicator,
     exchanger: SpikeExchanger,
     config: RunConfig | None = None,
+    until_ms: float | None = None,
 ) -> FinalStatus:
     """Continue the run recorded in ``store`` from its last checkpoint, on this process
     group's ranks (any number), into the same store; collective. What the store recorded after
-    the checkpoint is replaced, so the result equals an uninterrupted run's."""
+    the checkpoint is replaced, so the result equals an uninterrupted run's. ``until_ms``
+    moves the end to a later time (a complete run with checkpoints has one at its end): the
+    store then holds what an uninterrupted run of that duration records (the shorter run's
+    final weight snapshots are dropped where they are not regular ones)."""
     config = config or RunConfig()
     return_freed_memory()
     checkpoint = latest_checkpoint(store)
@@ -193,12 +222,28 @@ def resume(
         raise EngineError(f"{store} holds no checkpoint to resume from")
     recorded = RecordingStore.open(store)
     circuit = parse_circuit(recorded.circuit, base_dir=recorded.provenance.get("circuit_dir"))
+    if config.checkpoint_every_ms is None:  # go on checkpointing as the run did
+        every = recorded.provenance.get("checkpoint_every_ms")
+        config = dataclasses.replace(config, checkpoint_every_ms=every)
     info = run_info(circuit, comm.size)
     if info.circuit_sha256 != checkpoint.circuit_sha256:
         raise EngineError(
             f"the checkpoint in {store} was written for another circuit "
             f"(sha256 {checkpoint.circuit_sha256}, the store's circuit {info.circuit_sha256})"
         )
+    if until_ms is None and checkpoint.step >= circuit.n_steps:
+        raise EngineError(
+            f"the run in {store} is complete (its last checkpoint is at its end, "
+            f"{checkpoint.time_ms:g} ms); --until-ms extends it to a later end"
+        )
+    if until_ms is not None:
+        if until_ms <= checkpoint.time_ms:
+            raise EngineError(
+                f"--until-ms {until_ms:g} must be after the checkpoint ({checkpoint.time_ms:g} ms)"
+            )
+        circuit = with_overrides(circuit, duration_ms=until_ms)
+        info = run_info(circuit, comm.size)
+        checkpoint = _without_final_snapshots(checkpoint, circuit)
     load_step_loop(exchanger)
     recorder = ZarrRecorder(os.fspath(store), comm, flush_interval_ms=config.flush_interval_ms)
     recorder.reopen(
@@ -210,6 +255,8 @@ def resume(
             "n_ranks": comm.size,
             "checkpoint_n_ranks": checkpoint.n_ranks,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "circuit_sha256": checkpoint.circuit_sha256,
+            "until_ms": circuit.simulation.duration_ms,
         },
     )
     try:

@@ -543,6 +543,8 @@ def simulate(
     if config.checkpoint_every_ms is not None and checkpointer is not None:
         every = max(1, round(config.checkpoint_every_ms / dt))
     next_checkpoint = n_steps if every is None else min(n_steps, (t0 // every + 1) * every)
+    if t0 >= n_steps:
+        raise EngineError(f"nothing to simulate: the run is at step {t0} of {n_steps}")
     pops = list(network.populations.values())
     last_flush = t0
     last_flush_wall = time.monotonic()
@@ -600,4 +602,13 @@ def simulate(
                 next_checkpoint = min(n_steps, (t0 // every + 1) * every)
             if seen & SAW_CHECKPOINT:
                 return Simulated.ended("checkpointed", began, snapshots.seconds, writing)
+    if every is not None:
+        # A last checkpoint at the end, from which `brainsim resume --until-ms` extends the run.
+        _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
+        loop.n_pending = 0
+        recorder.flush(n_steps * dt)
+        started = time.perf_counter()
+        assert checkpointer is not None
+        checkpointer(n_steps)
+        writing += time.perf_counter() - started
     return Simulated.ended("complete", began, snapshots.seconds, writing)

@@ -647,11 +647,22 @@ class ZarrRecorder:
         """Rank 0 of :meth:`reopen`: the arrays cut to ``position``, the root running again."""
         root = zarr.open_group(store=str(self._path), mode="r+", zarr_format=3)
         doc: dict[str, Any] = dict(cast(Mapping[str, Any], root.attrs.get(ROOT_KEY) or {}))
-        if doc.get("circuit_sha256") != info.circuit_sha256:
+        recorded = resumed.get("circuit_sha256", info.circuit_sha256)
+        if doc.get("circuit_sha256") != recorded:
             raise RecordingError(
                 f"{self._path} records another circuit (sha256 {doc.get('circuit_sha256')}), "
-                f"not the one being resumed ({info.circuit_sha256})"
+                f"not the one being resumed ({recorded})"
             )
+        if float(doc.get("duration_ms", info.duration_ms)) != info.duration_ms:
+            # Extended to a later end: the circuit, its hash and the presentations change.
+            doc.update(
+                duration_ms=info.duration_ms,
+                circuit=_jsonable(info.circuit_document),
+                circuit_sha256=info.circuit_sha256,
+            )
+            for stimulus in info.stimuli:
+                del root[stimulus_path(stimulus.name)]
+                _create_presentations(root, stimulus, self._spike_compression)
         resizes: list[tuple[zarr.Array[Any], tuple[int, ...]]] = []
         for population in info.spike_populations:
             n = int(position.spikes.get(population, 0))

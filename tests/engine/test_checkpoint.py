@@ -124,7 +124,7 @@ def test_checkpoints_change_nothing(
     _assert_same_recording(uninterrupted, store)
     checkpoint = latest_checkpoint(store)
     assert checkpoint is not None
-    assert checkpoint.step == 14000  # the last multiple of 100 ms before the end (1500 ms)
+    assert checkpoint.step == 15000  # the run's end (1500 ms): from it, --until-ms extends
     assert checkpoint.n_ranks == 2
     assert not (store / "checkpoint.next").exists()
     assert not (store / "checkpoint.old").exists()
@@ -183,18 +183,27 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     _assert_same_recording(uninterrupted, store)
 
 
-def test_resume_twice_and_from_a_complete_run(
+def test_a_complete_run_is_not_resumed_but_extended_twice(
     tmp_path: Path, uninterrupted: dict[str, np.ndarray[Any, Any]]
 ) -> None:
-    """A complete run with checkpoints resumed from its last one recomputes the end and
-    records the same; resuming a resumed store works again."""
+    """A complete run has nothing left to resume (refused, the store untouched); extended
+    twice, 1,000 -> 1,250 ms on 2 ranks and 1,250 -> 1,500 ms on 1, it ends as the
+    uninterrupted run."""
     store = tmp_path / "run.zarr"
-    assert _run(store, 1, "--checkpoint-every-ms", str(EVERY_MS)).returncode == 0
-    for ranks in (2, 1):
-        done = _resume(store, ranks)
+    done = _run(store, 1, "--checkpoint-every-ms", str(EVERY_MS), "--duration-ms", "1000")
+    assert done.returncode == 0, done.stderr
+    before = _arrays(store)
+    refused = _resume(store, 1)
+    assert refused.returncode == 1
+    assert "is complete" in refused.stderr
+    assert _root(store)["status"] == "complete"
+    _assert_same_recording(before, store)
+    for ranks, end in ((2, "1250"), (1, "1500")):
+        command = _brainsim("resume", str(store), "--ranks", str(ranks), "--until-ms", end)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
-        _assert_same_recording(uninterrupted, store)
-    assert len(_root(store)["provenance"]["resumed"]) == 2
+    _assert_same_recording(uninterrupted, store)
+    assert [r["until_ms"] for r in _root(store)["provenance"]["resumed"]] == [1250.0, 1500.0]
 
 
 def test_a_crash_while_writing_a_checkpoint_keeps_the_previous(tmp_path: Path) -> None:
@@ -224,3 +233,28 @@ def test_resume_refuses_a_store_without_checkpoint(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "holds no checkpoint" in done.stderr
     assert _root(store)["status"] == "complete"  # untouched
+
+
+def test_a_complete_run_is_extended_to_a_later_end(
+    tmp_path: Path, uninterrupted: dict[str, np.ndarray[Any, Any]]
+) -> None:
+    """1,000 ms on 1 rank, then ``resume --until-ms 1500`` on 2: the store equals the
+    uninterrupted 1,500 ms run (the final-only weight recording's snapshot at 1,000 ms is
+    dropped, as that run never took it)."""
+    store = tmp_path / "run.zarr"
+    done = _run(store, 1, "--checkpoint-every-ms", str(EVERY_MS), "--duration-ms", "1000")
+    assert done.returncode == 0, done.stderr
+    checkpoint = latest_checkpoint(store)
+    assert checkpoint is not None
+    assert checkpoint.time_ms == 1000.0  # the run's end
+    refused = subprocess.run(_brainsim("resume", str(store), "--until-ms", "1000"),
+                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert refused.returncode == 1
+    assert "must be after the checkpoint" in refused.stderr
+    command = _brainsim("resume", str(store), "--ranks", "2", "--until-ms", "1500")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    _assert_same_recording(uninterrupted, store)
+    root = _root(store)
+    assert root["duration_ms"] == 1500.0
+    assert root["status"] == "complete"
