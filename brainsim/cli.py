@@ -607,7 +607,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-_BUILT_IN = frozenset({"run", "resume", "validate", "analyze", "export", "pool"})
+def _cmd_compile_kernels(args: argparse.Namespace) -> int:
+    from brainsim.engine.warmup import warm_up
+
+    seconds = warm_up(args.ranks)
+    print(f"kernels compiled and cached in {seconds:.1f} s (ranks: {args.ranks})")
+    return 0
+
+
+_BUILT_IN = frozenset({"run", "resume", "validate", "analyze", "export", "pool", "compile-kernels"})
 
 
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
@@ -646,6 +654,18 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default="auto")
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_resume)
+
+    p = sub.add_parser(
+        "compile-kernels",
+        help="compile and cache every numba kernel now, so that the first run does not wait",
+    )
+    p.add_argument(
+        "--ranks",
+        type=_positive_int,
+        default=1,
+        help="also compile the MPI step loop (any value above 1: runs under mpiexec)",
+    )
+    p.set_defaults(func=_cmd_compile_kernels)
 
     p = sub.add_parser("validate", help="check circuit files; print every problem")
     p.add_argument("files", nargs="+", help="circuit files")

@@ -1,0 +1,60 @@
+"""``brainsim compile-kernels``: after it, the example circuits run without compiling a single
+kernel (numba's compile events counted in a fresh process, on a fresh kernel cache)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from brainsim.circuit import parse_circuit
+from brainsim.engine.warmup import WARMUP_CIRCUIT
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNT = """
+import sys
+import numba.core.event as event
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev): compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+    def on_end(self, ev): pass
+event.register("numba:compile", Count())
+import brainsim
+for circuit in sys.argv[2:]:
+    brainsim.run(circuit, sys.argv[1], overwrite=True, duration_ms=5.0)
+print("compiled:", sorted(set(compiled)))
+"""
+
+
+def test_the_warm_up_circuit_is_valid_and_uses_every_kind() -> None:
+    circuit = parse_circuit(WARMUP_CIRCUIT)
+    models = {(p.model, getattr(p.params, "synapse", None)) for p in circuit.populations.values()}
+    assert {("lif", "delta"), ("lif", "exponential"), ("lif", "alpha"),
+            ("izhikevich", "current_pulse"), ("izhikevich", "delta"),
+            ("parrot", None)} <= models  # fmt: skip
+    kinds = {s.type for s in circuit.stimuli.values()}
+    assert kinds == {"poisson", "dc", "noise", "spike_source_array", "rate", "latency",
+                     "population", "delta", "spike_trains"}  # fmt: skip
+    rules = {type(p.connectivity).__name__ for p in circuit.projections.values()}
+    assert len(rules) == 6
+    assert {p.synapse.model for p in circuit.projections.values()} == {
+        "static", "stdp", "stdp_power_law"}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_after_compile_kernels_nothing_compiles(tmp_path: Path) -> None:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    warm = subprocess.run([sys.executable, "-m", "brainsim", "compile-kernels"], env=env,
+                          capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert "kernels compiled and cached" in warm.stdout
+    circuits = [str(ROOT / "circuits" / f"{name}.yaml")
+                for name in ("tiny", "brunel_stdp", "izhikevich_2003")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", COUNT, str(tmp_path / "run.zarr"), *circuits],
+                          env=env, capture_output=True, text=True, timeout=600,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "compiled: []" in done.stdout, done.stdout
