@@ -204,6 +204,11 @@ def _job_details(job: Any) -> str:
         "recording": job.recording_uri or "-",
     }
     lines = [f"{key + ':':11s}{value}" for key, value in fields.items()]
+    if job.HasField("checkpoint_every_ms"):
+        lines.append(f"{'checkpoint:':11s}every {job.checkpoint_every_ms:g} ms")
+    if job.max_retries or job.segment > 1:
+        attempts = f"{job.attempt} of {job.max_retries + 1}, run {job.segment}"
+        lines.append(f"{'attempt:':11s}{attempts}")
     if job.failure_reason:
         reason = job.failure_reason.replace("\n", "\n" + " " * 11)
         lines.append(f"{'reason:':11s}{reason}")
@@ -319,6 +324,8 @@ def _submit(client: JobClient, args: argparse.Namespace) -> int:
         account=args.account or "",
         validate_only=args.dry_run,
         attachments=attachments,
+        checkpoint_every_ms=args.checkpoint_every_ms,
+        max_retries=args.max_retries,
     )
     size = sum(len(content) for content in attachments.values())
     attached = f"attached:  {', '.join(attachments)} ({size} bytes)\n" if attachments else ""
@@ -440,6 +447,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--time-limit-s", type=float, help="wall-clock limit in s")
     p.add_argument("--partition", help="Slurm partition")
     p.add_argument("--account", help="Slurm account")
+    p.add_argument(
+        "--checkpoint-every-ms",
+        type=float,
+        metavar="T",
+        help="checkpoint every T ms of simulated time (retries resume; Slurm jobs chain)",
+    )
+    p.add_argument(
+        "--max-retries", type=int, default=0, help="start a failed run again up to N times"
+    )
     p.add_argument("--wait", action="store_true", help="watch the job until it ends")
     p.add_argument("--dry-run", action="store_true", help="check everything, submit nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the job id")

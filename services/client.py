@@ -175,6 +175,8 @@ class JobClient:
         account: str = "",
         validate_only: bool = False,
         attachments: Mapping[str, bytes] | Iterable[tuple[str, bytes]] = (),
+        checkpoint_every_ms: float | None = None,
+        max_retries: int = 0,
     ) -> pb.Job:
         """Submit a circuit document (YAML/JSON text); returns the queued ``Job``.
 
@@ -189,6 +191,7 @@ class JobClient:
             target=target,
             slurm=pb.SlurmOptions(partition=partition, account=account),
             validate_only=validate_only,
+            max_retries=max_retries,
             attachments=[
                 pb.Attachment(
                     path=path, content=content, sha256=hashlib.sha256(content).hexdigest()
@@ -200,6 +203,8 @@ class JobClient:
             request.duration_ms = duration_ms
         if seed is not None:
             request.seed = seed
+        if checkpoint_every_ms is not None:
+            request.checkpoint_every_ms = checkpoint_every_ms
         if time_limit_s is not None:
             whole = int(time_limit_s)
             request.time_limit.CopyFrom(

@@ -130,6 +130,10 @@ class SlurmConfig:
     scancel: str = "scancel"
     extra_sbatch_args: tuple[str, ...] = ()
     """More ``sbatch`` options for every job (e.g. ``--qos=normal``)."""
+    checkpoint_signal_s: int = 300
+    """A job with checkpoints is submitted with ``--signal=B:USR1@S``: this many seconds
+    before its time limit (at most half the limit) the run writes a checkpoint and stops, and
+    the next Slurm job of the chain resumes it. Slurm may send the signal up to a minute early."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +199,8 @@ class ServerConfig:
             )
         if self.limits.max_attachments < 0 or self.limits.max_attachment_bytes < 0:
             found.append("limits.max_attachments and limits.max_attachment_bytes must be >= 0")
+        if self.slurm is not None and self.slurm.checkpoint_signal_s < 1:
+            found.append("slurm.checkpoint_signal_s must be >= 1")
         return found
 
     def warnings(self) -> list[str]:

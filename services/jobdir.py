@@ -49,6 +49,7 @@ __all__ = [
     "JobDir",
     "RecordingStatus",
     "attachment_path_problem",
+    "checkpoint_time_ms",
     "ended_at",
     "read_recording_status",
     "remove_tree",
@@ -296,3 +297,18 @@ def ended_at(job_dir: JobDir, earliest: float, now: float) -> float:
                 times.append(path.stat().st_mtime)
         moment = max(times, default=now)
     return min(max(moment, earliest), now)
+
+
+def checkpoint_time_ms(store: Path) -> float | None:
+    """The simulated time of the store's last complete checkpoint (``None``: none, or no
+    store). Imports the recording package (zarr) only when the store has a checkpoint folder."""
+    if not any((store / name).is_dir() for name in _CHECKPOINT_FOLDERS):
+        return None
+    from brainsim.recording.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(store)
+    return None if found is None else found.time_ms
+
+
+_CHECKPOINT_FOLDERS = ("checkpoint", "checkpoint.next", "checkpoint.old")
+"""Where :func:`brainsim.recording.checkpoint.latest_checkpoint` looks in a store."""

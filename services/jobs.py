@@ -92,6 +92,26 @@ class Job:
     """``sbatch --partition`` (empty: the cluster's default)."""
     slurm_account: str = ""
     """``sbatch --account`` (empty: the user's default)."""
+    checkpoint_every_ms: float | None = None
+    """The run writes a checkpoint every so many ms of simulated time (``None``: none); on
+    Slurm, such a job also gets the checkpoint signal before its time limit and continues in
+    a chain of Slurm jobs."""
+    max_retries: int = 0
+    """How often a failed run is started again (resumed from its last checkpoint, else from
+    the start) before the job fails."""
+    attempt: int = 1
+    """1 + the retries used so far."""
+    segment: int = 1
+    """Which run of the job this is: 1 + retries + continuations of a chain (each one process
+    group or Slurm job of its own)."""
+    resume_from_ms: float | None = None
+    """The current run resumes from the checkpoint at this simulated time (``None``: it starts
+    from the beginning)."""
+
+    @property
+    def max_attempts(self) -> int:
+        """How many attempts the job may make in all."""
+        return self.max_retries + 1
 
     @property
     def launched(self) -> bool:

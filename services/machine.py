@@ -11,6 +11,15 @@ state is persisted and dropped. Local jobs compete for ``max_local_jobs`` slots:
 a slot from its launch until it ends, later ones wait first-in first-out. Slurm jobs are handed to
 Slurm at once (Slurm queues them itself). Events about jobs that are no longer active are ignored,
 so launchers may report an ending twice without harm.
+
+A job may take several runs (*segments*): a run that fails in a way worth trying again
+(``Exited.retryable``: a rank killed, a node lost, preempted) is started again while the job has
+attempts left (``max_retries``), resumed from its last checkpoint if it has one and from the
+beginning otherwise (``retrying``); a run that stopped at a checkpoint on purpose (SIGUSR1, as
+Slurm sends before a time limit) is resumed without using an attempt (``continuing``: a chain
+of Slurm jobs), unless it made no progress since the checkpoint it started from. Between runs
+the job stays RUNNING (and a local job keeps its slot) with no external id, so that a restart
+in between launches the next run.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ __all__ = [
     "Action",
     "Adopt",
     "CancelRequested",
+    "Checkpointed",
     "Event",
     "Exited",
     "Kill",
@@ -35,6 +45,7 @@ __all__ = [
     "Persist",
     "ProgressMade",
     "PublishJob",
+    "PublishLog",
     "PublishProgress",
     "Recovered",
     "ServiceState",
@@ -112,12 +123,26 @@ class Exited:
     """The job's processes are gone; ``outcome`` is what the target says happened.
 
     ``outcome`` is a final state. A job whose cancellation was requested ends CANCELLED unless
-    it succeeded anyway.
+    it succeeded anyway. A FAILED outcome that is ``retryable`` (the run itself failed: not a
+    refused input, not a time limit of the service) starts the job again while it has attempts
+    left, from the checkpoint at ``checkpoint_ms`` (``None``: none, from the beginning).
     """
 
     job_id: str
     outcome: JobState
     reason: str
+    at: float
+    retryable: bool = False
+    checkpoint_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpointed:
+    """The run wrote a checkpoint at ``checkpoint_ms`` (``None``: none could be read) and
+    stopped as asked (exit status 75, recording ``checkpointed``): resume it."""
+
+    job_id: str
+    checkpoint_ms: float | None
     at: float
 
 
@@ -148,6 +173,7 @@ Event = (
     | Exited
     | LaunchFailed
     | CancelRequested
+    | Checkpointed
 )
 
 
@@ -168,6 +194,14 @@ class PublishJob:
     """Tell the job's watchers its new state."""
 
     job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class PublishLog:
+    """Tell the job's watchers a line of the service (after what was published before)."""
+
+    job_id: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +235,7 @@ class Adopt:
     job: Job
 
 
-Action = Persist | PublishJob | PublishProgress | Launch | Kill | Adopt
+Action = Persist | PublishJob | PublishLog | PublishProgress | Launch | Kill | Adopt
 
 Transition = tuple[ServiceState, list[Action]]
 
@@ -220,7 +254,11 @@ def handle(state: ServiceState, event: Event) -> Transition:
         case ProgressMade():
             return _progress(state, event)
         case Exited(job_id=job_id, outcome=outcome, reason=reason, at=at):
+            if event.retryable and outcome is JobState.FAILED:
+                return _failed_run(state, job_id, reason, event.checkpoint_ms, at)
             return _ended(state, job_id, outcome, reason, at)
+        case Checkpointed(job_id=job_id, checkpoint_ms=checkpoint_ms, at=at):
+            return _checkpointed(state, job_id, checkpoint_ms, at)
         case LaunchFailed(job_id=job_id, reason=reason, at=at):
             return _ended(state, job_id, JobState.FAILED, f"launch failed: {reason}", at)
         case CancelRequested(job_id=job_id, by=by, at=at):
@@ -378,3 +416,85 @@ def _cancel(state: ServiceState, job_id: str, by: str, at: float) -> Transition:
         # A job still being launched is killed when its Launched event arrives.
         actions.append(Kill(job))
     return state, actions
+
+
+def _next_run(job: Job, resume_from_ms: float | None, *, retry: bool) -> Job:
+    """``job`` as its next run starts: no external id yet, progress back to where it resumes."""
+    return dataclasses.replace(
+        job,
+        attempt=job.attempt + 1 if retry else job.attempt,
+        segment=job.segment + 1,
+        external_id="",
+        resume_from_ms=resume_from_ms,
+        simulated_ms=resume_from_ms or 0.0,
+    )
+
+
+def _failed_run(
+    state: ServiceState, job_id: str, reason: str, checkpoint_ms: float | None, at: float
+) -> Transition:
+    """A run failed in a way worth trying again: retry while attempts are left."""
+    job = state.active.get(job_id)
+    if job is None:
+        return state, []
+    if job.cancel_requested or job.attempt >= job.max_attempts:
+        if job.max_retries and not job.cancel_requested:
+            tried = f"attempt {job.attempt} of {job.max_attempts}"
+            reason = f"{tried} failed (no retries left): {reason}"
+        return _ended(state, job_id, JobState.FAILED, reason, at)
+    new = _next_run(job, checkpoint_ms, retry=True)
+    how = (
+        f"resuming from {checkpoint_ms:g} ms"
+        if checkpoint_ms is not None
+        else "starting again from the beginning (no checkpoint)"
+    )
+    first_line = reason.splitlines()[0] if reason else "the run failed"
+    message = f"attempt {new.attempt} of {new.max_attempts}: {how} after: {first_line}"
+    detail = {
+        "attempt": new.attempt,
+        "of": new.max_attempts,
+        "segment": new.segment,
+        "resume_from_ms": checkpoint_ms,
+        "reason": reason,
+    }
+    actions: list[Action] = [
+        Persist(new, "retrying", detail),
+        PublishJob(new),
+        PublishLog(job_id, message),
+        Launch(new),
+    ]
+    return _with_job(state, new), actions
+
+
+def _checkpointed(
+    state: ServiceState, job_id: str, checkpoint_ms: float | None, at: float
+) -> Transition:
+    """A run stopped at a checkpoint as asked: continue from it (the next link of a chain)."""
+    job = state.active.get(job_id)
+    if job is None:
+        return state, []
+    if job.cancel_requested:
+        return _ended(state, job_id, JobState.CANCELLED, job.reason, at)
+    if checkpoint_ms is None:
+        reason = "the run stopped at a checkpoint, but the recording holds none to resume from"
+        return _failed_run(state, job_id, reason, None, at)
+    if job.resume_from_ms is not None and checkpoint_ms <= job.resume_from_ms:
+        reason = (
+            f"the run stopped at its checkpoint at {checkpoint_ms:g} ms without progress since "
+            f"it resumed from {job.resume_from_ms:g} ms (a time limit too short for one "
+            "checkpoint interval?)"
+        )
+        return _ended(state, job_id, JobState.FAILED, reason, at)
+    new = _next_run(job, checkpoint_ms, retry=False)
+    message = (
+        f"run {new.segment}: resuming from {checkpoint_ms:g} ms "
+        "(the previous run stopped at its checkpoint)"
+    )
+    detail = {"segment": new.segment, "resume_from_ms": checkpoint_ms}
+    actions: list[Action] = [
+        Persist(new, "continuing", detail),
+        PublishJob(new),
+        PublishLog(job_id, message),
+        Launch(new),
+    ]
+    return _with_job(state, new), actions

@@ -52,6 +52,7 @@ from services.machine import (
     LaunchFailed,
     Persist,
     PublishJob,
+    PublishLog,
     PublishProgress,
     Recovered,
     ServiceState,
@@ -408,6 +409,8 @@ class JobManager:
                 self._publish(job.job_id, job)
                 if job.state.terminal:
                     self._recent_logs.pop(job.job_id, None)
+            case PublishLog(job_id=job_id, text=text):
+                self._publish_log(_LogLine(job_id, LogEntry(self.now(), LogStream.SERVICE, text)))
             case PublishProgress(job_id=job_id):
                 shown = self._visible.get(job_id)
                 if shown is not None:

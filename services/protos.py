@@ -69,7 +69,12 @@ def job_to_proto(job: Job, data_root: DataRoot) -> pb.Job:
         cancel_requested=job.cancel_requested,
         external_id=job.external_id,
         slurm=pb.SlurmOptions(partition=job.slurm_partition, account=job.slurm_account),
+        max_retries=job.max_retries,
+        attempt=job.attempt,
+        segment=job.segment,
     )
+    if job.checkpoint_every_ms is not None:
+        message.checkpoint_every_ms = job.checkpoint_every_ms
     if job.start_time is not None:
         message.start_time.CopyFrom(timestamp(job.start_time))
     if job.end_time is not None:

@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
@@ -57,7 +58,7 @@ from services.validation import (
     check_limits,
 )
 
-__all__ = ["JobServiceServicer", "RequestError", "UndecodableRequests"]
+__all__ = ["MAX_RETRIES", "JobServiceServicer", "RequestError", "UndecodableRequests"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ _MAX_PAGE = 1000
 _MAX_DURATION_S = 315_576_000_000
 """The range of a ``google.protobuf.Duration`` (+-10,000 years), in s."""
 _MAX_NANOS = 999_999_999
+MAX_RETRIES = 10
+"""The most retries a job may ask for (``max_retries``)."""
 _NOT_SERVED = {
     pb.TARGET_PYNN: "TARGET_PYNN",
     pb.TARGET_NIR: "TARGET_NIR",
@@ -138,6 +141,11 @@ def _time_limit_problem(duration: Duration) -> str | None:
     if _seconds(duration) <= 0:
         return f"must be positive, got {_seconds(duration):g} s"
     return None
+
+
+def _watched_fields(job: Job) -> tuple[object, ...]:
+    """What of a job a change of makes WatchJob send it again."""
+    return (job.state, job.cancel_requested, job.attempt, job.segment)
 
 
 def _job_id_violation(job_id: str) -> Violation | None:
@@ -362,6 +370,16 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             problem = seed_problem(request.seed)
             if problem is not None:
                 found.append(Violation("seed", problem))
+        if request.HasField("checkpoint_every_ms"):
+            every = request.checkpoint_every_ms
+            if not (math.isfinite(every) and every > 0):
+                found.append(
+                    Violation("checkpoint_every_ms", f"must be a finite number > 0, got {every!r}")
+                )
+        if not 0 <= request.max_retries <= MAX_RETRIES:
+            found.append(
+                Violation("max_retries", f"must be 0 to {MAX_RETRIES}, got {request.max_retries}")
+            )
         if request.HasField("time_limit"):
             problem = _time_limit_problem(request.time_limit)
             if problem is not None:
@@ -438,6 +456,15 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             problem = duration_problem(request.duration_ms, check.dt_ms)
             if problem is not None:
                 raise _bad_request("invalid request", [Violation("duration_ms", problem)])
+        checkpoint_every_ms = None
+        if request.HasField("checkpoint_every_ms"):
+            checkpoint_every_ms = request.checkpoint_every_ms
+            if checkpoint_every_ms < check.dt_ms:
+                message = (
+                    f"must be at least the circuit's dt_ms ({check.dt_ms:g}), "
+                    f"got {checkpoint_every_ms!r}"
+                )
+                raise _bad_request("invalid request", [Violation("checkpoint_every_ms", message)])
         n_ranks = request.n_ranks or 1
         duration_ms = request.duration_ms if request.HasField("duration_ms") else check.duration_ms
         time_limit_s = _seconds(request.time_limit) if request.HasField("time_limit") else None
@@ -476,6 +503,8 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             time_limit_s=time_limit_s,
             slurm_partition=request.slurm.partition,
             slurm_account=request.slurm.account,
+            checkpoint_every_ms=checkpoint_every_ms,
+            max_retries=request.max_retries,
         )
         if not request.validate_only:
             job = await self._manager.submit(job, request.circuit, staged)
@@ -590,19 +619,20 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         try:
             # Subscribed before the snapshot: a change in between arrives twice, never not at
             # all. A job update is sent only when it changes what a watcher sees of the job's
-            # state (state, cancel_requested), so that arrives once, and the initial QUEUED is
-            # not followed by another QUEUED when the job is handed to its target.
+            # state (state, cancel_requested, the attempt and run), so that arrives once, and
+            # the initial QUEUED is not followed by another QUEUED when the job is handed to
+            # its target.
             current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
             job = current if current is not None else job
             yield pb.WatchJobResponse(job=job_to_proto(job, self._data_root))
-            shown = (job.state, job.cancel_requested)
+            shown = _watched_fields(job)
             while not job.state.terminal:
                 update = await subscription.get()
                 if isinstance(update, Job):
                     job = update
-                    if (job.state, job.cancel_requested) == shown:
+                    if _watched_fields(job) == shown:
                         continue
-                    shown = (job.state, job.cancel_requested)
+                    shown = _watched_fields(job)
                 yield update_to_proto(update, self._data_root)
         finally:
             self._manager.unsubscribe(job.job_id, subscription)

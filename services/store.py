@@ -28,7 +28,16 @@ __all__ = ["EventRecord", "JobStore", "PageKey"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_ADDED_IN_2 = (
+    "checkpoint_every_ms REAL",
+    "max_retries INTEGER NOT NULL DEFAULT 0",
+    "attempt INTEGER NOT NULL DEFAULT 1",
+    "segment INTEGER NOT NULL DEFAULT 1",
+    "resume_from_ms REAL",
+)
+"""Columns of schema 2 (retries and checkpoints); a version-1 store gets them on opening."""
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Job))
 
@@ -51,7 +60,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     external_id TEXT NOT NULL,
     time_limit_s REAL,
     slurm_partition TEXT NOT NULL,
-    slurm_account TEXT NOT NULL
+    slurm_account TEXT NOT NULL,
+    checkpoint_every_ms REAL,
+    max_retries INTEGER NOT NULL DEFAULT 0,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    segment INTEGER NOT NULL DEFAULT 1,
+    resume_from_ms REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submit_time DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (state) WHERE state IN ('QUEUED', 'RUNNING');
@@ -87,7 +101,8 @@ class EventRecord:
     """When it was written (epoch s)."""
     kind: str
     """What happened: ``submitted``, ``launched``, ``started``, ``cancel_requested``,
-    ``recovered`` or ``finished``."""
+    ``recovered``, ``retrying`` (a failed run is started again), ``continuing`` (a run that
+    stopped at a checkpoint, e.g. before a Slurm time limit, is resumed) or ``finished``."""
     detail: Mapping[str, Any]
 
 
@@ -138,11 +153,16 @@ class JobStore:
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA busy_timeout = 5000")
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 db.close()
                 raise RuntimeError(
                     f"{path}: job store schema version {version}, expected {SCHEMA_VERSION}"
                 )
+            if version == 1:
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    for column in _ADDED_IN_2:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return db

@@ -12,9 +12,14 @@ files in the job's folder, so that
 Processes are started with ``os.posix_spawn`` and reaped with ``waitpid(WNOHANG)`` polls rather
 than through asyncio's subprocess transports, which kill their child when they are closed.
 A job's outcome: exit status 0 and a ``complete`` recording -> SUCCEEDED; status 130 or a
-``cancelled`` recording -> CANCELLED; anything else -> FAILED, the reason saying in words how
-mpiexec ended (the signal by name, for a rank or for mpiexec itself) followed by the end of
-stderr and stdout. For an adopted job (not our child, no exit status) the recording's status
+``cancelled`` recording -> CANCELLED; status 75 and a ``checkpointed`` recording (SIGUSR1) ->
+:class:`~services.machine.Checkpointed` (the job continues from it); anything else -> FAILED,
+the reason saying in words how mpiexec ended (the signal by name, for a rank or for mpiexec
+itself) followed by the end of stderr and stdout, and ``retryable`` unless the input was refused
+(status 2), the time limit stopped it or the exit status was 0. A later run of a job (a retry,
+a continuation) runs ``brainsim resume`` or ``run --overwrite`` (:func:`simulator_argv`),
+appends to the same output files and is followed from where they ended.
+For an adopted job (not our child, no exit status) the recording's status
 alone decides, and the job ended when its recording says (else when its output last changed),
 not when this server noticed.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -34,12 +40,18 @@ from pathlib import Path
 
 import brainsim
 from services.config import LocalConfig
-from services.jobdir import DataRoot, JobDir, ended_at, read_recording_status
+from services.jobdir import (
+    DataRoot,
+    JobDir,
+    checkpoint_time_ms,
+    ended_at,
+    read_recording_status,
+)
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers import procs
 from services.launchers.base import LauncherHost
-from services.launchers.output import OutputFollower, output_tail, tail_text
-from services.machine import Exited, Launched, LaunchFailed, Started
+from services.launchers.output import OutputFollower, file_sizes, output_tail, tail_text
+from services.machine import Checkpointed, Exited, Launched, LaunchFailed, Started
 
 __all__ = ["LocalLauncher", "simulator_argv", "simulator_env"]
 
@@ -47,6 +59,10 @@ log = logging.getLogger(__name__)
 
 EXIT_CANCELLED = 130
 """``brainsim run``'s exit status after SIGINT/SIGTERM."""
+EXIT_INVALID = 2
+"""``brainsim run``'s exit status for input it refuses (never worth a retry)."""
+EXIT_CHECKPOINTED = 75
+"""``brainsim run``'s exit status after SIGUSR1: it wrote a checkpoint and stopped."""
 
 _RANK_EXIT = re.compile(r"EXIT STRING: (.*\(signal (\d+)\).*)")
 """MPICH's ``mpiexec`` line for a rank that a signal ended (``... EXIT STRING: Killed (signal
@@ -82,26 +98,35 @@ def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list
 
     ``--no-pool``: a one-rank job must not hand its work to a pool the account may have
     started (``brainsim pool``); the service follows, limits and cancels its own processes.
+    A later run of the job (a retry, the next link of a chain) runs ``brainsim resume`` on the
+    job's store when it resumes from a checkpoint (``job.resume_from_ms``), else ``brainsim
+    run --overwrite`` (the failed run's store is replaced). ``--checkpoint-every-ms`` when the
+    job asks for checkpoints.
     """
-    return [
-        mpiexec,
-        "-n",
-        str(job.n_ranks),
-        python,
-        "-m",
-        "brainsim",
-        "run",
-        str(job_dir.circuit),
-        "--out",
-        str(job_dir.recording),
-        "--progress",
-        "json",
-        "--duration-ms",
-        repr(job.duration_ms),
-        "--seed",
-        str(job.seed),
-        "--no-pool",
-    ]
+    ranks = [mpiexec, "-n", str(job.n_ranks), python, "-m", "brainsim"]
+    if job.resume_from_ms is not None:
+        # --launched: the ranks are already started (by mpiexec), as `brainsim run` finds out.
+        argv = [*ranks, "resume", str(job_dir.recording), "--progress", "json", "--launched"]
+    else:
+        argv = [
+            *ranks,
+            "run",
+            str(job_dir.circuit),
+            "--out",
+            str(job_dir.recording),
+            "--progress",
+            "json",
+            "--duration-ms",
+            repr(job.duration_ms),
+            "--seed",
+            str(job.seed),
+            "--no-pool",
+        ]
+        if job.segment > 1:
+            argv.append("--overwrite")
+    if job.checkpoint_every_ms is not None:
+        argv += ["--checkpoint-every-ms", repr(job.checkpoint_every_ms)]
+    return argv
 
 
 def simulator_env() -> dict[str, str]:
@@ -161,11 +186,13 @@ class LocalLauncher:
 
     # --- launching and following -----------------------------------------------------------
 
-    def _spawn(self, job: Job, job_dir: JobDir) -> tuple[int, int | None]:
+    def _spawn(self, job: Job, job_dir: JobDir) -> tuple[int, int | None, tuple[int, int]]:
+        """Start mpiexec; its pid, start time and where this run's output begins."""
         executable = shutil.which(self._config.mpiexec)
         if executable is None:
             raise FileNotFoundError(f"mpiexec not found ({self._config.mpiexec})")
         argv = simulator_argv(job, job_dir, executable, self._config.python)
+        stdout_at, stderr_at = file_sizes(job_dir.stdout, job_dir.stderr)
         append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         pid = os.posix_spawn(
             executable,
@@ -179,14 +206,14 @@ class LocalLauncher:
             setsid=True,
         )
         ticks = procs.start_ticks(pid)
-        info = {"pid": pid, "start_ticks": ticks, "argv": argv}
+        info = {"pid": pid, "start_ticks": ticks, "argv": argv, "segment": job.segment}
         job_dir.launch_info.write_text(json.dumps(info), encoding="utf-8")
-        return pid, ticks
+        return pid, ticks, (stdout_at, stderr_at)
 
     async def launch(self, job: Job) -> None:
         job_dir = self._data_root.job(job.job_id)
         try:
-            pid, ticks = await asyncio.to_thread(self._spawn, job, job_dir)
+            pid, ticks, start_at = await asyncio.to_thread(self._spawn, job, job_dir)
         except OSError as exc:
             self._host.emit(LaunchFailed(job.job_id, str(exc), self._host.now()))
             return
@@ -196,10 +223,17 @@ class LocalLauncher:
         self._host.log(
             job.job_id, LogStream.SERVICE, f"started mpiexec -n {job.n_ranks} (pid {pid})"
         )
-        self._follow(job, pid, ticks, is_child=True, publish_backlog=True)
+        self._follow(job, pid, ticks, is_child=True, publish_backlog=True, start_at=start_at)
 
     def _follow(
-        self, job: Job, pid: int, ticks: int | None, *, is_child: bool, publish_backlog: bool
+        self,
+        job: Job,
+        pid: int,
+        ticks: int | None,
+        *,
+        is_child: bool,
+        publish_backlog: bool,
+        start_at: tuple[int, int] = (0, 0),
     ) -> None:
         job_dir = self._data_root.job(job.job_id)
         follower = OutputFollower(
@@ -209,6 +243,7 @@ class LocalLauncher:
             job_dir.stderr,
             self._config.poll_interval_s,
             publish_backlog=publish_backlog,
+            start_at=start_at,
         )
         running = _Running(job, pid, ticks, is_child, follower)
         self._running[job.job_id] = running
@@ -233,25 +268,27 @@ class LocalLauncher:
 
     async def _watch(self, running: _Running) -> None:
         at = None
+        job_id = running.job.job_id
         try:
-            outcome, reason = await self._await_end(running)
+            ending = await self._await_end(running)
             if not running.is_child:  # it may have ended long before this server looked
                 job = running.job
                 earliest = job.start_time or job.submit_time
                 job_dir = self._data_root.job(job.job_id)
                 at = await asyncio.to_thread(ended_at, job_dir, earliest, self._host.now())
         except Exception as exc:  # a bug here must not leave the job RUNNING forever
-            log.exception("job %s: following it failed", running.job.job_id)
-            outcome, reason = JobState.FAILED, f"the service lost track of the job: {exc!r}"
-        self._running.pop(running.job.job_id, None)
-        self._host.emit(Exited(running.job.job_id, outcome, reason, at or self._host.now()))
+            log.exception("job %s: following it failed", job_id)
+            reason = f"the service lost track of the job: {exc!r}"
+            ending = Exited(job_id, JobState.FAILED, reason, 0.0)
+        self._running.pop(job_id, None)
+        self._host.emit(dataclasses.replace(ending, at=at or self._host.now()))
 
-    async def _await_end(self, running: _Running) -> tuple[JobState, str]:
+    async def _await_end(self, running: _Running) -> Exited | Checkpointed:
         job = running.job
         limit_s = job.time_limit_s or self._default_time_limit_s
         remaining_s = limit_s
         if limit_s is not None and job.start_time is not None:
-            # An adopted job has used part of its time under the previous server.
+            # An adopted job (or a later run) has used part of its time already.
             remaining_s = max(0.0, limit_s - (self._host.now() - job.start_time))
         timed_out = False
         try:
@@ -267,16 +304,27 @@ class LocalLauncher:
 
     def _outcome(
         self, job: Job, status: int | None, timed_out: bool, limit_s: float | None
-    ) -> tuple[JobState, str]:
-        job_dir = self._data_root.job(job.job_id)
+    ) -> Exited | Checkpointed:
+        """How the run ended, as the event to emit (its time is filled in by the caller).
+
+        A failure of the run itself (a rank or mpiexec killed, an error while running, a run
+        that ended unobserved without completing) is ``retryable``; a refused input (status 2),
+        the time limit and a recording that contradicts a clean exit are not.
+        """
+        job_id = job.job_id
+        job_dir = self._data_root.job(job_id)
         recorded = read_recording_status(job_dir.recording)
         recorded_status = recorded.status if recorded is not None else "missing"
         if timed_out:
-            return JobState.FAILED, f"stopped at the time limit of {limit_s:g} s"
+            reason = f"stopped at the time limit of {limit_s:g} s"
+            return Exited(job_id, JobState.FAILED, reason, 0.0)
         if status == EXIT_CANCELLED or recorded_status == "cancelled":
-            return JobState.CANCELLED, "the simulator was stopped by a signal"
+            return Exited(job_id, JobState.CANCELLED, "the simulator was stopped by a signal", 0.0)
         if status in (0, None) and recorded_status == "complete":
-            return JobState.SUCCEEDED, ""
+            return Exited(job_id, JobState.SUCCEEDED, "", 0.0)
+        if status in (EXIT_CHECKPOINTED, None) and recorded_status == "checkpointed":
+            return Checkpointed(job_id, checkpoint_time_ms(job_dir.recording), 0.0)
+        retryable = status not in (0, EXIT_INVALID)
         if status is None:
             what = (
                 "the simulation ended while the server was down and its recording says "
@@ -287,7 +335,9 @@ class LocalLauncher:
         else:
             what = describe_exit(status, tail_text(job_dir.stdout, 20))
         output = output_tail(job_dir.stdout, job_dir.stderr)
-        return JobState.FAILED, f"{what}\n{output}" if output else what
+        reason = f"{what}\n{output}" if output else what
+        checkpoint = checkpoint_time_ms(job_dir.recording) if retryable else None
+        return Exited(job_id, JobState.FAILED, reason, 0.0, retryable, checkpoint)
 
     # --- cancelling ------------------------------------------------------------------------
 
@@ -337,8 +387,12 @@ class LocalLauncher:
     # --- restarts ----------------------------------------------------------------------------
 
     def _launch_info(self, job: Job) -> tuple[int, int | None] | None:
+        """pid and start time of the job's mpiexec, from ``launch.json`` if it is of the job's
+        current run (a later run of a job rewrites it)."""
         try:
             info = json.loads(self._data_root.job(job.job_id).launch_info.read_text("utf-8"))
+            if int(info.get("segment", 1)) != job.segment:
+                return None
             return int(info["pid"]), info.get("start_ticks")
         except (OSError, ValueError, KeyError, TypeError):
             return None

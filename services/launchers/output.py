@@ -24,7 +24,7 @@ from services.jobs import LogStream
 from services.launchers.base import LauncherHost
 from services.machine import ProgressMade, Started
 
-__all__ = ["OutputFollower", "output_tail", "tail_text"]
+__all__ = ["OutputFollower", "file_sizes", "output_tail", "tail_text"]
 
 _MAX_LINE_CHARS = 4096
 _CATCH_UP_BYTES = 64 * 1024
@@ -50,6 +50,17 @@ def tail_text(
     if keep is not None:
         lines = [ln for ln in lines if keep(ln)]
     return "\n".join(lines[-max_lines:])[-max_chars:]
+
+
+def file_sizes(*paths: Path) -> tuple[int, ...]:
+    """The size of each file (0 for a missing one): where a later run's output will start."""
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    return tuple(sizes)
 
 
 def _worth_showing(line: str) -> bool:
@@ -104,7 +115,9 @@ class OutputFollower:
     """Reads ``stdout`` and ``stderr`` of one job and reports to ``host``.
 
     With ``publish_backlog=False`` (adopting a job after a restart) the output already there is
-    scanned for progress but not republished as log lines.
+    scanned for progress but not republished as log lines. With ``start_at`` (a later run of a
+    job, appending to the same files) reading starts at those offsets of stdout and stderr (their
+    sizes before the run started): the earlier runs' output is not read again.
     """
 
     host: LauncherHost
@@ -113,6 +126,7 @@ class OutputFollower:
     stderr: Path
     interval_s: float
     publish_backlog: bool = True
+    start_at: tuple[int, int] = (0, 0)
     _files: tuple[_File, ...] = ()
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -120,6 +134,8 @@ class OutputFollower:
     def start(self) -> None:
         """Begin following (as a task of the running loop)."""
         self._files = (_File(self.stdout, LogStream.STDOUT), _File(self.stderr, LogStream.STDERR))
+        for file, offset in zip(self._files, self.start_at, strict=True):
+            file.offset = offset
         self._task = asyncio.create_task(self._run(), name=f"output-{self.job_id}")
 
     async def stop(self) -> None:

@@ -10,15 +10,20 @@ writes into the job's folder (a file system shared with the compute nodes).
 
 Slurm states map to events: RUNNING/COMPLETING -> Started; COMPLETED -> SUCCEEDED (if the
 recording says ``complete``); CANCELLED -> CANCELLED; TIMEOUT, FAILED, OUT_OF_MEMORY, NODE_FAIL,
-BOOT_FAIL, DEADLINE, PREEMPTED -> FAILED with the reason. A job that neither command knows any
-more (after several polls) ends as its recording says. After a restart a job whose ``sbatch``
-answer was lost is found again by its job name.
+BOOT_FAIL, DEADLINE, PREEMPTED -> FAILED with the reason (retryable but for OUT_OF_MEMORY,
+DEADLINE and REVOKED); whatever the state, a ``checkpointed`` recording (the job got
+``--signal=B:USR1@S`` before its time limit, wrote a checkpoint and exited 75) ->
+:class:`~services.machine.Checkpointed`, and the next run of the chain is submitted as a new
+Slurm job (``brainsim resume``, named ``brainsim-<job_id>-<run>``). A job that neither
+command knows any more (after several polls) ends as its recording says. After a restart a job
+whose ``sbatch`` answer was lost is found again by its job name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import shlex
@@ -27,12 +32,12 @@ import string
 from dataclasses import dataclass
 
 from services.config import ConfigError, SlurmConfig
-from services.jobdir import DataRoot, ended_at, read_recording_status
+from services.jobdir import DataRoot, checkpoint_time_ms, ended_at, read_recording_status
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers.base import LauncherHost
 from services.launchers.local import simulator_argv, simulator_env
-from services.launchers.output import OutputFollower, tail_text
-from services.machine import Exited, Launched, LaunchFailed, Started
+from services.launchers.output import OutputFollower, file_sizes, tail_text
+from services.machine import Checkpointed, Exited, Launched, LaunchFailed, Started
 
 __all__ = ["SlurmLauncher", "job_name", "run_command"]
 
@@ -54,11 +59,16 @@ _FAILED_REASONS = {
     "PREEMPTED": "the job was preempted",
     "REVOKED": "the job was revoked",
 }
+_NOT_RETRYABLE = frozenset({"OUT_OF_MEMORY", "DEADLINE", "REVOKED"})
+"""Endings that another try would meet again."""
 
 
-def job_name(job_id: str) -> str:
-    """The Slurm job name of a service job (how a job is found again after a restart)."""
-    return f"brainsim-{job_id}"
+def job_name(job_id: str, segment: int = 1) -> str:
+    """The Slurm job name of a service job's run (how it is found again after a restart):
+    ``brainsim-<job_id>`` for the first run, ``brainsim-<job_id>-<segment>`` for later ones (a
+    retry, the next link of a chain), so that a restart never mistakes an earlier run for the
+    one it waits for."""
+    return f"brainsim-{job_id}" if segment == 1 else f"brainsim-{job_id}-{segment}"
 
 
 async def run_command(
@@ -134,16 +144,23 @@ class SlurmLauncher:
         """The ``sbatch`` command line that submits ``job``."""
         job_dir = self._data_root.job(job.job_id)
         time_limit_s = job.time_limit_s or self._config.default_time_limit_s
+        minutes = max(1, math.ceil(time_limit_s / 60))
         argv = [
             self._config.sbatch,
             "--parsable",
-            f"--job-name={job_name(job.job_id)}",
+            f"--job-name={job_name(job.job_id, job.segment)}",
             f"--ntasks={job.n_ranks}",
-            f"--time={max(1, math.ceil(time_limit_s / 60))}",
+            f"--time={minutes}",
             f"--output={job_dir.stdout}",
             f"--error={job_dir.stderr}",
+            "--open-mode=append",
             f"--chdir={job_dir.path}",
         ]
+        if job.checkpoint_every_ms is not None:
+            # B: signals the batch shell, which the template replaces by mpiexec (exec); Hydra
+            # forwards SIGUSR1 to every rank. At most half the limit ahead of it.
+            lead_s = min(self._config.checkpoint_signal_s, max(1, minutes * 60 // 2))
+            argv.append(f"--signal=B:USR1@{lead_s}")
         partition = job.slurm_partition or self._config.partition
         account = job.slurm_account or self._config.account
         if partition:
@@ -161,6 +178,8 @@ class SlurmLauncher:
         except (OSError, KeyError, ValueError) as exc:
             self._host.emit(LaunchFailed(job.job_id, f"batch script: {exc!r}", self._host.now()))
             return
+        # A later run appends to the same files: follow only what it writes.
+        start_at = await asyncio.to_thread(file_sizes, job_dir.stdout, job_dir.stderr)
         # sbatch hands its environment to the job (--export=ALL, Slurm's default).
         status, out, err = await run_command(self.sbatch_argv(job), env=simulator_env())
         slurm_id = out.strip().split(";")[0]
@@ -169,10 +188,17 @@ class SlurmLauncher:
             self._host.emit(LaunchFailed(job.job_id, reason, self._host.now()))
             return
         self._host.log(job.job_id, LogStream.SERVICE, f"submitted to Slurm as job {slurm_id}")
-        self._follow(job, slurm_id, publish_backlog=True)
+        self._follow(job, slurm_id, publish_backlog=True, start_at=(start_at[0], start_at[1]))
         self._host.emit(Launched(job.job_id, slurm_id, self._host.now()))
 
-    def _follow(self, job: Job, slurm_id: str, *, publish_backlog: bool) -> None:
+    def _follow(
+        self,
+        job: Job,
+        slurm_id: str,
+        *,
+        publish_backlog: bool,
+        start_at: tuple[int, int] = (0, 0),
+    ) -> None:
         job_dir = self._data_root.job(job.job_id)
         follower = OutputFollower(
             self._host,
@@ -181,6 +207,7 @@ class SlurmLauncher:
             job_dir.stderr,
             min(self._config.poll_interval_s, 0.5),
             publish_backlog=publish_backlog,
+            start_at=start_at,
         )
         follower.start()
         adopted = not publish_backlog
@@ -247,35 +274,52 @@ class SlurmLauncher:
     async def _finish(self, item: _Followed, state: str, detail: str) -> None:
         del self._followed[item.job.job_id]
         await item.follower.stop()
-        outcome, reason = await asyncio.to_thread(self._outcome, item, state, detail)
+        ending = await asyncio.to_thread(self._outcome, item, state, detail)
         self._host.log(item.job.job_id, LogStream.SERVICE, f"Slurm job {item.slurm_id}: {state}")
         at = self._host.now()
         if item.adopted:
             job, job_dir = item.job, self._data_root.job(item.job.job_id)
             earliest = job.start_time or job.submit_time
             at = await asyncio.to_thread(ended_at, job_dir, earliest, at)
-        self._host.emit(Exited(item.job.job_id, outcome, reason, at))
+        self._host.emit(dataclasses.replace(ending, at=at))
 
-    def _outcome(self, item: _Followed, state: str, detail: str) -> tuple[JobState, str]:
-        job_dir = self._data_root.job(item.job.job_id)
+    def _outcome(self, item: _Followed, state: str, detail: str) -> Exited | Checkpointed:
+        """How the Slurm job ended, as the event to emit (its time filled in by the caller).
+
+        A recording that says ``checkpointed`` (the run got the checkpoint signal before the
+        time limit, or SIGUSR1 otherwise, and stopped at a checkpoint) continues the chain,
+        whatever Slurm's state (the batch script's exit status 75 makes it FAILED). Node
+        failures, preemption, the time limit, a failed run and a job that ended unobserved are
+        ``retryable``; COMPLETED without a complete recording, out of memory, a missed deadline
+        are not.
+        """
+        job_id = item.job.job_id
+        job_dir = self._data_root.job(job_id)
+        recorded = read_recording_status(job_dir.recording)
+        found = "missing" if recorded is None else recorded.status
         if state == "COMPLETED":
-            recorded = read_recording_status(job_dir.recording)
-            if recorded is not None and recorded.status == "complete":
-                return JobState.SUCCEEDED, ""
-            found = "missing" if recorded is None else recorded.status
-            return JobState.FAILED, f"Slurm says COMPLETED but the recording is {found}"
-        if state == "CANCELLED":
-            return JobState.CANCELLED, "cancelled in Slurm (outside the service)"
-        if state == "UNKNOWN":
-            recorded = read_recording_status(job_dir.recording)
-            found = "missing" if recorded is None else recorded.status
             if found == "complete":
-                return JobState.SUCCEEDED, ""
+                return Exited(job_id, JobState.SUCCEEDED, "", 0.0)
+            reason = f"Slurm says COMPLETED but the recording is {found}"
+            return Exited(job_id, JobState.FAILED, reason, 0.0)
+        if state == "CANCELLED":
+            reason = "cancelled in Slurm (outside the service)"
+            return Exited(job_id, JobState.CANCELLED, reason, 0.0)
+        if found == "checkpointed":
+            return Checkpointed(job_id, checkpoint_time_ms(job_dir.recording), 0.0)
+        if state == "UNKNOWN":
+            if found == "complete":
+                return Exited(job_id, JobState.SUCCEEDED, "", 0.0)
             outcome = JobState.CANCELLED if found == "cancelled" else JobState.FAILED
-            return outcome, f"Slurm no longer knows job {item.slurm_id}; the recording is {found}"
-        stderr = tail_text(job_dir.stderr)
-        reason = _FAILED_REASONS.get(state, f"Slurm job {state} (exit code {detail})")
-        return JobState.FAILED, f"{reason}: {stderr}" if stderr else reason
+            reason = f"Slurm no longer knows job {item.slurm_id}; the recording is {found}"
+        else:
+            stderr = tail_text(job_dir.stderr)
+            reason = _FAILED_REASONS.get(state, f"Slurm job {state} (exit code {detail})")
+            reason = f"{reason}: {stderr}" if stderr else reason
+            outcome = JobState.FAILED
+        retryable = outcome is JobState.FAILED and state not in _NOT_RETRYABLE
+        checkpoint = checkpoint_time_ms(job_dir.recording) if retryable else None
+        return Exited(job_id, outcome, reason, 0.0, retryable, checkpoint)
 
     # --- cancelling --------------------------------------------------------------------------
 
@@ -293,7 +337,15 @@ class SlurmLauncher:
 
     async def locate(self, job: Job) -> str | None:
         status, out, _ = await run_command(
-            [self._config.squeue, "-h", "-t", "all", f"--name={job_name(job.job_id)}", "-o", "%i"]
+            [
+                self._config.squeue,
+                "-h",
+                "-t",
+                "all",
+                f"--name={job_name(job.job_id, job.segment)}",
+                "-o",
+                "%i",
+            ]
         )
         ids = out.split() if status == 0 else []
         return ids[0] if ids else None

@@ -248,3 +248,24 @@ def slurm_cluster() -> None:
         )
         if result.returncode != 0 or not _cluster_up():
             pytest.fail(f"could not start the Slurm cluster:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture
+def uninterrupted() -> Iterator[Callable[[Path, Path, float], subprocess.Popen[str]]]:
+    """Factory: starts ``brainsim run CIRCUIT --out STORE --duration-ms D`` on one rank without
+    checkpoints (the reference a resumed or chained job must equal) in the background; any run
+    still going at the end of the test is killed and reaped."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(circuit: Path, store: Path, duration_ms: float) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "brainsim", "run", str(circuit), "--out", str(store)]
+        command += ["--duration-ms", repr(duration_ms), "--no-pool", "--progress", "none"]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

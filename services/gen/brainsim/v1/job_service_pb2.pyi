@@ -206,6 +206,8 @@ class SubmitJobRequest(_message.Message):
     SLURM_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_EVERY_MS_FIELD_NUMBER: _builtins.int
+    MAX_RETRIES_FIELD_NUMBER: _builtins.int
     circuit: _builtins.str
     """The circuit document (brainsim/v1), YAML or JSON text. It may name files by paths relative
     to its own folder (connectivity {rule: from_file, path: ...}, a stimulus' data): send each
@@ -225,6 +227,20 @@ class SubmitJobRequest(_message.Message):
     validate_only: _builtins.bool
     """Check everything (circuit, attachments, limits, target) but create no job (the returned job
     has no id) and keep nothing.
+    """
+    checkpoint_every_ms: _builtins.float
+    """Write a checkpoint into the recording every so many ms of simulated time (brainsim run
+    --checkpoint-every-ms): finite, at least the circuit's dt_ms (the simulator rounds it to
+    whole steps). Unset: no checkpoints. A failed run then resumes from its last checkpoint
+    (see max_retries), and a TARGET_SLURM job longer than its time limit continues as a chain
+    of Slurm jobs: each gets USR1 before its limit, checkpoints and stops, the next resumes.
+    """
+    max_retries: _builtins.int
+    """How often a run that failed (a rank or node lost, preempted, an error while running; not a
+    refused input, not the local time limit, not a cancellation) is started again: 0 to 10,
+    default 0. A retry resumes from the last checkpoint of the recording, or starts again from
+    the beginning (replacing the recording) where there is none. The job fails once every
+    attempt has; its failure_reason is the last one's.
     """
     @_builtins.property
     def time_limit(self) -> _duration_pb2.Duration:
@@ -254,15 +270,21 @@ class SubmitJobRequest(_message.Message):
         slurm: Global___SlurmOptions | None = ...,
         validate_only: _builtins.bool = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        checkpoint_every_ms: _builtins.float | None = ...,
+        max_retries: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms", "_seed", b"_seed", "duration_ms", b"duration_ms", "seed", b"seed", "slurm", b"slurm", "time_limit", b"time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "checkpoint_every_ms", b"checkpoint_every_ms", "duration_ms", b"duration_ms", "seed", b"seed", "slurm", b"slurm", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms", "_seed", b"_seed", "attachments", b"attachments", "circuit", b"circuit", "duration_ms", b"duration_ms", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "attachments", b"attachments", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit", b"circuit", "duration_ms", b"duration_ms", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__checkpoint_every_ms: _TypeAlias = _typing.Literal["checkpoint_every_ms"]  # noqa: Y015
+    _WhichOneofArgType__checkpoint_every_ms: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms"]  # noqa: Y015
     _WhichOneofReturnType__duration_ms: _TypeAlias = _typing.Literal["duration_ms"]  # noqa: Y015
     _WhichOneofArgType__duration_ms: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_every_ms) -> _WhichOneofReturnType__checkpoint_every_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__duration_ms) -> _WhichOneofReturnType__duration_ms | None: ...
     @_typing.overload
@@ -665,6 +687,10 @@ class Job(_message.Message):
     EXTERNAL_ID_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
     SLURM_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_EVERY_MS_FIELD_NUMBER: _builtins.int
+    MAX_RETRIES_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Server-assigned id (12 lowercase hex digits)."""
     owner: _builtins.str
@@ -689,6 +715,17 @@ class Job(_message.Message):
     """True once cancellation was asked for and the target has not yet stopped the job."""
     external_id: _builtins.str
     """The target's own id: the process id for TARGET_LOCAL, the Slurm job id for TARGET_SLURM."""
+    checkpoint_every_ms: _builtins.float
+    """As submitted (checkpoint_every_ms unset: no checkpoints)."""
+    max_retries: _builtins.int
+    attempt: _builtins.int
+    """The attempt under way (or the last one): 1 + the retries used so far, at most
+    max_retries + 1.
+    """
+    segment: _builtins.int
+    """Which run of the job this is: 1 + retries + continuations from a checkpoint (the links of
+    a Slurm chain); each run is one mpiexec (external_id: its pid) or one Slurm job.
+    """
     @_builtins.property
     def submit_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -722,11 +759,17 @@ class Job(_message.Message):
         external_id: _builtins.str = ...,
         time_limit: _duration_pb2.Duration | None = ...,
         slurm: Global___SlurmOptions | None = ...,
+        checkpoint_every_ms: _builtins.float | None = ...,
+        max_retries: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        segment: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "slurm", b"slurm", "start_time", b"start_time", "submit_time", b"submit_time", "time_limit", b"time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "checkpoint_every_ms", b"checkpoint_every_ms", "end_time", b"end_time", "slurm", b"slurm", "start_time", b"start_time", "submit_time", b"submit_time", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "circuit_name", b"circuit_name", "duration_ms", b"duration_ms", "end_time", b"end_time", "external_id", b"external_id", "failure_reason", b"failure_reason", "job_id", b"job_id", "n_ranks", b"n_ranks", "owner", b"owner", "recording_uri", b"recording_uri", "seed", b"seed", "simulated_ms", b"simulated_ms", "slurm", b"slurm", "start_time", b"start_time", "state", b"state", "submit_time", b"submit_time", "target", b"target", "time_limit", b"time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "attempt", b"attempt", "cancel_requested", b"cancel_requested", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit_name", b"circuit_name", "duration_ms", b"duration_ms", "end_time", b"end_time", "external_id", b"external_id", "failure_reason", b"failure_reason", "job_id", b"job_id", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "owner", b"owner", "recording_uri", b"recording_uri", "seed", b"seed", "segment", b"segment", "simulated_ms", b"simulated_ms", "slurm", b"slurm", "start_time", b"start_time", "state", b"state", "submit_time", b"submit_time", "target", b"target", "time_limit", b"time_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__checkpoint_every_ms: _TypeAlias = _typing.Literal["checkpoint_every_ms"]  # noqa: Y015
+    _WhichOneofArgType__checkpoint_every_ms: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_every_ms) -> _WhichOneofReturnType__checkpoint_every_ms | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015

@@ -122,9 +122,12 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """Streams the job: first its current state, then state changes (each state once), progress
-        and log lines in the order they happened, until the job has ended (the last message is the
-        job in its final state).
+        """Streams the job: first its current state, then state changes (each state once; the job is
+        sent again, in the same state, when a retry or the next link of a chain starts: attempt
+        and segment change), progress and log lines in the order they happened (a new run is
+        announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
+        or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
+        job has ended (the last message is the job in its final state).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -70,9 +70,12 @@ class JobServiceStub:
     circuit with SubmitJob and validate_only.
     """
     WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
-    """Streams the job: first its current state, then state changes (each state once), progress
-    and log lines in the order they happened, until the job has ended (the last message is the
-    job in its final state).
+    """Streams the job: first its current state, then state changes (each state once; the job is
+    sent again, in the same state, when a retry or the next link of a chain starts: attempt
+    and segment change), progress and log lines in the order they happened (a new run is
+    announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
+    or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
+    job has ended (the last message is the job in its final state).
     """
 
 @_typing.type_check_only
@@ -110,9 +113,12 @@ class JobServiceAsyncStub(JobServiceStub):
     circuit with SubmitJob and validate_only.
     """
     WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
-    """Streams the job: first its current state, then state changes (each state once), progress
-    and log lines in the order they happened, until the job has ended (the last message is the
-    job in its final state).
+    """Streams the job: first its current state, then state changes (each state once; the job is
+    sent again, in the same state, when a retry or the next link of a chain starts: attempt
+    and segment change), progress and log lines in the order they happened (a new run is
+    announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
+    or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
+    job has ended (the last message is the job in its final state).
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -183,9 +189,12 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.WatchJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobResponse]]:
-        """Streams the job: first its current state, then state changes (each state once), progress
-        and log lines in the order they happened, until the job has ended (the last message is the
-        job in its final state).
+        """Streams the job: first its current state, then state changes (each state once; the job is
+        sent again, in the same state, when a retry or the next link of a chain starts: attempt
+        and segment change), progress and log lines in the order they happened (a new run is
+        announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
+        or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
+        job has ended (the last message is the job in its final state).
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
