@@ -179,13 +179,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return code
     if args.ranks > 1 and launcher:
         return _launch_ranks(args)
+    # First thing on a rank: a SIGUSR1 that Slurm sends early must not kill it while it loads.
+    stop = _stop_requests()
     try:
         circuit = _load_for_run(args, check_memory=launcher or args.launched)
     except CircuitError:
         if args.launched and launched_rank() != 0:
             return EXIT_INVALID  # every rank found the same problems; rank 0 reports them
         raise
-    stop = _stop_requests()
     code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop)
     # The process ends here: spare its teardown the collector's walk over every live object.
     gc.freeze()
@@ -217,11 +218,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         argv = [sys.executable, "-m", "brainsim", *_resume_argv(args), "--launched"]
         code, _ = run_child(mpiexec_command(args.ranks, argv), args.store, capture_stderr=False)
         return code
+    flags = _stop_requests()  # before the engine loads (see _cmd_run)
     with _collector_paused():
         from brainsim.engine.run import communicator, resume
         from brainsim.engine.simulator import RunConfig
 
-    flags = _stop_requests()
     comm, exchanger = communicator()
     progress = Progress(args.progress, sys.stdout) if comm.rank == 0 else None
     try:

@@ -13,7 +13,10 @@ first real run.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -85,15 +88,27 @@ WARMUP_CIRCUIT: dict[str, Any] = {
 
 
 def warm_up(ranks: int = 1) -> float:
-    """Run :data:`WARMUP_CIRCUIT` on ``ranks`` ranks (``> 1``: under ``mpiexec``, which
-    compiles the step loop for the MPI exchange too) into a temporary store; the seconds it
-    took."""
-    from brainsim.api import run
+    """Run :data:`WARMUP_CIRCUIT` in this process, and with ``ranks > 1`` also on that many
+    ranks (``brainsim run`` under ``mpiexec``, which compiles the step loop for the MPI
+    exchange), into a temporary store; the seconds it took."""
+    from brainsim.circuit import parse_circuit
+    from brainsim.engine.run import communicator, execute
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="brainsim-warm-up-") as directory:
         store = os.path.join(directory, "warm-up.zarr")
-        recording = run(WARMUP_CIRCUIT, store, ranks=ranks)
-        if recording.status != "complete":
-            raise RuntimeError(f"the warm-up run ended {recording.status}: {recording.reason}")
+        comm, exchanger = communicator()
+        status = execute(parse_circuit(WARMUP_CIRCUIT), store, comm=comm, exchanger=exchanger)
+        if status != "complete":
+            raise RuntimeError(f"the warm-up run ended {status}")
+        if ranks > 1:
+            circuit = os.path.join(directory, "warm-up.json")
+            with open(circuit, "w", encoding="utf-8") as file:
+                json.dump(WARMUP_CIRCUIT, file)
+            command = [sys.executable, "-m", "brainsim", "run", circuit, "--out", store,
+                       "--ranks", str(ranks), "--no-pool", "--progress", "none",
+                       "--overwrite"]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"the warm-up run on {ranks} ranks failed: {done.stderr}")
     return time.perf_counter() - started
