@@ -25,7 +25,7 @@ from types import FrameType
 from typing import TextIO
 
 from brainsim import __version__
-from brainsim.errors import BrainsimError, CircuitError, RecordingError
+from brainsim.errors import BrainsimError, CircuitError, RecordingError, RecordingWriteError
 
 __all__ = ["main"]
 
@@ -337,7 +337,8 @@ def _run_loaded(
             )
     except BrainsimError as exc:
         _fail(comm, f"error: {exc}", err)
-        return EXIT_INVALID if isinstance(exc, RecordingError) else EXIT_FAILED
+        invalid = isinstance(exc, RecordingError) and not isinstance(exc, RecordingWriteError)
+        return EXIT_INVALID if invalid else EXIT_FAILED
     except Exception as exc:
         _fail(comm, f"error: rank {comm.rank} failed: {type(exc).__name__}: {exc}", err)
         return EXIT_FAILED

@@ -10,6 +10,7 @@ __all__ = [
     "RecordingError",
     "RecordingExistsError",
     "RecordingFormatError",
+    "RecordingWriteError",
 ]
 
 
@@ -36,6 +37,11 @@ class PoolError(BrainsimError):
 
 class RecordingError(BrainsimError):
     """A recording store could not be written or read."""
+
+
+class RecordingWriteError(RecordingError):
+    """Writing a recording failed while the run was going (a full disk, a lost filesystem):
+    the run failed, its input was fine."""
 
 
 class RecordingExistsError(RecordingError):

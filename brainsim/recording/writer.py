@@ -72,7 +72,7 @@ import zarr
 from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
-from brainsim.errors import RecordingError, RecordingExistsError
+from brainsim.errors import RecordingError, RecordingExistsError, RecordingWriteError
 from brainsim.recording.base import (
     Collectives,
     FinalStatus,
@@ -1255,10 +1255,10 @@ class ZarrRecorder:
         """Collective: every rank raises if any rank failed ``phase`` (doubles as a barrier)."""
         if self._comm.any(error is not None):
             if error is not None:
-                raise RecordingError(
+                raise RecordingWriteError(
                     f"rank {self._comm.rank} failed {phase} in {self._path}: {error}"
                 ) from error
-            raise RecordingError(f"another rank failed {phase} in {self._path}")
+            raise RecordingWriteError(f"another rank failed {phase} in {self._path}")
 
     # ------------------------------------------------------------------ close
 
