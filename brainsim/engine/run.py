@@ -143,12 +143,35 @@ def execute(
     )
     info = run_info(circuit, comm.size, config.checkpoint_every_ms)
     recorder.open(info)
+    return _simulate_into(out, circuit, info, recorder, comm, exchanger, config, None)
+
+
+def _simulate_into(
+    out: str | os.PathLike[str],
+    circuit: Circuit,
+    info: RunInfo,
+    recorder: ZarrRecorder,
+    comm: Communicator,
+    exchanger: SpikeExchanger,
+    config: RunConfig,
+    checkpoint: StoredCheckpoint | None,
+) -> FinalStatus:
+    """Build this rank's network, simulate it into the open ``recorder`` (from
+    ``checkpoint`` when given) and close the store with the final status; an exception marks
+    the store failed and propagates."""
     try:
         network = build_network(circuit, comm)
         checkpointer = _checkpointer(out, circuit, info, network, comm, recorder, config)
+
+        def restored(snapshots: WeightSnapshots) -> int:
+            assert checkpoint is not None
+            restore(checkpoint, network, comm, snapshots)
+            return checkpoint.step
+
         done = simulate(
-            circuit, network, comm, exchanger, recorder, config, checkpointer=checkpointer
-        )
+            circuit, network, comm, exchanger, recorder, config, checkpointer=checkpointer,
+            resume=None if checkpoint is None else restored,
+        )  # fmt: skip
     except BaseException as exc:
         recorder.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
@@ -259,27 +282,4 @@ def resume(
             "until_ms": circuit.simulation.duration_ms,
         },
     )
-    try:
-        network = build_network(circuit, comm)
-        checkpointer = _checkpointer(store, circuit, info, network, comm, recorder, config)
-
-        def restored(snapshots: WeightSnapshots) -> int:
-            restore(checkpoint, network, comm, snapshots)
-            return checkpoint.step
-
-        done = simulate(
-            circuit, network, comm, exchanger, recorder, config,
-            checkpointer=checkpointer, resume=restored,
-        )  # fmt: skip
-    except BaseException as exc:
-        recorder.mark_failed(f"{type(exc).__name__}: {exc}")
-        raise
-    recorder.close(
-        done.status,
-        build_s=network.build_s,
-        sim_s=done.sim_s,
-        weights_s=done.weights_s,
-        checkpoint_s=done.checkpoint_s if checkpointer is not None else None,
-        n_synapses=network.n_synapses,
-    )
-    return done.status
+    return _simulate_into(store, circuit, info, recorder, comm, exchanger, config, checkpoint)

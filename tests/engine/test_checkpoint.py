@@ -25,7 +25,7 @@ import zarr
 
 from brainsim.engine.checkpoint import latest_checkpoint
 from brainsim.engine.launch import mpiexec_command
-from brainsim.recording.checkpoint import CHECKPOINT
+from tests.stores import assert_same_recording, recorded_arrays
 
 CIRCUIT = Path(__file__).parent / "data" / "checkpoint.yaml"
 EVERY_MS = 100.0
@@ -49,33 +49,8 @@ def _resume(store: Path, ranks: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
-def _arrays(store: Path) -> dict[str, np.ndarray[Any, Any]]:
-    """Every recorded array of ``store`` (the checkpoint aside)."""
-    found: dict[str, np.ndarray[Any, Any]] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, member in group.members():
-            if name.startswith(CHECKPOINT):
-                continue
-            if isinstance(member, zarr.Group):
-                walk(member, f"{prefix}{name}/")
-            else:
-                found[f"{prefix}{name}"] = np.asarray(member[...])
-
-    walk(zarr.open_group(str(store), mode="r"), "")
-    return found
-
-
 def _root(store: Path) -> dict[str, Any]:
     return dict(zarr.open_group(str(store), mode="r").attrs["brainsim"])
-
-
-def _assert_same_recording(expected: dict[str, np.ndarray[Any, Any]], store: Path) -> None:
-    got = _arrays(store)
-    assert sorted(got) == sorted(expected)
-    for name, values in expected.items():
-        assert got[name].shape == values.shape, name
-        assert np.array_equal(got[name], values, equal_nan=True), name
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +59,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndar
     store = tmp_path_factory.mktemp("uninterrupted") / "run.zarr"
     done = _run(store, 1)
     assert done.returncode == 0, done.stderr
-    arrays = _arrays(store)
+    arrays = recorded_arrays(store)
     assert arrays["spikes/E/timestamps"].size > 1000  # an active network
     assert arrays["weights/InE/data"].shape[0] == 61  # snapshots at 0 and every 25 ms
     return arrays
@@ -121,7 +96,7 @@ def test_checkpoints_change_nothing(
     store = tmp_path / "run.zarr"
     done = _run(store, 2, "--checkpoint-every-ms", str(EVERY_MS))
     assert done.returncode == 0, done.stderr
-    _assert_same_recording(uninterrupted, store)
+    assert_same_recording(uninterrupted, store)
     checkpoint = latest_checkpoint(store)
     assert checkpoint is not None
     assert checkpoint.step == 15000  # the run's end (1500 ms): from it, --until-ms extends
@@ -155,7 +130,7 @@ def test_stopped_at_a_checkpoint_resumes_on_any_rank_count(
     assert checkpoint.n_ranks == write_ranks
     done = _resume(store, resume_ranks)
     assert done.returncode == 0, done.stderr
-    _assert_same_recording(uninterrupted, store)
+    assert_same_recording(uninterrupted, store)
     root = _root(store)
     assert root["status"] == "complete"
     resumed = root["provenance"]["resumed"]
@@ -180,7 +155,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     assert _root(store)["status"] == "running"  # nobody wrote an end
     done = _resume(store, 3)
     assert done.returncode == 0, done.stderr
-    _assert_same_recording(uninterrupted, store)
+    assert_same_recording(uninterrupted, store)
 
 
 def test_a_complete_run_is_not_resumed_but_extended_twice(
@@ -192,17 +167,17 @@ def test_a_complete_run_is_not_resumed_but_extended_twice(
     store = tmp_path / "run.zarr"
     done = _run(store, 1, "--checkpoint-every-ms", str(EVERY_MS), "--duration-ms", "1000")
     assert done.returncode == 0, done.stderr
-    before = _arrays(store)
+    before = recorded_arrays(store)
     refused = _resume(store, 1)
     assert refused.returncode == 1
     assert "is complete" in refused.stderr
     assert _root(store)["status"] == "complete"
-    _assert_same_recording(before, store)
+    assert_same_recording(before, store)
     for ranks, end in ((2, "1250"), (1, "1500")):
         command = _brainsim("resume", str(store), "--ranks", str(ranks), "--until-ms", end)
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
-    _assert_same_recording(uninterrupted, store)
+    assert_same_recording(uninterrupted, store)
     assert [r["until_ms"] for r in _root(store)["provenance"]["resumed"]] == [1250.0, 1500.0]
 
 
@@ -254,7 +229,7 @@ def test_a_complete_run_is_extended_to_a_later_end(
     command = _brainsim("resume", str(store), "--ranks", "2", "--until-ms", "1500")
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    _assert_same_recording(uninterrupted, store)
+    assert_same_recording(uninterrupted, store)
     root = _root(store)
     assert root["duration_ms"] == 1500.0
     assert root["status"] == "complete"

@@ -18,7 +18,8 @@ import pytest
 import zarr
 
 from brainsim.recording.checkpoint import latest_checkpoint
-from tests.engine.test_checkpoint import CIRCUIT, _arrays, _assert_same_recording, _resume, _run
+from tests.engine.test_checkpoint import CIRCUIT, _resume, _run
+from tests.stores import assert_same_recording, recorded_arrays
 
 pytestmark = pytest.mark.mpi
 
@@ -50,7 +51,7 @@ def test_a_full_disk_fails_clearly_and_keeps_the_last_checkpoint(tmp_path: Path)
     resumed elsewhere it records exactly what an uninterrupted run does."""
     reference = tmp_path / "reference.zarr"
     assert _run(reference, 1).returncode == 0
-    expected: dict[str, Any] = _arrays(reference)
+    expected: dict[str, Any] = recorded_arrays(reference)
     saved = tmp_path / "saved"
     store = tmp_path / "fs" / "run.zarr"
     run = _brainsim_line("run", str(CIRCUIT), "--out", str(store), "--no-pool",
@@ -70,7 +71,7 @@ def test_a_full_disk_fails_clearly_and_keeps_the_last_checkpoint(tmp_path: Path)
     assert not (saved / "checkpoint.next").exists()  # the partial one was removed
     done = _resume(saved, 2)
     assert done.returncode == 0, done.stderr
-    _assert_same_recording(expected, saved)
+    assert_same_recording(expected, saved)
 
 
 def test_a_store_on_a_read_only_filesystem_is_refused_before_anything_runs(

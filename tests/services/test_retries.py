@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import zarr
 
-from brainsim.recording.checkpoint import CHECKPOINT, latest_checkpoint
+from brainsim.recording.checkpoint import latest_checkpoint
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.store import EventRecord, JobStore
 from tests.services.conftest import (
@@ -37,6 +37,7 @@ from tests.services.conftest import (
 )
 from tests.services.test_api import field_violations
 from tests.services.test_local_jobs import LONG_MS, store_path
+from tests.stores import assert_same_recording, recorded_arrays
 
 CIRCUIT = ROOT / "tests" / "engine" / "data" / "checkpoint.yaml"
 """Plastic, stimulated, recording spikes, states and weights: every kind of state a checkpoint
@@ -52,35 +53,10 @@ def circuit_text() -> str:
     return CIRCUIT.read_text(encoding="utf-8")
 
 
-def arrays(store: Path) -> dict[str, np.ndarray[Any, Any]]:
-    """Every recorded array of ``store`` (the checkpoint aside)."""
-    found: dict[str, np.ndarray[Any, Any]] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, member in group.members():
-            if name.startswith(CHECKPOINT):
-                continue
-            if isinstance(member, zarr.Group):
-                walk(member, f"{prefix}{name}/")
-            else:
-                found[f"{prefix}{name}"] = np.asarray(member[...])
-
-    walk(zarr.open_group(str(store), mode="r"), "")
-    return found
-
-
-def assert_same_recording(expected: dict[str, np.ndarray[Any, Any]], store: Path) -> None:
-    got = arrays(store)
-    assert sorted(got) == sorted(expected)
-    for name, values in expected.items():
-        assert got[name].shape == values.shape, name
-        assert np.array_equal(got[name], values, equal_nan=True), name
-
-
 def finished(proc: subprocess.Popen[str], store: Path) -> dict[str, np.ndarray[Any, Any]]:
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    return arrays(store)
+    return recorded_arrays(store)
 
 
 def rank_pids(job_dir: Path) -> list[int]:

@@ -21,13 +21,8 @@ from tests.services.conftest import (
     write_tokens,
 )
 from tests.services.test_local_jobs import store_path
-from tests.services.test_retries import (
-    Baseline,
-    Watcher,
-    assert_same_recording,
-    events,
-    finished,
-)
+from tests.services.test_retries import Baseline, Watcher, events, finished
+from tests.stores import assert_same_recording
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
 
