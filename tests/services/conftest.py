@@ -8,6 +8,7 @@ is missing or the cluster is down, and skips only if that script is missing.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -269,3 +270,32 @@ def uninterrupted() -> Iterator[Callable[[Path, Path, float], subprocess.Popen[s
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+CliRun = Callable[..., tuple[int, str, str]]
+"""``run(*argv)`` -> (exit code, stdout, stderr) of one ``brainsim`` job-service command."""
+
+
+@pytest.fixture
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[ServerThread], CliRun]:
+    """``cli(server)`` -> a :data:`CliRun` against ``server``, with the server and alice's
+    token from the environment, as users set them."""
+    from services.cli import register
+
+    def bind(server: ServerThread) -> CliRun:
+        monkeypatch.setenv("BRAINSIM_SERVER", server.address)
+        monkeypatch.setenv("BRAINSIM_TOKEN", ALICE)
+        parser = argparse.ArgumentParser(prog="brainsim")
+        register(parser.add_subparsers(dest="command", required=True))
+
+        def run(*argv: str) -> tuple[int, str, str]:
+            args = parser.parse_args(list(argv))
+            code = args.func(args)
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        return run
+
+    return bind

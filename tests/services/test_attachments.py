@@ -5,7 +5,6 @@ are refused with their field path, leaving nothing behind."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 import yaml
 import zarr
 
-from services.cli import register
 from services.client import AttachmentError, circuit_attachments
 from services.config import ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
@@ -109,29 +107,6 @@ def submit_raw(server: ServerThread, request: pb.SubmitJobRequest) -> pb.SubmitJ
 def held(make_server: Callable[..., ServerThread]) -> ServerThread:
     """A server that queues local jobs but never starts them."""
     return make_server(local={"max_concurrent_jobs": 0})
-
-
-@pytest.fixture
-def cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[[ServerThread], Callable[..., tuple[int, str, str]]]:
-    """``run(*argv)`` -> (exit code, stdout, stderr) against ``server`` as alice."""
-
-    def bind(server: ServerThread) -> Callable[..., tuple[int, str, str]]:
-        monkeypatch.setenv("BRAINSIM_SERVER", server.address)
-        monkeypatch.setenv("BRAINSIM_TOKEN", ALICE)
-        parser = argparse.ArgumentParser(prog="brainsim")
-        register(parser.add_subparsers(dest="command", required=True))
-
-        def run(*argv: str) -> tuple[int, str, str]:
-            args = parser.parse_args(list(argv))
-            code = args.func(args)
-            out, err = capsys.readouterr()
-            return code, out, err
-
-        return run
-
-    return bind
 
 
 # --- the whole way ------------------------------------------------------------------------------

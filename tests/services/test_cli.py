@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,40 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import register
 from services.gen.brainsim.v1 import job_service_pb2 as pb
-from tests.services.conftest import ALICE, BOB, ROOT, TINY, ServerThread, wait_for
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[[ServerThread], Run]:
-    """``run(*argv)`` -> (exit code, stdout, stderr), with the server and alice's token from
-    the environment, as users set them."""
-
-    def bind(server: ServerThread) -> Run:
-        monkeypatch.setenv("BRAINSIM_SERVER", server.address)
-        monkeypatch.setenv("BRAINSIM_TOKEN", ALICE)
-        parser = argparse.ArgumentParser(prog="brainsim")
-        register(parser.add_subparsers(dest="command", required=True))
-
-        def run(*argv: str) -> tuple[int, str, str]:
-            args = parser.parse_args(list(argv))
-            code = args.func(args)
-            out, err = capsys.readouterr()
-            return code, out, err
-
-        return run
-
-    return bind
+from tests.services.conftest import ALICE, BOB, ROOT, TINY, CliRun, ServerThread, wait_for
 
 
 @pytest.mark.mpi
 def test_submit_and_wait_then_status_and_jobs(
-    server: ServerThread, cli: Callable[[ServerThread], Run]
+    server: ServerThread, cli: Callable[[ServerThread], CliRun]
 ) -> None:
     run = cli(server)
     code, out, err = run("submit", str(TINY), "--ranks", "2", "--wait")
@@ -73,7 +45,7 @@ def test_submit_and_wait_then_status_and_jobs(
 
 
 def test_quiet_submit_cancel_and_watch_exit_codes(
-    make_server: Callable[..., ServerThread], cli: Callable[[ServerThread], Run]
+    make_server: Callable[..., ServerThread], cli: Callable[[ServerThread], CliRun]
 ) -> None:
     server = make_server(local={"max_concurrent_jobs": 0})
     run = cli(server)
@@ -95,7 +67,7 @@ def test_quiet_submit_cancel_and_watch_exit_codes(
 
 
 def test_errors_are_readable_without_tracebacks(
-    server: ServerThread, cli: Callable[[ServerThread], Run], tmp_path: Path
+    server: ServerThread, cli: Callable[[ServerThread], CliRun], tmp_path: Path
 ) -> None:
     run = cli(server)
     bad = tmp_path / "bad.yaml"
@@ -127,7 +99,7 @@ def test_errors_are_readable_without_tracebacks(
 
 
 def test_token_file_and_dry_run(
-    server: ServerThread, cli: Callable[[ServerThread], Run], tmp_path: Path
+    server: ServerThread, cli: Callable[[ServerThread], CliRun], tmp_path: Path
 ) -> None:
     run = cli(server)
     token_file = tmp_path / "bob.token"
