@@ -3,6 +3,8 @@ weights back, and running a circuit file."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,52 @@ import yaml
 from brainsim.analysis import Recording
 from brainsim.api import run
 
-__all__ = ["final_weights", "run_circuit", "split_data", "write_circuit", "write_connections"]
+__all__ = [
+    "additive_stdp",
+    "example_parser",
+    "final_weights",
+    "run_circuit",
+    "save_scores",
+    "split_data",
+    "write_circuit",
+    "write_connections",
+]
+
+
+def example_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line every example takes: ``--out DIR`` and ``--ranks N``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=(doc or "").split("\n")[0]
+    )
+    parser.add_argument("--out", type=Path, required=True, help="directory for every file")
+    parser.add_argument("--ranks", type=int, default=1)
+    return parser
+
+
+def save_scores(out: Path, result: dict[str, Any]) -> None:
+    """The figures of a run, as ``DIR/scores.json``."""
+    (out / "scores.json").write_text(json.dumps(result, indent=2))
+
+
+def additive_stdp(
+    tau_plus_ms: float,
+    tau_minus_ms: float,
+    learning_rate: float,
+    depression_ratio: float,
+    w_max_pA: float,
+) -> dict[str, Any]:
+    """A ``synapse`` block of NEST's ``stdp_synapse``, additive (``mu_plus = mu_minus = 0``):
+    ``learning_rate`` is its ``lambda``, ``depression_ratio`` its ``alpha``."""
+    return {
+        "model": "stdp",
+        "tau_plus_ms": tau_plus_ms,
+        "tau_minus_ms": tau_minus_ms,
+        "lambda": learning_rate,
+        "alpha": depression_ratio,
+        "mu_plus": 0.0,
+        "mu_minus": 0.0,
+        "w_max": w_max_pA,
+    }
 
 
 def write_circuit(document: dict[str, Any], path: Path) -> Path:

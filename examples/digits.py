@@ -47,8 +47,6 @@ docs/examples.md gives the figures it reaches.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -67,8 +65,11 @@ from brainsim.analysis import (
     sample_responses,
 )
 from examples.common import (
+    additive_stdp,
+    example_parser,
     final_weights,
     run_circuit,
+    save_scores,
     split_data,
     write_circuit,
     write_connections,
@@ -194,16 +195,13 @@ def circuit(
         "delay_ms": setup.dt_ms,
     }
     if plastic:
-        input_projection["synapse"] = {
-            "model": "stdp",
-            "tau_plus_ms": setup.tau_plus_ms,
-            "tau_minus_ms": setup.tau_minus_ms,
-            "lambda": setup.learning_rate,
-            "alpha": setup.depression_ratio,
-            "mu_plus": 0.0,
-            "mu_minus": 0.0,
-            "w_max": setup.w_max_pA,
-        }
+        input_projection["synapse"] = additive_stdp(
+            setup.tau_plus_ms,
+            setup.tau_minus_ms,
+            setup.learning_rate,
+            setup.depression_ratio,
+            setup.w_max_pA,
+        )
     projections: dict[str, Any] = {
         "PixelsExc": input_projection,
         "Lateral": {
@@ -433,11 +431,7 @@ def run_experiment(out: Path, setup: Setup, ranks: int = 1) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Setup()
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.digits", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, required=True, help="directory for every file")
-    parser.add_argument("--ranks", type=int, default=1)
+    parser = example_parser("examples.digits", __doc__)
     parser.add_argument("--train", type=int, default=defaults.n_train, help="training images")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--neurons", type=int, default=defaults.n_exc)
@@ -460,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_test=args.test,
     )
     result = run_experiment(args.out, setup, ranks=args.ranks)
-    (args.out / "scores.json").write_text(json.dumps(result, indent=2))
+    save_scores(args.out, result)
     for name in ("untrained", "learned"):
         s = result[name]
         print(

@@ -29,8 +29,6 @@ scored that way too.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -49,8 +47,11 @@ from brainsim.analysis import (
     sample_responses,
 )
 from examples.common import (
+    additive_stdp,
+    example_parser,
     final_weights,
     run_circuit,
+    save_scores,
     split_data,
     write_circuit,
     write_connections,
@@ -159,16 +160,13 @@ def circuit(
         | timing
     }
     if teacher_files is not None:
-        projection["synapse"] = {
-            "model": "stdp",
-            "tau_plus_ms": setup.tau_plus_ms,
-            "tau_minus_ms": setup.tau_minus_ms,
-            "lambda": setup.learning_rate,
-            "alpha": setup.depression_ratio,
-            "mu_plus": 0.0,
-            "mu_minus": 0.0,
-            "w_max": setup.w_max_pA,
-        }
+        projection["synapse"] = additive_stdp(
+            setup.tau_plus_ms,
+            setup.tau_minus_ms,
+            setup.learning_rate,
+            setup.depression_ratio,
+            setup.w_max_pA,
+        )
         own, others = teacher_files
         for name, file, weight in (
             ("teacher", own, setup.teacher_pA),
@@ -297,11 +295,7 @@ def run_experiment(out: Path, setup: Setup, ranks: int = 1) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Setup()
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.iris", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, required=True, help="directory for every file")
-    parser.add_argument("--ranks", type=int, default=1)
+    parser = example_parser("examples.iris", __doc__)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument(
         "--learning-rate", type=float, default=defaults.learning_rate, help="NEST's lambda"
@@ -315,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         split_seed=args.split_seed,
     )
     result = run_experiment(args.out, setup, ranks=args.ranks)
-    (args.out / "scores.json").write_text(json.dumps(result, indent=2))
+    save_scores(args.out, result)
     for name in ("untrained", "learned"):
         s = result[name]
         print(

@@ -41,8 +41,6 @@ start (about half of them do); ten independent ones make the outcome dependable.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -52,7 +50,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from examples.common import run_circuit, write_circuit, write_connections
+from examples.common import (
+    additive_stdp,
+    example_parser,
+    run_circuit,
+    save_scores,
+    write_circuit,
+    write_connections,
+)
 
 __all__ = [
     "Inputs",
@@ -222,16 +227,13 @@ def circuit(
             }
             if setup.weight_spread_pA > 0
             else setup.weight_pA,
-            "synapse": {
-                "model": "stdp",
-                "tau_plus_ms": setup.tau_plus_ms,
-                "tau_minus_ms": setup.tau_minus_ms,
-                "lambda": setup.learning_rate,
-                "alpha": setup.depression_ratio,
-                "mu_plus": 0.0,
-                "mu_minus": 0.0,
-                "w_max": setup.w_max_pA,
-            },
+            "synapse": additive_stdp(
+                setup.tau_plus_ms,
+                setup.tau_minus_ms,
+                setup.learning_rate,
+                setup.depression_ratio,
+                setup.w_max_pA,
+            ),
         }
     else:
         projection |= {"connectivity": {"rule": "from_file", "path": connections_file}}
@@ -422,11 +424,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Setup()
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.pattern_detection", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, required=True, help="directory for every file")
-    parser.add_argument("--ranks", type=int, default=1)
+    parser = example_parser("examples.pattern_detection", __doc__)
     parser.add_argument("--train-s", type=float, default=defaults.train_ms / 1000)
     parser.add_argument("--test-s", type=float, default=defaults.test_ms / 1000)
     parser.add_argument("--seed", type=int, default=defaults.input_seed, help="input seed")
@@ -439,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         input_seed=args.seed,
     )
     result = run_experiment(args.out, setup, ranks=args.ranks)
-    (args.out / "scores.json").write_text(json.dumps(result, indent=2))
+    save_scores(args.out, result)
     for name in ("untrained", "learned"):
         s = result[name]
         print(
