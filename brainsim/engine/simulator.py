@@ -574,10 +574,11 @@ def simulate(
         loop.rows[:] = 0
         t0 = t1
         stop = bool(seen & SAW_STOP)
-        checkpoint_now = (
-            checkpointer is not None
-            and t0 < n_steps
-            and (t0 == next_checkpoint or bool(seen & SAW_CHECKPOINT))
+        # Every `every` steps and at the end (from which `resume --until-ms` extends the run),
+        # or where a rank asked for one.
+        checkpoint_now = checkpointer is not None and (
+            (every is not None and t0 == next_checkpoint)
+            or (t0 < n_steps and bool(seen & SAW_CHECKPOINT))
         )
         if t0 == snapshots.next_due(t0 - 1) or stop:
             snapshots.take(t0, final=t0 == n_steps or stop)
@@ -589,10 +590,10 @@ def simulate(
             loop.n_pending = 0
         if flushing:
             last_flush, last_flush_wall = t0, time.monotonic()
-            if t0 < n_steps:  # at the end, the recorder's close writes the rest
+            if t0 < n_steps or checkpoint_now:  # else the recorder's close writes the rest
                 recorder.flush(t0 * dt)
-                if stop:
-                    return Simulated.ended("cancelled", began, snapshots.seconds, writing)
+            if stop and t0 < n_steps:
+                return Simulated.ended("cancelled", began, snapshots.seconds, writing)
         if checkpoint_now:
             assert checkpointer is not None
             started = time.perf_counter()
@@ -600,15 +601,6 @@ def simulate(
             writing += time.perf_counter() - started
             if every is not None:
                 next_checkpoint = min(n_steps, (t0 // every + 1) * every)
-            if seen & SAW_CHECKPOINT:
+            if seen & SAW_CHECKPOINT and t0 < n_steps:
                 return Simulated.ended("checkpointed", began, snapshots.seconds, writing)
-    if every is not None:
-        # A last checkpoint at the end, from which `brainsim resume --until-ms` extends the run.
-        _record_spikes(recorder, loop.pending[: loop.n_pending], recorded, n_gids)
-        loop.n_pending = 0
-        recorder.flush(n_steps * dt)
-        started = time.perf_counter()
-        assert checkpointer is not None
-        checkpointer(n_steps)
-        writing += time.perf_counter() - started
     return Simulated.ended("complete", began, snapshots.seconds, writing)
