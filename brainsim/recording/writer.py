@@ -185,6 +185,39 @@ def _with_shape(array: zarr.Array[Any], shape: tuple[int, ...]) -> zarr.Array[An
     return zarr.Array(async_array)
 
 
+def _rewrite_root(
+    path: str | os.PathLike[str],
+    change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+    what: str,
+) -> bool:
+    """Replace the root document of the store at ``path`` by ``change(document)`` (``None``:
+    leave it). Not collective; never raises (a store that cannot be changed is logged, as
+    ``what``); returns whether it changed the store."""
+    try:
+        store = Path(path)
+        if not (store / "zarr.json").is_file():
+            return False
+        root = zarr.open_group(store=str(store), mode="r+", zarr_format=3)
+        doc = root.attrs.get(ROOT_KEY)
+        if not isinstance(doc, Mapping):
+            return False
+        new = change(doc)
+        if new is None:
+            return False
+        root.attrs[ROOT_KEY] = new
+    except Exception:
+        _log.exception("could not %s in %s", what, path)
+        return False
+    return True
+
+
+def _ended(doc: Mapping[str, Any], end_time: str | None) -> dict[str, Any]:
+    """The provenance of ``doc`` with the run's ``end_time`` (else now)."""
+    provenance = dict(cast(Mapping[str, Any], doc.get("provenance") or {}))
+    provenance["end_time"] = end_time or _utc_now()
+    return provenance
+
+
 def mark_store_failed(path: str | os.PathLike[str], reason: str) -> bool:
     """Set status ``failed`` and ``reason`` in the store at ``path`` if it says ``running``.
 
@@ -192,26 +225,13 @@ def mark_store_failed(path: str | os.PathLike[str], reason: str) -> bool:
     is logged) and returns whether it changed the store. Launchers use it when a run died
     without closing its store.
     """
-    try:
-        store = Path(path)
-        if not (store / "zarr.json").is_file():
-            return False
-        root = zarr.open_group(store=str(store), mode="r+", zarr_format=3)
-        doc = root.attrs.get(ROOT_KEY)
-        if not isinstance(doc, Mapping) or doc.get("status") != "running":
-            return False
-        provenance = dict(cast(Mapping[str, Any], doc.get("provenance") or {}))
-        provenance["end_time"] = _utc_now()
-        root.attrs[ROOT_KEY] = {
-            **doc,
-            "status": "failed",
-            "reason": reason,
-            "provenance": provenance,
-        }
-    except Exception:
-        _log.exception("could not mark the recording at %s as failed", path)
-        return False
-    return True
+
+    def fail(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+        if doc.get("status") != "running":
+            return None
+        return {**doc, "status": "failed", "reason": reason, "provenance": _ended(doc, None)}
+
+    return _rewrite_root(path, fail, "mark the recording as failed")
 
 
 def settle_store(
@@ -237,29 +257,19 @@ def settle_store(
 
     Everything else (the data, ``simulated_ms``, the rest of the provenance) stays as it is.
     """
-    try:
-        store = Path(path)
-        if not (store / "zarr.json").is_file():
-            return False
-        root = zarr.open_group(store=str(store), mode="r+", zarr_format=3)
-        doc = root.attrs.get(ROOT_KEY)
-        if not isinstance(doc, Mapping):
-            return False
+
+    def settle(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         recorded, own_reason = doc.get("status"), doc.get("reason")
         if (recorded == status and own_reason) or recorded == "checkpointed":
-            return False
+            return None
         new: dict[str, Any] = {**doc, "status": status, "reason": reason}
         if recorded not in (status, "running") and own_reason:
             new["reason"] = f"{reason}; the run had recorded {recorded}: {own_reason}"
         if recorded == "running":
-            provenance = dict(cast(Mapping[str, Any], doc.get("provenance") or {}))
-            provenance["end_time"] = end_time or _utc_now()
-            new["provenance"] = provenance
-        root.attrs[ROOT_KEY] = new
-    except Exception:
-        _log.exception("could not record the end of the run in %s", path)
-        return False
-    return True
+            new["provenance"] = _ended(doc, end_time)
+        return new
+
+    return _rewrite_root(path, settle, "record the end of the run")
 
 
 def _grown(values: npt.NDArray[np.int64], capacity: int) -> npt.NDArray[np.int64]:
