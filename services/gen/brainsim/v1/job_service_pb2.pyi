@@ -691,6 +691,7 @@ class Job(_message.Message):
     MAX_RETRIES_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     SEGMENT_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Server-assigned id (12 lowercase hex digits)."""
     owner: _builtins.str
@@ -738,6 +739,12 @@ class Job(_message.Message):
     def time_limit(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def slurm(self) -> Global___SlurmOptions: ...
+    @_builtins.property
+    def usage(self) -> Global___ResourceUse:
+        """What the job's runs used so far (all attempts and links together); unset before the
+        first run starts.
+        """
+
     def __init__(
         self,
         *,
@@ -763,13 +770,490 @@ class Job(_message.Message):
         max_retries: _builtins.int = ...,
         attempt: _builtins.int = ...,
         segment: _builtins.int = ...,
+        usage: Global___ResourceUse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "checkpoint_every_ms", b"checkpoint_every_ms", "end_time", b"end_time", "slurm", b"slurm", "start_time", b"start_time", "submit_time", b"submit_time", "time_limit", b"time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "checkpoint_every_ms", b"checkpoint_every_ms", "end_time", b"end_time", "slurm", b"slurm", "start_time", b"start_time", "submit_time", b"submit_time", "time_limit", b"time_limit", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "attempt", b"attempt", "cancel_requested", b"cancel_requested", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit_name", b"circuit_name", "duration_ms", b"duration_ms", "end_time", b"end_time", "external_id", b"external_id", "failure_reason", b"failure_reason", "job_id", b"job_id", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "owner", b"owner", "recording_uri", b"recording_uri", "seed", b"seed", "segment", b"segment", "simulated_ms", b"simulated_ms", "slurm", b"slurm", "start_time", b"start_time", "state", b"state", "submit_time", b"submit_time", "target", b"target", "time_limit", b"time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "attempt", b"attempt", "cancel_requested", b"cancel_requested", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit_name", b"circuit_name", "duration_ms", b"duration_ms", "end_time", b"end_time", "external_id", b"external_id", "failure_reason", b"failure_reason", "job_id", b"job_id", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "owner", b"owner", "recording_uri", b"recording_uri", "seed", b"seed", "segment", b"segment", "simulated_ms", b"simulated_ms", "slurm", b"slurm", "start_time", b"start_time", "state", b"state", "submit_time", b"submit_time", "target", b"target", "time_limit", b"time_limit", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__checkpoint_every_ms: _TypeAlias = _typing.Literal["checkpoint_every_ms"]  # noqa: Y015
     _WhichOneofArgType__checkpoint_every_ms: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_every_ms) -> _WhichOneofReturnType__checkpoint_every_ms | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class ResourceUse(_message.Message):
+    """The resources a job used."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALL_TIME_FIELD_NUMBER: _builtins.int
+    CPU_TIME_FIELD_NUMBER: _builtins.int
+    PEAK_RANK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    STORE_BYTES_FIELD_NUMBER: _builtins.int
+    peak_rank_memory_bytes: _builtins.int
+    """The largest resident set size a single rank reached, in bytes."""
+    peak_memory_bytes: _builtins.int
+    """The resident set sizes of a run's ranks at their peaks, summed (the largest of any run),
+    in bytes: an upper bound on the job's memory at any moment.
+    """
+    store_bytes: _builtins.int
+    """The size of the job's folder on disk (recording, logs, attachments), in bytes."""
+    @_builtins.property
+    def wall_time(self) -> _duration_pb2.Duration:
+        """From the start of the first run to the end of the job (or now, while it runs)."""
+
+    @_builtins.property
+    def cpu_time(self) -> _duration_pb2.Duration:
+        """User and system CPU time of every rank of every run, summed."""
+
+    def __init__(
+        self,
+        *,
+        wall_time: _duration_pb2.Duration | None = ...,
+        cpu_time: _duration_pb2.Duration | None = ...,
+        peak_rank_memory_bytes: _builtins.int = ...,
+        peak_memory_bytes: _builtins.int = ...,
+        store_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cpu_time", b"cpu_time", "wall_time", b"wall_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_time", b"cpu_time", "peak_memory_bytes", b"peak_memory_bytes", "peak_rank_memory_bytes", b"peak_rank_memory_bytes", "store_bytes", b"store_bytes", "wall_time", b"wall_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceUse: _TypeAlias = ResourceUse  # noqa: Y015
+
+@_typing.final
+class NeuronSelection(_message.Message):
+    """Neurons of one population whose individual spikes StreamActivity sends."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POPULATION_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    population: _builtins.str
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Indices within the population (0 .. size - 1), at most 1000 over all selections."""
+
+    def __init__(
+        self,
+        *,
+        population: _builtins.str = ...,
+        node_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "population", b"population"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NeuronSelection: _TypeAlias = NeuronSelection  # noqa: Y015
+
+@_typing.final
+class StreamActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    BIN_MS_FIELD_NUMBER: _builtins.int
+    POPULATIONS_FIELD_NUMBER: _builtins.int
+    NEURONS_FIELD_NUMBER: _builtins.int
+    FROM_MS_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    bin_ms: _builtins.float
+    """Width of a bin, in ms: finite, at least the circuit's dt_ms, at most 60000. 0: 10 ms."""
+    from_ms: _builtins.float
+    """Start of the first bin, in ms: a multiple of bin_ms, >= 0 (a reconnecting client passes
+    the last next_from_ms). Bins are [from_ms + i * bin_ms, from_ms + (i + 1) * bin_ms).
+    """
+    @_builtins.property
+    def populations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Populations whose rates are sent, each recording spikes in the circuit; empty: every
+        population that records spikes.
+        """
+
+    @_builtins.property
+    def neurons(self) -> _containers.RepeatedCompositeFieldContainer[Global___NeuronSelection]:
+        """Neurons whose spike times are sent with each bin (their populations must record spikes)."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        bin_ms: _builtins.float = ...,
+        populations: _abc.Iterable[_builtins.str] | None = ...,
+        neurons: _abc.Iterable[Global___NeuronSelection] | None = ...,
+        from_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bin_ms", b"bin_ms", "from_ms", b"from_ms", "job_id", b"job_id", "neurons", b"neurons", "populations", b"populations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamActivityRequest: _TypeAlias = StreamActivityRequest  # noqa: Y015
+
+@_typing.final
+class PopulationActivity(_message.Message):
+    """The spikes of one population in one bin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POPULATION_FIELD_NUMBER: _builtins.int
+    N_SPIKES_FIELD_NUMBER: _builtins.int
+    RATE_HZ_FIELD_NUMBER: _builtins.int
+    population: _builtins.str
+    n_spikes: _builtins.int
+    rate_hz: _builtins.float
+    """n_spikes / (population size * bin width), in Hz."""
+    def __init__(
+        self,
+        *,
+        population: _builtins.str = ...,
+        n_spikes: _builtins.int = ...,
+        rate_hz: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["n_spikes", b"n_spikes", "population", b"population", "rate_hz", b"rate_hz"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PopulationActivity: _TypeAlias = PopulationActivity  # noqa: Y015
+
+@_typing.final
+class NeuronSpikes(_message.Message):
+    """The spikes of chosen neurons of one population in one bin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POPULATION_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    TIMES_MS_FIELD_NUMBER: _builtins.int
+    population: _builtins.str
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Spike i is neuron node_ids[i] at times_ms[i], ordered by time, then node id."""
+
+    @_builtins.property
+    def times_ms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        population: _builtins.str = ...,
+        node_ids: _abc.Iterable[_builtins.int] | None = ...,
+        times_ms: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "population", b"population", "times_ms", b"times_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NeuronSpikes: _TypeAlias = NeuronSpikes  # noqa: Y015
+
+@_typing.final
+class ActivityBin(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    POPULATIONS_FIELD_NUMBER: _builtins.int
+    NEURONS_FIELD_NUMBER: _builtins.int
+    start_ms: _builtins.float
+    end_ms: _builtins.float
+    @_builtins.property
+    def populations(self) -> _containers.RepeatedCompositeFieldContainer[Global___PopulationActivity]:
+        """One entry per requested population, in the order of the request."""
+
+    @_builtins.property
+    def neurons(self) -> _containers.RepeatedCompositeFieldContainer[Global___NeuronSpikes]:
+        """One entry per selection in the request, in its order."""
+
+    def __init__(
+        self,
+        *,
+        start_ms: _builtins.float = ...,
+        end_ms: _builtins.float = ...,
+        populations: _abc.Iterable[Global___PopulationActivity] | None = ...,
+        neurons: _abc.Iterable[Global___NeuronSpikes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_ms", b"end_ms", "neurons", b"neurons", "populations", b"populations", "start_ms", b"start_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityBin: _TypeAlias = ActivityBin  # noqa: Y015
+
+@_typing.final
+class StreamActivityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    NEXT_FROM_MS_FIELD_NUMBER: _builtins.int
+    state: Global___JobState.ValueType
+    """Where the job stands: state, and simulated time of its recording so far."""
+    next_from_ms: _builtins.float
+    """from_ms for a client that reconnects after this message."""
+    @_builtins.property
+    def bins(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityBin]:
+        """The bins completed since the previous message, in time order (none when the run moved
+        on less than a bin).
+        """
+
+    @_builtins.property
+    def progress(self) -> Global___Progress: ...
+    def __init__(
+        self,
+        *,
+        bins: _abc.Iterable[Global___ActivityBin] | None = ...,
+        state: Global___JobState.ValueType = ...,
+        progress: Global___Progress | None = ...,
+        next_from_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bins", b"bins", "next_from_ms", b"next_from_ms", "progress", b"progress", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamActivityResponse: _TypeAlias = StreamActivityResponse  # noqa: Y015
+
+@_typing.final
+class GetJobLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    MAX_LINES_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    stream: Global___LogStream.ValueType
+    """LOG_STREAM_STDOUT (also for LOG_STREAM_UNSPECIFIED), LOG_STREAM_STDERR or
+    LOG_STREAM_SERVICE.
+    """
+    cursor: _builtins.str
+    """next_cursor of the previous page; empty: from the beginning."""
+    max_lines: _builtins.int
+    """At most this many lines (0: 1000; more than 10000 is treated as 10000)."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        stream: Global___LogStream.ValueType = ...,
+        cursor: _builtins.str = ...,
+        max_lines: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "job_id", b"job_id", "max_lines", b"max_lines", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobLogsRequest: _TypeAlias = GetJobLogsRequest  # noqa: Y015
+
+@_typing.final
+class GetJobLogsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Pass as cursor to continue after the last line returned."""
+    complete: _builtins.bool
+    """True when the job has ended and no line follows next_cursor."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogLine]: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___LogLine] | None = ...,
+        next_cursor: _builtins.str = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "lines", b"lines", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobLogsResponse: _TypeAlias = GetJobLogsResponse  # noqa: Y015
+
+@_typing.final
+class ListArtifactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsRequest: _TypeAlias = ListArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class Artifact(_message.Message):
+    """A file of a job's results."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name to download it by, e.g. "recording.zarr.zip", "circuit.yaml", "stdout.log",
+    "attachments/digits.npy".
+    """
+    size_bytes: _builtins.int
+    """Its size in bytes; -1 where it is made when first downloaded (the zipped recording)."""
+    media_type: _builtins.str
+    """Its media type, e.g. "application/zip", "application/yaml", "text/plain"."""
+    description: _builtins.str
+    """What it is, in words."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        media_type: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "media_type", b"media_type", "name", b"name", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Artifact: _TypeAlias = Artifact  # noqa: Y015
+
+@_typing.final
+class ListArtifactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]: ...
+    def __init__(
+        self,
+        *,
+        artifacts: _abc.Iterable[Global___Artifact] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsResponse: _TypeAlias = ListArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    name: _builtins.str
+    """An Artifact.name of ListArtifacts."""
+    offset: _builtins.int
+    """Start at this byte (0: the whole artefact); at most its size."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        offset: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "name", b"name", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactRequest: _TypeAlias = DownloadArtifactRequest  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The bytes from offset on (at most 1 MiB)."""
+    offset: _builtins.int
+    total_bytes: _builtins.int
+    """The artefact's whole size, in bytes."""
+    sha256: _builtins.str
+    """Set in the last message only: the SHA-256 of the whole artefact, 64 lowercase hex digits."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        offset: _builtins.int = ...,
+        total_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "offset", b"offset", "sha256", b"sha256", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactResponse: _TypeAlias = DownloadArtifactResponse  # noqa: Y015
+
+@_typing.final
+class DeleteJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteJobRequest: _TypeAlias = DeleteJobRequest  # noqa: Y015
+
+@_typing.final
+class DeleteJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FREED_BYTES_FIELD_NUMBER: _builtins.int
+    freed_bytes: _builtins.int
+    """The size of the job's folder that was freed, in bytes."""
+    def __init__(
+        self,
+        *,
+        freed_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["freed_bytes", b"freed_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015

@@ -66,6 +66,31 @@ class JobServiceStub:
                 request_serializer=brainsim_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=brainsim_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.StreamActivity = channel.unary_stream(
+                '/brainsim.v1.JobService/StreamActivity',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.StreamActivityRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.StreamActivityResponse.FromString,
+                _registered_method=True)
+        self.GetJobLogs = channel.unary_unary(
+                '/brainsim.v1.JobService/GetJobLogs',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.GetJobLogsRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.GetJobLogsResponse.FromString,
+                _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/brainsim.v1.JobService/ListArtifacts',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/brainsim.v1.JobService/DownloadArtifact',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/brainsim.v1.JobService/DeleteJob',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -133,6 +158,61 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamActivity(self, request, context):
+        """Streams the network's activity while the job runs, from what the run has flushed to its
+        recording (a run flushes at least every second of wall clock): binned spike counts and
+        rates of the chosen populations and the spikes of chosen neurons, bin after bin from
+        from_ms. Each message carries the bins completed since the previous one (possibly none)
+        and the job's progress; the stream waits while the job is queued and ends once the job
+        has ended and every bin it simulated has been sent (the last bin may be shorter). A
+        client that reconnects passes the next_from_ms of the last message it received and
+        continues exactly where it stopped. Errors: INVALID_ARGUMENT (field violations: bin_ms,
+        from_ms, populations[i], neurons[i].population, neurons[i].node_ids), FAILED_PRECONDITION
+        (the circuit records no spikes, or the job ended without a readable recording).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobLogs(self, request, context):
+        """Returns a job's output after the fact (also while it runs), in pages: the simulator's
+        standard output or error as written to the job's folder, or the service's own messages
+        (LOG_STREAM_SERVICE). Pass next_cursor back to continue; the page is empty (and complete
+        true) once the job has ended and everything was returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListArtifacts(self, request, context):
+        """Lists the files a job's results can be downloaded as: the recording (a zipped Zarr store,
+        once the job has ended), the circuit as submitted and normalized, the logs, the attached
+        files and any compiled artefacts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifact(self, request, context):
+        """Streams one artefact in chunks of at most 1 MiB, each with its offset; the last message
+        also carries the SHA-256 of the whole artefact. A download that broke off continues from
+        an offset. Errors: NOT_FOUND (no such artefact), FAILED_PRECONDITION (the recording of a
+        job that has not ended), OUT_OF_RANGE (an offset past the end).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes an ended job: its folder (recording, logs, attachments) and its record; the job is
+        NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
+        it first): results are never removed while a job runs. The server's retention policy
+        deletes ended jobs the same way (too old, or beyond a user's total size).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +245,31 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=brainsim_dot_v1_dot_job__service__pb2.WatchJobRequest.FromString,
                     response_serializer=brainsim_dot_v1_dot_job__service__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'StreamActivity': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamActivity,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.StreamActivityRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.StreamActivityResponse.SerializeToString,
+            ),
+            'GetJobLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobLogs,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.GetJobLogsRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.GetJobLogsResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -331,6 +436,141 @@ class JobService:
             '/brainsim.v1.JobService/WatchJob',
             brainsim_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
             brainsim_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/brainsim.v1.JobService/StreamActivity',
+            brainsim_dot_v1_dot_job__service__pb2.StreamActivityRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.StreamActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brainsim.v1.JobService/GetJobLogs',
+            brainsim_dot_v1_dot_job__service__pb2.GetJobLogsRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.GetJobLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brainsim.v1.JobService/ListArtifacts',
+            brainsim_dot_v1_dot_job__service__pb2.ListArtifactsRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/brainsim.v1.JobService/DownloadArtifact',
+            brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.DownloadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brainsim.v1.JobService/DeleteJob',
+            brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,41 @@ class JobServiceStub:
     or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
     job has ended (the last message is the job in its final state).
     """
+    StreamActivity: _grpc.UnaryStreamMultiCallable[_job_service_pb2.StreamActivityRequest, _job_service_pb2.StreamActivityResponse]
+    """Streams the network's activity while the job runs, from what the run has flushed to its
+    recording (a run flushes at least every second of wall clock): binned spike counts and
+    rates of the chosen populations and the spikes of chosen neurons, bin after bin from
+    from_ms. Each message carries the bins completed since the previous one (possibly none)
+    and the job's progress; the stream waits while the job is queued and ends once the job
+    has ended and every bin it simulated has been sent (the last bin may be shorter). A
+    client that reconnects passes the next_from_ms of the last message it received and
+    continues exactly where it stopped. Errors: INVALID_ARGUMENT (field violations: bin_ms,
+    from_ms, populations[i], neurons[i].population, neurons[i].node_ids), FAILED_PRECONDITION
+    (the circuit records no spikes, or the job ended without a readable recording).
+    """
+    GetJobLogs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobLogsRequest, _job_service_pb2.GetJobLogsResponse]
+    """Returns a job's output after the fact (also while it runs), in pages: the simulator's
+    standard output or error as written to the job's folder, or the service's own messages
+    (LOG_STREAM_SERVICE). Pass next_cursor back to continue; the page is empty (and complete
+    true) once the job has ended and everything was returned.
+    """
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListArtifactsRequest, _job_service_pb2.ListArtifactsResponse]
+    """Lists the files a job's results can be downloaded as: the recording (a zipped Zarr store,
+    once the job has ended), the circuit as submitted and normalized, the logs, the attached
+    files and any compiled artefacts.
+    """
+    DownloadArtifact: _grpc.UnaryStreamMultiCallable[_job_service_pb2.DownloadArtifactRequest, _job_service_pb2.DownloadArtifactResponse]
+    """Streams one artefact in chunks of at most 1 MiB, each with its offset; the last message
+    also carries the SHA-256 of the whole artefact. A download that broke off continues from
+    an offset. Errors: NOT_FOUND (no such artefact), FAILED_PRECONDITION (the recording of a
+    job that has not ended), OUT_OF_RANGE (an offset past the end).
+    """
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]
+    """Deletes an ended job: its folder (recording, logs, attachments) and its record; the job is
+    NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
+    it first): results are never removed while a job runs. The server's retention policy
+    deletes ended jobs the same way (too old, or beyond a user's total size).
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -119,6 +154,41 @@ class JobServiceAsyncStub(JobServiceStub):
     announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
     or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
     job has ended (the last message is the job in its final state).
+    """
+    StreamActivity: _aio.UnaryStreamMultiCallable[_job_service_pb2.StreamActivityRequest, _job_service_pb2.StreamActivityResponse]  # type: ignore[assignment]
+    """Streams the network's activity while the job runs, from what the run has flushed to its
+    recording (a run flushes at least every second of wall clock): binned spike counts and
+    rates of the chosen populations and the spikes of chosen neurons, bin after bin from
+    from_ms. Each message carries the bins completed since the previous one (possibly none)
+    and the job's progress; the stream waits while the job is queued and ends once the job
+    has ended and every bin it simulated has been sent (the last bin may be shorter). A
+    client that reconnects passes the next_from_ms of the last message it received and
+    continues exactly where it stopped. Errors: INVALID_ARGUMENT (field violations: bin_ms,
+    from_ms, populations[i], neurons[i].population, neurons[i].node_ids), FAILED_PRECONDITION
+    (the circuit records no spikes, or the job ended without a readable recording).
+    """
+    GetJobLogs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobLogsRequest, _job_service_pb2.GetJobLogsResponse]  # type: ignore[assignment]
+    """Returns a job's output after the fact (also while it runs), in pages: the simulator's
+    standard output or error as written to the job's folder, or the service's own messages
+    (LOG_STREAM_SERVICE). Pass next_cursor back to continue; the page is empty (and complete
+    true) once the job has ended and everything was returned.
+    """
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListArtifactsRequest, _job_service_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    """Lists the files a job's results can be downloaded as: the recording (a zipped Zarr store,
+    once the job has ended), the circuit as submitted and normalized, the logs, the attached
+    files and any compiled artefacts.
+    """
+    DownloadArtifact: _aio.UnaryStreamMultiCallable[_job_service_pb2.DownloadArtifactRequest, _job_service_pb2.DownloadArtifactResponse]  # type: ignore[assignment]
+    """Streams one artefact in chunks of at most 1 MiB, each with its offset; the last message
+    also carries the SHA-256 of the whole artefact. A download that broke off continues from
+    an offset. Errors: NOT_FOUND (no such artefact), FAILED_PRECONDITION (the recording of a
+    job that has not ended), OUT_OF_RANGE (an offset past the end).
+    """
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.DeleteJobRequest, _job_service_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """Deletes an ended job: its folder (recording, logs, attachments) and its record; the job is
+    NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
+    it first): results are never removed while a job runs. The server's retention policy
+    deletes ended jobs the same way (too old, or beyond a user's total size).
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -195,6 +265,71 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         announced by a service line such as "attempt 2 of 3: resuming from 400 ms after: <reason>"
         or "run 2: resuming from 400 ms (the previous run stopped at its checkpoint)"), until the
         job has ended (the last message is the job in its final state).
+        """
+
+    @_abc_1.abstractmethod
+    def StreamActivity(
+        self,
+        request: _job_service_pb2.StreamActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_service_pb2.StreamActivityResponse], _abc.AsyncIterator[_job_service_pb2.StreamActivityResponse]]:
+        """Streams the network's activity while the job runs, from what the run has flushed to its
+        recording (a run flushes at least every second of wall clock): binned spike counts and
+        rates of the chosen populations and the spikes of chosen neurons, bin after bin from
+        from_ms. Each message carries the bins completed since the previous one (possibly none)
+        and the job's progress; the stream waits while the job is queued and ends once the job
+        has ended and every bin it simulated has been sent (the last bin may be shorter). A
+        client that reconnects passes the next_from_ms of the last message it received and
+        continues exactly where it stopped. Errors: INVALID_ARGUMENT (field violations: bin_ms,
+        from_ms, populations[i], neurons[i].population, neurons[i].node_ids), FAILED_PRECONDITION
+        (the circuit records no spikes, or the job ended without a readable recording).
+        """
+
+    @_abc_1.abstractmethod
+    def GetJobLogs(
+        self,
+        request: _job_service_pb2.GetJobLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.GetJobLogsResponse, _abc.Awaitable[_job_service_pb2.GetJobLogsResponse]]:
+        """Returns a job's output after the fact (also while it runs), in pages: the simulator's
+        standard output or error as written to the job's folder, or the service's own messages
+        (LOG_STREAM_SERVICE). Pass next_cursor back to continue; the page is empty (and complete
+        true) once the job has ended and everything was returned.
+        """
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _job_service_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListArtifactsResponse, _abc.Awaitable[_job_service_pb2.ListArtifactsResponse]]:
+        """Lists the files a job's results can be downloaded as: the recording (a zipped Zarr store,
+        once the job has ended), the circuit as submitted and normalized, the logs, the attached
+        files and any compiled artefacts.
+        """
+
+    @_abc_1.abstractmethod
+    def DownloadArtifact(
+        self,
+        request: _job_service_pb2.DownloadArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_service_pb2.DownloadArtifactResponse], _abc.AsyncIterator[_job_service_pb2.DownloadArtifactResponse]]:
+        """Streams one artefact in chunks of at most 1 MiB, each with its offset; the last message
+        also carries the SHA-256 of the whole artefact. A download that broke off continues from
+        an offset. Errors: NOT_FOUND (no such artefact), FAILED_PRECONDITION (the recording of a
+        job that has not ended), OUT_OF_RANGE (an offset past the end).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _job_service_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.DeleteJobResponse, _abc.Awaitable[_job_service_pb2.DeleteJobResponse]]:
+        """Deletes an ended job: its folder (recording, logs, attachments) and its record; the job is
+        NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
+        it first): results are never removed while a job runs. The server's retention policy
+        deletes ended jobs the same way (too old, or beyond a user's total size).
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
