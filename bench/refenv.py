@@ -20,6 +20,8 @@ REQUIREMENTS: tuple[str, ...] = (
     "brian2>=2.9,<3",
     # brian2 2.9.0 wraps ndarray.ptp, which NumPy 2.4 removed.
     "numpy<2.4",
+    # The pynn target's scripts run on pyNN.nest in tests (brainsim.backends.pynn).
+    "PyNN==0.13.0",
 )
 """What pip installs into the reference environment."""
 

@@ -1,5 +1,5 @@
-"""The ``brainsim`` command line: run, validate, analyze, export, pool, plus plug-in commands
-(the job service).
+"""The ``brainsim`` command line: run, validate, analyze, export, pool, compile (for a target),
+import (a NIR graph), targets, plus plug-in commands (the job service).
 
 ``run`` goes to a pool of resident ranks when one of its size runs (:mod:`brainsim.pool`),
 else starts ``mpiexec`` for several ranks, else runs in this process.
@@ -48,6 +48,70 @@ class Progress:
         self.start = time.monotonic()
         self.last_print = -1.0
         self.last_fraction = -1.0
+        self.compile_started: float | None = None
+        """When the current burst of kernel compilations began (``None``: none under way)."""
+        self.compiled = 0
+        self.last_compile_print = -1.0
+
+    def compiling(self, kernel: str, count: int) -> None:
+        """numba compiles ``kernel``, the ``count``-th kernel of this run: said at once, then
+        every few seconds, so that a first run after an install does not sit silent."""
+        if self.mode == "none":
+            return
+        now = time.monotonic()
+        first = self.compile_started is None
+        if first:
+            self.compile_started = now
+        self.compiled = count
+        assert self.compile_started is not None
+        wall = now - self.compile_started
+        if self.mode == "json":
+            if first or now - self.last_compile_print >= 1.0:
+                self._json(
+                    {
+                        "event": "compiling",
+                        "kernels": count,
+                        "kernel": kernel,
+                        "wall_s": round(wall, 3),
+                    }
+                )
+                self.last_compile_print = now
+            return
+        if first:
+            self._write_line(
+                "compiling numba kernels for this machine (once after an install or upgrade; "
+                "'brainsim compile-kernels' does it ahead of time)"
+            )
+        interval = 0.1 if self.mode == "bar" else 5.0
+        if now - self.last_compile_print < interval:
+            return
+        self.last_compile_print = now
+        text = f"compiling: {count} kernels so far, now {kernel} ({wall:.0f} s)"
+        if self.mode == "bar":
+            self.stream.write(f"\r{text:<78}")
+            self.stream.flush()
+        elif not first:
+            print(text, file=self.stream, flush=True)
+
+    def _compiled(self) -> None:
+        """The end of a burst of compilations (the run moved on): how many, how long."""
+        if self.compile_started is None:
+            return
+        wall = time.monotonic() - self.compile_started
+        self.compile_started = None
+        if self.mode == "json":
+            self._json({"event": "compiled", "kernels": self.compiled, "wall_s": round(wall, 3)})
+        elif self.mode != "none":
+            self._write_line(
+                f"compiled {self.compiled} kernels in {wall:.1f} s (cached for later runs)"
+            )
+
+    def _write_line(self, text: str) -> None:
+        if self.mode == "bar":
+            self.stream.write(f"\r{text:<78}\n")
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
 
     def started(self, n_ranks: int, duration_ms: float) -> None:
         """Announce the run."""
@@ -58,6 +122,7 @@ class Progress:
             print(f"running {duration_ms:g} ms on {n_ranks} rank(s)", file=self.stream)
 
     def __call__(self, simulated_ms: float, duration_ms: float) -> None:
+        self._compiled()
         now = time.monotonic()
         wall = now - self.start
         fraction = simulated_ms / duration_ms if duration_ms else 1.0
@@ -98,6 +163,7 @@ class Progress:
 
     def finished(self, status: str) -> None:
         """Announce the end of the run."""
+        self._compiled()
         if self.mode == "json":
             self._json({"event": "finished", "status": status})
         elif self.mode != "none":
@@ -226,7 +292,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     comm, exchanger = communicator()
     progress = Progress(args.progress, sys.stdout) if comm.rank == 0 else None
     try:
-        with _without_blas_probe():
+        with _without_blas_probe(), _reporting_compiles(progress):
             status = resume(
                 args.store,
                 comm=comm,
@@ -321,7 +387,7 @@ def _run_loaded(
     if progress is not None:
         progress.started(comm.size, circuit.simulation.duration_ms)  # type: ignore[attr-defined]
     try:
-        with _without_blas_probe():
+        with _without_blas_probe(), _reporting_compiles(progress):
             status = execute(
                 circuit,  # type: ignore[arg-type]
                 args.out,
@@ -364,6 +430,32 @@ def _pool_job(argv: list[str], out: TextIO, err: TextIO, should_stop: Callable[[
     except SystemExit:  # argparse has printed what was wrong with the arguments
         return EXIT_INVALID
     return _run_loaded(circuit, args, out, err, should_stop)
+
+
+@contextlib.contextmanager
+def _reporting_compiles(progress: Progress | None) -> Iterator[None]:
+    """Tell ``progress`` about each kernel numba compiles meanwhile (none when every kernel
+    is in the cache: numba reports compilations, not loads from its cache)."""
+    if progress is None or progress.mode == "none":
+        yield
+        return
+    from numba.core import event as numba_event
+
+    class Compiles(numba_event.Listener):
+        count = 0
+
+        def on_start(self, event: numba_event.Event) -> None:
+            self.count += 1
+            dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+            name = getattr(getattr(dispatcher, "py_func", None), "__name__", "a kernel")
+            assert progress is not None
+            progress.compiling(name, self.count)
+
+        def on_end(self, event: numba_event.Event) -> None:
+            pass
+
+    with numba_event.install_listener("numba:compile", Compiles()):
+        yield
 
 
 @contextlib.contextmanager
@@ -617,7 +709,61 @@ def _cmd_compile_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
-_BUILT_IN = frozenset({"run", "resume", "validate", "analyze", "export", "pool", "compile-kernels"})
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from brainsim.backends import backend
+    from brainsim.circuit import load_circuit
+
+    target = backend(args.target)
+    circuit = load_circuit(args.circuit, parameters=_parameters(args.param))
+    artefact = target.compile(circuit, args.output)
+    for path in artefact.paths:
+        print(path)
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from brainsim.backends import import_nir
+
+    imported = import_nir(
+        args.model,
+        args.output,
+        name=args.name,
+        dt_ms=args.dt_ms,
+        duration_ms=args.duration_ms,
+        discretization=args.discretization,
+        seed=args.seed,
+        record_all=args.record_all,
+    )
+    print(imported.path)
+    for node, population in imported.populations.items():
+        print(f"  node {node} -> population {population}")
+    return 0
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from brainsim.backends import BACKENDS
+
+    capabilities = [b.capabilities() for b in BACKENDS.values()]
+    if args.json:
+        print(json.dumps([c.as_dict() for c in capabilities], indent=2))
+        return 0
+    for c in capabilities:
+        print(f"{c.target}: {c.summary}")
+        print(f"  runs here: {'yes' if c.runs_here else 'no (compiles only)'}")
+        print(f"  neuron models: {', '.join(c.neuron_models)}")
+        print(f"  synapse models: {', '.join(c.synapse_models)}")
+        print(f"  plasticity: {'yes' if c.plasticity else 'no'}")
+        print(f"  stimuli: {', '.join(c.stimuli)}")
+        print(f"  connection rules: {', '.join(c.connection_rules)}")
+        print(f"  delays: {c.delays}")
+        print(f"  output: {c.output}")
+    return 0
+
+
+_BUILT_IN = frozenset(
+    {"run", "resume", "validate", "analyze", "export", "pool", "compile-kernels", "compile",
+     "import", "targets"}
+)  # fmt: skip
 
 
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
@@ -753,6 +899,61 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "compile",
+        help="compile a circuit for a target (brainsim targets lists them), e.g. a NIR graph",
+        description="Check CIRCUIT against the target's capabilities (every violation is "
+        "reported with its field path) and write it for the target into DIR: nir writes "
+        "DIR/<circuit name>.nir; numba_mpi the normalized circuit and its files.",
+    )
+    p.add_argument("circuit", help="circuit file (YAML or JSON)")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="the target (numba_mpi, nir, pynn, pynn:spiNNaker, pynn:brainscales2)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter"
+    )
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser(
+        "import",
+        help="turn a NIR graph (e.g. a network trained in snnTorch) into a circuit",
+        description="Write the NIR graph MODEL as a circuit with its connection files beside "
+        "it; Input nodes become parrot populations, to be driven by a stimulus you add "
+        "(docs/targets.md).",
+    )
+    p.add_argument("model", help="the NIR graph (.nir, written with nir.write)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="circuit file (.yaml)")
+    p.add_argument("--name", default=None, help="circuit name (default: from the file name)")
+    p.add_argument(
+        "--dt-ms",
+        type=_positive_float,
+        default=None,
+        help="time step (default: the graph's dt metadata, else 0.1 ms as snnTorch's export)",
+    )
+    p.add_argument("--duration-ms", type=_positive_float, default=1000.0, help="simulated time")
+    p.add_argument(
+        "--discretization",
+        choices=["euler", "exact"],
+        default=None,
+        help="euler: brainsim steps as forward Euler does (snnTorch, Norse); exact: NIR's ODE "
+        "integrated exactly (default: the graph's metadata, else euler)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the circuit's seed")
+    p.add_argument(
+        "--record-all",
+        action="store_true",
+        help="record every population's spikes (default: those feeding Output nodes)",
+    )
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("targets", help="list the compilation targets and what each supports")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.set_defaults(func=_cmd_targets)
 
     p = sub.add_parser(
         "pool",

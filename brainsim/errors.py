@@ -11,6 +11,7 @@ __all__ = [
     "RecordingExistsError",
     "RecordingFormatError",
     "RecordingWriteError",
+    "TargetError",
 ]
 
 
@@ -24,6 +25,16 @@ class CircuitError(BrainsimError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         head = f"{len(self.problems)} problem(s) in the circuit"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class TargetError(BrainsimError):
+    """A compilation target cannot take a circuit, or brainsim cannot take a model written for
+    a target (an unknown target, a circuit with violations, an unimportable NIR graph);
+    ``problems`` holds every reason, each naming the circuit field or the graph node."""
+
+    def __init__(self, head: str, problems: list[str]) -> None:
+        self.problems = list(problems)
         super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
 
 

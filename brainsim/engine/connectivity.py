@@ -49,10 +49,12 @@ __all__ = [
     "CountedProjection",
     "DeliveryPlan",
     "LocalProjection",
+    "ProjectionSynapses",
     "count_projection",
     "fill_projection",
     "is_dense",
     "is_narrow",
+    "projection_synapses",
 ]
 
 Int64Array = npt.NDArray[np.int64]
@@ -610,3 +612,43 @@ class DeliveryPlan:
             n_synapses=sum(n_syn),
         )
         return plan, [(p.min_delay_steps, p.max_delay_steps) for p in projections]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionSynapses:
+    """Every synapse of one projection, as the engine builds and stores them: population-local
+    ``sources`` and ``targets``, ``weights`` (the float32 values the engine stores, widened)
+    and ``delay_steps``, ordered by target, then as drawn (or as listed in the file)."""
+
+    sources: Int64Array
+    targets: Int64Array
+    weights: npt.NDArray[np.float64]
+    delay_steps: Int64Array
+
+
+def projection_synapses(circuit: Circuit, proj: Projection) -> ProjectionSynapses:
+    """The whole edge list of ``proj`` on one process, drawn exactly as the ranks draw it
+    (keyed by target gid, so it is what any decomposition simulates): for compilers that
+    need explicit connections (:mod:`brainsim.backends`), never for the engine itself."""
+    size = circuit.populations[proj.target].size
+    counted = count_projection(circuit, proj, 0, size)
+    first_gid = circuit.populations[proj.target].gid_offset
+    parts: list[tuple[Int64Array, Int64Array, npt.NDArray[np.float64], Int64Array]] = []
+    for b_lo, b_hi in counted.blocks:
+        indptr, sources, file_values = counted.kept or _incoming(
+            circuit, proj, b_lo, b_hi, counted.total_counts
+        )
+        n = int(indptr[-1])
+        targets = np.repeat(np.arange(b_lo, b_hi, dtype=np.int64), np.diff(indptr))
+        weight = _synapse_values(circuit, proj, "weight", indptr, first_gid + b_lo, file_values)
+        delay_ms = _synapse_values(circuit, proj, "delay_ms", indptr, first_gid + b_lo, file_values)
+        weights = np.broadcast_to(np.asarray(weight, dtype=np.float32), (n,)).astype(np.float64)
+        delays = np.broadcast_to(np.asarray(delay_ms, dtype=np.float64), (n,))
+        steps = delay_steps(np.ascontiguousarray(delays), circuit.simulation.dt_ms)
+        parts.append((sources, targets, weights, steps))
+    return ProjectionSynapses(
+        sources=np.concatenate([p[0] for p in parts]).astype(np.int64),
+        targets=np.concatenate([p[1] for p in parts]),
+        weights=np.concatenate([p[2] for p in parts]),
+        delay_steps=np.concatenate([p[3] for p in parts]),
+    )

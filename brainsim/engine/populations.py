@@ -30,6 +30,9 @@ __all__ = [
     "LocalPopulation",
     "NeuronTable",
     "build_population",
+    "lif_current_gain",
+    "neuron_parameters",
+    "neuron_values",
     "separates_inhibition",
 ]
 
@@ -126,23 +129,20 @@ _ROW_SOURCES: dict[str, Callable[[Mapping[str, Float64Array], float], dict[str, 
 """Per model, what its declared parameter rows are computed from."""
 
 
-def build_population(
-    pop: Population,
-    lo: int,
-    hi: int,
-    *,
-    seed: int,
-    dt_ms: float,
-    col: int,
-) -> LocalPopulation:
-    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``, whose ring
-    buffer columns start at ``col``.
+def lif_current_gain(tau_m_ms: float, tau_syn_ms: float, dt_ms: float) -> float:
+    """How far one step of a ``lif`` with exponential synapses and ``c_m_pF = 1`` moves ``V``
+    (mV) per pA of synaptic current at the step's start: the exact propagator ``p_mex`` of
+    :func:`brainsim.kernels.lif.lif_propagators`, which is inversely proportional to
+    ``c_m_pF`` (a compiler that needs a given gain divides by it)."""
+    rows = lif.lif_propagators(tau_m_ms, 1.0, tau_syn_ms, tau_syn_ms, dt_ms)
+    return float(rows.p_mex[0])
 
-    The rows follow the declaration of the population's model variant: each parameter row
-    from its parameter or a propagator, each state variable from ``initial`` or its declared
-    default; a model with ``t_ref_ms`` is refractory for it (in whole steps), and ``i_e_pA`` is
-    the constant current of a model that has it (a parrot takes none).
-    """
+
+def _neuron_values(
+    pop: Population, lo: int, hi: int, *, seed: int
+) -> Callable[[str, str, object], Float64Array]:
+    """``value(section, name, v)``: the value ``v`` at ``populations.<pop>.<section>.<name>``
+    for neurons ``[lo, hi)`` of ``pop``, with the population's random variables drawn."""
     gids = np.arange(pop.gid_offset + lo, pop.gid_offset + hi, dtype=np.int64)
     base = f"populations.{pop.name}"
     variables = {
@@ -165,16 +165,33 @@ def build_population(
             variables=variables,
         )
 
-    declared = NEURON_MODELS[pop.model]
-    variant = pop.variant
-    numeric = {
+    return value
+
+
+def neuron_parameters(pop: Population, lo: int, hi: int, *, seed: int) -> dict[str, Float64Array]:
+    """Every numeric parameter of ``pop``'s model for its neurons ``[lo, hi)``, drawn as the
+    engine draws them (keyed by gid), by name."""
+    return _parameters(pop, _neuron_values(pop, lo, hi, seed=seed))
+
+
+def _parameters(
+    pop: Population, value: Callable[[str, str, object], Float64Array]
+) -> dict[str, Float64Array]:
+    return {
         p.name: value("params", p.name, getattr(pop.params, p.name))
-        for p in declared.all_parameters()
+        for p in NEURON_MODELS[pop.model].all_parameters()
     }
-    rows = _ROW_SOURCES[pop.model](numeric, dt_ms)
-    n = hi - lo
+
+
+def _initial_state(
+    pop: Population,
+    value: Callable[[str, str, object], Float64Array],
+    numeric: dict[str, Float64Array],
+    n: int,
+) -> dict[str, Float64Array]:
+    """Each state variable of ``n`` neurons: from ``initial``, or its declared default."""
     state: dict[str, Float64Array] = {}
-    for s in variant.state:
+    for s in pop.variant.state:
         given = None if s.initial_key is None else pop.initial.get(s.initial_key)
         if given is None:
             known = {**numeric, **state}
@@ -182,6 +199,43 @@ def build_population(
             state[s.name] = np.broadcast_to(np.asarray(default, dtype=np.float64), (n,)).copy()
         else:
             state[s.name] = value("initial", str(s.initial_key), given)
+    return state
+
+
+def neuron_values(
+    pop: Population, seed: int
+) -> tuple[dict[str, Float64Array], dict[str, Float64Array]]:
+    """Every neuron's parameters (by the model's parameter names) and initial state, drawn as
+    the ranks draw them (keyed by gid): for compilers that list them (:mod:`brainsim.backends`),
+    never for the engine itself."""
+    value = _neuron_values(pop, 0, pop.size, seed=seed)
+    numeric = _parameters(pop, value)
+    return numeric, _initial_state(pop, value, numeric, pop.size)
+
+
+def build_population(
+    pop: Population,
+    lo: int,
+    hi: int,
+    *,
+    seed: int,
+    dt_ms: float,
+    col: int,
+) -> LocalPopulation:
+    """Draw the parameters and initial state of neurons ``[lo, hi)`` of ``pop``, whose ring
+    buffer columns start at ``col``.
+
+    The rows follow the declaration of the population's model variant: each parameter row
+    from its parameter or a propagator, each state variable from ``initial`` or its declared
+    default; a model with ``t_ref_ms`` is refractory for it (in whole steps), and ``i_e_pA`` is
+    the constant current of a model that has it (a parrot takes none).
+    """
+    value = _neuron_values(pop, lo, hi, seed=seed)
+    variant = pop.variant
+    numeric = _parameters(pop, value)
+    rows = _ROW_SOURCES[pop.model](numeric, dt_ms)
+    n = hi - lo
+    state = _initial_state(pop, value, numeric, n)
     t_ref_ms = numeric.get("t_ref_ms")
     i_e_pA = numeric.get("i_e_pA")
     return LocalPopulation(

@@ -15,6 +15,7 @@ __all__ = [
     "Parameter",
     "StateVariable",
     "SynapseModel",
+    "TargetNames",
     "Variant",
     "WeightCheck",
     "docs_table",
@@ -88,6 +89,18 @@ class Parameter:
         return "any"
 
 
+TargetNames = tuple[tuple[str, str], ...]
+"""A model's mapping to the compilation targets (:mod:`brainsim.backends`): pairs
+``(target, name)``, the name being what the target calls the model (``("nir", "LIF")``: a NIR
+``LIF`` node). A target without a pair cannot express the model; the target's backend
+documents how the parameters translate, and a test checks that it handles every pair."""
+
+
+def _named_by(targets: TargetNames, target: str) -> str | None:
+    """What ``target`` calls the model of ``targets``, or ``None`` when it cannot express it."""
+    return next((name for key, name in reversed(targets) if key == target), None)
+
+
 WeightCheck = Callable[[Mapping[str, float], tuple[float, float]], list[tuple[str, str]]]
 """A model's check of a projection's initial weights: ``(parameters, (lowest, highest) weight)``
 -> ``(key, message)`` problems, ``key`` ``"weight"`` or a parameter name."""
@@ -105,7 +118,8 @@ class SynapseModel:
     ``kernel`` names the delivery kernel (``"static"``, ``"stdp"``, ``"stdp_power_law"``;
     :mod:`brainsim.kernels.plasticity` maps it to code). ``state_bytes`` is the per-synapse
     state beyond a static synapse's stored weight (0: the weight is the only state).
-    ``reference`` cites the definition followed.
+    ``reference`` cites the definition followed. ``targets``: what each compilation target
+    calls it (:data:`TargetNames`).
     """
 
     name: str
@@ -118,6 +132,11 @@ class SynapseModel:
     plastic: bool
     state_bytes: int = 0
     check_weights: WeightCheck = field(default=_no_weight_check)
+    targets: TargetNames = ()
+
+    def target_name(self, target: str) -> str | None:
+        """What ``target`` calls this synapse model, or ``None`` when it cannot express it."""
+        return _named_by(self.targets, target)
 
     def parameter(self, name: str) -> Parameter:
         """The parameter called ``name`` (``KeyError`` if none)."""
@@ -217,7 +236,8 @@ class Option:
     ``param_rows`` extend the model's rows of the kernel's parameter table. The other fields,
     when set, replace the model's: ``kernel`` the step kernel, ``nest_model`` NEST's model,
     ``weight_unit`` the unit of a spike's weight onto this neuron. ``separates_inhibition``:
-    input of positive and of negative weight arrives in separate ring buffers.
+    input of positive and of negative weight arrives in separate ring buffers. ``targets``
+    add to (and for the same target replace) the model's (:data:`TargetNames`).
     """
 
     value: str
@@ -229,6 +249,7 @@ class Option:
     nest_model: str = ""
     weight_unit: str = ""
     separates_inhibition: bool = False
+    targets: TargetNames = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +275,8 @@ class Variant:
     """A neuron model with every choice made: what a population of it holds and runs.
 
     ``parameters`` are the numeric parameters that apply; ``state`` the state table's rows in
-    order, ``param_rows`` the parameter table's (the kernel reads both by position).
+    order, ``param_rows`` the parameter table's (the kernel reads both by position);
+    ``targets`` the model's and the chosen options' :data:`TargetNames`, options last.
     """
 
     model: str
@@ -266,6 +288,11 @@ class Variant:
     nest_model: str
     weight_unit: str
     separates_inhibition: bool
+    targets: TargetNames = ()
+
+    def target_name(self, target: str) -> str | None:
+        """What ``target`` calls this variant, or ``None`` when it cannot express it."""
+        return _named_by(self.targets, target)
 
     @property
     def state_rows(self) -> tuple[str, ...]:
@@ -316,7 +343,8 @@ class NeuronModel:
     the engine fills each from the parameter of that name or from a quantity it derives (a
     propagator). ``below`` lists pairs ``(low, high)`` of parameters where a constant ``low``
     must be below a constant ``high``. ``title`` names the model in the schema, ``summary``
-    describes it in a line, ``reference`` cites the definition followed.
+    describes it in a line, ``reference`` cites the definition followed. ``targets``: what
+    each compilation target calls every variant (options may add their own).
     """
 
     name: str
@@ -331,6 +359,7 @@ class NeuronModel:
     nest_model: str = ""
     weight_unit: str = ""
     below: tuple[tuple[str, str], ...] = ()
+    targets: TargetNames = ()
 
     def choice(self, name: str) -> Choice:
         """The choice called ``name`` (``KeyError`` if none)."""
@@ -378,6 +407,7 @@ class NeuronModel:
             nest_model=_last(self.nest_model, (o.nest_model for o in chosen)),
             weight_unit=_last(self.weight_unit, (o.weight_unit for o in chosen)),
             separates_inhibition=any(o.separates_inhibition for o in chosen),
+            targets=(*self.targets, *(t for o in chosen for t in o.targets)),
         )
 
     def variants(self) -> tuple[Variant, ...]:

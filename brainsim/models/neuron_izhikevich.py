@@ -67,6 +67,7 @@ IZHIKEVICH = NeuronModel(
     param_rows=("a", "b", "c_mV", "d", "v_peak_mV"),
     kernel="izhikevich_step",
     nest_model="izhikevich",
+    targets=(("pynn", "Izhikevich"),),
     below=(("c_mV", "v_peak_mV"),),
 )
 """The Izhikevich model."""

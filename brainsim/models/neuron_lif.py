@@ -7,6 +7,8 @@ spike of weight ``w`` (mV) makes ``V`` jump by ``w``. ``synapse: exponential``: 
 ``w`` (pA) adds ``w`` to ``I_syn_ex`` (``w > 0``) or ``I_syn_in`` (``w < 0``), each decaying
 with its own time constant. Integration is exact (Rotter & Diesmann 1999); the kernels are in
 :mod:`brainsim.kernels.lif`. Further synapse options are plug-ins (:mod:`.neuron_lif_alpha`).
+Targets: with delta synapses NIR's ``LIF``, with exponential ones NIR's ``CubaLIF``
+(docs/targets.md gives the parameter mapping).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ DELTA = Option(
     kernel="lif_delta_step",
     nest_model="iaf_psc_delta",
     weight_unit="mV",
+    targets=(("nir", "LIF"), ("pynn", "IF_curr_delta")),
 )
 EXPONENTIAL = Option(
     "exponential",
@@ -47,6 +50,7 @@ EXPONENTIAL = Option(
     nest_model="iaf_psc_exp",
     weight_unit="pA",
     separates_inhibition=True,
+    targets=(("nir", "CubaLIF"), ("pynn", "IF_curr_exp")),
 )
 
 LIF = NeuronModel(

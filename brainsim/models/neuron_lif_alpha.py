@@ -51,5 +51,6 @@ ALPHA = Option(
     nest_model="iaf_psc_alpha",
     weight_unit="pA",
     separates_inhibition=True,
+    targets=(("pynn", "IF_curr_alpha"),),
 )
 """The ``alpha`` option of ``lif``'s ``synapse`` choice."""

@@ -10,7 +10,8 @@ spike of multiplicity ``n``; brainsim has no multiplicity, so ``n`` spikes give 
 the weights decide whether it fires at all. A parrot has no membrane: no parameters, no state,
 no refractoriness, and it takes no current (validation refuses DC and noise stimuli on it, as
 NEST refuses to connect current generators to it). The kernel is
-:func:`brainsim.kernels.parrot.parrot_step`.
+:func:`brainsim.kernels.parrot.parrot_step`. Targets: a parrot population that only stimuli
+drive is NIR's ``Input`` (its stimuli are the graph's input data, not part of the graph).
 """
 
 from __future__ import annotations
@@ -31,5 +32,6 @@ PARROT = NeuronModel(
     kernel="parrot_step",
     nest_model="parrot_neuron",
     weight_unit="1",
+    targets=(("nir", "Input"),),
 )
 """The parrot model: no parameters, no state; a spike's weight only decides by its sign."""

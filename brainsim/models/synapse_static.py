@@ -15,4 +15,5 @@ STATIC = SynapseModel(
     equations="w(t) = w(0)",
     reference="NEST static_synapse",
     plastic=False,
+    targets=(("nir", "Linear"), ("pynn", "StaticSynapse")),
 )

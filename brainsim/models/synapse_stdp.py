@@ -62,6 +62,7 @@ STDP = SynapseModel(
     summary="pair-based STDP with weight dependence, NEST's stdp_synapse",
     kernel="stdp",
     nest_model="stdp_synapse",
+    targets=(("pynn", "STDPMechanism"),),
     parameters=(
         TAU_PLUS,
         TAU_MINUS,
