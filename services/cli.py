@@ -1,5 +1,6 @@
 """The service's subcommands of ``brainsim``: ``serve``, ``submit``, ``status``, ``watch``,
-``cancel`` and ``jobs`` (registered through the ``brainsim.commands`` entry point).
+``cancel``, ``delete``, ``jobs``, ``logs`` and ``fetch`` (registered through the
+``brainsim.commands`` entry point).
 
 Client commands find the server and token in flags or the environment: ``--server`` /
 ``BRAINSIM_SERVER`` (default ``127.0.0.1:50051``), ``--token`` / ``BRAINSIM_TOKEN`` or
@@ -29,12 +30,14 @@ import grpc
 from services.client import (
     DEFAULT_ADDRESS,
     AttachmentError,
+    DownloadError,
     JobClient,
     circuit_attachments,
     describe_error,
 )
 from services.config import ConfigError, ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
+from services.live import ActivityView
 
 __all__ = ["add_serve_arguments", "register", "serve_main"]
 
@@ -209,6 +212,8 @@ def _job_details(job: Any) -> str:
     if job.max_retries or job.segment > 1:
         attempts = f"{job.attempt} of {job.max_retries + 1}, run {job.segment}"
         lines.append(f"{'attempt:':11s}{attempts}")
+    if job.HasField("usage"):
+        lines.append(f"{'usage:':11s}{_usage(job.usage)}")
     if job.failure_reason:
         reason = job.failure_reason.replace("\n", "\n" + " " * 11)
         lines.append(f"{'reason:':11s}{reason}")
@@ -360,7 +365,55 @@ def _status(client: JobClient, args: argparse.Namespace) -> int:
 
 
 def _watch(client: JobClient, args: argparse.Namespace) -> int:
+    if args.activity:
+        return _watch_activity(client, args)
     return _follow(client, args.job, show_logs=not args.no_logs)
+
+
+def _watch_activity(client: JobClient, args: argparse.Namespace) -> int:
+    view = ActivityView(sys.stdout, args.job)
+    state = ""
+    for frame in client.activity(args.job, bin_ms=args.bin_ms, populations=args.population or ()):
+        view.show(frame)
+        state = frame.state
+    job = client.get(args.job)
+    if job.failure_reason:
+        sys.stdout.write(f"job {job.job_id}: {state} ({job.failure_reason})\n")
+    return _FINAL_EXIT.get(job.state, EXIT_FAILED)
+
+
+def _size(n_bytes: int) -> str:
+    """``n_bytes`` for people: ``512 B``, ``3.2 MiB``."""
+    size = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _usage(usage: Any) -> str:
+    """A ``ResourceUse`` on one line."""
+    wall_s = usage.wall_time.seconds + usage.wall_time.nanos / 1e9
+    cpu_s = usage.cpu_time.seconds + usage.cpu_time.nanos / 1e9
+    return (
+        f"wall {wall_s:.1f} s, CPU {cpu_s:.1f} s, memory {_size(usage.peak_memory_bytes)} "
+        f"(largest rank {_size(usage.peak_rank_memory_bytes)}), "
+        f"folder {_size(usage.store_bytes)}"
+    )
+
+
+def _delete(client: JobClient, args: argparse.Namespace) -> int:
+    failed = False
+    for job_id in args.jobs:
+        try:
+            freed = client.delete(job_id)
+        except grpc.RpcError as error:
+            sys.stderr.write(f"error: job {job_id}: {describe_error(error)}\n")
+            failed = True
+            continue
+        sys.stdout.write(f"job {job_id}: deleted ({_size(freed)} freed)\n")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _cancel(client: JobClient, args: argparse.Namespace) -> int:
@@ -402,6 +455,35 @@ def _jobs(client: JobClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _logs(client: JobClient, args: argparse.Namespace) -> int:
+    try:
+        for line in client.logs(args.job, stream=args.stream, follow=args.follow):
+            # The output files' lines exactly as written; the service's with their time.
+            stamp = f"{_when(line.time)}  " if line.HasField("time") else ""
+            sys.stdout.write(f"{stamp}{line.text}\n")
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`brainsim logs JOB | head`): no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+    return EXIT_OK
+
+
+def _fetch(client: JobClient, args: argparse.Namespace) -> int:
+    out_dir = Path(args.output)
+    names = None if args.only is None else list(dict.fromkeys(args.only))
+    try:
+        written = client.fetch(args.job, out_dir, names)
+    except DownloadError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_FAILED
+    for _, path, size in written:
+        sys.stdout.write(f"wrote {path} ({size} bytes)\n")
+    total = sum(size for _, _, size in written)
+    sys.stdout.write(f"{len(written)} file(s), {total} bytes in {out_dir}\n")
+    if names is None and "recording.zarr.zip" not in [name for name, _, _ in written]:
+        sys.stdout.write("no recording.zarr.zip: the job has not ended, or no run wrote one\n")
+    return EXIT_OK
+
+
 # --- registration --------------------------------------------------------------------------------
 
 
@@ -427,7 +509,7 @@ def _positive_int(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``serve``, ``submit``, ``status``, ``watch``, ``cancel`` and ``jobs``."""
+    """Add the service's subcommands (see the module's docstring)."""
     connection = _connection_flags()
 
     p = subparsers.add_parser("serve", help="run the gRPC job server")
@@ -468,11 +550,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("watch", parents=[connection], help="follow a job until it ends")
     p.add_argument("job", help="job id")
     p.add_argument("--no-logs", action="store_true", help="hide the job's log lines")
+    p.add_argument(
+        "--activity",
+        action="store_true",
+        help="show the network's activity instead: rates per population as they evolve",
+    )
+    p.add_argument(
+        "--bin-ms", type=float, default=0.0, help="with --activity: bin width (default 10 ms)"
+    )
+    p.add_argument(
+        "--population",
+        action="append",
+        help="with --activity: only this population (repeatable; default all recorded)",
+    )
     p.set_defaults(func=_client_command(_watch))
 
     p = subparsers.add_parser("cancel", parents=[connection], help="cancel a job")
     p.add_argument("job", help="job id")
     p.set_defaults(func=_client_command(_cancel))
+
+    p = subparsers.add_parser(
+        "delete", parents=[connection], help="delete ended jobs: their folders and records"
+    )
+    p.add_argument("jobs", nargs="+", metavar="job", help="job id")
+    p.set_defaults(func=_client_command(_delete))
 
     p = subparsers.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
     p.add_argument(
@@ -483,3 +584,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default 50)")
     p.set_defaults(func=_client_command(_jobs))
+
+    p = subparsers.add_parser("logs", parents=[connection], help="print a job's output or log")
+    p.add_argument("job", help="job id")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stderr",
+        dest="stream",
+        action="store_const",
+        const=pb.LOG_STREAM_STDERR,
+        help="the simulator's standard error (default: its standard output)",
+    )
+    which.add_argument(
+        "--service",
+        dest="stream",
+        action="store_const",
+        const=pb.LOG_STREAM_SERVICE,
+        help="the service's own messages about the job, with their times",
+    )
+    p.set_defaults(stream=pb.LOG_STREAM_STDOUT)
+    p.add_argument("--follow", action="store_true", help="wait for more until the job ends")
+    p.set_defaults(func=_client_command(_logs))
+
+    p = subparsers.add_parser(
+        "fetch", parents=[connection], help="download a job's results into a folder"
+    )
+    p.add_argument("job", help="job id")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write into")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="only this artefact (repeatable), e.g. recording.zarr.zip, stdout.log",
+    )
+    p.set_defaults(func=_client_command(_fetch))

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import cast
@@ -29,12 +30,15 @@ from grpc_status import rpc_status
 
 from brainsim.circuit.files import ConnectionFileError
 from brainsim.circuit.references import referenced_files_of_text
+from services.downloads import DownloadError, local_path, receive
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
+from services.live import ActivityFrame, frame_of, selection_messages
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "AttachmentError",
+    "DownloadError",
     "JobClient",
     "circuit_attachments",
     "describe_error",
@@ -252,6 +256,53 @@ class JobClient:
         iterator is also the call (``.cancel()`` stops watching)."""
         return self._stub.WatchJob(pb.WatchJobRequest(job_id=job_id), metadata=self._metadata)
 
+    def activity(
+        self,
+        job_id: str,
+        *,
+        bin_ms: float = 0.0,
+        populations: Sequence[str] = (),
+        neurons: Mapping[str, Iterable[int]] | None = None,
+        from_ms: float = 0.0,
+        reconnect_s: float = 30.0,
+    ) -> Iterator[ActivityFrame]:
+        """The job's activity as it runs (``StreamActivity``): an :class:`ActivityFrame` per
+        message, until the job has ended. ``bin_ms`` 0 is the server's 10 ms; ``populations``
+        empty is every population that records spikes; ``neurons`` maps a population to the
+        node ids whose spikes to send.
+
+        A stream that breaks (the server restarts, the network drops) is opened again from the
+        last frame's ``next_from_ms``, so no bin is lost or repeated, for up to ``reconnect_s``
+        seconds of failed attempts; other errors are raised as ``grpc.RpcError``.
+        """
+        selections = selection_messages(neurons)
+        next_from = from_ms
+        failing_since: float | None = None
+        while True:
+            request = pb.StreamActivityRequest(
+                job_id=job_id,
+                bin_ms=bin_ms,
+                populations=list(populations),
+                neurons=selections,
+                from_ms=next_from,
+            )
+            try:
+                for message in self._stub.StreamActivity(request, metadata=self._metadata):
+                    failing_since = None
+                    frame = frame_of(message)
+                    next_from = frame.next_from_ms
+                    yield frame
+                return
+            except grpc.RpcError as error:
+                code = cast(grpc.Call, error).code()
+                if code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since > reconnect_s:
+                    raise
+                time.sleep(min(1.0, 0.1 + (now - failing_since) / 4))
+
     def health(self, service: str = "") -> str:
         """The server's health status name (``SERVING``, ``NOT_SERVING``, ...)."""
         check = self._channel.unary_unary(
@@ -262,3 +313,77 @@ class JobClient:
         response = check(health_pb2.HealthCheckRequest(service=service), timeout=self._timeout_s)
         name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return name
+
+    def delete(self, job_id: str) -> int:
+        """Delete an ended job (its folder and its record); returns the bytes freed.
+        FAILED_PRECONDITION for a job that has not ended (cancel it first)."""
+        response = self._stub.DeleteJob(
+            pb.DeleteJobRequest(job_id=job_id), metadata=self._metadata, timeout=self._timeout_s
+        )
+        return int(response.freed_bytes)
+
+    def logs(
+        self,
+        job_id: str,
+        stream: pb.LogStream.ValueType = pb.LOG_STREAM_STDOUT,
+        *,
+        follow: bool = False,
+        poll_s: float = 1.0,
+        max_lines: int = 0,
+    ) -> Iterator[pb.LogLine]:
+        """The job's log lines (``GetJobLogs``, page after page) from the beginning: standard
+        output, standard error or the service's lines. Without ``follow`` it stops at the
+        end of what is there; with it, it waits for more (asking every ``poll_s``) until the
+        job has ended."""
+        cursor = ""
+        while True:
+            request = pb.GetJobLogsRequest(
+                job_id=job_id, stream=stream, cursor=cursor, max_lines=max_lines
+            )
+            page = self._stub.GetJobLogs(request, metadata=self._metadata, timeout=self._timeout_s)
+            yield from page.lines
+            cursor = page.next_cursor
+            if page.complete:
+                return
+            if not page.lines:
+                if not follow:
+                    return
+                time.sleep(poll_s)
+
+    def artifacts(self, job_id: str) -> list[pb.Artifact]:
+        """What the job's results can be downloaded as (``ListArtifacts``)."""
+        response = self._stub.ListArtifacts(
+            pb.ListArtifactsRequest(job_id=job_id), metadata=self._metadata, timeout=self._timeout_s
+        )
+        return list(response.artifacts)
+
+    def download(
+        self, job_id: str, name: str, dest_path: Path | str, *, resume: bool = True
+    ) -> int:
+        """Download artefact ``name`` to ``dest_path``; returns its size. The file appears
+        only once complete with the SHA-256 the server sent (:class:`DownloadError`
+        otherwise); ``resume`` continues what an earlier, broken-off download left in
+        ``<dest_path>.part`` (see :mod:`services.downloads`). No deadline: zipping a large
+        recording on the server comes first."""
+
+        def open_stream(offset: int) -> Iterator[pb.DownloadArtifactResponse]:
+            request = pb.DownloadArtifactRequest(job_id=job_id, name=name, offset=offset)
+            return cast(
+                Iterator[pb.DownloadArtifactResponse],
+                self._stub.DownloadArtifact(request, metadata=self._metadata),
+            )
+
+        return receive(open_stream, name, Path(dest_path), resume=resume)
+
+    def fetch(
+        self, job_id: str, out_dir: Path | str, names: Iterable[str] | None = None
+    ) -> list[tuple[str, Path, int]]:
+        """Download every artefact of the job (or those in ``names``) below ``out_dir``, each
+        at its name (``attachments/digits.npy`` -> ``out_dir/attachments/digits.npy``);
+        ``(name, path, size)`` of each, in order."""
+        wanted = [a.name for a in self.artifacts(job_id)] if names is None else list(names)
+        written = []
+        for name in wanted:
+            path = local_path(Path(out_dir), name)
+            written.append((name, path, self.download(job_id, name, path)))
+        return written

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import sys
 import types
 import typing
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Limits",
     "LocalConfig",
+    "RetentionConfig",
     "ServerConfig",
     "SlurmConfig",
     "TlsConfig",
@@ -137,6 +139,25 @@ class SlurmConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """Which ended jobs the server deletes by itself (folder and record, as ``DeleteJob``
+    does); a job that has not ended never is. The defaults keep everything."""
+
+    max_age_days: float | None = None
+    """Delete jobs that ended more than this many days ago (``None``: keep them)."""
+    max_bytes_per_user: int | None = None
+    """When the folders of a user's ended jobs take more than this many bytes together, delete
+    that user's jobs that ended first until they take no more (``None``: no limit)."""
+    sweep_every_s: float = 600.0
+    """How often the policy is applied, in s (also once when the server starts)."""
+
+    @property
+    def active(self) -> bool:
+        """True if the policy deletes anything at all."""
+        return self.max_age_days is not None or self.max_bytes_per_user is not None
+
+
+@dataclass(frozen=True, slots=True)
 class TlsConfig:
     """Server certificate and key (PEM); with ``client_ca``, clients must present certificates."""
 
@@ -174,6 +195,8 @@ class ServerConfig:
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig | None = None
     """``None``: this server has no Slurm target."""
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    """Which ended jobs are deleted by the server itself."""
 
     def problems(self) -> list[str]:
         """What makes this configuration unsafe or unusable (empty: fine)."""
@@ -201,6 +224,7 @@ class ServerConfig:
             found.append("limits.max_attachments and limits.max_attachment_bytes must be >= 0")
         if self.slurm is not None and self.slurm.checkpoint_signal_s < 1:
             found.append("slurm.checkpoint_signal_s must be >= 1")
+        found += _retention_problems(self.retention)
         return found
 
     def warnings(self) -> list[str]:
@@ -218,6 +242,20 @@ class ServerConfig:
                 f"to at least {needed})"
             )
         return found
+
+
+def _retention_problems(retention: RetentionConfig) -> list[str]:
+    found = []
+    age = retention.max_age_days
+    if age is not None and not (math.isfinite(age) and age > 0):
+        found.append(f"retention.max_age_days must be > 0 days (or null: keep), found {age!r}")
+    size = retention.max_bytes_per_user
+    if size is not None and size < 0:
+        found.append(f"retention.max_bytes_per_user must be >= 0 (or null: no limit), found {size}")
+    every = retention.sweep_every_s
+    if not (math.isfinite(every) and every > 0):
+        found.append(f"retention.sweep_every_s must be > 0 s, found {every!r}")
+    return found
 
 
 def is_loopback(listen: str) -> bool:

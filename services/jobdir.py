@@ -6,12 +6,16 @@ Layout (nothing a client sends becomes part of a path; job ids are checked again
     <data_root>/jobs.sqlite3                 the job store
     <data_root>/server.lock                  held by the one server using this data root
     <data_root>/incoming/submit-*/           submissions being checked (see below)
+    <data_root>/deleting/<job_id>/           folders of deleted jobs being removed
+                                             (:mod:`services.deletion`)
     <data_root>/jobs/<job_id>/circuit.yaml   the submitted document, as received
                              recording.zarr  the recording (written by the simulator)
                              stdout.log      progress lines (JSON) and other output
                              stderr.log      errors
                              launch.json     local launcher: pid and start time of mpiexec
                              job.sbatch      Slurm launcher: the rendered batch script
+                             artifacts/      compiled artefacts of neuromorphic targets
+                             .cache/         results made for downloads (the zipped recording)
                              <attachments>   the files the circuit names (SubmitJob attachments)
 
 Attachments are the one exception to the rule above: their paths come from the client, so they
@@ -65,8 +69,12 @@ _STDOUT = "stdout.log"
 _STDERR = "stderr.log"
 _LAUNCH_INFO = "launch.json"
 _BATCH_SCRIPT = "job.sbatch"
+_ARTIFACTS = "artifacts"
+_CACHE = ".cache"
 
-JOB_FILES = frozenset({_CIRCUIT, _RECORDING, _STDOUT, _STDERR, _LAUNCH_INFO, _BATCH_SCRIPT})
+JOB_FILES = frozenset(
+    {_CIRCUIT, _RECORDING, _STDOUT, _STDERR, _LAUNCH_INFO, _BATCH_SCRIPT, _ARTIFACTS, _CACHE}
+)
 """The names the service and the simulator use in a job's folder (no attachment may)."""
 
 MAX_PATH_CHARS = 1024
@@ -108,6 +116,16 @@ class JobDir:
     @property
     def batch_script(self) -> Path:
         return self.path / _BATCH_SCRIPT
+
+    @property
+    def artifacts(self) -> Path:
+        """Compiled artefacts of neuromorphic targets (any files below it are downloadable)."""
+        return self.path / _ARTIFACTS
+
+    @property
+    def cache(self) -> Path:
+        """What the service makes from a job's results when they are first downloaded."""
+        return self.path / _CACHE
 
 
 @dataclass(frozen=True, slots=True)

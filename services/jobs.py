@@ -107,6 +107,17 @@ class Job:
     resume_from_ms: float | None = None
     """The current run resumes from the checkpoint at this simulated time (``None``: it starts
     from the beginning)."""
+    cpu_s: float = 0.0
+    """User + system CPU time of every rank of the runs counted so far (``counted_runs``), in s."""
+    peak_rank_memory_bytes: int = 0
+    """The largest peak resident set size of one rank of those runs, in bytes."""
+    peak_memory_bytes: int = 0
+    """The largest sum of one run's ranks' peak resident set sizes, in bytes."""
+    counted_runs: tuple[str, ...] = ()
+    """Ids of the runs whose resource use is counted above (each run's entry in the
+    recording's ``provenance.runs``; a run killed before it closed its store has none)."""
+    store_bytes: int | None = None
+    """Size of the job's folder on disk when the job ended (``None``: not measured yet)."""
 
     @property
     def max_attempts(self) -> int:

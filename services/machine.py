@@ -20,6 +20,9 @@ Slurm sends before a time limit) is resumed without using an attempt (``continui
 of Slurm jobs), unless it made no progress since the checkpoint it started from. Between runs
 the job stays RUNNING (and a local job keeps its slot) with no external id, so that a restart
 in between launches the next run.
+
+A run's end (``Exited``, ``Checkpointed``) carries the runs its recording lists
+(:class:`~services.usage.RunUse`); each one not counted before adds to the job's resource use.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.jobs import Job, JobState, Target
+from services.usage import RunUse
 
 __all__ = [
     "Action",
@@ -51,7 +55,9 @@ __all__ = [
     "ServiceState",
     "Started",
     "Submitted",
+    "continue_message",
     "handle",
+    "retry_message",
 ]
 
 
@@ -134,6 +140,8 @@ class Exited:
     at: float
     retryable: bool = False
     checkpoint_ms: float | None = None
+    runs: tuple[RunUse, ...] = ()
+    """The runs the job's recording lists now (the shell reads them; counted once each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,8 @@ class Checkpointed:
     job_id: str
     checkpoint_ms: float | None
     at: float
+    runs: tuple[RunUse, ...] = ()
+    """As for :class:`Exited`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +264,12 @@ def handle(state: ServiceState, event: Event) -> Transition:
         case ProgressMade():
             return _progress(state, event)
         case Exited(job_id=job_id, outcome=outcome, reason=reason, at=at):
+            state = _count_runs(state, job_id, event.runs)
             if event.retryable and outcome is JobState.FAILED:
                 return _failed_run(state, job_id, reason, event.checkpoint_ms, at)
             return _ended(state, job_id, outcome, reason, at)
         case Checkpointed(job_id=job_id, checkpoint_ms=checkpoint_ms, at=at):
+            state = _count_runs(state, job_id, event.runs)
             return _checkpointed(state, job_id, checkpoint_ms, at)
         case LaunchFailed(job_id=job_id, reason=reason, at=at):
             return _ended(state, job_id, JobState.FAILED, f"launch failed: {reason}", at)
@@ -270,6 +282,24 @@ def handle(state: ServiceState, event: Event) -> Transition:
 
 def _with_job(state: ServiceState, job: Job) -> ServiceState:
     return dataclasses.replace(state, active={**state.active, job.job_id: job})
+
+
+def _count_runs(state: ServiceState, job_id: str, runs: tuple[RunUse, ...]) -> ServiceState:
+    """Add the resource use of each run in ``runs`` that the job has not counted yet."""
+    job = state.active.get(job_id)
+    new = [run for run in runs if job is not None and run.run_id not in job.counted_runs]
+    if job is None or not new:
+        return state
+    job = dataclasses.replace(
+        job,
+        cpu_s=job.cpu_s + sum(run.cpu_s for run in new),
+        peak_rank_memory_bytes=max(
+            job.peak_rank_memory_bytes, *(run.max_rank_rss_bytes for run in new)
+        ),
+        peak_memory_bytes=max(job.peak_memory_bytes, *(run.sum_rank_rss_bytes for run in new)),
+        counted_runs=(*job.counted_runs, *(run.run_id for run in new)),
+    )
+    return _with_job(state, job)
 
 
 def _fill_local_slots(state: ServiceState) -> Transition:
@@ -430,6 +460,27 @@ def _next_run(job: Job, resume_from_ms: float | None, *, retry: bool) -> Job:
     )
 
 
+def retry_message(attempt: int, of: int, resume_from_ms: float | None, reason: str) -> str:
+    """The service's log line when a failed run is started again (also rebuilt from a
+    ``retrying`` event by :mod:`services.logs`)."""
+    how = (
+        f"resuming from {resume_from_ms:g} ms"
+        if resume_from_ms is not None
+        else "starting again from the beginning (no checkpoint)"
+    )
+    first_line = reason.splitlines()[0] if reason else "the run failed"
+    return f"attempt {attempt} of {of}: {how} after: {first_line}"
+
+
+def continue_message(segment: int, resume_from_ms: float) -> str:
+    """The service's log line when a run that stopped at its checkpoint is continued (also
+    rebuilt from a ``continuing`` event by :mod:`services.logs`)."""
+    return (
+        f"run {segment}: resuming from {resume_from_ms:g} ms "
+        "(the previous run stopped at its checkpoint)"
+    )
+
+
 def _failed_run(
     state: ServiceState, job_id: str, reason: str, checkpoint_ms: float | None, at: float
 ) -> Transition:
@@ -443,13 +494,7 @@ def _failed_run(
             reason = f"{tried} failed (no retries left): {reason}"
         return _ended(state, job_id, JobState.FAILED, reason, at)
     new = _next_run(job, checkpoint_ms, retry=True)
-    how = (
-        f"resuming from {checkpoint_ms:g} ms"
-        if checkpoint_ms is not None
-        else "starting again from the beginning (no checkpoint)"
-    )
-    first_line = reason.splitlines()[0] if reason else "the run failed"
-    message = f"attempt {new.attempt} of {new.max_attempts}: {how} after: {first_line}"
+    message = retry_message(new.attempt, new.max_attempts, checkpoint_ms, reason)
     detail = {
         "attempt": new.attempt,
         "of": new.max_attempts,
@@ -486,10 +531,7 @@ def _checkpointed(
         )
         return _ended(state, job_id, JobState.FAILED, reason, at)
     new = _next_run(job, checkpoint_ms, retry=False)
-    message = (
-        f"run {new.segment}: resuming from {checkpoint_ms:g} ms "
-        "(the previous run stopped at its checkpoint)"
-    )
+    message = continue_message(new.segment, checkpoint_ms)
     detail = {"segment": new.segment, "resume_from_ms": checkpoint_ms}
     actions: list[Action] = [
         Persist(new, "continuing", detail),

@@ -19,8 +19,15 @@ Log lines from launchers pass through the same queue (so a watcher never sees a 
 before the state change that preceded it); the last few hundred of each active job are kept in
 memory for watchers that subscribe later.
 
-On start it reads the active jobs from the store, asks each launcher for the external id of any
-job whose launch was not recorded, and feeds one :class:`~services.machine.Recovered` event.
+On start it finishes the deletions a stop interrupted (:mod:`services.deletion`), reads the
+active jobs from the store, asks each launcher for the external id of any job whose launch was
+not recorded, and feeds one :class:`~services.machine.Recovered` event.
+
+Resource use: before the machine sees a run's end (``Exited``, ``Checkpointed``), the actor
+reads the runs the recording lists (:func:`services.usage.read_recorded_runs`) into the event;
+when a job ends, the size of its folder is measured before it is persisted (``store_bytes``).
+While a job runs, :meth:`JobManager.get` and :meth:`JobManager.list_jobs` give its folder's
+size from a cache that measures each folder at most every ``STORE_BYTES_MAX_AGE_S``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from services.deletion import remove_job_folder
 from services.jobdir import DataRoot, write_files
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers.base import Launcher
@@ -45,6 +53,7 @@ from services.machine import (
     Action,
     Adopt,
     CancelRequested,
+    Checkpointed,
     Event,
     Exited,
     Kill,
@@ -59,15 +68,25 @@ from services.machine import (
     Submitted,
     handle,
 )
-from services.store import JobStore, PageKey
+from services.store import EventRecord, JobNotEndedError, JobStore, PageKey
+from services.usage import FolderSizes, folder_bytes, read_recorded_runs
 
-__all__ = ["JobManager", "LogEntry", "ProgressUpdate", "Subscription", "Update"]
+__all__ = [
+    "STORE_BYTES_MAX_AGE_S",
+    "JobManager",
+    "LogEntry",
+    "ProgressUpdate",
+    "Subscription",
+    "Update",
+]
 
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
 _LOG_BACKLOG = 200
 """Recent log lines kept per active job, replayed to a watcher that subscribes late."""
+STORE_BYTES_MAX_AGE_S = 30.0
+"""How old the folder size of a running job shown by GetJob and ListJobs may be, in s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +192,9 @@ class JobManager:
         be ahead while a batch is being written; nothing is shown before it is durable."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._actor: asyncio.Task[None] | None = None
+        self._sizes = FolderSizes(STORE_BYTES_MAX_AGE_S)
+        self._deletions: set[asyncio.Future[int]] = set()
+        """Deletions under way (:meth:`close` lets them finish)."""
         self.store_failed = asyncio.Event()
         """Set once the store failed a write; the server then reports NOT_SERVING."""
 
@@ -188,7 +210,15 @@ class JobManager:
         return self._launchers
 
     async def start(self) -> None:
-        """Recover the jobs of an earlier run, then begin processing events."""
+        """Finish interrupted deletions, recover the jobs of an earlier run, then begin
+        processing events."""
+        for job_id in await self._store.pending_deletions():
+            # The row went in the deletion's first step; one there now would be a new job
+            # that was given the same id since, whose folder stays.
+            if await self._store.get(job_id) is None:
+                await asyncio.to_thread(remove_job_folder, self._data_root, job_id)
+            await self._store.end_deletion(job_id)
+            log.info("job %s: finished removing its folder (a stop had interrupted it)", job_id)
         recovered = [await self._locate(job) for job in await self._store.active()]
         self._actor = asyncio.create_task(self._run(), name="job-actor")
         await self._dispatch(Recovered(tuple(recovered), self.now()))
@@ -208,7 +238,9 @@ class JobManager:
         return dataclasses.replace(job, external_id=external_id) if external_id else job
 
     async def close(self) -> None:
-        """Stop following jobs and processing events; running jobs keep running."""
+        """Finish the deletions under way, then stop following jobs and processing events;
+        running jobs keep running."""
+        await asyncio.gather(*self._deletions, return_exceptions=True)
         for launcher in self._launchers.values():
             await launcher.close()
         tasks = [*self._tasks, *([self._actor] if self._actor is not None else [])]
@@ -217,6 +249,7 @@ class JobManager:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._sizes.close()
 
     # --- the launchers' host -----------------------------------------------------------------
 
@@ -300,14 +333,54 @@ class JobManager:
     async def get(self, job_id: str) -> Job | None:
         """The job, active or not; ``None`` if unknown."""
         active = self._visible.get(job_id)
-        return active if active is not None else await self._store.get(job_id)
+        if active is None:
+            return await self._store.get(job_id)
+        return await self._with_store_bytes(active)
+
+    async def events(self, job_id: str) -> list[EventRecord]:
+        """The job's event log, in order (GetJobLogs shows it as the service's lines)."""
+        return await self._store.events(job_id)
 
     async def list_jobs(
         self, owner: str, states: frozenset[JobState], limit: int, after: PageKey | None
     ) -> list[Job]:
         """``owner``'s jobs, newest first (active ones with their current progress)."""
         jobs = await self._store.list_jobs(owner, states, limit, after)
-        return [self._visible.get(job.job_id, job) for job in jobs]
+        shown = []
+        for job in jobs:
+            active = self._visible.get(job.job_id)
+            shown.append(job if active is None else await self._with_store_bytes(active))
+        return shown
+
+    async def _with_store_bytes(self, job: Job) -> Job:
+        """An active job with the size of its folder (once it has started), from the cache."""
+        if job.start_time is None:
+            return job
+        size = await self._sizes.size(job.job_id, self._data_root.job(job.job_id).path)
+        return dataclasses.replace(job, store_bytes=size)
+
+    async def delete(self, job_id: str, owner: str | None, reason: str) -> int:
+        """Delete an ended job: its record, then its folder (see :mod:`services.deletion`);
+        returns the disk space freed, in bytes. :class:`~services.store.UnknownJobError` for an
+        unknown job (or not ``owner``'s, when given), :class:`~services.store.JobNotEndedError` for
+        one that is queued or running (a retry or the next link of a chain pending included).
+        Once begun, a deletion finishes even if the caller is cancelled."""
+        if job_id in self._state.active or job_id in self._visible:
+            raise JobNotEndedError(job_id)
+
+        async def deletion() -> int:
+            # The store refuses a job it does not hold as ended: one that ends in the batch
+            # being written now is still RUNNING there.
+            await self._store.begin_deletion(job_id, owner, reason, self.now())
+            freed = await asyncio.to_thread(remove_job_folder, self._data_root, job_id)
+            await self._store.end_deletion(job_id)
+            self._sizes.forget([job_id])
+            return freed
+
+        task = asyncio.ensure_future(deletion())
+        self._deletions.add(task)
+        task.add_done_callback(self._deletions.discard)
+        return await asyncio.shield(task)
 
     def active_count(self, owner: str) -> int:
         """How many jobs ``owner`` has queued, running or being submitted."""
@@ -344,6 +417,7 @@ class JobManager:
             batch = [await self._inbox.get()]
             while not self._inbox.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self._inbox.get_nowait())
+            batch = await self._with_recorded_runs(batch)
             actions: list[Action | _LogLine] = []
             for event, _ in batch:
                 if isinstance(event, _LogLine):
@@ -359,6 +433,8 @@ class JobManager:
                 actions += new_actions
             persists = [a for a in actions if isinstance(a, Persist)]
             await self._settle_recordings([p.job for p in persists])
+            actions = await self._with_final_sizes(actions)
+            persists = [a for a in actions if isinstance(a, Persist)]
             error = await self._persist(persists)
             if error is None:
                 for action in actions:
@@ -372,6 +448,57 @@ class JobManager:
                         done.set_result(None)
                     else:
                         done.set_exception(error)
+
+    async def _with_recorded_runs(
+        self, batch: list[tuple[Event | _LogLine, asyncio.Future[None] | None]]
+    ) -> list[tuple[Event | _LogLine, asyncio.Future[None] | None]]:
+        """The batch with each run's end carrying the runs its recording lists now."""
+        ends = {
+            index: event
+            for index, (event, _) in enumerate(batch)
+            if isinstance(event, Exited | Checkpointed) and event.job_id in self._state.active
+        }
+        if not ends:
+            return batch
+        found = await asyncio.gather(
+            *(
+                asyncio.to_thread(read_recorded_runs, self._data_root.job(e.job_id).recording)
+                for e in ends.values()
+            ),
+            return_exceptions=True,
+        )
+        batch = list(batch)
+        for (index, event), runs in zip(ends.items(), found, strict=True):
+            if isinstance(runs, BaseException):
+                log.error("job %s: reading its recording's runs failed: %r", event.job_id, runs)
+            else:
+                batch[index] = (dataclasses.replace(event, runs=runs), batch[index][1])
+        return batch
+
+    async def _with_final_sizes(self, actions: list[Action | _LogLine]) -> list[Action | _LogLine]:
+        """``actions`` with every job that ends in them carrying the size of its folder."""
+        ended = {a.job.job_id for a in actions if isinstance(a, Persist) and a.job.state.terminal}
+        if not ended:
+            return actions
+        order = sorted(ended)
+        found = await asyncio.gather(
+            *(asyncio.to_thread(folder_bytes, self._data_root.job(j).path) for j in order),
+            return_exceptions=True,
+        )
+        sizes = {j: size for j, size in zip(order, found, strict=True) if isinstance(size, int)}
+        self._sizes.forget(ended)
+
+        def measured(action: Action | _LogLine) -> Action | _LogLine:
+            if (
+                isinstance(action, Persist | PublishJob)
+                and action.job.job_id in sizes
+                and action.job.state.terminal
+            ):
+                job = dataclasses.replace(action.job, store_bytes=sizes[action.job.job_id])
+                return dataclasses.replace(action, job=job)
+            return action
+
+        return [measured(action) for action in actions]
 
     async def _settle_recordings(self, jobs: list[Job]) -> None:
         """Before a failed or cancelled job is durable and announced, its recording says so."""

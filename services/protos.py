@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,7 +18,9 @@ __all__ = [
     "STATE_TO_PROTO",
     "TARGET_FROM_PROTO",
     "TARGET_TO_PROTO",
+    "duration",
     "job_to_proto",
+    "resource_use",
     "timestamp",
     "update_to_proto",
 ]
@@ -49,6 +52,28 @@ def timestamp(epoch_s: float) -> Timestamp:
     """A protobuf timestamp of UNIX time ``epoch_s`` (s)."""
     seconds = math.floor(epoch_s)
     return Timestamp(seconds=seconds, nanos=round((epoch_s - seconds) * 1e9) % 1_000_000_000)
+
+
+def duration(seconds: float) -> Duration:
+    """A protobuf duration of ``seconds`` (>= 0)."""
+    whole = math.floor(seconds)
+    return Duration(seconds=whole, nanos=min(round((seconds - whole) * 1e9), 999_999_999))
+
+
+def resource_use(job: Job) -> pb.ResourceUse:
+    """What the job's runs used so far; ``wall_time`` up to now while it runs. The CPU time
+    and memory are those of the runs that closed their recording (see
+    :mod:`services.usage`); ``store_bytes`` as measured at the end, or recently while it
+    runs."""
+    start = job.start_time if job.start_time is not None else job.submit_time
+    end = job.end_time if job.end_time is not None else time.time()
+    return pb.ResourceUse(
+        wall_time=duration(max(0.0, end - start)),
+        cpu_time=duration(job.cpu_s),
+        peak_rank_memory_bytes=job.peak_rank_memory_bytes,
+        peak_memory_bytes=job.peak_memory_bytes,
+        store_bytes=job.store_bytes or 0,
+    )
 
 
 def job_to_proto(job: Job, data_root: DataRoot) -> pb.Job:
@@ -83,6 +108,8 @@ def job_to_proto(job: Job, data_root: DataRoot) -> pb.Job:
         whole = math.floor(job.time_limit_s)
         nanos = round((job.time_limit_s - whole) * 1e9)
         message.time_limit.CopyFrom(Duration(seconds=whole, nanos=nanos))
+    if job.start_time is not None:  # unset before the first run starts
+        message.usage.CopyFrom(resource_use(job))
     return message
 
 

@@ -29,6 +29,7 @@ from services.jobdir import DataRoot
 from services.launchers.local import LocalLauncher
 from services.launchers.slurm import SlurmLauncher
 from services.manager import JobManager
+from services.retention import RetentionSweeper
 from services.servicer import JobServiceServicer, UndecodableRequests
 from services.store import JobStore
 
@@ -60,13 +61,17 @@ class RunningServer:
     """Holds the data root's lock (one server per data root) until :meth:`stop`."""
     address: str
     """``HOST:PORT`` actually bound (the port resolved if 0 was asked for)."""
+    retention: asyncio.Task[None] | None = None
+    """Applies the retention policy (see :mod:`services.retention`)."""
 
     async def stop(self, grace_s: float = _GRACE_S) -> None:
         """Stop serving; jobs keep running."""
         await self.health.enter_graceful_shutdown()
-        self.store_watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.store_watch
+        for task in (self.store_watch, self.retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.stop(grace_s)
         await self.manager.close()
         await self.store.close()
@@ -202,6 +207,8 @@ async def start_server(config: ServerConfig) -> RunningServer:
             config.address_file.write_text(address + "\n", encoding="utf-8")
         undo.pop_all()  # from here on, RunningServer.stop releases everything
     store_watch = asyncio.create_task(_watch_store(manager, health), name="store-health")
+    sweeper = RetentionSweeper(config.retention, store, manager, data_root)
+    retention = asyncio.create_task(sweeper.run(), name="retention")
     log.info(
         "brainsim job service on %s (%s; targets: %s; data root %s)",
         address,
@@ -210,7 +217,15 @@ async def start_server(config: ServerConfig) -> RunningServer:
         data_root.path,
     )
     return RunningServer(
-        server, manager, store, health, validation_pool, store_watch, lock_fd, address
+        server,
+        manager,
+        store,
+        health,
+        validation_pool,
+        store_watch,
+        lock_fd,
+        address,
+        retention=retention,
     )
 
 

@@ -15,7 +15,11 @@ traceback), so no request can take the server down:
 * a per-job or per-user limit -> RESOURCE_EXHAUSTED with a ``google.rpc.QuotaFailure``;
 * a target that cannot run the job -> FAILED_PRECONDITION;
 * an empty or malformed job id -> INVALID_ARGUMENT; well-formed ids of unknown jobs and of
-  other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing).
+  other users' jobs -> NOT_FOUND (the same answer, so ids leak nothing);
+* results (:mod:`services.logs`, :mod:`services.artifacts`): a cursor this server did not give
+  -> INVALID_ARGUMENT (``cursor``); an artefact the job does not have -> NOT_FOUND; the
+  recording of a job that has not ended -> FAILED_PRECONDITION; an offset past an artefact's
+  end -> OUT_OF_RANGE.
 """
 
 from __future__ import annotations
@@ -40,15 +44,29 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from brainsim.circuit.overrides import duration_problem, seed_problem
+from services import artifacts, logs
+from services.activity import (
+    MAX_BINS_PER_MESSAGE,
+    ActivityBinner,
+    ActivityPlan,
+    plan_activity,
+)
 from services.auth import Authenticator
 from services.config import Limits
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
 from services.jobdir import JOB_ID_PATTERN, DataRoot, remove_tree, write_files
-from services.jobs import Job, Target
+from services.jobs import Job, LogStream, Target
 from services.manager import JobManager
-from services.protos import STATE_FROM_PROTO, TARGET_FROM_PROTO, job_to_proto, update_to_proto
-from services.store import PageKey
+from services.protos import (
+    STATE_FROM_PROTO,
+    STATE_TO_PROTO,
+    TARGET_FROM_PROTO,
+    job_to_proto,
+    timestamp,
+    update_to_proto,
+)
+from services.store import JobNotEndedError, PageKey, UnknownJobError
 from services.validation import (
     Attachment,
     CircuitCheck,
@@ -73,6 +91,20 @@ _MAX_DURATION_S = 315_576_000_000
 _MAX_NANOS = 999_999_999
 MAX_RETRIES = 10
 """The most retries a job may ask for (``max_retries``)."""
+_ACTIVITY_POLL_S = 0.25
+"""How often StreamActivity looks at a running job's recording (runs flush about once a
+second, so activity reaches a client within about 1.25 s of wall clock)."""
+_LOG_STREAMS = {
+    pb.LOG_STREAM_UNSPECIFIED: LogStream.STDOUT,
+    pb.LOG_STREAM_STDOUT: LogStream.STDOUT,
+    pb.LOG_STREAM_STDERR: LogStream.STDERR,
+    pb.LOG_STREAM_SERVICE: LogStream.SERVICE,
+}
+_ARTIFACT_CODES = {
+    artifacts.ArtifactNotFoundError: grpc.StatusCode.NOT_FOUND,
+    artifacts.ArtifactNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
+    artifacts.OffsetOutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
+}
 _NOT_SERVED = {
     pb.TARGET_PYNN: "TARGET_PYNN",
     pb.TARGET_NIR: "TARGET_NIR",
@@ -270,6 +302,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         self._data_root = data_root
         self._limits = limits
         self._validation_pool = validation_pool
+        self._results = artifacts.JobResults(data_root)
 
     # --- shared steps ----------------------------------------------------------------------
 
@@ -575,6 +608,32 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         """See ``proto/brainsim/v1/job_service.proto``."""
         return await self._guard(context, self._cancel(request, context))
 
+    # --- DeleteJob ---------------------------------------------------------------------------
+
+    async def _delete(self, request: pb.DeleteJobRequest, context: Context) -> pb.DeleteJobResponse:
+        user = self._user(context)
+        job = await self._owned_job(request.job_id, user)
+        refusal = RequestError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"job {job.job_id} has not ended ({job.state.value}): cancel it first",
+        )
+        if not job.state.terminal:
+            raise refusal
+        try:
+            freed = await self._manager.delete(job.job_id, user, f"deleted by {user}")
+        except UnknownJobError:  # deleted meanwhile (by another call or the retention policy)
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"job {job.job_id!r} not found") from None
+        except JobNotEndedError:
+            raise refusal from None
+        log.info("job %s: deleted by %s (%d bytes freed)", job.job_id, user, freed)
+        return pb.DeleteJobResponse(freed_bytes=freed)
+
+    async def DeleteJob(
+        self, request: pb.DeleteJobRequest, context: Context
+    ) -> pb.DeleteJobResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._delete(request, context))
+
     # --- ValidateCircuit -----------------------------------------------------------------------
 
     async def _validate(
@@ -604,6 +663,103 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
     ) -> pb.ValidateCircuitResponse:
         """See ``proto/brainsim/v1/job_service.proto``."""
         return await self._guard(context, self._validate(request, context))
+
+    # --- GetJobLogs, ListArtifacts, DownloadArtifact (services.logs, services.artifacts) -----
+
+    async def _logs(self, request: pb.GetJobLogsRequest, context: Context) -> pb.GetJobLogsResponse:
+        job = await self._owned_job(request.job_id, self._user(context))
+        stream = _LOG_STREAMS.get(request.stream)
+        problems = []
+        if stream is None:
+            problems.append(Violation("stream", f"unknown log stream {request.stream}"))
+        if request.max_lines < 0:
+            problems.append(Violation("max_lines", f"must be >= 0, got {request.max_lines}"))
+        if stream is None or problems:
+            raise _bad_request("invalid request", problems)
+        max_lines = logs.page_size(request.max_lines)
+        ended = job.state.terminal  # before reading: what ended before is in what is read
+        try:
+            if stream is LogStream.SERVICE:
+                events = await self._manager.events(job.job_id)
+                page = logs.service_page(job, events, request.cursor, max_lines, ended)
+            else:
+                job_dir = self._data_root.job(job.job_id)
+                path = job_dir.stdout if stream is LogStream.STDOUT else job_dir.stderr
+                page = await asyncio.to_thread(
+                    logs.file_page, job.job_id, stream, path, request.cursor, max_lines, ended
+                )
+        except logs.CursorError as error:
+            raise _bad_request("invalid request", [Violation("cursor", str(error))]) from None
+        proto_stream = pb.LOG_STREAM_STDOUT if stream is LogStream.STDOUT else request.stream
+        lines = []
+        for line in page.lines:
+            message = pb.LogLine(stream=proto_stream, text=line.text)
+            if line.time is not None:
+                message.time.CopyFrom(timestamp(line.time))
+            lines.append(message)
+        return pb.GetJobLogsResponse(
+            lines=lines, next_cursor=page.next_cursor, complete=page.complete
+        )
+
+    async def GetJobLogs(
+        self, request: pb.GetJobLogsRequest, context: Context
+    ) -> pb.GetJobLogsResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._logs(request, context))
+
+    async def _artifacts(
+        self, request: pb.ListArtifactsRequest, context: Context
+    ) -> pb.ListArtifactsResponse:
+        job = await self._owned_job(request.job_id, self._user(context))
+        found = await self._results.list(job)
+        return pb.ListArtifactsResponse(
+            artifacts=[
+                pb.Artifact(
+                    name=a.name,
+                    size_bytes=a.size_bytes,
+                    media_type=a.media_type,
+                    description=a.description,
+                )
+                for a in found
+            ]
+        )
+
+    async def ListArtifacts(
+        self, request: pb.ListArtifactsRequest, context: Context
+    ) -> pb.ListArtifactsResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._artifacts(request, context))
+
+    async def _open_artifact(
+        self, request: pb.DownloadArtifactRequest, context: Context
+    ) -> artifacts.Download:
+        job = await self._owned_job(request.job_id, self._user(context))
+        if request.offset < 0:
+            raise _bad_request(
+                "invalid request", [Violation("offset", f"must be >= 0, got {request.offset}")]
+            )
+        try:
+            return await self._results.open(job, request.name, request.offset)
+        except artifacts.ArtifactError as error:
+            raise RequestError(_ARTIFACT_CODES[type(error)], str(error)) from None
+
+    async def DownloadArtifact(
+        self, request: pb.DownloadArtifactRequest, context: Context
+    ) -> AsyncIterator[pb.DownloadArtifactResponse]:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        download = await self._guard(context, self._open_artifact(request, context))
+        try:
+            chunks = download.chunks()
+            while True:
+                chunk = await self._guard(context, anext(chunks, None))
+                if chunk is None:
+                    return
+                offset, data, digest = chunk
+                yield pb.DownloadArtifactResponse(
+                    data=data, offset=offset, total_bytes=download.size, sha256=digest
+                )
+        finally:
+            download.close()
 
     # --- WatchJob --------------------------------------------------------------------------
 
@@ -636,3 +792,92 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
                 yield update_to_proto(update, self._data_root)
         finally:
             self._manager.unsubscribe(job.job_id, subscription)
+
+    # --- StreamActivity ----------------------------------------------------------------------
+
+    async def _activity_plan(
+        self, request: pb.StreamActivityRequest, context: Context
+    ) -> tuple[Job, ActivityPlan]:
+        job = await self._owned_job(request.job_id, self._user(context))
+        circuit = self._data_root.job(job.job_id).circuit
+        loop = asyncio.get_running_loop()
+        plan, violations, precondition = await loop.run_in_executor(
+            self._validation_pool, plan_activity, circuit, request
+        )
+        if violations:
+            raise _bad_request("invalid request", violations)
+        if precondition is not None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, precondition)
+        assert plan is not None
+        return job, plan
+
+    def _activity_message(
+        self, job: Job, binner: ActivityBinner, bins: Sequence[pb.ActivityBin], next_from_ms: float
+    ) -> pb.StreamActivityResponse:
+        started = job.start_time
+        wall_s = (
+            0.0 if started is None else max(0.0, (job.end_time or self._manager.now()) - started)
+        )
+        return pb.StreamActivityResponse(
+            bins=bins,
+            state=STATE_TO_PROTO[job.state],
+            progress=pb.Progress(
+                simulated_ms=binner.simulated_ms, duration_ms=job.duration_ms, wall_s=wall_s
+            ),
+            next_from_ms=next_from_ms,
+        )
+
+    async def _activity(
+        self, job: Job, plan: ActivityPlan
+    ) -> AsyncGenerator[pb.StreamActivityResponse | RequestError, None]:
+        """The stream's messages: one at once, then one whenever the recording or the job's
+        state moved on, until the job has ended and every bin was sent. A failure to go on is
+        yielded as the RequestError to end the call with."""
+        binner = ActivityBinner(plan)
+        store = self._data_root.job(job.job_id).recording
+        shown: tuple[object, ...] | None = None
+        while True:
+            current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
+            if current is None:  # deleted meanwhile
+                yield RequestError(grpc.StatusCode.NOT_FOUND, f"job {job.job_id!r} not found")
+                return
+            job = current
+            ended = job.state.terminal
+            bins = await asyncio.to_thread(binner.poll, store, ended) or []
+            if ended and not binner.readable:
+                yield RequestError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"job {job.job_id} ended ({job.state.value}) without a readable recording"
+                    + (f": {job.reason}" if job.reason else ""),
+                )
+                return
+            now = (job.state, binner.simulated_ms)
+            for first in range(0, max(len(bins), 1), MAX_BINS_PER_MESSAGE):
+                batch = bins[first : first + MAX_BINS_PER_MESSAGE]
+                after = first + MAX_BINS_PER_MESSAGE
+                # A reconnecting client continues at the first bin this message does not hold.
+                next_from = bins[after].start_ms if after < len(bins) else binner.next_from_ms()
+                if batch or now != shown:
+                    yield self._activity_message(job, binner, batch, next_from)
+            shown = now
+            if ended:
+                return
+            await asyncio.sleep(_ACTIVITY_POLL_S)
+
+    async def StreamActivity(
+        self, request: pb.StreamActivityRequest, context: Context
+    ) -> AsyncIterator[pb.StreamActivityResponse]:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        job, plan = await self._guard(context, self._activity_plan(request, context))
+        messages = self._activity(job, plan)
+        try:
+            while True:
+                item = await self._guard(context, anext(messages, None))
+                if item is None:
+                    return
+                if isinstance(item, RequestError):
+                    status = item.to_status()
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                yield item
+        finally:
+            await messages.aclose()

@@ -8,6 +8,16 @@ and the event loop never waits on the disk.
 Tables: ``jobs`` (one row per job, the latest state; columns are the fields of
 :class:`services.jobs.Job`) and ``events`` (``seq, job_id, at, kind, detail``), which triggers keep
 append-only. ``synchronous=FULL`` makes a commit survive a power loss, not only a server crash.
+
+Deleting a job (``DeleteJob``, the retention policy) is the one way rows leave: one transaction
+records the job in ``deletions`` (``job_id, at, reason``), then removes its row and its events
+(the trigger lets events go only of a job listed there); its folder is removed after that
+commit and the ``deletions`` row last (:meth:`JobStore.end_deletion`), so a server that stops in
+between finds the removal still to do when it starts (:meth:`JobStore.pending_deletions`).
+
+Schema versions: 1 (the first), 2 (retries and checkpoints: ``_ADDED_IN_2``), 3 (resource use:
+``_ADDED_IN_3``; ``deletions``; the events' delete trigger). An older store is brought up to
+date when it is opened, in one transaction.
 """
 
 from __future__ import annotations
@@ -24,11 +34,11 @@ from typing import Any, TypeVar
 
 from services.jobs import Job, JobState, Target
 
-__all__ = ["EventRecord", "JobStore", "PageKey"]
+__all__ = ["EventRecord", "JobNotEndedError", "JobStore", "PageKey", "UnknownJobError"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _ADDED_IN_2 = (
     "checkpoint_every_ms REAL",
@@ -38,6 +48,17 @@ _ADDED_IN_2 = (
     "resume_from_ms REAL",
 )
 """Columns of schema 2 (retries and checkpoints); a version-1 store gets them on opening."""
+
+_ADDED_IN_3 = (
+    "cpu_s REAL NOT NULL DEFAULT 0",
+    "peak_rank_memory_bytes INTEGER NOT NULL DEFAULT 0",
+    "peak_memory_bytes INTEGER NOT NULL DEFAULT 0",
+    "counted_runs TEXT NOT NULL DEFAULT '[]'",
+    "store_bytes INTEGER",
+)
+"""Columns of schema 3 (resource use); older stores get them on opening."""
+
+_TERMINAL = "('SUCCEEDED', 'FAILED', 'CANCELLED')"
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Job))
 
@@ -65,7 +86,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     max_retries INTEGER NOT NULL DEFAULT 0,
     attempt INTEGER NOT NULL DEFAULT 1,
     segment INTEGER NOT NULL DEFAULT 1,
-    resume_from_ms REAL
+    resume_from_ms REAL,
+    cpu_s REAL NOT NULL DEFAULT 0,
+    peak_rank_memory_bytes INTEGER NOT NULL DEFAULT 0,
+    peak_memory_bytes INTEGER NOT NULL DEFAULT 0,
+    counted_runs TEXT NOT NULL DEFAULT '[]',
+    store_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submit_time DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (state) WHERE state IN ('QUEUED', 'RUNNING');
@@ -79,7 +105,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TABLE IF NOT EXISTS deletions (
+    job_id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+WHEN OLD.job_id NOT IN (SELECT job_id FROM deletions)
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 """
 
@@ -88,6 +120,14 @@ _UPSERT = (
     f"ON CONFLICT (job_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
 )
+
+
+class UnknownJobError(LookupError):
+    """No job with this id (of this owner)."""
+
+
+class JobNotEndedError(RuntimeError):
+    """The job is queued or running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +162,8 @@ def _to_row(job: Job) -> tuple[Any, ...]:
             value = value.value
         elif isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, tuple):
+            value = json.dumps(list(value))
         values.append(value)
     return tuple(values)
 
@@ -131,6 +173,7 @@ def _from_row(row: Sequence[Any]) -> Job:
     fields["state"] = JobState(fields["state"])
     fields["target"] = Target(fields["target"])
     fields["cancel_requested"] = bool(fields["cancel_requested"])
+    fields["counted_runs"] = tuple(json.loads(fields["counted_runs"]))
     return Job(**fields)
 
 
@@ -153,18 +196,23 @@ class JobStore:
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA busy_timeout = 5000")
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, SCHEMA_VERSION):
+            if version not in (0, 1, 2, SCHEMA_VERSION):
                 db.close()
                 raise RuntimeError(
                     f"{path}: job store schema version {version}, expected {SCHEMA_VERSION}"
                 )
-            if version == 1:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
-                    for column in _ADDED_IN_2:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                if version in (1, 2):
+                    added = (*(_ADDED_IN_2 if version == 1 else ()), *_ADDED_IN_3)
+                    for column in added:
                         db.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    # Recreated by the schema below with its exception for deleted jobs.
+                    db.execute("DROP TRIGGER IF EXISTS events_no_delete")
+                for statement in _SCHEMA.split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return db
 
         loop = asyncio.get_running_loop()
@@ -246,6 +294,74 @@ class JobStore:
         )
         params.append(limit)
         return await self._call(lambda db: [_from_row(r) for r in db.execute(query, params)])
+
+    async def ended(self) -> list[Job]:
+        """Every job that has ended, oldest end first."""
+
+        def ended(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state IN {_TERMINAL} "
+                "ORDER BY end_time, job_id"
+            )
+            return [_from_row(r) for r in rows]
+
+        return await self._call(ended)
+
+    async def set_store_bytes(self, sizes: Mapping[str, int]) -> None:
+        """Record the folder sizes of ended jobs (measured after the fact)."""
+
+        def write(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    f"UPDATE jobs SET store_bytes = ? WHERE job_id = ? AND state IN {_TERMINAL}",
+                    [(size, job_id) for job_id, size in sizes.items()],
+                )
+
+        await self._call(write)
+
+    async def begin_deletion(self, job_id: str, owner: str | None, reason: str, at: float) -> Job:
+        """Delete the job's row and events and list it in ``deletions`` (one transaction);
+        returns the job as it was. :class:`UnknownJobError` if there is none (or it is not
+        ``owner``'s, when given), :class:`JobNotEndedError` if it has not ended (nothing changes).
+        The caller removes the job's folder, then calls :meth:`end_deletion`."""
+
+        def begin(db: sqlite3.Connection) -> Job:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                row = db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)
+                ).fetchone()
+                job = None if row is None else _from_row(row)
+                if job is None or (owner is not None and job.owner != owner):
+                    raise UnknownJobError(job_id)
+                if not job.state.terminal:
+                    raise JobNotEndedError(job_id)
+                db.execute(
+                    "INSERT OR REPLACE INTO deletions (job_id, at, reason) VALUES (?, ?, ?)",
+                    (job_id, at, reason),
+                )
+                db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+                return job
+
+        return await self._call(begin)
+
+    async def end_deletion(self, job_id: str) -> None:
+        """The job's folder is gone: forget the deletion."""
+
+        def end(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM deletions WHERE job_id = ?", (job_id,))
+
+        await self._call(end)
+
+    async def pending_deletions(self) -> list[str]:
+        """Jobs deleted from the store whose folders may still be there (oldest first)."""
+        return await self._call(
+            lambda db: [r[0] for r in db.execute("SELECT job_id FROM deletions ORDER BY at")]
+        )
 
     async def events(self, job_id: str) -> list[EventRecord]:
         """The job's event log, in order."""

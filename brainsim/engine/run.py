@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import platform
+import resource
+import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -42,10 +44,17 @@ from brainsim.engine.simulator import (
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
 from brainsim.recording import ZarrRecorder
-from brainsim.recording.base import FinalStatus, PopulationInfo, RunInfo
+from brainsim.recording.base import FinalStatus, PopulationInfo, RankResources, RunInfo
 from brainsim.recording.reader import RecordingStore
 
-__all__ = ["communicator", "execute", "launched_ranks", "resume", "with_overrides"]
+__all__ = [
+    "communicator",
+    "execute",
+    "launched_ranks",
+    "process_resources",
+    "resume",
+    "with_overrides",
+]
 # launched_ranks and with_overrides live in light modules (the launcher imports only those);
 # they are re-exported here for the ranks' side.
 
@@ -98,6 +107,17 @@ def run_info(circuit: Circuit, n_ranks: int, checkpoint_every_ms: float | None =
             "checkpoint_every_ms": checkpoint_every_ms,
         },
     )
+
+
+def process_resources() -> RankResources:
+    """What this process used so far: user + system CPU time of all its threads and its
+    peak resident set size (``getrusage(RUSAGE_SELF)``; ``ru_maxrss`` is in KiB on Linux and
+    in bytes on macOS). A rank started for one run (by ``mpiexec`` or Slurm) counts its whole
+    life, start-up included; a resident rank of ``brainsim pool`` counts since the pool
+    started."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    scale = 1 if sys.platform == "darwin" else 1024
+    return RankResources(usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss) * scale)
 
 
 _M_MMAP_THRESHOLD = -3
@@ -182,6 +202,7 @@ def _simulate_into(
         weights_s=done.weights_s,
         checkpoint_s=done.checkpoint_s if checkpointer is not None else None,
         n_synapses=network.n_synapses,
+        resources=process_resources(),
     )
     return done.status
 

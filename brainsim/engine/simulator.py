@@ -109,7 +109,7 @@ class RunConfig:
     """
 
     flush_interval_ms: float = 1000.0
-    flush_every_s: float = 2.0
+    flush_every_s: float = 1.0
     progress: Callable[[float, float], None] | None = None
     should_stop: Callable[[], bool] | None = None
     call_s: float = 0.02

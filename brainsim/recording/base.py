@@ -32,6 +32,7 @@ __all__ = [
     "FinalStatus",
     "IdsOf",
     "PopulationInfo",
+    "RankResources",
     "Recorder",
     "RecorderPosition",
     "ReportSpec",
@@ -42,6 +43,16 @@ __all__ = [
 ]
 
 FinalStatus = Literal["complete", "failed", "cancelled", "checkpointed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RankResources:
+    """What one rank's process used by the end of a run (``getrusage`` of the process)."""
+
+    cpu_s: float
+    """User plus system CPU time, in s."""
+    peak_rss_bytes: int
+    """The largest resident set size the process reached, in bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +280,15 @@ class Recorder(Protocol):
         reason: str | None = None,
         weights_s: float | None = None,
         checkpoint_s: float | None = None,
+        resources: RankResources | None = None,
     ) -> None:
         """Final flush, status and timings (``build_s`` construction, ``sim_s`` the step loop,
         ``weights_s`` the weight recordings' ids and snapshots, ``checkpoint_s`` writing
-        checkpoints, measured by the caller; rank 0's values are stored) and the synapses each
-        rank built (``n_synapses``, this rank's; stored per rank and summed). Collective."""
+        checkpoints, measured by the caller; rank 0's values are stored), the synapses each
+        rank built (``n_synapses``, this rank's; stored per rank and summed) and what this
+        rank's process used (``resources``; when every rank gives it, the run's entry in the
+        provenance's ``runs`` list: CPU summed, peak memory as the largest and the sum).
+        Collective."""
 
     def position(self) -> RecorderPosition:
         """What the last flush published, for a checkpoint taken right after it."""

@@ -142,12 +142,16 @@ class RecordingStore:
                 f"{store}: the root metadata is malformed ({type(exc).__name__}: {exc})"
             ) from None
 
-    def spikes(self, population: str) -> SpikeTrains:
-        """All recorded spikes of ``population``.
+    def spikes(self, population: str, *, start: int = 0) -> SpikeTrains:
+        """The recorded spikes of ``population``: all of them, or those from index ``start`` on
+        (none when ``start`` is past the end), which lets a reader of a live store fetch only
+        what was flushed since it last looked.
 
         While a run is flushing, ``timestamps`` and ``node_ids`` may briefly differ in length;
         the common prefix is returned (it is complete: chunks are written before shapes grow).
         """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         if population not in self.spike_populations:
             raise RecordingError(
                 f"no spikes of population {population!r} in {self.path}; "
@@ -156,8 +160,8 @@ class RecordingStore:
         group = spikes_path(population)
         with _reading(self.path, group):
             root = _open_root(self.path)
-            times = _read_array(root, f"{group}/timestamps")
-            ids = _read_array(root, f"{group}/node_ids")
+            times = _read_array(root, f"{group}/timestamps", start)
+            ids = _read_array(root, f"{group}/node_ids", start)
         n = min(times.size, ids.size)
         return SpikeTrains(
             population=population,
@@ -350,10 +354,13 @@ def _group(root: zarr.Group, path: str) -> zarr.Group:
     return node
 
 
-def _read_array(root: zarr.Group, path: str) -> npt.NDArray[Any]:
+def _read_array(root: zarr.Group, path: str, start: int = 0) -> npt.NDArray[Any]:
+    """The array at ``path``, from index ``start`` of its first axis on."""
     if path not in root:
         raise RecordingFormatError(f"the store lacks the array {path}")
     node = root[path]
     if not isinstance(node, zarr.Array):
         raise RecordingFormatError(f"{path} in the store is not an array")
+    if start:
+        return np.asarray(node[start:]) if start < node.shape[0] else np.asarray(node[:0])
     return np.asarray(node[...])

@@ -57,6 +57,7 @@ import functools
 import logging
 import math
 import os
+import secrets
 import shutil
 import time
 import warnings
@@ -77,6 +78,7 @@ from brainsim.recording.base import (
     Collectives,
     FinalStatus,
     IdsOf,
+    RankResources,
     RecorderPosition,
     ReportSpec,
     RunInfo,
@@ -1282,6 +1284,7 @@ class ZarrRecorder:
         reason: str | None = None,
         weights_s: float | None = None,
         checkpoint_s: float | None = None,
+        resources: RankResources | None = None,
     ) -> None:
         """Final flush, then rank 0 writes the final status and timings. Collective.
 
@@ -1290,6 +1293,9 @@ class ZarrRecorder:
         ``n_synapses``
         is the number of synapses this rank built; when every rank gives it, the provenance
         gets ``n_synapses_per_rank`` (in rank order) and their sum ``n_synapses``.
+        ``resources`` is what this rank's process used; when every rank gives it, the run
+        appends its entry to the provenance's ``runs`` list (:func:`_run_entry`), which a
+        resumed run continues.
 
         A ``complete`` run has simulated its whole duration, so ``simulated_ms`` becomes
         ``duration_ms``. If a rank marked the store failed (``mark_failed``) the status stays
@@ -1304,15 +1310,22 @@ class ZarrRecorder:
         if status == "complete":
             self._simulated_ms = max(self._simulated_ms, self._info.duration_ms)
         # Every rank gathers, whatever it passed, so the collectives stay matched.
-        gathered = self._comm.gather(n_synapses)
-        per_rank = None if gathered is None or None in gathered else [int(n) for n in gathered]
+        gathered = self._comm.gather((n_synapses, resources))
+        per_rank = None
+        used: list[RankResources] | None = None
+        if gathered is not None:
+            synapses = [n for n, _ in gathered]
+            per_rank = None if None in synapses else [int(n) for n in synapses]
+            given = [r for _, r in gathered if r is not None]
+            used = given if len(given) == len(gathered) else None
         timings = {
             "build_s": build_s,
             "sim_s": sim_s,
             "weights_s": weights_s,
             "checkpoint_s": checkpoint_s,
         }
-        finish = _finisher(status, reason, timings, self._opened_at, per_rank)
+        run = None if used is None else (secrets.token_hex(8), used)
+        finish = _finisher(status, reason, timings, self._opened_at, per_rank, run)
         flush_error: RecordingError | None = None
         try:
             self._flush(finish)
@@ -1323,7 +1336,9 @@ class ZarrRecorder:
         if self._comm.rank == 0:
             try:
                 if flush_error is not None:
-                    self._update_root(_finisher(status, reason, timings, self._opened_at, per_rank))
+                    self._update_root(
+                        _finisher(status, reason, timings, self._opened_at, per_rank, run)
+                    )
                 with warnings.catch_warnings():
                     # Consolidated metadata is outside the v3 spec; it is only a cache that lets
                     # ``xarray.open_zarr(store, group=...)`` open a finished store without warning.
@@ -1755,10 +1770,12 @@ def _finisher(
     timings: Mapping[str, float | None],
     opened_at: float,
     synapses_per_rank: list[int] | None = None,
+    run: tuple[str, list[RankResources]] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The root-document change that closes a run (a ``failed`` mark by any rank wins);
     ``wall_s`` is taken when it is applied, from ``opened_at`` (``time.perf_counter``), and
-    the ``timings`` given (not None) join it (``build_s`` always)."""
+    the ``timings`` given (not None) join it (``build_s`` always). With ``run`` (the run's id
+    and every rank's resources), the run's entry is appended to the provenance's ``runs``."""
 
     def finish(doc: dict[str, Any]) -> None:
         final = "failed" if doc.get("status") == "failed" else status
@@ -1775,6 +1792,34 @@ def _finisher(
         if synapses_per_rank is not None:
             provenance["n_synapses"] = sum(synapses_per_rank)
             provenance["n_synapses_per_rank"] = synapses_per_rank
+        if run is not None:
+            run_id, resources = run
+            entry = _run_entry(run_id, final, provenance, resources)
+            # The same run's entry once, should the final write be applied twice.
+            runs = provenance.get("runs") or []
+            earlier = [r for r in runs if not (isinstance(r, Mapping) and r.get("id") == run_id)]
+            provenance["runs"] = [*earlier, entry]
         doc["provenance"] = provenance
 
     return finish
+
+
+def _run_entry(
+    run_id: str, status: str, provenance: Mapping[str, Any], resources: list[RankResources]
+) -> dict[str, Any]:
+    """One run's entry of the provenance's ``runs``: its id (random, so that a reader can
+    count each run once), final status, ranks, end and wall-clock time, and what its ranks'
+    processes used: ``cpu_s`` (user + system, summed over ranks), ``max_rank_rss_bytes`` (the
+    largest peak resident set of one rank) and ``sum_rank_rss_bytes`` (the ranks' peaks
+    summed: a bound on the run's memory at any moment)."""
+    peaks = [r.peak_rss_bytes for r in resources]
+    return {
+        "id": run_id,
+        "status": status,
+        "n_ranks": len(resources),
+        "end_time": provenance.get("end_time"),
+        "wall_s": provenance.get("wall_s"),
+        "cpu_s": round(sum(r.cpu_s for r in resources), 6),
+        "max_rank_rss_bytes": max(peaks),
+        "sum_rank_rss_bytes": sum(peaks),
+    }

@@ -179,6 +179,13 @@ def test_a_complete_run_is_not_resumed_but_extended_twice(
         assert done.returncode == 0, done.stderr
     assert_same_recording(uninterrupted, store)
     assert [r["until_ms"] for r in _root(store)["provenance"]["resumed"]] == [1250.0, 1500.0]
+    # Each run that closed the store appended what it used; the refused resume did not.
+    runs = _root(store)["provenance"]["runs"]
+    assert [r["n_ranks"] for r in runs] == [1, 2, 1]
+    assert len({r["id"] for r in runs}) == 3
+    assert all(r["status"] == "complete" and r["cpu_s"] > 0 for r in runs)
+    assert all(r["sum_rank_rss_bytes"] >= r["max_rank_rss_bytes"] > 50 * 2**20 for r in runs)
+    assert runs[1]["sum_rank_rss_bytes"] > runs[1]["max_rank_rss_bytes"]  # two ranks
 
 
 def test_a_crash_while_writing_a_checkpoint_keeps_the_previous(tmp_path: Path) -> None:

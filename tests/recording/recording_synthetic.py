@@ -25,6 +25,7 @@ from brainsim.exchange.base import Communicator
 from brainsim.recording import (
     IdsOf,
     PopulationInfo,
+    RankResources,
     ReportSpec,
     RunInfo,
     StimulusSpec,
@@ -242,6 +243,11 @@ def synapses_of(rank: int) -> int:
     return 1000 + rank
 
 
+def resources_of(rank: int) -> RankResources:
+    """What rank ``rank`` reports having used when it closes the store."""
+    return RankResources(cpu_s=1.5 + rank, peak_rss_bytes=(100 + 10 * rank) * 2**20)
+
+
 def run(
     store: Path,
     n_steps: int,
@@ -332,7 +338,13 @@ def run(
     except RecordingError as exc:
         recorder.close("failed", build_s=0.25, n_synapses=synapses_of(comm.rank), reason=str(exc))
         raise
-    recorder.close("complete", build_s=0.25, sim_s=0.5, n_synapses=synapses_of(comm.rank))
+    recorder.close(
+        "complete",
+        build_s=0.25,
+        sim_s=0.5,
+        n_synapses=synapses_of(comm.rank),
+        resources=resources_of(comm.rank),
+    )
 
 
 def _ids_of(weights: int, first: int) -> IdsOf:

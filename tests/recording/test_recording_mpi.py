@@ -76,6 +76,15 @@ def test_every_spike_and_sample_arrives(stores: dict[int, Path], n_ranks: int) -
     per_rank = [synthetic.synapses_of(rank) for rank in range(n_ranks)]
     assert doc["provenance"]["n_synapses_per_rank"] == per_rank
     assert doc["provenance"]["n_synapses"] == sum(per_rank)
+    # What each rank used arrives as one entry of the run: CPU summed, peaks as max and sum.
+    (run,) = doc["provenance"]["runs"]
+    used = [synthetic.resources_of(rank) for rank in range(n_ranks)]
+    assert run["n_ranks"] == n_ranks
+    assert run["status"] == "complete"
+    assert run["cpu_s"] == pytest.approx(sum(r.cpu_s for r in used))
+    assert run["max_rank_rss_bytes"] == max(r.peak_rss_bytes for r in used)
+    assert run["sum_rank_rss_bytes"] == sum(r.peak_rss_bytes for r in used)
+    assert run["end_time"] == doc["provenance"]["end_time"]
 
 
 def test_content_and_chunking_do_not_depend_on_the_rank_count(stores: dict[int, Path]) -> None:

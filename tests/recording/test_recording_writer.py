@@ -143,6 +143,17 @@ def test_root_metadata_describes_the_run(complete_store: Path) -> None:
     assert provenance["sim_s"] == 0.5
     assert provenance["n_synapses"] == 1000
     assert provenance["n_synapses_per_rank"] == [1000]
+    (run,) = provenance["runs"]
+    assert len(run.pop("id")) == 16
+    assert run == {
+        "status": "complete",
+        "n_ranks": 1,
+        "end_time": provenance["end_time"],
+        "wall_s": provenance["wall_s"],
+        "cpu_s": 1.5,
+        "max_rank_rss_bytes": 100 * 2**20,
+        "sum_rank_rss_bytes": 100 * 2**20,
+    }
     assert provenance["wall_s"] > 0
     assert provenance["start_time"] <= provenance["end_time"]
     assert provenance["end_time"].endswith("+00:00")

@@ -97,4 +97,4 @@ def test_a_version_1_job_store_gets_the_new_columns(tmp_path: Path) -> None:
     assert before.resume_from_ms is None
     assert (after.attempt, after.segment, after.resume_from_ms) == (2, 3, 40.0)
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3

@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 from services.gen.brainsim.v1 import job_service_pb2 as pb
+from services.usage import folder_bytes
 from tests.services.conftest import (
     FINAL,
     ServerProcess,
@@ -65,6 +66,15 @@ def test_a_slurm_job_runs_to_completion(slurm_server: ServerThread, tiny_circuit
     assert root.attrs["brainsim"]["status"] == "complete"
     assert root.attrs["brainsim"]["provenance"]["n_ranks"] == 2
     assert np.asarray(root["spikes/E/timestamps"][:]).size > 0
+    # Resource use comes from the ranks themselves, as for local jobs.
+    (run,) = root.attrs["brainsim"]["provenance"]["runs"]
+    usage = final.usage
+    cpu_s = usage.cpu_time.seconds + usage.cpu_time.nanos / 1e9
+    assert cpu_s == pytest.approx(run["cpu_s"], abs=1e-6)
+    assert cpu_s > 0
+    assert usage.peak_memory_bytes == run["sum_rank_rss_bytes"]
+    assert usage.peak_memory_bytes > usage.peak_rank_memory_bytes > 50 * 2**20
+    assert usage.store_bytes == folder_bytes(job_dir)
 
 
 def test_cancel_a_running_slurm_job(slurm_server: ServerThread, tiny_circuit: str) -> None:

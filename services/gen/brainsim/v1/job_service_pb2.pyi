@@ -1000,7 +1000,10 @@ class StreamActivityResponse(_message.Message):
     state: Global___JobState.ValueType
     """Where the job stands: state, and simulated time of its recording so far."""
     next_from_ms: _builtins.float
-    """from_ms for a client that reconnects after this message."""
+    """from_ms for a client that reconnects after this message. A message with a final state
+    and next_from_ms >= progress.simulated_ms is the stream's last (a finished job's backlog
+    of bins may come in several messages, each with the final state).
+    """
     @_builtins.property
     def bins(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityBin]:
         """The bins completed since the previous message, in time order (none when the run moved
