@@ -6,6 +6,10 @@
     {"event": "progress", "simulated_ms": 12.5, "duration_ms": 100.0, "wall_s": 0.31}
     {"event": "finished", "status": "complete"}
 
+and, on a run that compiles kernels (a fresh kernel cache), ``{"event": "compiling", "kernels":
+12, "kernel": "run_intervals", "wall_s": 3.0}`` about once a second and ``{"event":
+"compiled", ...}`` at the end, which become log lines for watchers.
+
 Both launchers send stdout and stderr to files in the job's folder (never to pipes, so a job
 outlives a server restart), and this follower reads what was appended every ``interval_s``.
 File reads run on a worker thread; the final read happens when the follower is stopped.
@@ -191,3 +195,14 @@ class OutputFollower:
             simulated, wall = report.get("simulated_ms"), report.get("wall_s", 0.0)
             if isinstance(simulated, int | float) and isinstance(wall, int | float):
                 self.host.emit(ProgressMade(self.job_id, float(simulated), float(wall), at))
+        elif event in ("compiling", "compiled"):
+            # A first run on a fresh kernel cache: say so to watchers (one line a second at most).
+            kernels, wall = report.get("kernels"), report.get("wall_s")
+            if isinstance(kernels, int) and isinstance(wall, int | float):
+                text = (
+                    f"compiling numba kernels: {kernels} so far, now {report.get('kernel')} "
+                    f"({wall:.0f} s)"
+                    if event == "compiling"
+                    else f"compiled {kernels} numba kernels in {wall:.1f} s (cached for later runs)"
+                )
+                self.host.log(self.job_id, LogStream.STDOUT, text)

@@ -3,6 +3,7 @@ kernel (numba's compile events counted in a fresh process, on a fresh kernel cac
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,9 +45,28 @@ def test_the_warm_up_circuit_is_valid_and_uses_every_kind() -> None:
         "static", "stdp", "stdp_power_law"}  # fmt: skip
 
 
+def _run_tiny(tmp_path: Path, env: dict[str, str], progress: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "brainsim", "run", str(ROOT / "circuits" / "tiny.yaml"),
+         "--out", str(tmp_path / "tiny.zarr"), "--overwrite", "--progress", progress],
+        env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
 @pytest.mark.slow
 def test_after_compile_kernels_nothing_compiles(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    # A first run on an empty cache says that it compiles, and how much, before its first step.
+    cold = _run_tiny(tmp_path, env, "plain").splitlines()
+    assert cold[1].startswith("compiling numba kernels for this machine"), cold
+    done = next(i for i, line in enumerate(cold) if line.startswith("compiled "))
+    assert int(cold[done].split()[1]) > 20  # kernels
+    assert "ms " in cold[done + 1]  # the first progress line comes after the compilations
+    events = [json.loads(line) for line in _run_tiny(tmp_path, env, "json").splitlines()]
+    assert [e["event"] for e in events][:1] == ["started"]
+    assert not any(e["event"].startswith("compil") for e in events)  # cached now
     warm = subprocess.run([sys.executable, "-m", "brainsim", "compile-kernels"], env=env,
                           capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
     assert warm.returncode == 0, warm.stderr[-2000:]

@@ -73,6 +73,31 @@ def test_follower_turns_progress_into_events_and_other_lines_into_logs(tmp_path:
     ]
 
 
+def test_compile_reports_of_a_cold_run_become_log_lines(tmp_path: Path) -> None:
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    host = FakeHost()
+    out.write_text(
+        '{"event": "started", "n_ranks": 1, "duration_ms": 10.0}\n'
+        '{"event": "compiling", "kernels": 1, "kernel": "fixed_indegree", "wall_s": 0.0}\n'
+        '{"event": "compiling", "kernels": 57, "kernel": "run_intervals", "wall_s": 12.4}\n'
+        '{"event": "compiled", "kernels": 140, "wall_s": 35.26}\n'
+        '{"event": "compiled", "kernels": "many"}\n'
+    )
+
+    async def scenario() -> None:
+        follower = OutputFollower(host, "j", out, err, interval_s=0.01)
+        follower.start()
+        await follower.stop()
+
+    asyncio.run(scenario())
+    assert host.events == [Started("j", 123.0)]
+    assert [text for _, _, text in host.logs] == [
+        "compiling numba kernels: 1 so far, now fixed_indegree (0 s)",
+        "compiling numba kernels: 57 so far, now run_intervals (12 s)",
+        "compiled 140 numba kernels in 35.3 s (cached for later runs)",
+    ]
+
+
 def test_adopting_follower_scans_old_output_for_progress_without_republishing(
     tmp_path: Path,
 ) -> None:
