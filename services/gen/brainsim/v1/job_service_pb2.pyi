@@ -3,8 +3,9 @@
 isort:skip_file
 The brainsim job service: submit circuits, run them on a target, watch and cancel them.
 
-Recordings never travel through this API: a job reports the URI of its Zarr store
-(recording_uri), which clients open with zarr or brainsim.
+A job reports the URI of its Zarr store (recording_uri), which clients on the server's
+filesystem open with zarr or brainsim; clients elsewhere download it as a zipped store
+(ListArtifacts, DownloadArtifact) or follow its activity while it runs (StreamActivity).
 
 Authentication: every JobService call carries the metadata "authorization: Bearer <token>".
 Health checking (grpc.health.v1.Health) and server reflection need no token.
@@ -108,7 +109,9 @@ class _LogStreamEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogStream.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     LOG_STREAM_UNSPECIFIED: _LogStream.ValueType  # 0
     LOG_STREAM_STDOUT: _LogStream.ValueType  # 1
-    """The simulator's standard output (lines that are not progress reports)."""
+    """The simulator's standard output (WatchJob: the lines that are not progress reports;
+    GetJobLogs: every line, as written).
+    """
     LOG_STREAM_STDERR: _LogStream.ValueType  # 2
     """The simulator's standard error."""
     LOG_STREAM_SERVICE: _LogStream.ValueType  # 3
@@ -119,7 +122,9 @@ class LogStream(_LogStream, metaclass=_LogStreamEnumTypeWrapper):
 
 LOG_STREAM_UNSPECIFIED: LogStream.ValueType  # 0
 LOG_STREAM_STDOUT: LogStream.ValueType  # 1
-"""The simulator's standard output (lines that are not progress reports)."""
+"""The simulator's standard output (WatchJob: the lines that are not progress reports;
+GetJobLogs: every line, as written).
+"""
 LOG_STREAM_STDERR: LogStream.ValueType  # 2
 """The simulator's standard error."""
 LOG_STREAM_SERVICE: LogStream.ValueType  # 3
@@ -169,7 +174,8 @@ class Attachment(_message.Message):
     or "inputs/conn.npz": "/" between folders; no absolute path, no "." or ".." part, no empty
     part (as in "a//b.npy" or "a/"), no backslash, NUL or other control character, at most 1024
     characters (255 bytes per part); not one of the job folder's own files (circuit.yaml,
-    recording.zarr, stdout.log, stderr.log, launch.json, job.sbatch) or inside one of them; and
+    recording.zarr, stdout.log, stderr.log, launch.json, job.sbatch, artifacts, .cache) or
+    inside one of them; and
     neither the same path as another attachment nor inside it ("a.npy" and "a.npy/b.npy").
     """
     content: _builtins.bytes

@@ -3,8 +3,9 @@
 isort:skip_file
 The brainsim job service: submit circuits, run them on a target, watch and cancel them.
 
-Recordings never travel through this API: a job reports the URI of its Zarr store
-(recording_uri), which clients open with zarr or brainsim.
+A job reports the URI of its Zarr store (recording_uri), which clients on the server's
+filesystem open with zarr or brainsim; clients elsewhere download it as a zipped store
+(ListArtifacts, DownloadArtifact) or follow its activity while it runs (StreamActivity).
 
 Authentication: every JobService call carries the metadata "authorization: Bearer <token>".
 Health checking (grpc.health.v1.Health) and server reflection need no token.
