@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from brainsim.circuit.build import MAX_STEPS
 from brainsim.circuit.loader import load_circuit
 from brainsim.errors import RecordingError
 from brainsim.recording.reader import RecordingStore
@@ -121,8 +122,14 @@ def plan_activity(
                 )
             )
     from_step = None
-    if not (math.isfinite(request.from_ms) and request.from_ms >= 0):
-        found.append(Violation("from_ms", f"must be a finite number >= 0, got {request.from_ms!r}"))
+    if not (math.isfinite(request.from_ms) and 0 <= request.from_ms <= MAX_STEPS * dt):
+        found.append(
+            Violation(
+                "from_ms",
+                f"must be a number from 0 to {MAX_STEPS} steps of the circuit's dt_ms "
+                f"({MAX_STEPS * dt:g}), got {request.from_ms!r}",
+            )
+        )
     elif bin_steps is not None:
         from_step = _steps(request.from_ms, dt)
         if from_step is None or from_step % bin_steps:

@@ -204,6 +204,7 @@ def test_bad_requests_name_their_fields(server: ServerThread, tiny_circuit: str)
             ({"bin_ms": 120_000.0}, "bin_ms"),
             ({"bin_ms": 10.0, "from_ms": 15.0}, "from_ms"),
             ({"from_ms": -10.0}, "from_ms"),
+            ({"from_ms": 1.797e307}, "from_ms"),
             ({"populations": ["E", "X"]}, "populations[1]"),
             ({"populations": ["E", "E"]}, "populations[1]"),
             (
