@@ -306,7 +306,14 @@ def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
     """The ``brainsim`` root attributes, after checking they are there and of a known format."""
     doc = root.attrs.get(ROOT_KEY)
     if doc is None:
-        if any(name in ("spikes", "report", "weights", "stimuli") for name in root.group_keys()):
+        try:
+            groups = set(root.group_keys())
+        except Exception as exc:  # a store being created: zarr trips over its temporary files
+            raise RecordingFormatError(
+                f"{store} is a recording being created or a half-written one "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        if groups & {"spikes", "report", "weights", "stimuli"}:
             raise RecordingFormatError(
                 f"{store} is a half-written recording: it has groups but no root metadata "
                 f"('{ROOT_KEY}' attributes); the run stopped while creating the store"

@@ -151,6 +151,13 @@ def _make_half_written(path: Path) -> None:
     _plain_group(path).create_group("spikes/E")
 
 
+def _make_being_created(path: Path) -> None:
+    """A store caught while the writer creates it: the root has no attributes yet, and zarr's
+    temporary file of a write in progress lies beside zarr.json."""
+    _plain_group(path)
+    (path / "zarr.0123456789abcdef0123456789abcdef.partial").write_bytes(b"{")
+
+
 def _make_newer(path: Path) -> None:
     _plain_group(path, {"brainsim": _doc(format="brainsim-recording/2")})
 
@@ -181,6 +188,7 @@ def _make_broken_json(path: Path) -> None:
         (_make_broken_json, "not a readable Zarr v3 group"),
         (_make_foreign, "not a brainsim recording \\(no 'brainsim' attributes\\)"),
         (_make_half_written, "half-written recording: it has groups but no root metadata"),
+        (_make_being_created, "a recording being created or a half-written one"),
         (_make_newer, "unknown format version 'brainsim-recording/2'"),
         (_make_other_format, "not a brainsim recording \\(format 'sonata'"),
         (_make_truncated_doc, "half-written recording: the root metadata lacks"),
