@@ -155,7 +155,7 @@ def test_brainscales2_weights_must_fit_its_levels() -> None:
     ("circuit", "params", "duration_ms"),
     [
         ("izhikevich_2003.yaml", {}, 1000.0),
-        ("brunel_delta.yaml", {"NE": 2000, "NI": 500}, 1000.0),
+        ("brunel_delta.yaml", {"NE": 1000, "NI": 250}, 1000.0),
     ],
 )
 def test_rates_on_pynn_nest_agree_with_brainsim(
