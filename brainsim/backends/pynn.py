@@ -196,14 +196,23 @@ def _cell_type(population: Population) -> str | None:
     return population.variant.target_name(TARGET)
 
 
+def _weights_in_mv(population: Population) -> bool:
+    """Whether PyNN's weights onto ``population`` are in mV (``IF_curr_delta``,
+    ``Izhikevich``: a jump in v) rather than nA (a synaptic current)."""
+    params = population.params
+    return isinstance(params, IzhikevichParams) or (
+        isinstance(params, LifParams) and params.synapse == "delta"
+    )
+
+
 def _weight_factor(population: Population, dt_ms: float) -> float:
     """brainsim weight onto ``population`` -> PyNN weight (mV for delta cells, nA otherwise)."""
     params = population.params
-    if isinstance(params, IzhikevichParams):
-        return dt_ms if params.synapse == "current_pulse" else 1.0
-    if isinstance(params, LifParams) and params.synapse == "delta":
-        return 1.0
-    return 1.0 / PA_PER_NA
+    if not _weights_in_mv(population):
+        return 1.0 / PA_PER_NA
+    if isinstance(params, IzhikevichParams) and params.synapse == "current_pulse":
+        return dt_ms
+    return 1.0
 
 
 def _weight_dependence(mu_plus: float, mu_minus: float) -> str:
@@ -274,7 +283,8 @@ class PynnBackend:
     def _violations(self, circuit: Circuit) -> Iterator[Violation]:
         platform = self.platform
         dt = circuit.simulation.dt_ms
-        yield from self._population_violations(circuit)
+        populations = list(self._population_violations(circuit))
+        yield from populations
         for name, projection in circuit.projections.items():
             path = f"projections.{name}"
             model = projection.synapse.model
@@ -315,7 +325,7 @@ class PynnBackend:
             yield Violation(
                 "recordings.state", "the PyNN script records spikes only (no state recordings)"
             )
-        if platform.weight_levels is not None and not any(self._population_violations(circuit)):
+        if platform.weight_levels is not None and not populations:
             yield from _weight_level_violations(circuit, platform)
 
     def _population_violations(self, circuit: Circuit) -> Iterator[Violation]:
@@ -413,15 +423,14 @@ def _weight_level_violations(circuit: Circuit, platform: Platform) -> Iterator[V
     assert platform.weight_levels is not None
     levels = platform.weight_levels - 1
     for target in circuit.populations:
+        onto = {
+            name: projection_synapses(circuit, projection).weights
+            for name, projection in circuit.projections.items()
+            if projection.target == target
+        }
+        names = list(onto)
         for sign in (1.0, -1.0):
-            magnitudes: list[npt.NDArray[np.float64]] = []
-            names = []
-            for name, projection in circuit.projections.items():
-                if projection.target != target:
-                    continue
-                weights = projection_synapses(circuit, projection).weights * sign
-                magnitudes.append(weights[weights > 0])
-                names.append(name)
+            magnitudes = [weights[weights * sign > 0] * sign for weights in onto.values()]
             found = np.concatenate(magnitudes) if magnitudes else np.zeros(0)
             if found.size == 0:
                 continue
@@ -453,12 +462,15 @@ class _ScriptWriter:
         self.files: list[Path] = []
         self.dt = circuit.simulation.dt_ms
         self.delays: list[float] = []
+        self.plastic: dict[str, list[float]] = {}
+        """Plastic projection -> [PyNN weight -> brainsim's, the extra scale on nest]."""
 
     def _save(self, name: str, **arrays: npt.NDArray[np.generic]) -> str:
+        """Write ``data/<name>.npz``; ``name``, as the script's ``load`` takes it."""
         path = self.data / f"{name}.npz"
         np.savez(path, **arrays)  # type: ignore[arg-type]
         self.files.append(path)
-        return path.name
+        return name
 
     def script(self) -> str:
         circuit = self.circuit
@@ -467,16 +479,8 @@ class _ScriptWriter:
             body += self._population(population)
         for name, stimulus in circuit.stimuli.items():
             body += self._stimulus(name, stimulus)
-        plastic: dict[str, list[float]] = {}
         for projection in circuit.projections.values():
             body += self._projection(projection)
-            if projection.plastic:
-                factor = _weight_factor(circuit.populations[projection.target], self.dt)
-                # PyNN's weight -> brainsim's; on nest, pyNN.nest reports the weights onto
-                # mV cells 1000 times too small (its nA -> pA scale is undone, the cell's
-                # receptor_scale is not).
-                nest_scale = 1.0 if factor == 1.0 / PA_PER_NA else 1000.0
-                plastic[projection.name] = [1.0 / factor, nest_scale]
         min_delay = min(self.delays, default=self.dt)
         max_delay = max(self.delays, default=self.dt)
         recorded = list(circuit.recordings.spikes)
@@ -496,7 +500,7 @@ class _ScriptWriter:
             f"DURATION_MS = {circuit.simulation.duration_ms!r}",
             f"SIMULATORS = {json.dumps(SIMULATORS)}",
             f"RECORDED = {recorded!r}",
-            f"PLASTIC = {plastic!r}",
+            f"PLASTIC = {self.plastic!r}",
             "",
             "",
             "def load(name):",
@@ -593,7 +597,7 @@ class _ScriptWriter:
             f"(brainsim {variant_label(population.variant)})"
         ]
         if arrays:
-            lines.append(f'    cells = load("{self._save(f"population_{name}", **arrays)[:-4]}")')
+            lines.append(f'    cells = load("{self._save(f"population_{name}", **arrays)}")')
         joined = ", ".join(args)
         lines.append(
             f"    pops[{name!r}] = sim.Population({population.size}, sim.{cell}({joined}), "
@@ -610,7 +614,7 @@ class _ScriptWriter:
             view = f"pops[{target.population!r}]"
             if ids.size != size or not np.array_equal(ids, np.arange(size)):
                 saved = self._save(f"targets_{stimulus.name}_{target.population}", ids=ids)
-                view += f'[load("{saved[:-4]}")["ids"]]'
+                view += f'[load("{saved}")["ids"]]'
             yield target.population, ids, view
 
     def _stimulus(self, name: str, stimulus: Stimulus) -> list[str]:
@@ -677,7 +681,7 @@ class _ScriptWriter:
                     n=np.asarray(ids.size),
                 )
                 lines += [
-                    f'    trains = load("{saved[:-4]}")',
+                    f'    trains = load("{saved}")',
                     "    times = [trains['times_ms'][trains['index'] == i] "
                     "for i in range(int(trains['n']))]",
                     "    source = sim.Population(len(times), sim.SpikeSourceArray("
@@ -713,16 +717,20 @@ class _ScriptWriter:
                 )
             )
             saved = self._save(f"projection_{name}_{receptor}", connections=table)
-            parts.append((receptor, saved[:-4], int(keep.sum())))
+            parts.append((receptor, saved, int(keep.sum())))
         synapse = "sim.StaticSynapse()"
         if projection.synapse.model == "stdp":
             p = projection.synapse.params
             dependence = _weight_dependence(p["mu_plus"], p["mu_minus"])
             w_max = repr(abs(p["w_max"]) * factor)
-            if _weight_factor(circuit.populations[projection.target], self.dt) != (1.0 / PA_PER_NA):
+            in_mv = _weights_in_mv(circuit.populations[projection.target])
+            if in_mv:
                 # Weights in mV: pyNN.nest scales w_max by 1000 (nA -> pA) but not back by the
                 # cell's receptor_scale of 1e-3, as it does the weights themselves.
                 w_max += ' * (1e-3 if args.simulator == "nest" else 1.0)'
+            # PyNN's weight -> brainsim's; pyNN.nest reports the weights onto mV cells 1000
+            # times too small (its nA -> pA scale is undone, the receptor_scale is not).
+            self.plastic[name] = [1.0 / factor, 1000.0 if in_mv else 1.0]
             weight_dependence = {
                 "additive": f"sim.AdditiveWeightDependence(w_min=0.0, w_max={w_max})",
                 "multiplicative": f"sim.MultiplicativeWeightDependence(w_min=0.0, w_max={w_max})",
