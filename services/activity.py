@@ -69,10 +69,6 @@ class ActivityPlan:
     neurons: tuple[tuple[str, npt.NDArray[np.int64]], ...]
     """The selections of neurons whose spikes are sent: (population, sorted unique ids)."""
 
-    @property
-    def bin_ms(self) -> float:
-        return self.bin_steps * self.dt_ms
-
     def read_populations(self) -> tuple[str, ...]:
         """Every population the stream reads spikes of, once each."""
         names = dict.fromkeys(self.populations)

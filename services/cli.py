@@ -37,7 +37,7 @@ from services.client import (
 )
 from services.config import ConfigError, ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
-from services.live import ActivityView
+from services.live import STATE_NAMES, ActivityView
 
 __all__ = ["add_serve_arguments", "register", "serve_main"]
 
@@ -52,7 +52,6 @@ _TARGETS = {
     "pynn": pb.TARGET_PYNN,
     "nir": pb.TARGET_NIR,
 }
-_STATE_NAMES = {value: name.removeprefix("JOB_STATE_") for name, value in pb.JobState.items()}
 _TARGET_NAMES = {value: name.removeprefix("TARGET_").lower() for name, value in pb.Target.items()}
 _STREAM_NAMES = {
     value: name.removeprefix("LOG_STREAM_").lower() for name, value in pb.LogStream.items()
@@ -194,7 +193,7 @@ def _percent(job: Any) -> float:
 def _job_details(job: Any) -> str:
     fields: Mapping[str, str] = {
         "job": job.job_id or "(not created: validate only)",
-        "state": _STATE_NAMES[job.state] + (" (cancel requested)" if job.cancel_requested else ""),
+        "state": STATE_NAMES[job.state] + (" (cancel requested)" if job.cancel_requested else ""),
         "owner": job.owner,
         "circuit": job.circuit_name,
         "target": _TARGET_NAMES[job.target] + (f" ({job.external_id})" if job.external_id else ""),
@@ -246,7 +245,7 @@ class _WatchPrinter:
         filled = int(width * fraction)
         self.bar_text = (
             f"[{'#' * filled}{'.' * (width - filled)}] {100 * fraction:5.1f}%  "
-            f"{simulated_ms:g}/{duration_ms:g} ms  {_STATE_NAMES[self.state]}"
+            f"{simulated_ms:g}/{duration_ms:g} ms  {STATE_NAMES[self.state]}"
         )
         self.out.write("\r" + self.bar_text)
         self.out.flush()
@@ -255,7 +254,7 @@ class _WatchPrinter:
         if job.state != self.state:
             self.state = job.state
             self._clear_bar()
-            text = f"job {job.job_id}: {_STATE_NAMES[job.state]}"
+            text = f"job {job.job_id}: {STATE_NAMES[job.state]}"
             if job.failure_reason:
                 text += f" ({job.failure_reason})"
             self.out.write(text + "\n")
@@ -342,7 +341,7 @@ def _submit(client: JobClient, args: argparse.Namespace) -> int:
         sys.stdout.write(job.job_id + "\n")
     else:
         sys.stdout.write(
-            f"submitted job {job.job_id} ({_STATE_NAMES[job.state]}, {job.n_ranks} rank(s), "
+            f"submitted job {job.job_id} ({STATE_NAMES[job.state]}, {job.n_ranks} rank(s), "
             f"{_TARGET_NAMES[job.target]})\nrecording: {job.recording_uri}\n{attached}"
         )
     sys.stdout.flush()
@@ -359,7 +358,7 @@ def _status(client: JobClient, args: argparse.Namespace) -> int:
     active = list(client.list_jobs(states=[pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING]))
     counts = dict.fromkeys(("QUEUED", "RUNNING"), 0)
     for job in active:
-        counts[_STATE_NAMES[job.state]] += 1
+        counts[STATE_NAMES[job.state]] += 1
     sys.stdout.write(f"your jobs: {counts['QUEUED']} queued, {counts['RUNNING']} running\n")
     return EXIT_OK
 
@@ -419,13 +418,13 @@ def _delete(client: JobClient, args: argparse.Namespace) -> int:
 def _cancel(client: JobClient, args: argparse.Namespace) -> int:
     job = client.get(args.job)
     if job.state in _FINAL_EXIT:
-        sys.stdout.write(f"job {job.job_id}: already finished ({_STATE_NAMES[job.state]})\n")
+        sys.stdout.write(f"job {job.job_id}: already finished ({STATE_NAMES[job.state]})\n")
         return EXIT_OK
     job = client.cancel(args.job)
     if job.cancel_requested:
-        sys.stdout.write(f"job {job.job_id}: cancel requested (still {_STATE_NAMES[job.state]})\n")
+        sys.stdout.write(f"job {job.job_id}: cancel requested (still {STATE_NAMES[job.state]})\n")
     else:
-        sys.stdout.write(f"job {job.job_id}: {_STATE_NAMES[job.state]}\n")
+        sys.stdout.write(f"job {job.job_id}: {STATE_NAMES[job.state]}\n")
     return EXIT_OK
 
 
@@ -436,7 +435,7 @@ def _jobs(client: JobClient, args: argparse.Namespace) -> int:
         rows.append(
             (
                 job.job_id,
-                _STATE_NAMES[job.state],
+                STATE_NAMES[job.state],
                 _TARGET_NAMES[job.target],
                 str(job.n_ranks),
                 f"{_percent(job):.0f}%",

@@ -16,9 +16,10 @@ import numpy.typing as npt
 
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 
-__all__ = ["ActivityFrame", "ActivityView", "frame_of", "selection_messages"]
+__all__ = ["STATE_NAMES", "ActivityFrame", "ActivityView", "frame_of", "selection_messages"]
 
-_STATE_NAMES = {value: name.removeprefix("JOB_STATE_") for name, value in pb.JobState.items()}
+STATE_NAMES = {value: name.removeprefix("JOB_STATE_") for name, value in pb.JobState.items()}
+"""A job state's name as the command line shows it (``QUEUED``, ``SUCCEEDED``, ...)."""
 _FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
@@ -79,7 +80,7 @@ def frame_of(message: pb.StreamActivityResponse) -> ActivityFrame:
         order = np.lexsort((i, t))
         spikes[name] = (t[order], i[order])
     return ActivityFrame(
-        state=_STATE_NAMES[message.state],
+        state=STATE_NAMES[message.state],
         simulated_ms=message.progress.simulated_ms,
         duration_ms=message.progress.duration_ms,
         wall_s=message.progress.wall_s,

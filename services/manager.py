@@ -330,6 +330,11 @@ class JobManager:
         """The job if it is queued or running, as last persisted, with its current progress."""
         return self._visible.get(job_id)
 
+    async def current(self, job_id: str) -> Job | None:
+        """The job as it is now, active or not, without measuring its folder (what a stream
+        that looks at it often needs); ``None`` if unknown."""
+        return self._visible.get(job_id) or await self._store.get(job_id)
+
     async def get(self, job_id: str) -> Job | None:
         """The job, active or not; ``None`` if unknown."""
         active = self._visible.get(job_id)

@@ -778,7 +778,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             # state (state, cancel_requested, the attempt and run), so that arrives once, and
             # the initial QUEUED is not followed by another QUEUED when the job is handed to
             # its target.
-            current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
+            current = await self._manager.current(job.job_id)
             job = current if current is not None else job
             yield pb.WatchJobResponse(job=job_to_proto(job, self._data_root))
             shown = _watched_fields(job)
@@ -837,7 +837,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         store = self._data_root.job(job.job_id).recording
         shown: tuple[object, ...] | None = None
         while True:
-            current = self._manager.active_job(job.job_id) or await self._manager.get(job.job_id)
+            current = await self._manager.current(job.job_id)
             if current is None:  # deleted meanwhile
                 yield RequestError(grpc.StatusCode.NOT_FOUND, f"job {job.job_id!r} not found")
                 return

@@ -264,17 +264,14 @@ class JobStore:
 
         return await self._call(get)
 
+    async def _jobs_where(self, condition: str, order: str) -> list[Job]:
+        """The jobs whose row meets the SQL ``condition``, in the SQL ``order``."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {condition} ORDER BY {order}"
+        return await self._call(lambda db: [_from_row(r) for r in db.execute(query)])
+
     async def active(self) -> list[Job]:
         """Every queued or running job, oldest first."""
-
-        def active(db: sqlite3.Connection) -> list[Job]:
-            rows = db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state IN ('QUEUED', 'RUNNING') "
-                "ORDER BY submit_time, job_id"
-            )
-            return [_from_row(r) for r in rows]
-
-        return await self._call(active)
+        return await self._jobs_where("state IN ('QUEUED', 'RUNNING')", "submit_time, job_id")
 
     async def list_jobs(
         self, owner: str, states: frozenset[JobState], limit: int, after: PageKey | None
@@ -297,15 +294,7 @@ class JobStore:
 
     async def ended(self) -> list[Job]:
         """Every job that has ended, oldest end first."""
-
-        def ended(db: sqlite3.Connection) -> list[Job]:
-            rows = db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state IN {_TERMINAL} "
-                "ORDER BY end_time, job_id"
-            )
-            return [_from_row(r) for r in rows]
-
-        return await self._call(ended)
+        return await self._jobs_where(f"state IN {_TERMINAL}", "end_time, job_id")
 
     async def set_store_bytes(self, sizes: Mapping[str, int]) -> None:
         """Record the folder sizes of ended jobs (measured after the fact)."""
