@@ -23,42 +23,16 @@ import argparse
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.bench_service import launch_server
 from services.client import JobClient
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    address_file = folder / "address"
-    argv = [
-        sys.executable,
-        "-m",
-        "services",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-root",
-        str(folder / "data"),
-        "--insecure-no-auth",
-        "--address-file",
-        str(address_file),
-    ]
-    with (folder / "server.log").open("wb") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not address_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError((folder / "server.log").read_text())
-        time.sleep(0.05)
-    return process, address_file.read_text().strip()
 
 
 class StoreWatcher(threading.Thread):
@@ -87,7 +61,7 @@ class StoreWatcher(threading.Thread):
 
 
 def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    process, address = start_server(folder)
+    process, address = launch_server(folder, "--insecure-no-auth", log=folder / "server.log")
     try:
         with JobClient(address, timeout_s=60) as client:
             text = (ROOT / args.circuit).read_text(encoding="utf-8")

@@ -37,39 +37,55 @@ from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc  # noqa: E4
 CIRCUIT = (ROOT / "circuits" / "tiny.yaml").read_text(encoding="utf-8")
 
 
+def launch_server(
+    folder: Path, *flags: str, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m services`` on an ephemeral loopback port with its data root in ``folder``
+    and ``flags``; (the process, its address) once it listens. Its output goes to ``log``
+    (default: this terminal)."""
+    address_file = folder / "address"
+    argv = [
+        sys.executable,
+        "-m",
+        "services",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-root",
+        str(folder / "data"),
+        "--address-file",
+        str(address_file),
+        *flags,
+    ]
+    if log is None:
+        server = subprocess.Popen(argv, cwd=ROOT)
+    else:
+        with log.open("wb") as out:
+            server = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not address_file.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            said = "" if log is None else ":\n" + log.read_text()
+            raise RuntimeError(f"the server did not start{said}")
+        time.sleep(0.05)
+    return server, address_file.read_text().strip()
+
+
 def start_server(folder: Path, n_clients: int) -> tuple[subprocess.Popen[bytes], str, list[str]]:
     tokens = [f"bench-token-{i:03d}-0123456789abcdef" for i in range(n_clients)]
     token_file = folder / "tokens"
     token_file.write_text("".join(f"user{i:03d} {t}\n" for i, t in enumerate(tokens)))
     token_file.chmod(0o600)
-    address_file = folder / "address"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-root",
-            str(folder / "data"),
-            "--token-file",
-            str(token_file),
-            "--address-file",
-            str(address_file),
-            "--max-local-jobs",
-            "0",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
+    server, address = launch_server(
+        folder,
+        "--token-file",
+        str(token_file),
+        "--max-local-jobs",
+        "0",
+        "--log-level",
+        "warning",
     )
-    deadline = time.monotonic() + 60
-    while not address_file.exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    return server, address_file.read_text().strip(), tokens
+    return server, address, tokens
 
 
 def percentile(values: list[float], q: float) -> float:

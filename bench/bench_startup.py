@@ -6,8 +6,9 @@ each rank count, ``--reps`` rounds, each alternating:
 
 - **nest**: the suite's generated NEST script (``--threads R``) in the reference environment,
   the wall clock of the whole process (interpreter, ``import nest``, build, simulate, exit);
-- **warm**: ``python -m brainsim run CASE --ranks R --no-pool --progress json`` with a kernel
-  cache filled beforehand (``NUMBA_CACHE_DIR``, an untimed run first): the whole process, and
+- **warm**: ``brainsim run CASE --ranks R --no-pool --progress json`` (the suite's command line,
+  :func:`bench.runners.brainsim_command`) with a kernel cache filled beforehand
+  (``NUMBA_CACHE_DIR``, an untimed run first): the whole process, and
   the time from its start to its first ``progress`` report (the first interval of steps done:
   interpreter, imports, MPI start, circuit, build, store creation and kernel loading before
   it);
@@ -29,7 +30,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bench.cases import CASES, write_variant
 from bench.nest_script import nest_script
+from bench.runners import brainsim_command
 from brainsim.circuit import load_circuit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,21 +60,7 @@ class Timing:
 
 def _timed_brainsim(variant: Path, ranks: int, cache: Path, out: Path) -> tuple[float, float]:
     """Run brainsim on ``variant``; (seconds to the first progress report, seconds in all)."""
-    command = [
-        sys.executable,
-        "-m",
-        "brainsim",
-        "run",
-        str(variant),
-        "--out",
-        str(out),
-        "--overwrite",
-        "--ranks",
-        str(ranks),
-        "--no-pool",
-        "--progress",
-        "json",
-    ]
+    command = brainsim_command(variant, out, ranks, progress="json")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     started = time.perf_counter()
     first = None

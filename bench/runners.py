@@ -137,15 +137,16 @@ def brainsim_command(
     ranks: int,
     duration_ms: float | None = None,
     pool: bool = False,
+    progress: str = "none",
 ) -> list[str]:
     """The ``brainsim run`` command line a user would type for this run.
 
     Without ``pool`` it says ``--no-pool``, so a pool running on the machine never takes a run
     that is meant to start fresh ranks; with ``pool`` it is the plain command, which a running
-    pool of ``ranks`` ranks takes.
+    pool of ``ranks`` ranks takes. ``progress`` is the ``--progress`` display.
     """
     command = _brainsim_executable()
-    command += ["run", str(circuit), "--out", str(store), "--overwrite", "--progress", "none"]
+    command += ["run", str(circuit), "--out", str(store), "--overwrite", "--progress", progress]
     if ranks > 1:
         command += ["--ranks", str(ranks)]
     if duration_ms is not None:
