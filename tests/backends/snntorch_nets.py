@@ -29,15 +29,18 @@ def heaviside(v: torch.Tensor) -> torch.Tensor:
     return (v > 0).to(v.dtype)
 
 
+AS_BRAINSIM = {
+    "init_hidden": True,
+    "reset_mechanism": "zero",
+    "reset_delay": False,
+    "spike_grad": heaviside,
+}
+"""How every snnTorch neuron here is configured: reset to zero in the step it spikes (the
+only reset NIR expresses), an exact step function as the spike."""
+
+
 def _leaky(n: int, beta: float) -> snn.Leaky:
-    return snn.Leaky(
-        beta=torch.full((n,), beta),
-        threshold=torch.ones(n),
-        init_hidden=True,
-        reset_mechanism="zero",
-        reset_delay=False,
-        spike_grad=heaviside,
-    )
+    return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.ones(n), **AS_BRAINSIM)
 
 
 class FeedForward(torch.nn.Module):
@@ -70,10 +73,7 @@ class Recurrent(torch.nn.Module):
             threshold=1.0,
             linear_features=n_hidden,
             all_to_all=True,
-            init_hidden=True,
-            reset_mechanism="zero",
-            reset_delay=False,
-            spike_grad=heaviside,
+            **AS_BRAINSIM,
         )
         self.fc2 = torch.nn.Linear(n_hidden, n_out, bias=False)
         self.lif2 = _leaky(n_out, betas[1])
@@ -92,10 +92,7 @@ def _synaptic(n: int, alpha: float, beta: float) -> snn.Synaptic:
         alpha=torch.full((n,), alpha),
         beta=torch.full((n,), beta),
         threshold=torch.ones(n),
-        init_hidden=True,
-        reset_mechanism="zero",
-        reset_delay=False,
-        spike_grad=heaviside,
+        **AS_BRAINSIM,
     )
 
 

@@ -44,6 +44,19 @@ LONG_MS = 600_000.0
 MiB = 1 << 20
 
 
+ARTIFACTS = [
+    "recording.zarr.zip",
+    "circuit.yaml",
+    "circuit.normalized.json",
+    "stdout.log",
+    "stderr.log",
+    "attachments/data.npy",
+    "attachments/inputs/conn.npz",
+    "artifacts/loihi/net.bin",
+]
+"""What the finished job of these tests lists, in ListArtifacts' order."""
+
+
 def stub_of(server: ServerThread, token: str = ALICE) -> tuple[pb_grpc.JobServiceStub, Any]:
     channel = grpc.insecure_channel(server.address)
     return pb_grpc.JobServiceStub(channel), (("authorization", f"Bearer {token}"),)
@@ -96,16 +109,7 @@ def test_every_listed_artifact_downloads_byte_for_byte_with_its_sha256(
     server, job_id, job_dir = done
     with server.client() as client:
         listed = {a.name: a for a in client.artifacts(job_id)}
-        assert list(listed) == [
-            "recording.zarr.zip",
-            "circuit.yaml",
-            "circuit.normalized.json",
-            "stdout.log",
-            "stderr.log",
-            "attachments/data.npy",
-            "attachments/inputs/conn.npz",
-            "artifacts/loihi/net.bin",
-        ]
+        assert list(listed) == ARTIFACTS
         assert listed["recording.zarr.zip"].size_bytes == -1  # not zipped yet
         assert listed["recording.zarr.zip"].media_type == "application/zip"
         assert listed["circuit.yaml"].media_type == "application/yaml"
@@ -455,18 +459,7 @@ def test_cli_fetch_writes_every_artifact_and_says_what(
     code, out, err = run("fetch", job_id, "-o", str(out_dir))
     assert code == 0, err
     written = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
-    assert written == sorted(
-        [
-            "recording.zarr.zip",
-            "circuit.yaml",
-            "circuit.normalized.json",
-            "stdout.log",
-            "stderr.log",
-            "attachments/data.npy",
-            "attachments/inputs/conn.npz",
-            "artifacts/loihi/net.bin",
-        ]
-    )
+    assert written == sorted(ARTIFACTS)
     size = (job_dir / "circuit.yaml").stat().st_size
     assert f"wrote {out_dir / 'circuit.yaml'} ({size} bytes)" in out
     assert "8 file(s)" in out
