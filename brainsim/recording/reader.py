@@ -11,6 +11,7 @@ normally and shows what has been flushed so far; open it again to see more.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import numpy.typing as npt
 import zarr
+from zarr.errors import ZarrUserWarning
 
 from brainsim.errors import RecordingError, RecordingFormatError
 from brainsim.recording.base import PopulationInfo, StimulusSpec
@@ -306,12 +308,17 @@ def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
     """The ``brainsim`` root attributes, after checking they are there and of a known format."""
     doc = root.attrs.get(ROOT_KEY)
     if doc is None:
-        try:
-            groups = set(root.group_keys())
-        except Exception as exc:  # a store being created: zarr trips over its temporary files
+        if any(store.glob(_TEMPORARY)):
             raise RecordingFormatError(
-                f"{store} is a recording being created or a half-written one "
-                f"({type(exc).__name__}: {exc})"
+                f"{store} is a recording being created or a half-written one (a write of its "
+                "root metadata is in progress or was interrupted)"
+            )
+        try:
+            groups = set(_group_names(root))
+        except Exception as exc:
+            raise RecordingFormatError(
+                f"{store} is a Zarr store whose groups cannot be listed ({type(exc).__name__}: "
+                f"{exc})"
             ) from None
         if groups & {"spikes", "report", "weights", "stimuli"}:
             raise RecordingFormatError(
@@ -342,16 +349,31 @@ def _root_document(store: Path, root: zarr.Group) -> Mapping[str, Any]:
 
 def _members(root: zarr.Group, top: str, depth: int) -> tuple[str, ...]:
     """Group paths ``depth`` levels below ``top`` (``"E"`` or ``"E/v"``), sorted."""
-    if top not in root.group_keys():
+    if top not in _group_names(root):
         return ()
     paths = [""]
     for _ in range(depth):
         paths = [
             f"{prefix}{name}/"
             for prefix in paths
-            for name in sorted(_group(root, f"{top}/{prefix}").group_keys())
+            for name in sorted(_group_names(_group(root, f"{top}/{prefix}")))
         ]
     return tuple(p.rstrip("/") for p in paths)
+
+
+_TEMPORARY = "zarr.*.partial"
+"""The name of zarr's temporary file for a metadata document being replaced (LocalStore)."""
+
+
+def _group_names(group: zarr.Group) -> list[str]:
+    """The names of ``group``'s subgroups. A run that is writing the store leaves short-lived
+    temporary files beside the metadata it replaces (``zarr.<hex>.partial``); zarr warns that
+    they are not part of the hierarchy and skips them, and so does a reader of a live store."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Object at .* is not recognized", category=ZarrUserWarning
+        )
+        return list(group.group_keys())
 
 
 def _group(root: zarr.Group, path: str) -> zarr.Group:

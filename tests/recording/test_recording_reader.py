@@ -108,6 +108,24 @@ def test_a_running_store_opens_and_shows_progress(tmp_path: Path) -> None:
     assert open_store(path).status == "complete"
 
 
+def test_a_store_with_the_writers_temporary_files_opens(tmp_path: Path) -> None:
+    # While a run replaces a metadata document, zarr's local store keeps the new one in a
+    # ``zarr.<hex>.partial`` file beside it; a reader listing the groups at that moment sees it
+    # (warnings are errors in this suite, as they were in the server that met this).
+    path = tmp_path / "live.zarr"
+    recorder = ZarrRecorder(path, LocalCommunicator())
+    recorder.open(synthetic.run_info(30))
+    recorder.add_spikes("E", np.array([1, 2], np.int64), np.array([5, 6], np.int64))
+    recorder.flush(0.3)
+    for folder in (path, path / "spikes", path / "report" / "E"):
+        (folder / "zarr.0123456789abcdef.partial").write_text("{")
+    store = open_store(path)
+    assert "E" in store.spike_populations
+    assert ("E", "v") in store.reports
+    assert store.spikes("E").node_ids.tolist() == [5, 6]
+    recorder.close("complete", build_s=0.0)
+
+
 def _plain_group(path: Path, attributes: dict[str, object] | None = None) -> zarr.Group:
     return zarr.create_group(store=str(path), zarr_format=3, attributes=attributes or {})
 
