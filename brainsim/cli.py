@@ -16,16 +16,24 @@ import argparse
 import contextlib
 import gc
 import json
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from brainsim import __version__
-from brainsim.errors import BrainsimError, CircuitError, RecordingError, RecordingWriteError
+from brainsim.errors import (
+    BrainsimError,
+    CircuitError,
+    RecordingError,
+    RecordingWriteError,
+    TargetError,
+)
 
 __all__ = ["main"]
 
@@ -238,6 +246,8 @@ def _load_for_run(args: argparse.Namespace, *, check_memory: bool) -> object:
 def _cmd_run(args: argparse.Namespace) -> int:
     from brainsim.engine.launch import launched_rank, launched_ranks, under_mpi_launcher
 
+    if args.target == "pynn":
+        return _run_on_pynn(args)
     launcher = launched_ranks() == 1
     if not under_mpi_launcher() and not args.no_pool:
         code = _run_in_pool(args)
@@ -257,6 +267,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # The process ends here: spare its teardown the collector's walk over every live object.
     gc.freeze()
     return code
+
+
+def _run_on_pynn(args: argparse.Namespace) -> int:
+    """``brainsim run --target pynn``: the circuit's PyNN script on pyNN.nest, its spikes
+    recorded into ``--out`` (:func:`brainsim.backends.pynn_run.run_pynn`)."""
+    from brainsim.backends.pynn_run import run_pynn
+
+    refused = [
+        option
+        for option, given in (
+            ("--ranks", args.ranks > 1),
+            ("--checkpoint-every-ms", args.checkpoint_every_ms is not None),
+        )
+        if given
+    ]
+    if refused:
+        print(f"error: --target pynn runs in one process without checkpoints: drop "
+              f"{' and '.join(refused)}", file=sys.stderr)  # fmt: skip
+        return EXIT_INVALID
+    stop = _stop_requests()
+    circuit = _load_for_run(args, check_memory=True)
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out.with_name(out.name + ".pynn")
+    progress = Progress(args.progress, sys.stdout)
+    duration_ms = circuit.simulation.duration_ms  # type: ignore[attr-defined]
+    progress.started(1, duration_ms)
+    try:
+        status = run_pynn(
+            circuit,  # type: ignore[arg-type]
+            out,
+            python=args.pynn_python,
+            work=work,
+            overwrite=args.overwrite,
+            should_stop=lambda: stop["stop"],
+        )
+    except BrainsimError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        # What PyNN cannot express, or a store in the way, is refused input (no retry).
+        invalid = isinstance(exc, TargetError | RecordingError)
+        return EXIT_INVALID if invalid else EXIT_FAILED
+    if status == "complete":
+        progress(duration_ms, duration_ms)
+    progress.finished(status)
+    return _exit_code(status)
 
 
 def _stop_requests() -> dict[str, bool]:
@@ -689,6 +743,27 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="write a checkpoint into the store every T ms of simulated time "
         "(brainsim resume continues from the last one, on any number of ranks)",
     )
+    p.add_argument(
+        "--target",
+        choices=["numba_mpi", "pynn"],
+        default="numba_mpi",
+        help="numba_mpi: brainsim's engine; pynn: compile to a PyNN script and run it on "
+        "pyNN.nest (one process, no checkpoints), its spikes recorded into --out",
+    )
+    p.add_argument(
+        "--pynn-python",
+        default=os.environ.get("BRAINSIM_PYNN_PYTHON", sys.executable),
+        metavar="PYTHON",
+        help="with --target pynn: a Python with PyNN 0.13 and NEST (default: "
+        "$BRAINSIM_PYNN_PYTHON, else this one)",
+    )
+    p.add_argument(
+        "--work",
+        default=None,
+        metavar="DIR",
+        help="with --target pynn: where the script and PyNN's results go (default: "
+        "OUT.pynn beside the store)",
+    )
     p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
     # Set by brainsim's own launcher for the ranks it starts (see _launch_ranks).
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
@@ -712,9 +787,14 @@ def _cmd_compile_kernels(args: argparse.Namespace) -> int:
 def _cmd_compile(args: argparse.Namespace) -> int:
     from brainsim.backends import backend
     from brainsim.circuit import load_circuit
+    from brainsim.circuit.overrides import with_overrides
 
     target = backend(args.target)
-    circuit = load_circuit(args.circuit, parameters=_parameters(args.param))
+    circuit = with_overrides(
+        load_circuit(args.circuit, parameters=_parameters(args.param)),
+        duration_ms=args.duration_ms,
+        seed=args.seed,
+    )
     artefact = target.compile(circuit, args.output)
     for path in artefact.paths:
         print(path)
@@ -916,6 +996,10 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter"
+    )
+    p.add_argument("--duration-ms", type=float, default=None, help="override the duration")
+    p.add_argument(
+        "--seed", type=int, default=None, help="override the seed (it draws the synapses)"
     )
     p.set_defaults(func=_cmd_compile)
 

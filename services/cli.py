@@ -38,6 +38,7 @@ from services.client import (
 from services.config import ConfigError, ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.live import STATE_NAMES, ActivityView
+from services.protos import TARGET_TO_PROTO
 
 __all__ = ["add_serve_arguments", "register", "serve_main"]
 
@@ -46,13 +47,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
-_TARGETS = {
-    "local": pb.TARGET_LOCAL,
-    "slurm": pb.TARGET_SLURM,
-    "pynn": pb.TARGET_PYNN,
-    "nir": pb.TARGET_NIR,
-}
-_TARGET_NAMES = {value: name.removeprefix("TARGET_").lower() for name, value in pb.Target.items()}
+_TARGETS = {target.value: value for target, value in TARGET_TO_PROTO.items()}
+_TARGET_NAMES = {value: name for name, value in _TARGETS.items()}
 _STREAM_NAMES = {
     value: name.removeprefix("LOG_STREAM_").lower() for name, value in pb.LogStream.items()
 }
@@ -260,7 +256,7 @@ class _WatchPrinter:
             self.out.write(text + "\n")
             self.bar_text = ""
             if job.state == pb.JOB_STATE_SUCCEEDED:
-                self.out.write(f"recording: {job.recording_uri}\n")
+                self.out.write(_results_line(job))
             self.out.flush()
 
     def progress(self, progress: Any) -> None:
@@ -330,6 +326,8 @@ def _submit(client: JobClient, args: argparse.Namespace) -> int:
         attachments=attachments,
         checkpoint_every_ms=args.checkpoint_every_ms,
         max_retries=args.max_retries,
+        ebrains_token=_ebrains_token(args),
+        ebrains_collab=args.collab or "",
     )
     size = sum(len(content) for content in attachments.values())
     attached = f"attached:  {', '.join(attachments)} ({size} bytes)\n" if attachments else ""
@@ -342,12 +340,27 @@ def _submit(client: JobClient, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(
             f"submitted job {job.job_id} ({STATE_NAMES[job.state]}, {job.n_ranks} rank(s), "
-            f"{_TARGET_NAMES[job.target]})\nrecording: {job.recording_uri}\n{attached}"
+            f"{_TARGET_NAMES[job.target]})\n{_results_line(job)}{attached}"
         )
     sys.stdout.flush()
     if args.wait:
         return _follow(client, job.job_id, show_logs=not args.quiet)
     return EXIT_OK
+
+
+def _results_line(job: pb.Job) -> str:
+    """Where the job's results are: its recording, or (a compile-only job) its artefacts."""
+    if job.recording_uri:
+        return f"recording: {job.recording_uri}\n"
+    return f"artefacts: brainsim fetch {job.job_id} -o DIR\n"
+
+
+def _ebrains_token(args: argparse.Namespace) -> str:
+    """The EBRAINS token to send: from ``--ebrains-token-file``, else ``$EBRAINS_TOKEN``, else
+    none (the server's own)."""
+    if args.ebrains_token_file:
+        return Path(args.ebrains_token_file).read_text("utf-8").strip()
+    return os.environ.get("EBRAINS_TOKEN", "").strip()
 
 
 def _status(client: JobClient, args: argparse.Namespace) -> int:
@@ -360,6 +373,10 @@ def _status(client: JobClient, args: argparse.Namespace) -> int:
     for job in active:
         counts[STATE_NAMES[job.state]] += 1
     sys.stdout.write(f"your jobs: {counts['QUEUED']} queued, {counts['RUNNING']} running\n")
+    sys.stdout.write("targets:\n")
+    for target in client.targets():
+        where = "available" if target.available else f"unavailable: {target.unavailable_reason}"
+        sys.stdout.write(f"  {target.name:<22} {where}\n")
     return EXIT_OK
 
 
@@ -537,6 +554,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--max-retries", type=int, default=0, help="start a failed run again up to N times"
     )
+    p.add_argument(
+        "--ebrains-token-file",
+        metavar="FILE",
+        help="EBRAINS targets: a file holding your EBRAINS access token (default: "
+        "$EBRAINS_TOKEN, else the server's own)",
+    )
+    p.add_argument("--collab", help="EBRAINS targets: the collab whose quota the job uses")
     p.add_argument("--wait", action="store_true", help="watch the job until it ends")
     p.add_argument("--dry-run", action="store_true", help="check everything, submit nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the job id")

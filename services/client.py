@@ -181,8 +181,13 @@ class JobClient:
         attachments: Mapping[str, bytes] | Iterable[tuple[str, bytes]] = (),
         checkpoint_every_ms: float | None = None,
         max_retries: int = 0,
+        ebrains_token: str = "",
+        ebrains_collab: str = "",
     ) -> pb.Job:
         """Submit a circuit document (YAML/JSON text); returns the queued ``Job``.
+
+        ``ebrains_token`` and ``ebrains_collab``: the EBRAINS targets' credentials (empty:
+        the server's own, where it has them).
 
         ``attachments``: the files the circuit names, as ``{path relative to the circuit:
         content}`` (see :func:`circuit_attachments`) or ``(path, content)`` pairs; each is sent
@@ -209,6 +214,8 @@ class JobClient:
             request.seed = seed
         if checkpoint_every_ms is not None:
             request.checkpoint_every_ms = checkpoint_every_ms
+        if ebrains_token or ebrains_collab:
+            request.ebrains.CopyFrom(pb.EbrainsOptions(token=ebrains_token, collab=ebrains_collab))
         if time_limit_s is not None:
             whole = int(time_limit_s)
             request.time_limit.CopyFrom(
@@ -302,6 +309,14 @@ class JobClient:
                 if now - failing_since > reconnect_s:
                     raise
                 time.sleep(min(1.0, 0.1 + (now - failing_since) / 4))
+
+    def targets(self) -> list[pb.TargetInfo]:
+        """Every target, what it supports and whether this server can run jobs on it now."""
+        return list(
+            self._stub.ListTargets(
+                pb.ListTargetsRequest(), metadata=self._metadata, timeout=self._timeout_s
+            ).targets
+        )
 
     def health(self, service: str = "") -> str:
         """The server's health status name (``SERVING``, ``NOT_SERVING``, ...)."""

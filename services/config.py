@@ -32,8 +32,10 @@ import yaml
 __all__ = [
     "DEFAULT_SBATCH_TEMPLATE",
     "ConfigError",
+    "EbrainsConfig",
     "Limits",
     "LocalConfig",
+    "PynnConfig",
     "RetentionConfig",
     "ServerConfig",
     "SlurmConfig",
@@ -139,6 +141,35 @@ class SlurmConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PynnConfig:
+    """The ``pynn`` target: the circuit's PyNN script run on pyNN.nest on the server's machine
+    (jobs share the local target's ``max_concurrent_jobs`` slots)."""
+
+    python: str = ""
+    """A Python that imports PyNN 0.13 and NEST (``import pyNN.nest``), e.g. the bench's
+    reference environment. Empty: the target is unavailable."""
+
+
+@dataclass(frozen=True, slots=True)
+class EbrainsConfig:
+    """The EBRAINS targets: PyNN scripts run on SpiNNaker or BrainScaleS-2 through the EBRAINS
+    neuromorphic job queue (its REST API, version 3)."""
+
+    url: str = "https://nmpi-v3.hbpneuromorphic.eu"
+    """The job queue's base URL."""
+    data_proxy_url: str = "https://data-proxy.ebrains.eu/api"
+    """The EBRAINS data-proxy (collab Buckets), where a job's code archive is uploaded."""
+    collab: str = ""
+    """The collab whose quota jobs use when a request names none."""
+    token_file: Path | None = None
+    """A file holding the server's own EBRAINS token, used for jobs that bring none."""
+    poll_interval_s: float = 30.0
+    """How often the queue is asked about active jobs, in s."""
+    request_timeout_s: float = 60.0
+    """Limit of one HTTP request to the queue, in s."""
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionConfig:
     """Which ended jobs the server deletes by itself (folder and record, as ``DeleteJob``
     does); a job that has not ended never is. The defaults keep everything."""
@@ -195,6 +226,10 @@ class ServerConfig:
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig | None = None
     """``None``: this server has no Slurm target."""
+    pynn: PynnConfig = field(default_factory=PynnConfig)
+    """The ``pynn`` target (unavailable unless ``pynn.python`` is set)."""
+    ebrains: EbrainsConfig | None = None
+    """``None``: this server has no EBRAINS targets."""
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     """Which ended jobs are deleted by the server itself."""
 
@@ -224,6 +259,10 @@ class ServerConfig:
             found.append("limits.max_attachments and limits.max_attachment_bytes must be >= 0")
         if self.slurm is not None and self.slurm.checkpoint_signal_s < 1:
             found.append("slurm.checkpoint_signal_s must be >= 1")
+        if self.ebrains is not None and not (
+            self.ebrains.poll_interval_s > 0 and self.ebrains.request_timeout_s > 0
+        ):
+            found.append("ebrains.poll_interval_s and ebrains.request_timeout_s must be > 0")
         found += _retention_problems(self.retention)
         return found
 

@@ -71,9 +71,20 @@ _LAUNCH_INFO = "launch.json"
 _BATCH_SCRIPT = "job.sbatch"
 _ARTIFACTS = "artifacts"
 _CACHE = ".cache"
+_CREDENTIALS = "credentials.json"
 
 JOB_FILES = frozenset(
-    {_CIRCUIT, _RECORDING, _STDOUT, _STDERR, _LAUNCH_INFO, _BATCH_SCRIPT, _ARTIFACTS, _CACHE}
+    {
+        _CIRCUIT,
+        _RECORDING,
+        _STDOUT,
+        _STDERR,
+        _LAUNCH_INFO,
+        _BATCH_SCRIPT,
+        _ARTIFACTS,
+        _CACHE,
+        _CREDENTIALS,
+    }
 )
 """The names the service and the simulator use in a job's folder (no attachment may)."""
 
@@ -121,6 +132,12 @@ class JobDir:
     def artifacts(self) -> Path:
         """Compiled artefacts of neuromorphic targets (any files below it are downloadable)."""
         return self.path / _ARTIFACTS
+
+    @property
+    def credentials(self) -> Path:
+        """A remote target's credentials while the job is active (mode 0600, never served,
+        removed when the job ends): the EBRAINS token and collab."""
+        return self.path / _CREDENTIALS
 
     @property
     def cache(self) -> Path:

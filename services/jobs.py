@@ -35,10 +35,47 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 
 
 class Target(enum.Enum):
-    """Where a job runs (the targets this server can launch; neuromorphic ones come later)."""
+    """Where a job runs."""
 
     LOCAL = "local"
+    """brainsim's engine under mpiexec on the server's machine."""
     SLURM = "slurm"
+    """brainsim's engine in a batch job on the server's Slurm cluster."""
+    PYNN = "pynn"
+    """The circuit compiled to a PyNN script and run on pyNN.nest on the server's machine."""
+    NIR = "nir"
+    """The circuit compiled to a NIR graph; the graph is the result (nothing runs)."""
+    EBRAINS_SPINNAKER = "ebrains:spinnaker"
+    """The PyNN script run on SpiNNaker through the EBRAINS neuromorphic job queue."""
+    EBRAINS_BRAINSCALES2 = "ebrains:brainscales2"
+    """The PyNN script run on BrainScaleS-2 through the EBRAINS neuromorphic job queue."""
+
+    @property
+    def uses_local_slots(self) -> bool:
+        """Whether its jobs run on the server's machine, so wait for one of its
+        ``local.max_concurrent_jobs`` slots (the others wait in their own queue: Slurm's or
+        the EBRAINS one)."""
+        return self in (Target.LOCAL, Target.PYNN, Target.NIR)
+
+    @property
+    def backend(self) -> str:
+        """The brainsim backend (``brainsim.backends``) that checks and compiles its jobs."""
+        return _BACKENDS[self]
+
+    @property
+    def simulates(self) -> bool:
+        """Whether its jobs simulate and leave a recording (``nir`` only compiles)."""
+        return self is not Target.NIR
+
+
+_BACKENDS = {
+    Target.LOCAL: "numba_mpi",
+    Target.SLURM: "numba_mpi",
+    Target.PYNN: "pynn",
+    Target.NIR: "nir",
+    Target.EBRAINS_SPINNAKER: "pynn:spiNNaker",
+    Target.EBRAINS_BRAINSCALES2: "pynn:brainscales2",
+}
 
 
 class LogStream(enum.Enum):

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.jobs import Job, JobState, Target
+from services.jobs import Job, JobState
 from services.usage import RunUse
 
 __all__ = [
@@ -318,7 +318,7 @@ def _fill_local_slots(state: ServiceState) -> Transition:
 def _enqueue(state: ServiceState, job: Job) -> Transition:
     """Make a never-launched job active and start it if it may start now."""
     state = _with_job(state, job)
-    if job.target is Target.SLURM:
+    if not job.target.uses_local_slots:
         return state, [Launch(job)]
     state = dataclasses.replace(state, local_queue=(*state.local_queue, job.job_id))
     return _fill_local_slots(state)
@@ -342,7 +342,7 @@ def _recovered(state: ServiceState, jobs: tuple[Job, ...], at: float) -> Transit
             actions += [Persist(ended, "finished", {"state": ended.state.value}), PublishJob(ended)]
         elif job.launched:
             state = _with_job(state, job)
-            if job.target is Target.LOCAL:
+            if job.target.uses_local_slots:
                 state = dataclasses.replace(state, local_slots=state.local_slots | {job.job_id})
             actions += [Persist(job, "recovered", {"external_id": job.external_id}), Adopt(job)]
             if job.cancel_requested:
@@ -350,7 +350,7 @@ def _recovered(state: ServiceState, jobs: tuple[Job, ...], at: float) -> Transit
         else:
             state = _with_job(state, job)
             actions.append(Persist(job, "recovered", {"external_id": ""}))
-            if job.target is Target.SLURM:
+            if not job.target.uses_local_slots:
                 actions.append(Launch(job))
             else:
                 state = dataclasses.replace(state, local_queue=(*state.local_queue, job.job_id))

@@ -34,11 +34,17 @@ STATE_TO_PROTO = {
 }
 STATE_FROM_PROTO = {value: state for state, value in STATE_TO_PROTO.items()}
 
-TARGET_TO_PROTO = {Target.LOCAL: pb.TARGET_LOCAL, Target.SLURM: pb.TARGET_SLURM}
+TARGET_TO_PROTO = {
+    Target.LOCAL: pb.TARGET_LOCAL,
+    Target.SLURM: pb.TARGET_SLURM,
+    Target.PYNN: pb.TARGET_PYNN,
+    Target.NIR: pb.TARGET_NIR,
+    Target.EBRAINS_SPINNAKER: pb.TARGET_EBRAINS_SPINNAKER,
+    Target.EBRAINS_BRAINSCALES2: pb.TARGET_EBRAINS_BRAINSCALES2,
+}
 TARGET_FROM_PROTO = {
     pb.TARGET_UNSPECIFIED: Target.LOCAL,
-    pb.TARGET_LOCAL: Target.LOCAL,
-    pb.TARGET_SLURM: Target.SLURM,
+    **{value: target for target, value in TARGET_TO_PROTO.items()},
 }
 
 _STREAM_TO_PROTO = {
@@ -89,7 +95,9 @@ def job_to_proto(job: Job, data_root: DataRoot) -> pb.Job:
         duration_ms=job.duration_ms,
         seed=job.seed,
         submit_time=timestamp(job.submit_time),
-        recording_uri=data_root.recording_uri(job.job_id) if job.job_id else "",
+        recording_uri=(
+            data_root.recording_uri(job.job_id) if job.job_id and job.target.simulates else ""
+        ),
         failure_reason=job.reason,
         cancel_requested=job.cancel_requested,
         external_id=job.external_id,

@@ -26,6 +26,8 @@ from services.config import ConfigError, ServerConfig
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
 from services.jobdir import DataRoot
+from services.jobs import Target
+from services.launchers.ebrains import EbrainsLauncher
 from services.launchers.local import LocalLauncher
 from services.launchers.slurm import SlurmLauncher
 from services.manager import JobManager
@@ -176,6 +178,20 @@ async def start_server(config: ServerConfig) -> RunningServer:
         )
         if config.slurm is not None:
             manager.add_launcher(SlurmLauncher(config.slurm, data_root, manager))
+        for target in (Target.PYNN, Target.NIR):
+            manager.add_launcher(
+                LocalLauncher(
+                    config.local,
+                    data_root,
+                    manager,
+                    config.default_time_limit_s,
+                    target=target,
+                    pynn_python=config.pynn.python,
+                )
+            )
+        if config.ebrains is not None:
+            for target in (Target.EBRAINS_SPINNAKER, Target.EBRAINS_BRAINSCALES2):
+                manager.add_launcher(EbrainsLauncher(config.ebrains, target, data_root, manager))
         for launcher in manager.launchers.values():
             reason = launcher.unavailable_reason()
             if reason is not None:
@@ -185,7 +201,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
         validation_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")
         undo.callback(validation_pool.shutdown, wait=False)
         servicer = JobServiceServicer(
-            manager, authenticator, data_root, config.limits, validation_pool
+            manager, authenticator, data_root, config.limits, validation_pool, config.ebrains
         )
         pb_grpc.add_JobServiceServicer_to_server(servicer, server)
         health = health_aio.HealthServicer()

@@ -43,6 +43,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from brainsim import backends
 from brainsim.circuit.overrides import duration_problem, seed_problem
 from services import artifacts, logs
 from services.activity import (
@@ -52,16 +53,18 @@ from services.activity import (
     plan_activity,
 )
 from services.auth import Authenticator
-from services.config import Limits
+from services.config import EbrainsConfig, Limits
+from services.ebrains import write_credentials
 from services.gen.brainsim.v1 import job_service_pb2 as pb
 from services.gen.brainsim.v1 import job_service_pb2_grpc as pb_grpc
-from services.jobdir import JOB_ID_PATTERN, DataRoot, remove_tree, write_files
+from services.jobdir import JOB_ID_PATTERN, DataRoot, JobDir, remove_tree, write_files
 from services.jobs import Job, LogStream, Target
 from services.manager import JobManager
 from services.protos import (
     STATE_FROM_PROTO,
     STATE_TO_PROTO,
     TARGET_FROM_PROTO,
+    TARGET_TO_PROTO,
     job_to_proto,
     timestamp,
     update_to_proto,
@@ -105,10 +108,10 @@ _ARTIFACT_CODES = {
     artifacts.ArtifactNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
     artifacts.OffsetOutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
 }
-_NOT_SERVED = {
-    pb.TARGET_PYNN: "TARGET_PYNN",
-    pb.TARGET_NIR: "TARGET_NIR",
-}
+_EBRAINS = frozenset({Target.EBRAINS_SPINNAKER, Target.EBRAINS_BRAINSCALES2})
+_COLLAB = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
+"""An OIDC access token: printable ASCII without spaces (a JWT is letters, digits, - _ .)."""
 
 
 class RequestError(Exception):
@@ -131,7 +134,11 @@ class RequestError(Exception):
         return rpc_status.to_status(status)
 
 
-def _bad_request(message: str, violations: Sequence[Violation]) -> RequestError:
+def _bad_request(
+    message: str,
+    violations: Sequence[Violation],
+    code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+) -> RequestError:
     detail = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.path, description=v.message)
@@ -139,7 +146,7 @@ def _bad_request(message: str, violations: Sequence[Violation]) -> RequestError:
         ]
     )
     lines = "".join(f"\n  {v.path or '(the request)'}: {v.message}" for v in violations)
-    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message + lines, [detail])
+    return RequestError(code, message + lines, [detail])
 
 
 def _quota_failure(message: str, breaches: Sequence[tuple[str, str]]) -> RequestError:
@@ -296,8 +303,10 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         data_root: DataRoot,
         limits: Limits,
         validation_pool: Executor,
+        ebrains: EbrainsConfig | None = None,
     ) -> None:
         self._manager = manager
+        self._ebrains = ebrains
         self._auth = authenticator
         self._data_root = data_root
         self._limits = limits
@@ -349,27 +358,48 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         return await loop.run_in_executor(self._validation_pool, check_circuit, text)
 
     def _stage_and_check(
-        self, text: str, attachments: Sequence[Attachment], memory_limit_bytes: int | None
+        self,
+        request: pb.SubmitJobRequest,
+        target: Target,
+        attachments: Sequence[Attachment],
+        memory_limit_bytes: int | None,
     ) -> tuple[Path, CircuitCheck]:
-        """Write the attachments into a new submission folder and validate the circuit there;
-        returns the folder (the caller removes it or makes it the job's) and the result."""
+        """Write the attachments into a new submission folder and validate the circuit there
+        (for ``target``, with the request's duration and seed); returns the folder (the caller
+        removes it or makes it the job's) and the result."""
         staged = self._data_root.new_submission()
         try:
             write_files(staged, ((a.path, a.content) for a in attachments))
-            check = check_circuit(text, base_dir=str(staged), memory_limit_bytes=memory_limit_bytes)
+            check = check_circuit(
+                request.circuit,
+                base_dir=str(staged),
+                memory_limit_bytes=memory_limit_bytes,
+                backend=target.backend,
+                duration_ms=request.duration_ms if request.HasField("duration_ms") else None,
+                seed=request.seed if request.HasField("seed") else None,
+            )
             return staged, check
         except BaseException:
             remove_tree(staged)
             raise
 
     async def _staged_check(
-        self, text: str, attachments: Sequence[Attachment], memory_limit_bytes: int | None
+        self,
+        request: pb.SubmitJobRequest,
+        target: Target,
+        attachments: Sequence[Attachment],
+        memory_limit_bytes: int | None,
     ) -> tuple[Path, CircuitCheck]:
         """:meth:`_stage_and_check` on the validation pool. If the call is cancelled meanwhile
         (the client went away), the folder is removed once the worker is done with it."""
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(
-            self._validation_pool, self._stage_and_check, text, attachments, memory_limit_bytes
+            self._validation_pool,
+            self._stage_and_check,
+            request,
+            target,
+            attachments,
+            memory_limit_bytes,
         )
         try:
             return await asyncio.shield(work)
@@ -392,9 +422,10 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             found.append(Violation("circuit", "is empty"))
         if request.n_ranks < 0:
             found.append(Violation("n_ranks", f"must be >= 1 (0 means 1), got {request.n_ranks}"))
-        known_targets = (*TARGET_FROM_PROTO, *_NOT_SERVED)
-        if request.target not in known_targets:
+        if request.target not in TARGET_FROM_PROTO:
             found.append(Violation("target", f"unknown target {request.target}"))
+        else:
+            found += self._target_violations(request, TARGET_FROM_PROTO[request.target])
         if request.HasField("duration_ms"):
             problem = duration_problem(request.duration_ms, None)
             if problem is not None:
@@ -425,12 +456,39 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
                 )
         return found
 
+    def _target_violations(self, request: pb.SubmitJobRequest, target: Target) -> list[Violation]:
+        """The request fields a target does not take: several ranks, checkpoints (targets other
+        than brainsim's engine), EBRAINS options (other targets), bad or missing credentials."""
+        found = []
+        if target.backend != "numba_mpi":
+            if request.n_ranks > 1:
+                found.append(
+                    Violation("n_ranks", f"target {target.value} runs in one process: 0 or 1")
+                )
+            if request.HasField("checkpoint_every_ms"):
+                message = f"target {target.value} writes no checkpoints"
+                found.append(Violation("checkpoint_every_ms", message))
+        options = request.ebrains
+        if target not in _EBRAINS:
+            if request.HasField("ebrains"):
+                found.append(Violation("ebrains", "is only for the EBRAINS targets"))
+            return found
+        config = self._ebrains
+        if config is None:  # no such target here: FAILED_PRECONDITION says so
+            return found
+        if options.token and not _TOKEN.fullmatch(options.token):
+            found.append(Violation("ebrains.token", "printable ASCII without spaces, at most 8192"))
+        elif not options.token and config.token_file is None:
+            message = "required: this server has no EBRAINS token of its own"
+            found.append(Violation("ebrains.token", message))
+        if options.collab and not _COLLAB.fullmatch(options.collab):
+            message = "letters, digits and _ . - only (at most 100)"
+            found.append(Violation("ebrains.collab", message))
+        elif not options.collab and not config.collab:
+            found.append(Violation("ebrains.collab", "required: this server has no default collab"))
+        return found
+
     def _check_target(self, request: pb.SubmitJobRequest) -> Target:
-        if request.target in _NOT_SERVED:
-            raise RequestError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"target {_NOT_SERVED[request.target]} is not available on this server yet",
-            )
         target = TARGET_FROM_PROTO[request.target]
         launcher = self._manager.launchers.get(target)
         reason = (
@@ -460,7 +518,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         # A one-rank run on this machine checks its memory before it starts: so does the check.
         local_one_rank = target is Target.LOCAL and request.n_ranks <= 1
         memory_limit = None if local_one_rank else 0
-        staged, check = await self._staged_check(request.circuit, attachments, memory_limit)
+        staged, check = await self._staged_check(request, target, attachments, memory_limit)
         try:
             response = await self._accept(request, user, target, check, staged)
         except BaseException:
@@ -489,6 +547,13 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             problem = duration_problem(request.duration_ms, check.dt_ms)
             if problem is not None:
                 raise _bad_request("invalid request", [Violation("duration_ms", problem)])
+        if check.target_violations:
+            raise _bad_request(
+                f"target {target.value} cannot express this circuit "
+                f"({len(check.target_violations)} violation(s))",
+                [Violation(f"circuit.{v.path}", v.message) for v in check.target_violations],
+                grpc.StatusCode.FAILED_PRECONDITION,
+            )
         checkpoint_every_ms = None
         if request.HasField("checkpoint_every_ms"):
             checkpoint_every_ms = request.checkpoint_every_ms
@@ -540,6 +605,13 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             max_retries=request.max_retries,
         )
         if not request.validate_only:
+            if target in _EBRAINS and (request.ebrains.token or request.ebrains.collab):
+                await asyncio.to_thread(
+                    write_credentials,
+                    JobDir(staged).credentials,
+                    request.ebrains.token,
+                    request.ebrains.collab,
+                )
             job = await self._manager.submit(job, request.circuit, staged)
             log.info(
                 "job %s submitted by %s (%s, %d ranks, %d attachment(s))",
@@ -633,6 +705,46 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
     ) -> pb.DeleteJobResponse:
         """See ``proto/brainsim/v1/job_service.proto``."""
         return await self._guard(context, self._delete(request, context))
+
+    # --- ListTargets ---------------------------------------------------------------------------
+
+    async def _targets(
+        self, request: pb.ListTargetsRequest, context: Context
+    ) -> pb.ListTargetsResponse:
+        self._user(context)
+        found = []
+        for target, value in TARGET_TO_PROTO.items():
+            launcher = self._manager.launchers.get(target)
+            reason = (
+                f"this server has no {target.value} target configured"
+                if launcher is None
+                else launcher.unavailable_reason()
+            )
+            c = backends.backend(target.backend).capabilities()
+            found.append(
+                pb.TargetInfo(
+                    target=value,
+                    name=target.value,
+                    summary=c.summary,
+                    available=reason is None,
+                    unavailable_reason=reason or "",
+                    neuron_models=c.neuron_models,
+                    synapse_models=c.synapse_models,
+                    plasticity=c.plasticity,
+                    stimuli=c.stimuli,
+                    connection_rules=c.connection_rules,
+                    delays=c.delays,
+                    output=c.output,
+                    simulates=target.simulates,
+                )
+            )
+        return pb.ListTargetsResponse(targets=found)
+
+    async def ListTargets(
+        self, request: pb.ListTargetsRequest, context: Context
+    ) -> pb.ListTargetsResponse:
+        """See ``proto/brainsim/v1/job_service.proto``."""
+        return await self._guard(context, self._targets(request, context))
 
     # --- ValidateCircuit -----------------------------------------------------------------------
 

@@ -20,7 +20,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from brainsim import backends
 from brainsim.circuit import estimate_resources, parse_circuit, validate
+from brainsim.circuit.overrides import with_overrides
+from brainsim.circuit.spec import Circuit
 from brainsim.errors import CircuitError
 from services.config import Limits
 from services.jobdir import attachment_path_problem
@@ -62,6 +65,9 @@ class CircuitCheck:
     n_neurons: int = 0
     n_synapses: int = 0
     bytes_total: int = 0
+    target_violations: tuple[Violation, ...] = ()
+    """What the requested target cannot express (paths into the circuit document); the job is
+    then refused with FAILED_PRECONDITION rather than INVALID_ARGUMENT: the circuit is valid."""
 
     @property
     def valid(self) -> bool:
@@ -161,7 +167,13 @@ def _placement_problem(
 
 
 def check_circuit(
-    text: str, base_dir: str | None = None, *, memory_limit_bytes: int | None = 0
+    text: str,
+    base_dir: str | None = None,
+    *,
+    memory_limit_bytes: int | None = 0,
+    backend: str = "numba_mpi",
+    duration_ms: float | None = None,
+    seed: int | None = None,
 ) -> CircuitCheck:
     """Validate a circuit document given as YAML or JSON text; report every problem at once.
 
@@ -172,6 +184,10 @@ def check_circuit(
     for a job whose ranks may run on other machines (the server's ``max_bytes_total`` decides,
     RESOURCE_EXHAUSTED); ``None`` the physical memory of this machine, which a one-rank run on
     it checks before it starts (``brainsim run``), so a local one-rank job is checked the same.
+
+    ``backend``: the target's backend (``brainsim.backends``), whose check of the circuit with
+    the job's ``duration_ms`` and ``seed`` (the synapses a PyNN script lists depend on the
+    seed) gives ``target_violations``.
     """
     try:
         circuit = parse_circuit(text, base_dir=base_dir, memory_limit_bytes=memory_limit_bytes)
@@ -184,6 +200,7 @@ def check_circuit(
         return CircuitCheck(tuple(found))
     estimate = estimate_resources(circuit)
     return CircuitCheck(
+        target_violations=_target_violations(circuit, backend, duration_ms, seed),
         violations=(),
         circuit_name=circuit.name,
         duration_ms=circuit.simulation.duration_ms,
@@ -217,3 +234,17 @@ def check_limits(
         for subject, (value, limit, unit) in measured.items()
         if value > limit
     ]
+
+
+def _target_violations(
+    circuit: Circuit, backend: str, duration_ms: float | None, seed: int | None
+) -> tuple[Violation, ...]:
+    """What ``backend`` cannot express of ``circuit`` run for ``duration_ms`` with ``seed``
+    (none when the overrides themselves are wrong: the request's violations say so)."""
+    if backend == "numba_mpi":
+        return ()
+    try:
+        circuit = with_overrides(circuit, duration_ms=duration_ms, seed=seed)
+    except CircuitError:
+        return ()
+    return tuple(Violation(v.path, v.reason) for v in backends.backend(backend).check(circuit))

@@ -4,9 +4,14 @@
 ``DIR/data/*.npz``. ``python run.py SIMULATOR [--out RESULTS]`` runs it on ``nest``
 (``pyNN.nest``) or ``spiNNaker`` (``pyNN.spiNNaker``, sPyNNaker) and writes each population
 whose spikes the circuit records with PyNN's ``write_data`` to ``RESULTS/<population>.pkl``
-(Neo, pickle), and the final weights of each plastic projection to
-``RESULTS/<projection>.<receptor>.weights.npz``. ``pynn:brainscales2`` checks a circuit
-against BrainScaleS-2's limits but writes no script (:data:`SIMULATORS_NOTE`).
+(Neo, pickle) and as plain arrays to ``RESULTS/<population>.spikes.npz`` (``times_ms``,
+``node_ids``: what ``brainsim run --target pynn`` and the service turn into a recording), and
+the final weights of each plastic projection to
+``RESULTS/<projection>.<receptor>.weights.npz``. ``pynn:brainscales2`` writes the script for
+BrainScaleS-2 (``python run.py brainscales2``, ``pynn_brainscales.brainscales2``): its cells
+are ``CalibHXNeuronCuba`` with every parameter in the chip's units (:func:`voltage_map`,
+:func:`weight_units`, :data:`BSS2_SPEEDUP`; docs/targets.md has the table), so that script
+runs there only, and the nest and spiNNaker scripts do not run there.
 
 The script is explicit: every synapse brainsim builds for the circuit's seed (the engine's own
 construction, :func:`brainsim.engine.connectivity.projection_synapses`) is listed in
@@ -33,6 +38,13 @@ Mapping (docs/targets.md has the table and the units):
   ``DCSource``, ``noise`` -> ``NoisyCurrentSource`` (a draw every step),
   ``spike_source_array`` -> one ``SpikeSourceArray`` onto every target, ``spike_trains`` -> a
   ``SpikeSourceArray`` per target neuron.
+
+- On BrainScaleS-2 (``pynn:brainscales2``) ``lif`` with exponential synapses ->
+  ``CalibHXNeuronCuba``: model time runs 1000 times faster on the chip (a time constant of
+  ``x`` ms is ``x`` µs of chip time, a spike at ``t`` ms is at ``t / 1000`` ms of chip time, a
+  rate of ``r`` Hz is ``1000 r`` Hz), voltages go through one affine map onto the calibration's
+  CADC units for the whole circuit (:func:`voltage_map`), and the weights onto each receptor of
+  each population become integer levels 1..63 of one unit (:func:`weight_units`).
 
 What PyNN's standard models cannot say is a :class:`~brainsim.backends.base.Violation`: parrot
 neurons, ``stdp_power_law``, the data encoders that draw their spikes in brainsim (``rate``,
@@ -73,22 +85,75 @@ from brainsim.circuit.spec import (
 from brainsim.engine.connectivity import projection_synapses
 from brainsim.engine.populations import neuron_values
 from brainsim.engine.stimuli import selection_indices
-from brainsim.errors import TargetError
 from brainsim.models import NEURON_MODELS
 
-__all__ = ["PLATFORMS", "SIMULATORS", "TARGET", "Platform", "PynnBackend"]
+__all__ = [
+    "BSS2_SPEEDUP",
+    "PLATFORMS",
+    "SIMULATORS",
+    "SPEEDUP",
+    "TARGET",
+    "Platform",
+    "PynnBackend",
+    "script_simulators",
+    "voltage_map",
+    "weight_units",
+]
 
 TARGET: Final = "pynn"
 
-SIMULATORS: Final = {"nest": "pyNN.nest", "spiNNaker": "pyNN.spiNNaker"}
-SIMULATORS_NOTE: Final = (
-    "pynn_brainscales has no IF_curr_exp; its CalibHXNeuronCuba takes voltages in the chip's "
-    "own units, which need a per-chip calibration from mV that brainsim does not have"
-)
-"""The simulators ``run.py`` takes, and the PyNN module of each. BrainScaleS-2 is checked
-(:data:`PLATFORMS`) but not written for: ``pynn_brainscales`` has no ``IF_curr_exp``; its
-``CalibHXNeuronCuba`` takes voltages in the chip's own units, which need a per-chip
-calibration from mV that brainsim does not have."""
+SIMULATORS: Final = {
+    "nest": "pyNN.nest",
+    "spiNNaker": "pyNN.spiNNaker",
+    "brainscales2": "pynn_brainscales.brainscales2",
+}
+"""The simulators ``run.py`` takes, and the PyNN module of each. A script compiled for
+``pynn`` or ``pynn:spiNNaker`` takes ``nest`` and ``spiNNaker``; one compiled for
+``pynn:brainscales2`` (its parameters in the chip's units) takes ``brainscales2`` only
+(:func:`script_simulators`)."""
+
+BSS2_SPEEDUP: Final = 1000.0
+"""Model (biological) ms per ms of BrainScaleS-2's clock: the chip's analog neurons run
+1000 times faster than the model (pynn_brainscales takes run times and spike times in ms of
+chip time, time constants in µs)."""
+
+SPEEDUP: Final = {"nest": 1.0, "spiNNaker": 1.0, "brainscales2": BSS2_SPEEDUP}
+"""Model ms per ms of each simulator's own time: ``run.py`` runs ``DURATION_MS / speedup``
+and multiplies the spike times it reads back by it."""
+
+BSS2_CELL: Final = "CalibHXNeuronCuba"
+BSS2_RANGES: Final = {
+    # CalibHXNeuronCuba's documented calibration ranges (pynn-brainscales,
+    # brainscales2/standardmodels/cells.py): voltages in CADC units, times in µs of chip time.
+    "v_rest": (50.0, 160.0),
+    "v_reset": (50.0, 160.0),
+    "v_thresh": (50.0, 220.0),
+    "tau_m": (0.5, 60.0),
+    "tau_syn_E": (0.3, 30.0),
+    "tau_syn_I": (0.3, 30.0),
+    "tau_refrac": (0.04, 32.0),
+}
+BSS2_CADC_LOW: Final = 60
+"""The CADC value the circuit's lowest voltage maps to (10 above the calibration's floor)."""
+BSS2_CADC_SPAN: Final = 100
+"""The most CADC units the circuit's voltages span (up to 160, inside every range above)."""
+BSS2_CM: Final = 63
+"""``cm`` of every population: the largest membrane capacitor (0..63), the default."""
+_BSS2_TIMES: Final = {
+    # CalibHXNeuronCuba name: brainsim name (ms of model time = µs of chip time)
+    "tau_m": "tau_m_ms",
+    "tau_syn_E": "tau_syn_ex_ms",
+    "tau_syn_I": "tau_syn_in_ms",
+    "tau_refrac": "t_ref_ms",
+}
+_BSS2_VOLTAGES: Final = {"v_rest": "e_l_mV", "v_reset": "v_reset_mV", "v_thresh": "v_th_mV"}
+
+
+def script_simulators(simulator: str) -> dict[str, str]:
+    """The simulators (name: PyNN module) the script compiled for ``simulator`` runs on."""
+    chip = simulator == "brainscales2"
+    return {k: v for k, v in SIMULATORS.items() if (k == "brainscales2") == chip}
+
 
 PA_PER_NA: Final = 1000.0
 PF_PER_NF: Final = 1000.0
@@ -113,6 +178,14 @@ class Platform:
     """Whether it runs ``STDPMechanism`` synapses."""
     noise: bool
     """Whether it has ``NoisyCurrentSource``."""
+    dc: bool
+    """Whether it has ``DCSource``."""
+    one_delay: bool
+    """Whether it delivers every spike after one fixed latency of its own (no per-synapse
+    delays): then the circuit's delays must all be one value, which that latency stands for."""
+    chip_cell: str | None
+    """The cell type the script uses instead of PyNN's standard one, its parameters in the
+    platform's own units; ``None``: the standard cell types."""
     source: str
     """Where the limits come from (docs/targets.md quotes it)."""
 
@@ -127,6 +200,9 @@ PLATFORMS: Final = {
         weight_dependences=("additive", "multiplicative", "gutig"),
         plasticity=True,
         noise=True,
+        dc=True,
+        one_delay=False,
+        chip_cell=None,
         source="PyNN 0.13 pyNN.nest standard models (pyNN/nest/standardmodels)",
     ),
     "spiNNaker": Platform(
@@ -140,6 +216,9 @@ PLATFORMS: Final = {
         weight_dependences=("additive", "multiplicative"),
         plasticity=True,
         noise=True,
+        dc=True,
+        one_delay=False,
+        chip_cell=None,
         source="sPyNNaker: spynnaker/pyNN/utilities/constants.py (MAX_SUPPORTED_DELAY_TICS 16, "
         "MAX_DELAY_BLOCKS 8, MAX_TIMER_TICS_SUPPORTED_PER_BLOCK 16), models/neuron/builds, "
         "plasticity/stdp/weight_dependence, models/current_sources",
@@ -153,9 +232,13 @@ PLATFORMS: Final = {
         weight_dependences=(),
         plasticity=False,
         noise=False,
+        dc=False,
+        one_delay=True,
+        chip_cell=BSS2_CELL,
         source="pynn-brainscales: brainscales2/standardmodels/cells.py (CalibHXNeuronCuba, "
-        "current-based exponential synapses), synapses.py (integer weights 0-63); the HX chip "
-        "has 512 neuron circuits",
+        "current-based exponential synapses, its calibration ranges; no current sources), "
+        "projections.py (integer weights, 63 per synapse; delay must be 0); the HX chip has "
+        "512 neuron circuits",
     ),
 }
 
@@ -242,36 +325,42 @@ class PynnBackend:
         platform = self.platform
         variants = [v for m in NEURON_MODELS.values() for v in m.variants()]
         neurons = tuple(
-            f"{variant_label(v)} -> {v.target_name(TARGET)}"
+            f"{variant_label(v)} -> {platform.chip_cell or v.target_name(TARGET)}"
             for v in variants
             if v.target_name(TARGET) in platform.cell_types
         )
+        on = "|".join(script_simulators(platform.name))
         return Capabilities(
             target=self.name,
             summary=f"PyNN 0.13 script run on {platform.name} ({SIMULATORS[platform.name]})"
-            if platform.name in SIMULATORS
-            else f"limits of {platform.name} checked; no script written ({SIMULATORS_NOTE})",
+            + (
+                f": {platform.chip_cell}, parameters in the chip's units"
+                if platform.chip_cell
+                else ""
+            ),
             neuron_models=neurons,
             synapse_models=("static", "stdp") if platform.plasticity else ("static",),
             plasticity=platform.plasticity,
             stimuli=(
                 "poisson",
-                "dc",
+                *(("dc",) if platform.dc else ()),
                 *(("noise",) if platform.noise else ()),
                 "spike_source_array",
                 "spike_trains",
             ),
             connection_rules=("every rule (connections listed explicitly)",),
-            delays="multiples of dt"
+            delays=(
+                "one delay for the whole circuit, which the chip's fixed latency stands for"
+                if platform.one_delay
+                else "multiples of dt"
+            )
             + (
                 ""
                 if platform.max_delay_steps is None
                 else f", at most {platform.max_delay_steps} steps"
             ),
             runs_here=False,
-            output="run.py and data/*.npz (python run.py SIMULATOR --out DIR)"
-            if platform.name in SIMULATORS
-            else "nothing (checks only)",
+            output=f"run.py and data/*.npz (python run.py {on} --out DIR)",
         )
 
     # --- checks ------------------------------------------------------------------------------
@@ -325,7 +414,13 @@ class PynnBackend:
             yield Violation(
                 "recordings.state", "the PyNN script records spikes only (no state recordings)"
             )
-        if platform.weight_levels is not None and not populations:
+        if populations:
+            return
+        if platform.one_delay:
+            yield from _one_delay_violations(circuit, platform)
+        if platform.chip_cell is not None:
+            yield from _chip_violations(circuit)
+        if platform.weight_levels is not None:
             yield from _weight_level_violations(circuit, platform)
 
     def _population_violations(self, circuit: Circuit) -> Iterator[Violation]:
@@ -370,6 +465,8 @@ class PynnBackend:
                 if not isinstance(getattr(stimulus, key), float | int):
                     yield Violation(f"{path}.{key}", "must be a constant for the PyNN script")
         elif isinstance(stimulus, DCStimulus):
+            if not self.platform.dc:
+                yield Violation(f"{path}.type", f"{self.platform.name} has no DC current source")
             for key in ("amplitude_pA", "weight"):
                 if not isinstance(getattr(stimulus, key), float | int):
                     yield Violation(f"{path}.{key}", "must be a constant for the PyNN script")
@@ -395,15 +492,10 @@ class PynnBackend:
         """Write ``run.py`` and ``data/`` into ``out_dir``; :class:`TargetError` with every
         violation when :meth:`check` finds any."""
         refuse_violations(self.name, circuit, self.check(circuit))
-        if self.platform.name not in SIMULATORS:
-            raise TargetError(
-                f"target {self.name!r} checks circuits but writes no script",
-                [SIMULATORS_NOTE],
-            )
         out = Path(out_dir)
         data = out / "data"
         data.mkdir(parents=True, exist_ok=True)
-        writer = _ScriptWriter(circuit, data)
+        writer = _ScriptWriter(circuit, data, self.platform)
         script = out / "run.py"
         script.write_text(writer.script(), encoding="utf-8")
         return Artefact(target=self.name, paths=(str(script), *map(str, writer.files)))
@@ -417,33 +509,177 @@ def _max_delay_ms(projection: Projection) -> float | None:
     return None if high is None else float(high)
 
 
+def _receptor_weights(
+    circuit: Circuit,
+) -> dict[tuple[str, str], list[tuple[str, npt.NDArray[np.float64]]]]:
+    """(population, receptor) -> (field path, weight magnitudes) of every projection and spike
+    stimulus onto that receptor: brainsim's weights, positive ones to ``excitatory``, negative
+    ones to ``inhibitory``, zeros nowhere."""
+    found: dict[tuple[str, str], list[tuple[str, npt.NDArray[np.float64]]]] = {}
+
+    def add(population: str, path: str, weights: npt.NDArray[np.float64]) -> None:
+        for receptor, keep in (("excitatory", weights > 0), ("inhibitory", weights < 0)):
+            if keep.any():
+                found.setdefault((population, receptor), []).append((path, np.abs(weights[keep])))
+
+    for name, projection in circuit.projections.items():
+        weights = projection_synapses(circuit, projection).weights
+        add(projection.target, f"projections.{name}.weight", weights)
+    for name, stimulus in circuit.stimuli.items():
+        constant = isinstance(stimulus.weight, float | int)  # else a violation already
+        if constant and isinstance(stimulus, PoissonStimulus | SpikeSourceArray | SpikeTrains):
+            for target in stimulus.targets:
+                weight = np.array([_constant(stimulus.weight)])
+                add(target.population, f"stimuli.{name}.weight", weight)
+    return found
+
+
+def weight_units(circuit: Circuit, levels: int) -> dict[tuple[str, str], float]:
+    """(population, receptor) -> brainsim's weight (pA) of one level out of ``levels``
+    (integers ``0 .. levels - 1``): the largest magnitude onto that receptor is the top level.
+    On BrainScaleS-2 a synapse's weight is such an integer (0..63) and what one level does to
+    the membrane is set by the chip's calibration, not by brainsim."""
+    return {
+        key: max(float(found.max()) for _, found in parts) / (levels - 1)
+        for key, parts in _receptor_weights(circuit).items()
+    }
+
+
 def _weight_level_violations(circuit: Circuit, platform: Platform) -> Iterator[Violation]:
-    """Projections whose weights onto a population's receptor need more distinct magnitudes
-    than ``platform.weight_levels`` (integers ``0 .. levels - 1`` times one scale per receptor)."""
+    """Projections and spike stimuli whose weights onto a population's receptor need more
+    distinct magnitudes than ``platform.weight_levels`` (integers ``0 .. levels - 1`` times one
+    unit per receptor, :func:`weight_units`)."""
     assert platform.weight_levels is not None
     levels = platform.weight_levels - 1
-    for target in circuit.populations:
-        onto = {
-            name: projection_synapses(circuit, projection).weights
-            for name, projection in circuit.projections.items()
-            if projection.target == target
-        }
-        names = list(onto)
-        for sign in (1.0, -1.0):
-            magnitudes = [weights[weights * sign > 0] * sign for weights in onto.values()]
-            found = np.concatenate(magnitudes) if magnitudes else np.zeros(0)
-            if found.size == 0:
-                continue
-            unit = found.max() / levels
+    units = weight_units(circuit, platform.weight_levels)
+    for (target, receptor), parts in _receptor_weights(circuit).items():
+        unit = units[target, receptor]
+        for path, found in parts:
             steps = found / unit
             if not np.allclose(steps, np.rint(steps), rtol=0, atol=1e-6 * levels):
-                receptor = "excitatory" if sign > 0 else "inhibitory"
+                names = ", ".join(dict.fromkeys(p.split(".")[1] for p, _ in parts))
                 yield Violation(
-                    f"projections.{names[0]}.weight",
-                    f"the {receptor} weights onto {target} ({', '.join(names)}) are not whole "
-                    f"multiples of {platform.weight_levels - 1} steps of one unit: "
+                    path,
+                    f"the {receptor} weights onto {target} ({names}) are not whole "
+                    f"multiples of {levels} steps of one unit: "
                     f"{platform.name} stores {platform.weight_levels} weight levels",
                 )
+                break
+
+
+def _one_delay_violations(circuit: Circuit, platform: Platform) -> Iterator[Violation]:
+    """Every delay (projections, spike stimuli) that differs from the circuit's first one,
+    in whole steps: the platform has one fixed latency, no per-synapse delays."""
+    dt = circuit.simulation.dt_ms
+    first: tuple[str, int] | None = None
+    delays: list[tuple[str, npt.NDArray[np.int64]]] = [
+        (f"projections.{name}.delay_ms", projection_synapses(circuit, projection).delay_steps)
+        for name, projection in circuit.projections.items()
+    ]
+    delays += [
+        (f"stimuli.{name}.delay_ms", np.array([round(stimulus.delay_ms / dt)]))
+        for name, stimulus in circuit.stimuli.items()
+        if isinstance(stimulus, PoissonStimulus | SpikeSourceArray | SpikeTrains)
+    ]
+    for path, steps in delays:
+        if steps.size == 0:
+            continue
+        if first is None:
+            first = (path, int(steps[0]))
+        others = np.unique(steps[steps != first[1]])
+        if others.size:
+            yield Violation(
+                path,
+                f"{others[0] * dt:g} ms differs from {first[1] * dt:g} ms ({first[0]}): "
+                f"{platform.name} delivers every spike after one fixed latency of the chip "
+                "(pynn_brainscales takes delay 0 only), so a circuit's delays must all be one "
+                "value, which that latency stands for",
+            )
+
+
+def voltage_map(circuit: Circuit) -> tuple[float, float]:
+    """BrainScaleS-2's map of the circuit's voltages, ``cadc = 60 + k * (v_mV - low)``:
+    ``(low, k)``, ``low`` the lowest resting, reset or threshold voltage of any neuron, ``k``
+    (CADC units per mV) the largest whole number, or ``1 / n``, with which the circuit's
+    highest such voltage lands at most :data:`BSS2_CADC_SPAN` above 60. With a whole ``k``,
+    whole-mV voltages land on whole CADC values, which is what the calibration takes (with
+    ``1 / n``, multiples of ``n`` mV do); :func:`_chip_violations` refuses the others."""
+    values = [
+        params[name]
+        for population in circuit.populations.values()
+        for params in (neuron_values(population, circuit.simulation.seed)[0],)
+        for name in _BSS2_VOLTAGES.values()
+        if name in params
+    ]
+    if not values:
+        return 0.0, 1.0
+    low = float(min(v.min() for v in values))
+    span = float(max(v.max() for v in values)) - low
+    if span <= BSS2_CADC_SPAN:
+        per_mv = float(np.floor(BSS2_CADC_SPAN / span)) if span > 0 else 1.0
+    else:
+        per_mv = 1.0 / float(np.ceil(span / BSS2_CADC_SPAN))
+    return low, per_mv
+
+
+def _to_cadc(values: npt.NDArray[np.float64], low: float, per_mv: float) -> npt.NDArray[np.float64]:
+    return BSS2_CADC_LOW + per_mv * (values - low)
+
+
+def _chip_time(
+    name: str, params: dict[str, npt.NDArray[np.float64]], dt: float
+) -> npt.NDArray[np.float64]:
+    """A CalibHXNeuronCuba time constant in µs of chip time: brainsim's value in ms, the
+    refractory period in the whole steps brainsim keeps it for."""
+    values = params[_BSS2_TIMES[name]]
+    return np.round(values / dt) * dt if name == "tau_refrac" else values
+
+
+def _chip_violations(circuit: Circuit) -> Iterator[Violation]:
+    """What CalibHXNeuronCuba cannot take: parameters outside its calibration ranges, voltages
+    off the whole CADC values of :func:`voltage_map`, a constant current, a start away from
+    rest (pynn_brainscales ignores initial values: the chip's neurons start at their leak)."""
+    low, per_mv = voltage_map(circuit)
+    dt = circuit.simulation.dt_ms
+    for name, population in circuit.populations.items():
+        path = f"populations.{name}"
+        params, state = neuron_values(population, circuit.simulation.seed)
+        for chip_name, ours in {**_BSS2_TIMES, **_BSS2_VOLTAGES}.items():
+            if chip_name in _BSS2_VOLTAGES:
+                values = _to_cadc(params[ours], low, per_mv)
+                unit = "CADC"
+                if not np.allclose(values, np.rint(values), rtol=0, atol=1e-6):
+                    yield Violation(
+                        f"{path}.params.{ours}",
+                        f"{_first_off_grid(values):g} CADC under the circuit's voltage map "
+                        f"({BSS2_CADC_LOW} + {per_mv:g} CADC/mV above {low:g} mV): "
+                        "CalibHXNeuronCuba's voltage targets are whole CADC values",
+                    )
+                    continue
+            else:
+                values = _chip_time(chip_name, params, dt)
+                unit = "µs of chip time (ms of model time)"
+            lo, hi = BSS2_RANGES[chip_name]
+            if values.min() < lo - 1e-9 or values.max() > hi + 1e-9:
+                outside = values[(values < lo - 1e-9) | (values > hi + 1e-9)][0]
+                yield Violation(
+                    f"{path}.params.{ours}",
+                    f"{chip_name} {outside:g} {unit} is outside CalibHXNeuronCuba's "
+                    f"calibration range [{lo:g}, {hi:g}]",
+                )
+        if np.any(params.get("i_e_pA", np.zeros(1)) != 0.0):
+            yield Violation(f"{path}.params.i_e_pA", "CalibHXNeuronCuba takes no constant current")
+        if not np.array_equal(state["v"], params["e_l_mV"]):
+            yield Violation(
+                f"{path}.initial.v_mV",
+                "pynn_brainscales ignores initial values: the chip's neurons start at their "
+                "leak potential, so v must start at e_l_mV",
+            )
+
+
+def _first_off_grid(values: npt.NDArray[np.float64]) -> float:
+    off = np.abs(values - np.rint(values)) > 1e-6
+    return float(values[off][0])
 
 
 def _constant(value: object) -> float:
@@ -456,14 +692,27 @@ def _constant(value: object) -> float:
 class _ScriptWriter:
     """Writes the data files and returns the script text."""
 
-    def __init__(self, circuit: Circuit, data: Path) -> None:
+    def __init__(self, circuit: Circuit, data: Path, platform: Platform) -> None:
         self.circuit = circuit
         self.data = data
+        self.platform = platform
         self.files: list[Path] = []
         self.dt = circuit.simulation.dt_ms
         self.delays: list[float] = []
         self.plastic: dict[str, list[float]] = {}
         """Plastic projection -> [PyNN weight -> brainsim's, the extra scale on nest]."""
+        self.chip = platform.chip_cell is not None
+        """BrainScaleS-2: CalibHXNeuronCuba, parameters in the chip's units."""
+        self.cells = "sim.standardmodels.cells." if self.chip else "sim."
+        self.synapse = (
+            "sim.standardmodels.synapses.StaticSynapse" if self.chip else "sim.StaticSynapse"
+        )
+        self.voltages = voltage_map(circuit) if self.chip else (0.0, 1.0)
+        self.units = (
+            weight_units(circuit, platform.weight_levels)
+            if self.chip and platform.weight_levels is not None
+            else {}
+        )
 
     def _save(self, name: str, **arrays: npt.NDArray[np.generic]) -> str:
         """Write ``data/<name>.npz``; ``name``, as the script's ``load`` takes it."""
@@ -484,11 +733,12 @@ class _ScriptWriter:
         min_delay = min(self.delays, default=self.dt)
         max_delay = max(self.delays, default=self.dt)
         recorded = list(circuit.recordings.spikes)
+        simulators = script_simulators(self.platform.name)
         header = _HEADER.format(
             name=circuit.name,
             version=__version__,
             seed=circuit.simulation.seed,
-            simulators=", ".join(f"{k} ({v})" for k, v in SIMULATORS.items()),
+            simulators=", ".join(f"{k} ({v})" for k, v in simulators.items()),
         )
         izhikevich = {
             p.name: p.params.integration == "euler"
@@ -498,9 +748,11 @@ class _ScriptWriter:
         setup = [
             f"DT_MS = {self.dt!r}",
             f"DURATION_MS = {circuit.simulation.duration_ms!r}",
-            f"SIMULATORS = {json.dumps(SIMULATORS)}",
+            f"SIMULATORS = {json.dumps(simulators)}",
+            f"SPEEDUP = {json.dumps({k: SPEEDUP[k] for k in simulators})}",
             f"RECORDED = {recorded!r}",
             f"PLASTIC = {self.plastic!r}",
+            *self._chip_constants(),
             "",
             "",
             "def load(name):",
@@ -514,8 +766,23 @@ class _ScriptWriter:
             '    parser.add_argument("--out", default="results", help="results folder")',
             "    args = parser.parse_args()",
             "    sim = importlib.import_module(SIMULATORS[args.simulator])",
-            f"    sim.setup(timestep=DT_MS, min_delay={min_delay!r}, max_delay={max_delay!r})",
         ]
+        if self.chip:
+            setup += [
+                "    # CalibHXNeuronCuba: pynn_brainscales calibrates the chip for each",
+                "    # population's targets (calix) when the network first runs, and caches it.",
+                "    sim.setup()",
+                "    speedup = SPEEDUP[args.simulator]  # model ms per ms of chip time",
+            ]
+        else:
+            setup += [
+                "    # On NEST, grid-based neuron models (iaf_psc_delta, not PyNN's default "
+                "precise",
+                "    # iaf_psc_delta_ps): spikes on the time grid, as brainsim's.",
+                '    grid = {"spike_precision": "on_grid"} if args.simulator == "nest" else {}',
+                f"    sim.setup(timestep=DT_MS, min_delay={min_delay!r}, "
+                f"max_delay={max_delay!r}, **grid)",
+            ]
         if izhikevich:
             setup += [
                 '    if args.simulator == "nest":',
@@ -529,11 +796,25 @@ class _ScriptWriter:
         footer = [
             "    for name in RECORDED:",
             '        pops[name].record("spikes")',
-            "    sim.run(DURATION_MS)",
+            "    sim.run(DURATION_MS / SPEEDUP[args.simulator])",
             "    out = pathlib.Path(args.out)",
             "    out.mkdir(parents=True, exist_ok=True)",
             "    for name in RECORDED:",
             '        pops[name].write_data(str(out / f"{name}.pkl"))',
+            "        # The same spikes as plain arrays (brainsim turns them into a recording):",
+            "        # one train per neuron, in the population's index order, in model ms.",
+            '        trains = pops[name].get_data("spikes").segments[0].spiketrains',
+            "        assert len(trains) == pops[name].size, (name, len(trains))",
+            "        np.savez(",
+            '            out / f"{name}.spikes.npz",',
+            "            times_ms=np.concatenate(",
+            '                [np.asarray(t.rescale("ms").magnitude, dtype=float) for t in trains]',
+            "            )",
+            "            * SPEEDUP[args.simulator],",
+            "            node_ids=np.concatenate(",
+            "                [np.full(len(t), i, dtype=np.int64) for i, t in enumerate(trains)]",
+            "            ),",
+            "        )",
             "    for name, (to_brainsim, nest_scale) in PLASTIC.items():",
             '        scale = to_brainsim * (nest_scale if args.simulator == "nest" else 1.0)',
             "        for part in projections[name]:",
@@ -558,6 +839,11 @@ class _ScriptWriter:
             "import pathlib",
             "",
             "import numpy as np",
+            *(
+                ["from pyNN.parameters import Sequence"]
+                if self.chip and any(isinstance(x, SpikeTrains) for x in circuit.stimuli.values())
+                else []
+            ),
             "",
             "DATA = pathlib.Path(__file__).resolve().parent / 'data'",
             *setup,
@@ -570,7 +856,76 @@ class _ScriptWriter:
 
     # --- pieces ------------------------------------------------------------------------------
 
+    def _chip_constants(self) -> list[str]:
+        """The BrainScaleS-2 script's statement of its units (comments and constants)."""
+        if not self.chip:
+            return []
+        low, per_mv = self.voltages
+        units = {f"{p}.{r}": unit for (p, r), unit in self.units.items()}
+        return [
+            "# BrainScaleS-2 (brainsim compile --target pynn:brainscales2; docs/targets.md):",
+            "# time runs SPEEDUP times faster on the chip: tau_* in us of chip time = ms of model",
+            "# time, spike times and run time in ms of chip time = model ms / SPEEDUP.",
+            "# Voltages in CADC units: CADC = CADC_AT_LOW + CADC_PER_MV * (mV - LOW_MV).",
+            f"LOW_MV = {low!r}",
+            f"CADC_PER_MV = {per_mv!r}",
+            f"CADC_AT_LOW = {BSS2_CADC_LOW!r}",
+            "# Weights: integer levels 1..63 (negative onto 'inhibitory'); one level is",
+            "# WEIGHT_UNITS[population.receptor] of brainsim's weight (pA); what a level does to",
+            "# the membrane is the chip's calibration's, not brainsim's. Delays: the chip's own",
+            "# fixed latency stands for the circuit's one delay (pynn_brainscales takes 0 only).",
+            "# RESULTS/<population>.pkl is pynn_brainscales' own record, in ms of chip time;",
+            "# RESULTS/<population>.spikes.npz is in model ms.",
+            f"WEIGHT_UNITS = {json.dumps(units)}",
+        ]
+
+    def _chip_population(self, population: Population) -> list[str]:
+        """A CalibHXNeuronCuba population, its parameters in the chip's units."""
+        params, _ = neuron_values(population, self.circuit.simulation.seed)
+        low, per_mv = self.voltages
+        arrays: dict[str, npt.NDArray[np.generic]] = {}
+        args = []
+        for chip_name in BSS2_RANGES:
+            if chip_name in _BSS2_VOLTAGES:
+                values = np.rint(_to_cadc(params[_BSS2_VOLTAGES[chip_name]], low, per_mv))
+            else:
+                values = _chip_time(chip_name, params, self.dt)
+            if np.all(values == values[0]):
+                value = int(values[0]) if chip_name in _BSS2_VOLTAGES else float(values[0])
+                args.append(f"{chip_name}={value!r}")
+            else:
+                arrays[chip_name] = values
+                args.append(f'{chip_name}=cells["{chip_name}"]')
+        args.append(f"cm={BSS2_CM!r}")
+        name = population.name
+        lines = [
+            f"    # population {name}: {population.size} x {BSS2_CELL} "
+            f"(brainsim {variant_label(population.variant)}); CADC, us of chip time"
+        ]
+        if arrays:
+            lines.append(f'    cells = load("{self._save(f"population_{name}", **arrays)}")')
+        lines.append(
+            f"    pops[{name!r}] = sim.Population({population.size}, "
+            f"{self.cells}{BSS2_CELL}({', '.join(args)}), label={name!r})"
+        )
+        return lines
+
+    def _weight(self, population: str, weight: float) -> tuple[str, str]:
+        """(PyNN weight expression, receptor) of a stimulus weight onto ``population``."""
+        receptor = "excitatory" if weight >= 0 else "inhibitory"
+        if self.chip:
+            level = round(abs(weight) / self.units[population, receptor]) if weight else 0
+            return repr(level if weight >= 0 else -level), receptor
+        w = weight * _weight_factor(self.circuit.populations[population], self.dt)
+        return repr(w), receptor
+
+    def _delay(self, delay_ms: float) -> str:
+        """A stimulus's PyNN delay: 0 on the chip, whose own latency stands for it."""
+        return "0" if self.chip else repr(delay_ms)
+
     def _population(self, population: Population) -> list[str]:
+        if self.chip:
+            return self._chip_population(population)
         cell = _cell_type(population)
         assert cell is not None
         params, state = neuron_values(population, self.circuit.simulation.seed)
@@ -619,22 +974,22 @@ class _ScriptWriter:
 
     def _stimulus(self, name: str, stimulus: Stimulus) -> list[str]:
         lines = [f"    # stimulus {name}: {stimulus.type}"]
-        dt = self.dt
         duration = self.circuit.simulation.duration_ms
+        # On the chip: times in ms of chip time, rates in Hz of chip time, delay 0.
+        to_chip = " / speedup" if self.chip else ""
         if isinstance(stimulus, PoissonStimulus):
             stop = duration if stimulus.stop_ms is None else stimulus.stop_ms
             for population, ids, view in self._targets(stimulus):
-                w = _constant(stimulus.weight) * _weight_factor(
-                    self.circuit.populations[population], dt
-                )
-                receptor = "excitatory" if w >= 0 else "inhibitory"
+                w, receptor = self._weight(population, _constant(stimulus.weight))
                 self.delays.append(stimulus.delay_ms)
                 lines += [
-                    f"    source = sim.Population({ids.size}, sim.SpikeSourcePoisson("
-                    f"rate={_constant(stimulus.rate_hz)!r}, start={stimulus.start_ms!r}, "
-                    f"duration={stop - stimulus.start_ms!r}), label={name + '->' + population!r})",
+                    f"    source = sim.Population({ids.size}, {self.cells}SpikeSourcePoisson("
+                    f"rate={_constant(stimulus.rate_hz)!r}{' * speedup' if self.chip else ''}, "
+                    f"start={stimulus.start_ms!r}{to_chip}, "
+                    f"duration={stop - stimulus.start_ms!r}{to_chip}), "
+                    f"label={name + '->' + population!r})",
                     f"    sim.Projection(source, {view}, sim.OneToOneConnector(), "
-                    f"sim.StaticSynapse(weight={w!r}, delay={stimulus.delay_ms!r}), "
+                    f"{self.synapse}(weight={w}, delay={self._delay(stimulus.delay_ms)}), "
                     f"receptor_type={receptor!r})",
                 ]
         elif isinstance(stimulus, DCStimulus | NoiseStimulus):
@@ -656,23 +1011,21 @@ class _ScriptWriter:
         elif isinstance(stimulus, SpikeSourceArray):
             self.delays.append(stimulus.delay_ms)
             for population, _, view in self._targets(stimulus):
-                w = _constant(stimulus.weight) * _weight_factor(
-                    self.circuit.populations[population], dt
-                )
+                w, receptor = self._weight(population, _constant(stimulus.weight))
                 times = [float(t) for t in stimulus.spike_times_ms]
+                spike_times = f"[t / speedup for t in {times!r}]" if self.chip else repr(times)
                 lines += [
-                    f"    source = sim.Population(1, sim.SpikeSourceArray(spike_times={times!r}))",
+                    f"    source = sim.Population(1, {self.cells}SpikeSourceArray("
+                    f"spike_times={spike_times}))",
                     f"    sim.Projection(source, {view}, sim.AllToAllConnector(), "
-                    f"sim.StaticSynapse(weight={w!r}, delay={stimulus.delay_ms!r}), "
-                    f"receptor_type={'excitatory' if w >= 0 else 'inhibitory'!r})",
+                    f"{self.synapse}(weight={w}, delay={self._delay(stimulus.delay_ms)}), "
+                    f"receptor_type={receptor!r})",
                 ]
         elif isinstance(stimulus, SpikeTrains):
             self.delays.append(stimulus.delay_ms)
             values = stimulus.data.values
             for population, ids, view in self._targets(stimulus):
-                w = _constant(stimulus.weight) * _weight_factor(
-                    self.circuit.populations[population], dt
-                )
+                w, receptor = self._weight(population, _constant(stimulus.weight))
                 index = values[:, 0].astype(np.int64)
                 saved = self._save(
                     f"spikes_{name}_{population}",
@@ -684,11 +1037,15 @@ class _ScriptWriter:
                     f'    trains = load("{saved}")',
                     "    times = [trains['times_ms'][trains['index'] == i] "
                     "for i in range(int(trains['n']))]",
-                    "    source = sim.Population(len(times), sim.SpikeSourceArray("
-                    "spike_times=[sim.Sequence(t) for t in times]))",
+                    f"    source = sim.Population(len(times), {self.cells}SpikeSourceArray("
+                    + (
+                        "spike_times=[Sequence(t / speedup) for t in times]))"
+                        if self.chip
+                        else "spike_times=[sim.Sequence(t) for t in times]))"
+                    ),
                     f"    sim.Projection(source, {view}, sim.OneToOneConnector(), "
-                    f"sim.StaticSynapse(weight={w!r}, delay={stimulus.delay_ms!r}), "
-                    f"receptor_type={'excitatory' if w >= 0 else 'inhibitory'!r})",
+                    f"{self.synapse}(weight={w}, delay={self._delay(stimulus.delay_ms)}), "
+                    f"receptor_type={receptor!r})",
                 ]
         return lines
 
@@ -708,17 +1065,22 @@ class _ScriptWriter:
         ):
             if not keep.any():
                 continue
-            table = np.column_stack(
-                (
-                    synapses.sources[keep],
-                    synapses.targets[keep],
-                    synapses.weights[keep] * factor,
-                    delays_ms[keep],
+            weights = synapses.weights[keep] * factor
+            delays = delays_ms[keep]
+            if self.chip:
+                # Integer levels of one unit per population and receptor, negative onto the
+                # inhibitory receptor; delay 0 (the chip's latency stands for the one delay).
+                unit = self.units[projection.target, receptor]
+                weights = np.sign(synapses.weights[keep]) * np.rint(
+                    np.abs(synapses.weights[keep]) / unit
                 )
+                delays = np.zeros_like(delays)
+            table = np.column_stack(
+                (synapses.sources[keep], synapses.targets[keep], weights, delays)
             )
             saved = self._save(f"projection_{name}_{receptor}", connections=table)
             parts.append((receptor, saved, int(keep.sum())))
-        synapse = "sim.StaticSynapse()"
+        synapse = f"{self.synapse}()"
         if projection.synapse.model == "stdp":
             p = projection.synapse.params
             dependence = _weight_dependence(p["mu_plus"], p["mu_minus"])

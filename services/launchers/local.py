@@ -1,4 +1,8 @@
-"""The local target: ``mpiexec -n N python -m brainsim run ...`` on the server's own machine.
+"""The targets that run on the server's own machine: ``local`` (``mpiexec -n N python -m
+brainsim run ...``), ``pynn`` (``python -m brainsim run --target pynn ...``: the circuit's PyNN
+script on pyNN.nest, its spikes recorded as the job's recording) and ``nir`` (``python -m
+brainsim compile --target nir ...``: the NIR graph in the job's ``artifacts/`` is the result).
+What follows says mpiexec; for ``pynn`` and ``nir`` the process started is Python itself.
 
 Each job runs in its own session and process group (``setsid``), with stdout and stderr going to
 files in the job's folder, so that
@@ -53,7 +57,7 @@ from services.launchers.base import LauncherHost
 from services.launchers.output import OutputFollower, file_sizes, output_tail, tail_text
 from services.machine import Checkpointed, Exited, Launched, LaunchFailed, Started
 
-__all__ = ["LocalLauncher", "simulator_argv", "simulator_env"]
+__all__ = ["LocalLauncher", "job_argv", "simulator_argv", "simulator_env"]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +82,14 @@ def _signal_name(number: int) -> str:
     return f"{name} ({signal.strsignal(number) or name})"
 
 
-def describe_exit(status: int, stdout_tail: str = "") -> str:
-    """How mpiexec ended, in words: status ``128 + N`` (or a negative ``-N``) is signal ``N``
-    to mpiexec itself; a rank that a signal ended is named from mpiexec's own report in
-    ``stdout_tail``."""
+def describe_exit(status: int, stdout_tail: str = "", process: str = "mpiexec") -> str:
+    """How ``process`` ended, in words: status ``128 + N`` (or a negative ``-N``) is signal
+    ``N`` to the process itself; a rank that a signal ended is named from mpiexec's own report
+    in ``stdout_tail``."""
     if status < 0 or status > 128:
         number = -status if status < 0 else status - 128
-        return f"mpiexec was ended by signal {number}, {_signal_name(number)}"
-    text = f"mpiexec exited with status {status}"
+        return f"{process} was ended by signal {number}, {_signal_name(number)}"
+    text = f"{process} exited with status {status}"
     found = _RANK_EXIT.search(stdout_tail)
     if found is not None:
         number = int(found.group(2))
@@ -129,6 +133,24 @@ def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list
     return argv
 
 
+def job_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str, pynn_python: str) -> list[str]:
+    """The command that runs ``job`` on its target (:func:`simulator_argv` for ``local``)."""
+    if job.target is Target.LOCAL:
+        return simulator_argv(job, job_dir, mpiexec, python)
+    overrides = ["--duration-ms", repr(job.duration_ms), "--seed", str(job.seed)]
+    brainsim_cli = [python, "-m", "brainsim"]
+    if job.target is Target.NIR:
+        out = str(job_dir.artifacts / "nir")
+        return [*brainsim_cli, "compile", str(job_dir.circuit), "--target", "nir", "-o", out,
+                *overrides]  # fmt: skip
+    if job.target is Target.PYNN:
+        argv = [*brainsim_cli, "run", str(job_dir.circuit), "--target", "pynn",
+                "--pynn-python", pynn_python, "--work", str(job_dir.artifacts / "pynn"),
+                "--out", str(job_dir.recording), "--progress", "json", *overrides]  # fmt: skip
+        return [*argv, "--overwrite"] if job.segment > 1 else argv
+    raise ValueError(f"the local launcher does not run target {job.target.value}")
+
+
 def simulator_env() -> dict[str, str]:
     """The simulator's environment: the server's, with this server's ``brainsim`` first on the
     module path (a source checkout runs its own code, an installation is unaffected) and
@@ -167,7 +189,14 @@ class LocalLauncher:
         data_root: DataRoot,
         host: LauncherHost,
         default_time_limit_s: float | None = None,
+        *,
+        target: Target = Target.LOCAL,
+        pynn_python: str = "",
     ) -> None:
+        if target not in (Target.LOCAL, Target.PYNN, Target.NIR):
+            raise ValueError(f"the local launcher does not run target {target.value}")
+        self._target = target
+        self._pynn_python = pynn_python
         self._config = config
         self._data_root = data_root
         self._host = host
@@ -177,21 +206,33 @@ class LocalLauncher:
 
     @property
     def target(self) -> Target:
-        return Target.LOCAL
+        return self._target
+
+    @property
+    def _process(self) -> str:
+        """What the job's process is, in messages."""
+        return "mpiexec" if self._target is Target.LOCAL else "brainsim"
 
     def unavailable_reason(self) -> str | None:
-        if shutil.which(self._config.mpiexec) is None:
+        if self._target is Target.LOCAL and shutil.which(self._config.mpiexec) is None:
             return f"mpiexec not found ({self._config.mpiexec})"
+        if self._target is Target.PYNN:
+            if not self._pynn_python:
+                return "pynn.python is not configured (a Python with PyNN 0.13 and NEST)"
+            if shutil.which(self._pynn_python) is None:
+                return f"pynn.python not found ({self._pynn_python})"
         return None
 
     # --- launching and following -----------------------------------------------------------
 
     def _spawn(self, job: Job, job_dir: JobDir) -> tuple[int, int | None, tuple[int, int]]:
         """Start mpiexec; its pid, start time and where this run's output begins."""
-        executable = shutil.which(self._config.mpiexec)
+        program = self._config.mpiexec if self._target is Target.LOCAL else self._config.python
+        executable = shutil.which(program)
         if executable is None:
-            raise FileNotFoundError(f"mpiexec not found ({self._config.mpiexec})")
-        argv = simulator_argv(job, job_dir, executable, self._config.python)
+            raise FileNotFoundError(f"{program} not found")
+        python = self._config.python if self._target is Target.LOCAL else executable
+        argv = job_argv(job, job_dir, executable, python, self._pynn_python)
         stdout_at, stderr_at = file_sizes(job_dir.stdout, job_dir.stderr)
         append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         pid = os.posix_spawn(
@@ -220,9 +261,13 @@ class LocalLauncher:
         self._host.emit(Launched(job.job_id, str(pid), self._host.now()))
         self._host.emit(Started(job.job_id, self._host.now()))
         # After the events: watchers get RUNNING first, then this line (one queue, in order).
-        self._host.log(
-            job.job_id, LogStream.SERVICE, f"started mpiexec -n {job.n_ranks} (pid {pid})"
+        started = (
+            f"mpiexec -n {job.n_ranks}"
+            if self._target is Target.LOCAL
+            else f"brainsim {'compile' if self._target is Target.NIR else 'run'} "
+            f"--target {self._target.value}"
         )
+        self._host.log(job.job_id, LogStream.SERVICE, f"started {started} (pid {pid})")
         self._follow(job, pid, ticks, is_child=True, publish_backlog=True, start_at=start_at)
 
     def _follow(
@@ -313,6 +358,8 @@ class LocalLauncher:
         """
         job_id = job.job_id
         job_dir = self._data_root.job(job_id)
+        if not job.target.simulates:
+            return self._compile_outcome(job, status, timed_out, limit_s)
         recorded = read_recording_status(job_dir.recording)
         recorded_status = recorded.status if recorded is not None else "missing"
         if timed_out:
@@ -333,11 +380,41 @@ class LocalLauncher:
         elif status == 0:
             what = f"mpiexec exited with 0 but the recording is {recorded_status}"
         else:
-            what = describe_exit(status, tail_text(job_dir.stdout, 20))
+            what = describe_exit(status, tail_text(job_dir.stdout, 20), self._process)
         output = output_tail(job_dir.stdout, job_dir.stderr)
         reason = f"{what}\n{output}" if output else what
         checkpoint = checkpoint_time_ms(job_dir.recording) if retryable else None
         return Exited(job_id, JobState.FAILED, reason, 0.0, retryable, checkpoint)
+
+    def _compile_outcome(
+        self, job: Job, status: int | None, timed_out: bool, limit_s: float | None
+    ) -> Exited:
+        """How a compile-only job ended: exit status 0 and its artefacts written -> SUCCEEDED."""
+        job_dir = self._data_root.job(job.job_id)
+        if timed_out:
+            return Exited(
+                job.job_id, JobState.FAILED, f"stopped at the time limit of {limit_s:g} s", 0.0
+            )
+        if status == EXIT_CANCELLED:
+            return Exited(
+                job.job_id, JobState.CANCELLED, "the compiler was stopped by a signal", 0.0
+            )
+        written = job_dir.artifacts.is_dir() and any(
+            p.is_file() for p in job_dir.artifacts.rglob("*")
+        )
+        if status == 0 and written:
+            return Exited(job.job_id, JobState.SUCCEEDED, "", 0.0)
+        if status is None:
+            what = "the compilation ended while the server was down"
+            if written:
+                return Exited(job.job_id, JobState.SUCCEEDED, "", 0.0)
+        elif status == 0:
+            what = "brainsim compile exited with 0 but wrote nothing"
+        else:
+            what = describe_exit(status, "", self._process)
+        output = output_tail(job_dir.stdout, job_dir.stderr)
+        reason = f"{what}\n{output}" if output else what
+        return Exited(job.job_id, JobState.FAILED, reason, 0.0, status not in (0, EXIT_INVALID))
 
     # --- cancelling ------------------------------------------------------------------------
 

@@ -131,10 +131,11 @@ def test_what_pynn_or_a_platform_cannot_express_is_named(tmp_path: Path) -> None
     assert not (tmp_path / "run.py").exists()
 
 
-def test_brainscales2_weights_must_fit_its_levels() -> None:
+def test_brainscales2_weights_must_fit_its_levels(tmp_path: Path) -> None:
     document = yaml.safe_load((CIRCUITS / "tiny.yaml").read_text())
     for population in document["populations"].values():
         population["params"] = {**population["params"], "synapse": "exponential"}
+        del population["initial"]  # the chip's neurons start at rest
     del document["recordings"]["state"]
     document["stimuli"]["background"]["weight"] = 30.0
     for projection in document["projections"].values():
@@ -145,9 +146,13 @@ def test_brainscales2_weights_must_fit_its_levels() -> None:
     found = {v.path: v.reason for v in checked.check(parse_circuit(document))}
     assert "64 weight levels" in found["projections.EE.weight"]
     document["projections"]["EE"]["weight"] = 10.0
+    document["stimuli"]["background"]["weight"] = 25.0  # 10 pA is 25.2 levels of 25/63 pA
+    found = {v.path: v.reason for v in checked.check(parse_circuit(document))}
+    assert "64 weight levels" in found["projections.EE.weight"]
+    document["stimuli"]["background"]["weight"] = 30.0
     fitting = parse_circuit(document)
-    with pytest.raises(TargetError, match="writes no script"):
-        checked.compile(fitting, "unused")
+    artefact = checked.compile(fitting, tmp_path)  # tests/backends/test_pynn_brainscales2.py
+    assert "CalibHXNeuronCuba" in Path(artefact.paths[0]).read_text()
 
 
 @pytest.mark.slow

@@ -218,8 +218,9 @@ def test_targets_that_cannot_run_are_a_failed_precondition(
     with server.client() as client:
         for target, needle in (
             (pb.TARGET_SLURM, "no slurm target"),
-            (pb.TARGET_PYNN, "TARGET_PYNN is not available"),
-            (pb.TARGET_NIR, "TARGET_NIR is not available"),
+            (pb.TARGET_PYNN, "pynn.python is not configured"),
+            (pb.TARGET_EBRAINS_SPINNAKER, "no ebrains:spinnaker target configured"),
+            (pb.TARGET_EBRAINS_BRAINSCALES2, "no ebrains:brainscales2 target configured"),
             (pb.TARGET_LOCAL, "mpiexec not found"),
         ):
             error = rpc_error(lambda t=target: client.submit(tiny_circuit, target=t))

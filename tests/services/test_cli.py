@@ -41,6 +41,16 @@ def test_submit_and_wait_then_status_and_jobs(
     assert out.splitlines() == [
         f"server {server.address}: SERVING",
         "your jobs: 0 queued, 0 running",
+        "targets:",
+        "  local                  available",
+        "  slurm                  unavailable: this server has no slurm target configured",
+        "  pynn                   unavailable: pynn.python is not configured (a Python with "
+        "PyNN 0.13 and NEST)",
+        "  nir                    available",
+        "  ebrains:spinnaker      unavailable: this server has no ebrains:spinnaker target "
+        "configured",
+        "  ebrains:brainscales2   unavailable: this server has no ebrains:brainscales2 target "
+        "configured",
     ]
 
 

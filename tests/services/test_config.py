@@ -9,7 +9,9 @@ import pytest
 from services.auth import parse_token_file
 from services.config import (
     ConfigError,
+    EbrainsConfig,
     LocalConfig,
+    PynnConfig,
     ServerConfig,
     SlurmConfig,
     TlsConfig,
@@ -109,5 +111,7 @@ def test_the_deploy_examples_are_valid() -> None:
     assert config.slurm is not None
     assert config.slurm.template == deploy / "slurm" / "job.sbatch"
     assert config.limits == ServerConfig(data_root=Path()).limits  # the file shows the defaults
+    assert config.ebrains == EbrainsConfig()
+    assert config.pynn == PynnConfig()
     users = parse_token_file((deploy / "tokens.example").read_text())
     assert sorted(users.values()) == ["alice", "bob"]

@@ -54,7 +54,8 @@ FUZZ_EXAMPLES = {
     "ListArtifacts": 300,
     "DownloadArtifact": 500,
     "DeleteJob": 300,
-    "raw": 1300,
+    "ListTargets": 100,
+    "raw": 1200,
 }
 """Examples per test: each example is one request; 10,000 in all."""
 MAX_MESSAGE_BYTES = 1 * 2**20
@@ -492,6 +493,19 @@ def test_list_artifacts(stub: pb_grpc.JobServiceStub, job_id: str, token: str) -
         assert "circuit.yaml" in {a.name for a in answer.artifacts}
 
 
+@fuzz_settings("ListTargets")
+@given(token=tokens)
+def test_list_targets(stub: pb_grpc.JobServiceStub, token: str) -> None:
+    answer = call(
+        "ListTargets",
+        lambda: stub.ListTargets(
+            pb.ListTargetsRequest(), metadata=metadata(token), timeout=CALL_TIMEOUT_S
+        ),
+    )
+    if answer is not None:
+        assert [t.name for t in answer.targets][:2] == ["local", "slurm"]
+
+
 @fuzz_settings("DownloadArtifact")
 @given(
     job_id=job_ids,
@@ -544,6 +558,7 @@ def test_delete_job(stub: pb_grpc.JobServiceStub, job_id: str, token: str) -> No
             "ListArtifacts",
             "DownloadArtifact",
             "DeleteJob",
+            "ListTargets",
         ]
     ),
     body=st.binary(max_size=300),

@@ -42,10 +42,21 @@ class _TargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Target.ValueTy
     TARGET_SLURM: _Target.ValueType  # 2
     """A batch job on the server's Slurm cluster."""
     TARGET_PYNN: _Target.ValueType  # 3
-    """PyNN (SpiNNaker, BrainScaleS, NEST): not served yet, answered with FAILED_PRECONDITION."""
+    """The circuit compiled to a PyNN script (an artefact of the job) and run on pyNN.nest on
+    the server's machine; its spikes become the job's recording. One rank; no checkpoints.
+    """
     TARGET_NIR: _Target.ValueType  # 4
-    """NIR (Loihi, SpiNNaker2, Xylo): not served yet, answered with FAILED_PRECONDITION.
-    Values 5 to 15 are kept for further neuromorphic targets.
+    """The circuit compiled to a NIR graph (Loihi 2, SpiNNaker2, Xylo, Speck, snnTorch, Norse...):
+    the graph, an artefact of the job, is the result; nothing is simulated and there is no
+    recording.
+    """
+    TARGET_EBRAINS_SPINNAKER: _Target.ValueType  # 5
+    """The PyNN script run on SpiNNaker (sPyNNaker) through the EBRAINS neuromorphic job queue
+    (SubmitJobRequest.ebrains); the platform's results and log are fetched into the job.
+    """
+    TARGET_EBRAINS_BRAINSCALES2: _Target.ValueType  # 6
+    """The PyNN script run on BrainScaleS-2 through the EBRAINS neuromorphic job queue.
+    Values 7 to 15 are kept for further targets.
     """
 
 class Target(_Target, metaclass=_TargetEnumTypeWrapper):
@@ -58,10 +69,21 @@ TARGET_LOCAL: Target.ValueType  # 1
 TARGET_SLURM: Target.ValueType  # 2
 """A batch job on the server's Slurm cluster."""
 TARGET_PYNN: Target.ValueType  # 3
-"""PyNN (SpiNNaker, BrainScaleS, NEST): not served yet, answered with FAILED_PRECONDITION."""
+"""The circuit compiled to a PyNN script (an artefact of the job) and run on pyNN.nest on
+the server's machine; its spikes become the job's recording. One rank; no checkpoints.
+"""
 TARGET_NIR: Target.ValueType  # 4
-"""NIR (Loihi, SpiNNaker2, Xylo): not served yet, answered with FAILED_PRECONDITION.
-Values 5 to 15 are kept for further neuromorphic targets.
+"""The circuit compiled to a NIR graph (Loihi 2, SpiNNaker2, Xylo, Speck, snnTorch, Norse...):
+the graph, an artefact of the job, is the result; nothing is simulated and there is no
+recording.
+"""
+TARGET_EBRAINS_SPINNAKER: Target.ValueType  # 5
+"""The PyNN script run on SpiNNaker (sPyNNaker) through the EBRAINS neuromorphic job queue
+(SubmitJobRequest.ebrains); the platform's results and log are fetched into the job.
+"""
+TARGET_EBRAINS_BRAINSCALES2: Target.ValueType  # 6
+"""The PyNN script run on BrainScaleS-2 through the EBRAINS neuromorphic job queue.
+Values 7 to 15 are kept for further targets.
 """
 Global___Target: _TypeAlias = Target  # noqa: Y015
 
@@ -132,6 +154,35 @@ LOG_STREAM_SERVICE: LogStream.ValueType  # 3
 Global___LogStream: _TypeAlias = LogStream  # noqa: Y015
 
 @_typing.final
+class EbrainsOptions(_message.Message):
+    """Options used only by the EBRAINS targets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    COLLAB_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The user's EBRAINS access token (an OIDC bearer token). The server keeps it in the job's
+    folder, readable by the server alone, while the job is active, and removes it when the
+    job ends. Empty: the server's own token, if it has one configured.
+    """
+    collab: _builtins.str
+    """The EBRAINS collab whose quota the job uses. Empty: the server's default collab."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        collab: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collab", b"collab", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EbrainsOptions: _TypeAlias = EbrainsOptions  # noqa: Y015
+
+@_typing.final
 class SlurmOptions(_message.Message):
     """Options used only by TARGET_SLURM. Empty fields take the server's defaults."""
 
@@ -174,7 +225,8 @@ class Attachment(_message.Message):
     or "inputs/conn.npz": "/" between folders; no absolute path, no "." or ".." part, no empty
     part (as in "a//b.npy" or "a/"), no backslash, NUL or other control character, at most 1024
     characters (255 bytes per part); not one of the job folder's own files (circuit.yaml,
-    recording.zarr, stdout.log, stderr.log, launch.json, job.sbatch, artifacts, .cache) or
+    recording.zarr, stdout.log, stderr.log, launch.json, job.sbatch, artifacts, .cache,
+    credentials.json) or
     inside one of them; and
     neither the same path as another attachment nor inside it ("a.npy" and "a.npy/b.npy").
     """
@@ -214,6 +266,7 @@ class SubmitJobRequest(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     CHECKPOINT_EVERY_MS_FIELD_NUMBER: _builtins.int
     MAX_RETRIES_FIELD_NUMBER: _builtins.int
+    EBRAINS_FIELD_NUMBER: _builtins.int
     circuit: _builtins.str
     """The circuit document (brainsim/v1), YAML or JSON text. It may name files by paths relative
     to its own folder (connectivity {rule: from_file, path: ...}, a stimulus' data): send each
@@ -264,6 +317,10 @@ class SubmitJobRequest(_message.Message):
         "attachments[<index>].path" (or ".sha256"), or "attachments" for the count and total size.
         """
 
+    @_builtins.property
+    def ebrains(self) -> Global___EbrainsOptions:
+        """Options of the EBRAINS targets (token, collab)."""
+
     def __init__(
         self,
         *,
@@ -278,10 +335,11 @@ class SubmitJobRequest(_message.Message):
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
         checkpoint_every_ms: _builtins.float | None = ...,
         max_retries: _builtins.int = ...,
+        ebrains: Global___EbrainsOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "checkpoint_every_ms", b"checkpoint_every_ms", "duration_ms", b"duration_ms", "seed", b"seed", "slurm", b"slurm", "time_limit", b"time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "checkpoint_every_ms", b"checkpoint_every_ms", "duration_ms", b"duration_ms", "ebrains", b"ebrains", "seed", b"seed", "slurm", b"slurm", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "attachments", b"attachments", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit", b"circuit", "duration_ms", b"duration_ms", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms", "_duration_ms", b"_duration_ms", "_seed", b"_seed", "attachments", b"attachments", "checkpoint_every_ms", b"checkpoint_every_ms", "circuit", b"circuit", "duration_ms", b"duration_ms", "ebrains", b"ebrains", "max_retries", b"max_retries", "n_ranks", b"n_ranks", "seed", b"seed", "slurm", b"slurm", "target", b"target", "time_limit", b"time_limit", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__checkpoint_every_ms: _TypeAlias = _typing.Literal["checkpoint_every_ms"]  # noqa: Y015
     _WhichOneofArgType__checkpoint_every_ms: _TypeAlias = _typing.Literal["_checkpoint_every_ms", b"_checkpoint_every_ms"]  # noqa: Y015
@@ -713,7 +771,9 @@ class Job(_message.Message):
     seed: _builtins.int
     """The seed in effect (the override, or the circuit's)."""
     recording_uri: _builtins.str
-    """Where the recording is written (a Zarr v3 store), e.g. file:///data/jobs/<id>/recording.zarr."""
+    """Where the recording is written (a Zarr v3 store), e.g. file:///data/jobs/<id>/recording.zarr.
+    Empty for a TARGET_NIR job (it compiles; its NIR graph is an artefact).
+    """
     failure_reason: _builtins.str
     """Why the job failed or was cancelled, in words, followed for a failed run by the end of its
     output; empty otherwise. The recording's root attributes say the same (status, reason).
@@ -1266,3 +1326,114 @@ class DeleteJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015
+
+@_typing.final
+class ListTargetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTargetsRequest: _TypeAlias = ListTargetsRequest  # noqa: Y015
+
+@_typing.final
+class TargetInfo(_message.Message):
+    """One target and what it can take."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    NEURON_MODELS_FIELD_NUMBER: _builtins.int
+    SYNAPSE_MODELS_FIELD_NUMBER: _builtins.int
+    PLASTICITY_FIELD_NUMBER: _builtins.int
+    STIMULI_FIELD_NUMBER: _builtins.int
+    CONNECTION_RULES_FIELD_NUMBER: _builtins.int
+    DELAYS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    SIMULATES_FIELD_NUMBER: _builtins.int
+    target: Global___Target.ValueType
+    name: _builtins.str
+    """Its name in `brainsim compile --target` and `brainsim submit --target`."""
+    summary: _builtins.str
+    """What the target is, in a line."""
+    available: _builtins.bool
+    """Whether this server can run jobs on it now; if not, unavailable_reason says why."""
+    unavailable_reason: _builtins.str
+    plasticity: _builtins.bool
+    """Whether weights may change during a run."""
+    delays: _builtins.str
+    """Which synaptic delays it expresses."""
+    output: _builtins.str
+    """What a job on it produces (a recording, a NIR file, a PyNN script and its results)."""
+    simulates: _builtins.bool
+    """Whether the target simulates (false: compile only, the artefact is the result)."""
+    @_builtins.property
+    def neuron_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Neuron model variants it takes ("lif(synapse=exp)", "izhikevich", ...)."""
+
+    @_builtins.property
+    def synapse_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Synapse models it takes ("static", "stdp", ...)."""
+
+    @_builtins.property
+    def stimuli(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Stimulus types, with conditions in parentheses."""
+
+    @_builtins.property
+    def connection_rules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Connection rules."""
+
+    def __init__(
+        self,
+        *,
+        target: Global___Target.ValueType = ...,
+        name: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        available: _builtins.bool = ...,
+        unavailable_reason: _builtins.str = ...,
+        neuron_models: _abc.Iterable[_builtins.str] | None = ...,
+        synapse_models: _abc.Iterable[_builtins.str] | None = ...,
+        plasticity: _builtins.bool = ...,
+        stimuli: _abc.Iterable[_builtins.str] | None = ...,
+        connection_rules: _abc.Iterable[_builtins.str] | None = ...,
+        delays: _builtins.str = ...,
+        output: _builtins.str = ...,
+        simulates: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "connection_rules", b"connection_rules", "delays", b"delays", "name", b"name", "neuron_models", b"neuron_models", "output", b"output", "plasticity", b"plasticity", "simulates", b"simulates", "stimuli", b"stimuli", "summary", b"summary", "synapse_models", b"synapse_models", "target", b"target", "unavailable_reason", b"unavailable_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TargetInfo: _TypeAlias = TargetInfo  # noqa: Y015
+
+@_typing.final
+class ListTargetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TargetInfo]: ...
+    def __init__(
+        self,
+        *,
+        targets: _abc.Iterable[Global___TargetInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["targets", b"targets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTargetsResponse: _TypeAlias = ListTargetsResponse  # noqa: Y015

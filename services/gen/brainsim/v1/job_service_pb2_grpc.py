@@ -91,6 +91,11 @@ class JobServiceStub:
                 request_serializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
                 response_deserializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
                 _registered_method=True)
+        self.ListTargets = channel.unary_unary(
+                '/brainsim.v1.JobService/ListTargets',
+                request_serializer=brainsim_dot_v1_dot_job__service__pb2.ListTargetsRequest.SerializeToString,
+                response_deserializer=brainsim_dot_v1_dot_job__service__pb2.ListTargetsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -213,6 +218,16 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTargets(self, request, context):
+        """Lists every target: what it supports (models, synapses, stimuli, connection rules, delays,
+        platform limits) and whether this server can run jobs on it now. A circuit a target cannot
+        express is refused by SubmitJob with FAILED_PRECONDITION and a google.rpc.BadRequest field
+        violation per part ("circuit.<path>" and the reason).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -270,6 +285,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.FromString,
                     response_serializer=brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'ListTargets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTargets,
+                    request_deserializer=brainsim_dot_v1_dot_job__service__pb2.ListTargetsRequest.FromString,
+                    response_serializer=brainsim_dot_v1_dot_job__service__pb2.ListTargetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +591,33 @@ class JobService:
             '/brainsim.v1.JobService/DeleteJob',
             brainsim_dot_v1_dot_job__service__pb2.DeleteJobRequest.SerializeToString,
             brainsim_dot_v1_dot_job__service__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTargets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brainsim.v1.JobService/ListTargets',
+            brainsim_dot_v1_dot_job__service__pb2.ListTargetsRequest.SerializeToString,
+            brainsim_dot_v1_dot_job__service__pb2.ListTargetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

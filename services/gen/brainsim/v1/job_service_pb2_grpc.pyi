@@ -113,6 +113,12 @@ class JobServiceStub:
     it first): results are never removed while a job runs. The server's retention policy
     deletes ended jobs the same way (too old, or beyond a user's total size).
     """
+    ListTargets: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListTargetsRequest, _job_service_pb2.ListTargetsResponse]
+    """Lists every target: what it supports (models, synapses, stimuli, connection rules, delays,
+    platform limits) and whether this server can run jobs on it now. A circuit a target cannot
+    express is refused by SubmitJob with FAILED_PRECONDITION and a google.rpc.BadRequest field
+    violation per part ("circuit.<path>" and the reason).
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -190,6 +196,12 @@ class JobServiceAsyncStub(JobServiceStub):
     NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
     it first): results are never removed while a job runs. The server's retention policy
     deletes ended jobs the same way (too old, or beyond a user's total size).
+    """
+    ListTargets: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListTargetsRequest, _job_service_pb2.ListTargetsResponse]  # type: ignore[assignment]
+    """Lists every target: what it supports (models, synapses, stimuli, connection rules, delays,
+    platform limits) and whether this server can run jobs on it now. A circuit a target cannot
+    express is refused by SubmitJob with FAILED_PRECONDITION and a google.rpc.BadRequest field
+    violation per part ("circuit.<path>" and the reason).
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -331,6 +343,18 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         NOT_FOUND afterwards. A job that has not ended is refused with FAILED_PRECONDITION (cancel
         it first): results are never removed while a job runs. The server's retention policy
         deletes ended jobs the same way (too old, or beyond a user's total size).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTargets(
+        self,
+        request: _job_service_pb2.ListTargetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListTargetsResponse, _abc.Awaitable[_job_service_pb2.ListTargetsResponse]]:
+        """Lists every target: what it supports (models, synapses, stimuli, connection rules, delays,
+        platform limits) and whether this server can run jobs on it now. A circuit a target cannot
+        express is refused by SubmitJob with FAILED_PRECONDITION and a google.rpc.BadRequest field
+        violation per part ("circuit.<path>" and the reason).
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

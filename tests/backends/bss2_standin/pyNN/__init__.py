@@ -1,0 +1,1 @@
+"""Stand-in for the part of PyNN the BrainScaleS-2 script imports (tests only)."""

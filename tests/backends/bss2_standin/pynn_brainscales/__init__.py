@@ -1,0 +1,1 @@
+"""Stand-in for pynn_brainscales (tests only, see ../README.md)."""

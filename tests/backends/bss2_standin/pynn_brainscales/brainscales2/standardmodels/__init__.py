@@ -1,0 +1,5 @@
+"""Stand-in for pynn_brainscales.brainscales2.standardmodels (tests only)."""
+
+from . import cells, synapses
+
+__all__ = ["cells", "synapses"]
