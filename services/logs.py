@@ -192,8 +192,13 @@ def file_page(
 
 
 def _launched_what(job: Job, external_id: str) -> str:
-    if job.target is Target.SLURM:
-        return f"Slurm job {external_id}"
+    match job.target:
+        case Target.SLURM:
+            return f"Slurm job {external_id}"
+        case Target.EBRAINS_SPINNAKER | Target.EBRAINS_BRAINSCALES2:
+            return f"EBRAINS job {external_id} ({job.target.value})"
+        case Target.PYNN | Target.NIR:
+            return f"brainsim --target {job.target.value} (pid {external_id})"
     return f"mpiexec -n {job.n_ranks} (pid {external_id})"
 
 

@@ -26,6 +26,7 @@ from tests.services.conftest import (
     ServerThread,
     wait_for,
 )
+from tests.services.ebrains_standin import COLLAB, TOKEN, StandinQueue
 from tests.services.test_api import field_violations, rpc_error
 
 NIR_CIRCUIT: dict[str, Any] = {
@@ -262,3 +263,44 @@ def test_an_unusable_pynn_python_makes_the_target_unavailable(
     error = rpc_error(lambda: client.submit(pynn_circuit(), target=pb.TARGET_PYNN))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "pynn.python" in str(error.details())
+
+
+def test_an_ebrains_job_through_the_service_end_to_end(
+    make_server: Callable[..., ServerThread], nest_python: Path, tmp_path: Path
+) -> None:
+    """SubmitJob with the user's token -> the EBRAINS launcher -> the stand-in queue (the real
+    one cannot be reached from here), which runs the script on pyNN.nest -> the recording.
+    The token is in the job's folder only while the job is active, and never served."""
+    with StandinQueue(nest_python, tmp_path / "platform") as queue:
+        server = make_server(
+            ebrains={
+                "url": queue.url,
+                "data_proxy_url": queue.data_proxy_url,
+                "poll_interval_s": 0.1,
+            }
+        )
+        client = server.client()
+        job = client.submit(
+            pynn_circuit(),
+            target=pb.TARGET_EBRAINS_SPINNAKER,
+            duration_ms=150.0,
+            ebrains_token=TOKEN,
+            ebrains_collab=COLLAB,
+        )
+        folder = server.config.data_root / "jobs" / job.job_id
+        assert (folder / "credentials.json").stat().st_mode & 0o077 == 0
+        error = rpc_error(lambda: client.download(job.job_id, "credentials.json", tmp_path / "c"))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        done = wait_for(client, job.job_id, FINAL, timeout=240)
+        assert done.state == pb.JOB_STATE_SUCCEEDED, done.failure_reason
+        assert done.external_id  # the queue's job id
+        assert not (folder / "credentials.json").exists()
+        store = open_store(folder / "recording.zarr")
+        assert store.provenance["backend"] == "pynn:spiNNaker"
+        for population in ("E", "I"):
+            times, _ = _spikes_in(folder / "artifacts" / "results", population)
+            assert store.spikes(population).times_ms.size == times.size > 0
+        names = {a.name for a in client.artifacts(job.job_id)}
+        assert {"artifacts/pynn/run.py", "artifacts/results/E.spikes.npz"} <= names
+        service_lines = [line.text for line in client.logs(job.job_id, pb.LOG_STREAM_SERVICE)]
+        assert f"launched EBRAINS job {done.external_id} (ebrains:spinnaker)" in service_lines
