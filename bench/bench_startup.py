@@ -13,7 +13,10 @@ each rank count, ``--reps`` rounds, each alternating:
   interpreter, imports, MPI start, circuit, build, store creation and kernel loading before
   it);
 - **cold**: the same with an empty kernel cache of its own (what a fresh install, container
-  or virtual environment pays: every kernel compiled), unless ``--no-cold``.
+  or virtual environment pays: every kernel the circuit needs compiled), unless ``--no-cold``.
+
+A case is a benchmark case of :mod:`bench.cases` or the name of a file of ``circuits/``
+(``tiny``: brainsim alone, at the file's duration).
 
 Prints a row per run and the medians per (case, ranks, kind), with ``warm / nest`` and
 ``cold first step`` against the issue's targets (at most NEST's; 15 s).
@@ -25,6 +28,7 @@ Prints a row per run and the medians per (case, ranks, kind), with ``warm / nest
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -103,8 +107,14 @@ def measure(
     quick: bool = False,
 ) -> list[Timing]:
     """Every timed run of ``case_name`` on ``ranks`` (NEST skipped without ``python``)."""
-    case = next(c for c in CASES if c.name == case_name)
-    variant = write_variant(case, ROOT, folder / "circuits", quick)
+    case = next((c for c in CASES if c.name == case_name), None)
+    if case is None:  # a circuit file of circuits/ by name (no NEST script)
+        variant = ROOT / "circuits" / f"{case_name}.yaml"
+        if not variant.exists():
+            raise SystemExit(f"no benchmark case or circuits/{case_name}.yaml")
+        python = None
+    else:
+        variant = write_variant(case, ROOT, folder / "circuits", quick)
     script = None
     if python is not None:
         script = folder / "scripts" / f"{variant.stem}.nest.py"
@@ -178,6 +188,11 @@ def main() -> int:
         from bench.refenv import ensure_reference_env
 
         python = ensure_reference_env(args.venv, BENCH / "results" / "reference-install.log")
+    # As after an installation (pip compiles every module): the processes then read bytecode.
+    # Without this, where PYTHONDONTWRITEBYTECODE is set (as on some shared machines), every
+    # module edited since its bytecode was written is compiled again by every run.
+    for package in ("brainsim", "services"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     timings: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
         for case in args.cases.split(","):

@@ -36,9 +36,9 @@ from brainsim.engine.simulator import (
     LocalNetwork,
     RunConfig,
     build_network,
-    load_step_loop,
     report_specs,
     simulate,
+    start_numba,
     weight_specs,
 )
 from brainsim.errors import EngineError
@@ -156,8 +156,10 @@ def execute(
     """
     config = config or RunConfig()
     return_freed_memory()
-    # Start-up: numba's runtime and the step loop load here, before construction is timed.
-    load_step_loop(exchanger)
+    # Start-up: numba's runtime starts here, before construction is timed; the step loop is
+    # loaded (or compiled) by simulate(), after construction, since which variant it needs
+    # follows from the built tables (brainsim.engine.simulator.load_step_loop).
+    start_numba()
     recorder = ZarrRecorder(
         os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
     )
@@ -288,7 +290,7 @@ def resume(
         circuit = with_overrides(circuit, duration_ms=until_ms)
         info = run_info(circuit, comm.size)
         checkpoint = _without_final_snapshots(checkpoint, circuit)
-    load_step_loop(exchanger)
+    start_numba()
     recorder = ZarrRecorder(os.fspath(store), comm, flush_interval_ms=config.flush_interval_ms)
     recorder.reopen(
         info,

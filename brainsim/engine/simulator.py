@@ -31,9 +31,11 @@ the run into calls. Spikes are stamped on the grid: a neuron that crosses thresh
 from __future__ import annotations
 
 import math
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -58,10 +60,12 @@ from brainsim.engine.stimuli import (
 )
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
+from brainsim.kernels.delivery import encode_spikes
 from brainsim.kernels.loop import (
     CONTROL_CHECKPOINT,
     CONTROL_FLUSH,
     CONTROL_STOP,
+    EVERYTHING,
     MPI_FAILED,
     SAW_CHECKPOINT,
     SAW_FLUSH,
@@ -71,8 +75,12 @@ from brainsim.kernels.loop import (
     Poisson,
     Schedule,
     Synapses,
+    Variant,
     gather,
+    loaded,
     run_intervals,
+    run_variant,
+    variant_of,
 )
 from brainsim.kernels.plasticity import PlasticArrays
 from brainsim.partition import Decomposition, block_decomposition
@@ -85,9 +93,12 @@ __all__ = [
     "RunConfig",
     "Simulated",
     "build_network",
+    "cached_step_loop",
     "load_step_loop",
+    "network_variant",
     "report_specs",
     "simulate",
+    "start_numba",
     "weight_specs",
 ]
 
@@ -119,6 +130,10 @@ class RunConfig:
     should_checkpoint: Callable[[], bool] | None = None
     """Polled like ``should_stop``; True on any rank: checkpoint at the end of the next
     interval and stop (status ``checkpointed``), as Slurm's signal before a time limit asks."""
+    step_loop: Literal["auto", "general", "circuit"] = "auto"
+    """Which compiled step loop runs: ``auto`` as :func:`load_step_loop` chooses, ``general``
+    the one with every part, ``circuit`` the circuit's own variant (the results are the same,
+    bit for bit: a test runs both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,9 +436,16 @@ def _record_spikes(
 class _Loop:
     """The buffers of the compiled loop, kept across its calls (see :func:`simulate`)."""
 
-    def __init__(self, network: LocalNetwork, native: NativeExchange, max_steps: int) -> None:
+    def __init__(
+        self,
+        network: LocalNetwork,
+        native: NativeExchange,
+        max_steps: int,
+        compiled: tuple[StepLoop, Variant],
+    ) -> None:
         self.network = network
         self.native = native
+        self.compiled, self.variant = compiled
         n_local = network.buf_exc.shape[1]
         self.keys = np.empty(n_local * network.min_delay_steps + 2, dtype=np.int64)
         self.pending = np.empty(1024, dtype=np.int64)
@@ -449,14 +471,14 @@ class _Loop:
         nr, st, plan = net.neurons, net.stimuli, net.plan
         po, cur = st.poisson, st.currents
         sim = circuit.simulation
-        t, self.n_pending, self.pending, self.recv, st.cursor, seen, plastic = run_intervals(
+        t, self.n_pending, self.pending, self.recv, st.cursor, seen, plastic = self.compiled(
             t0, t_end, t_stop, circuit.n_steps, net.min_delay_steps, max_intervals,
             net.decomposition.n_gids, sim.seed, sim.dt_ms, np.array(control, dtype=np.int64),
             gather(Neurons, nr), gather(Currents, cur), gather(Poisson, po),
             gather(Schedule, st), st.cursor, gather(Synapses, plan), net.plastic.arrays,
             self.samples, self.rows, net.buf_exc, net.buf_inh, self.keys, self.pending,
             self.n_pending, nat.n_ranks, nat.allgather, nat.allgatherv, nat.comm,
-            nat.int64_type, self.counts, self.counts32, self.displs32, self.recv,
+            nat.int64_type, self.counts, self.counts32, self.displs32, self.recv, *self.variant,
         )  # fmt: skip
         net.plastic.arrays = plastic
         if seen & MPI_FAILED:
@@ -464,9 +486,62 @@ class _Loop:
         return int(t), int(seen)
 
 
-def load_step_loop(exchanger: SpikeExchanger) -> None:
-    """Load the compiled step loop for ``exchanger``'s collectives (from numba's cache, or
-    compile it) without simulating anything, so that start-up work is done before the run.
+StepLoop = Callable[..., tuple[int, int, Int64Array, Int64Array, int, int, PlasticArrays]]
+"""A compiled step loop: :data:`~brainsim.kernels.loop.run_intervals` or
+:data:`~brainsim.kernels.loop.run_variant`."""
+
+
+def network_variant(network: LocalNetwork) -> Variant:
+    """The smallest step loop that runs ``network``'s tables (its models, inputs, plastic
+    projections) on its ranks."""
+    st = network.stimuli
+    return variant_of(
+        gather(Neurons, network.neurons), gather(Currents, st.currents),
+        gather(Poisson, st.poisson), gather(Schedule, st), gather(Synapses, network.plan),
+        network.plastic.arrays, network.decomposition.n_ranks,
+    )  # fmt: skip
+
+
+def start_numba() -> None:
+    """Start numba's compiler and runtime in this process (about 0.4 s: its code generator,
+    its runtime library, a first kernel from the cache) without loading the step loop, whose
+    variant follows from the built tables. A run does this before construction, so that the
+    construction time (``build_s``) is construction alone, as when the loop loaded there."""
+    i8 = np.zeros(0, np.int64)
+    encode_spikes(i8, 0, i8, 0, 0)
+
+
+def load_step_loop(
+    exchanger: SpikeExchanger,
+    variant: Variant = EVERYTHING,
+    choice: Literal["auto", "general", "circuit"] = "auto",
+) -> tuple[StepLoop, Variant]:
+    """:func:`cached_step_loop`, compiling the chosen loop when it is not in numba's cache."""
+    found = cached_step_loop(exchanger, variant, choice, may_compile=True)
+    assert found is not None
+    return found
+
+
+def cached_step_loop(
+    exchanger: SpikeExchanger,
+    variant: Variant = EVERYTHING,
+    choice: Literal["auto", "general", "circuit"] = "auto",
+    *,
+    may_compile: bool = False,
+) -> tuple[StepLoop, Variant] | None:
+    """Load the compiled step loop for ``exchanger``'s collectives and ``variant`` from
+    numba's cache (or, with ``may_compile``, compile it) without simulating anything, so that
+    start-up work is done before the run; return the loop and the variant to call it with.
+
+    The general loop (:data:`~brainsim.kernels.loop.EVERYTHING`) serves every variant, so it
+    is used when it is already loaded in this process (a pool's ranks load it at start) or,
+    failing the variant itself, in numba's cache (``brainsim compile-kernels`` put it there);
+    only when neither is there is ``variant`` compiled, which compiles only the kernels it
+    uses (a cold first run of a small circuit compiles a fraction of the kernels).
+
+    ``choice`` other than ``auto`` takes the general loop, or ``variant``'s, whatever is
+    loaded (:attr:`RunConfig.step_loop`). Without ``may_compile``, ``None`` when the chosen
+    loop would have to be compiled.
 
     The arrays have the types :class:`_Loop` passes (a test checks that a run adds no second
     compiled signature).
@@ -474,7 +549,7 @@ def load_step_loop(exchanger: SpikeExchanger) -> None:
     i8 = np.zeros(0, np.int64)
     native = exchanger.native()
     empty = LocalStimuli()
-    run_intervals(
+    args = (
         0, 0, 0, 0, 1, 0, 1, 0, 0.1, i8, gather(Neurons, NeuronTable.build([], {})),
         gather(Currents, CurrentTable()), gather(Poisson, PoissonTable.empty()),
         gather(Schedule, empty), 0, gather(Synapses, DeliveryPlan.empty()),
@@ -482,6 +557,61 @@ def load_step_loop(exchanger: SpikeExchanger) -> None:
         i8, i8, 0, native.n_ranks, native.allgather, native.allgatherv, native.comm,
         native.int64_type, i8, np.zeros(0, np.int32), np.zeros(0, np.int32), i8,
     )  # fmt: skip
+    general = (*args, *EVERYTHING)
+    if choice != "auto":
+        use_general = choice == "general" or variant == EVERYTHING
+    else:
+        use_general = variant == EVERYTHING or loaded(run_intervals, general, from_cache=False)
+        if not use_general and not loaded(run_variant, (*args, *variant)):
+            use_general = loaded(run_intervals, general)
+    chosen: tuple[StepLoop, Variant] = (
+        (run_intervals, EVERYTHING) if use_general else (run_variant, variant)
+    )
+    if not may_compile and not loaded(chosen[0], (*args, *chosen[1])):
+        return None
+    chosen[0](*args, *chosen[1])
+    return chosen
+
+
+def _load_once_per_host(
+    comm: Communicator,
+    exchanger: SpikeExchanger,
+    variant: Variant,
+    choice: Literal["auto", "general", "circuit"] = "auto",
+) -> tuple[StepLoop, Variant]:
+    """:func:`load_step_loop` on every rank (collective). Every rank loads its loop from
+    numba's cache at once where it is there; otherwise, when all ranks share one host, rank 0
+    compiles first and the others then load what it compiled, instead of every rank compiling
+    the same loop at once (on a busy or small machine they would share its cores; a rank whose
+    variant differs still compiles its own)."""
+    if comm.size == 1:
+        return load_step_loop(exchanger, variant, choice)
+    cached = cached_step_loop(exchanger, variant, choice)
+    missing = comm.allgather((cached is None, socket.gethostname()))
+    if not any(absent for absent, _ in missing):
+        assert cached is not None
+        return cached
+    if cached is not None:
+        first: tuple[StepLoop, Variant] | None = cached
+    elif len({host for _, host in missing}) > 1 or comm.rank == 0:
+        first = load_step_loop(exchanger, variant, choice)
+    else:
+        first = None
+    _sleeping_barrier(comm)  # rank 0's loop is in the cache now
+    return first if first is not None else load_step_loop(exchanger, variant, choice)
+
+
+def _sleeping_barrier(comm: Communicator) -> None:
+    """A barrier whose waiting ranks sleep: a rank waiting in a blocking MPI collective polls
+    and keeps a core busy, which the compiling rank may need. Over MPI it polls a non-blocking
+    barrier every 10 ms; other communicators' barriers."""
+    raw = getattr(comm, "comm", None)
+    if raw is None or not hasattr(raw, "Ibarrier"):
+        comm.barrier()
+        return
+    request = raw.Ibarrier()
+    while not request.Test():
+        time.sleep(0.01)
 
 
 _HANDOVER_SPIKES = 1 << 15
@@ -516,6 +646,7 @@ def simulate(
     checkpoint into the network (and the snapshots' counts) and returns its step, from which
     the loop continues.
     """
+    compiled = _load_once_per_host(comm, exchanger, network_variant(network), config.step_loop)
     began = time.perf_counter()
     dt = circuit.simulation.dt_ms
     n_steps = circuit.n_steps
@@ -532,7 +663,7 @@ def simulate(
     # Steps per call, bounded so that the samples of a call fit the scratch.
     per_step = max(neurons.sample_bytes_per_step(), 1e-9)
     max_steps = max(k, min(flush_steps, int(_SAMPLE_BYTES / per_step)))
-    loop = _Loop(network, exchanger.native(), max_steps + k)
+    loop = _Loop(network, exchanger.native(), max_steps + k, compiled)
     snapshots = WeightSnapshots(circuit, network.plastic, comm, recorder)
     t0 = 0
     if resume is not None:

@@ -13,7 +13,6 @@ first real run.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -87,27 +86,48 @@ WARMUP_CIRCUIT: dict[str, Any] = {
 """The warm-up circuit: one of everything the engine compiles a kernel for."""
 
 
+_ON_RANKS = """
+import sys
+from brainsim.circuit import parse_circuit
+from brainsim.engine.run import communicator, execute
+from brainsim.engine.simulator import load_step_loop
+from brainsim.engine.warmup import WARMUP_CIRCUIT
+comm, exchanger = communicator()
+load_step_loop(exchanger)
+status = execute(parse_circuit(WARMUP_CIRCUIT), sys.argv[1], comm=comm, exchanger=exchanger,
+                 overwrite=True)
+sys.exit(0 if status == "complete" else 1)
+"""
+"""What each rank of the multi-rank warm-up runs: the general step loop for the MPI exchange,
+then the warm-up circuit."""
+
+
 def warm_up(ranks: int = 1) -> float:
-    """Run :data:`WARMUP_CIRCUIT` in this process, and with ``ranks > 1`` also on that many
-    ranks (``brainsim run`` under ``mpiexec``, which compiles the step loop for the MPI
-    exchange), into a temporary store; the seconds it took."""
+    """Compile the general step loop (:data:`~brainsim.kernels.loop.EVERYTHING`, which serves
+    every circuit) and run :data:`WARMUP_CIRCUIT` with it in this process (which compiles the
+    construction kernels), and with ``ranks > 1`` the same on that many ranks (under
+    ``mpiexec``: the step loop for the MPI exchange), into a temporary store; the seconds it
+    took.
+
+    The general loop is loaded first so that the warm-up run uses it rather than compiling a
+    variant of its own (the warm-up circuit leaves out some storage modes, and on one rank the
+    exchange); runs after this one find it in the cache and compile nothing.
+    """
     from brainsim.circuit import parse_circuit
+    from brainsim.engine.launch import mpiexec_command
     from brainsim.engine.run import communicator, execute
+    from brainsim.engine.simulator import load_step_loop
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="brainsim-warm-up-") as directory:
         store = os.path.join(directory, "warm-up.zarr")
         comm, exchanger = communicator()
+        load_step_loop(exchanger)
         status = execute(parse_circuit(WARMUP_CIRCUIT), store, comm=comm, exchanger=exchanger)
         if status != "complete":
             raise RuntimeError(f"the warm-up run ended {status}")
         if ranks > 1:
-            circuit = os.path.join(directory, "warm-up.json")
-            with open(circuit, "w", encoding="utf-8") as file:
-                json.dump(WARMUP_CIRCUIT, file)
-            command = [sys.executable, "-m", "brainsim", "run", circuit, "--out", store,
-                       "--ranks", str(ranks), "--no-pool", "--progress", "none",
-                       "--overwrite"]  # fmt: skip
+            command = mpiexec_command(ranks, [sys.executable, "-c", _ON_RANKS, store])
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"the warm-up run on {ranks} ranks failed: {done.stderr}")

@@ -38,7 +38,7 @@ from brainsim.kernels.lif import (
     lif_exp_step_ref,
 )
 from brainsim.kernels.parrot import parrot_step, parrot_step_ref
-from brainsim.kernels.rng import normal4, normal4_ref
+from brainsim.kernels.rng import ZERO, normal4, normal4_ref
 
 __all__ = [
     "FLAGS",
@@ -139,8 +139,10 @@ def step_currents(
     noise_val: F64,
     noise_cache: F64,
     noise_block: I64,
+    noise: bool | None = True,
 ) -> None:
-    """``i_ext = i_base`` plus every DC and noise stimulus active in ``step``.
+    """``i_ext = i_base`` plus every DC and noise stimulus active in ``step`` (``noise=None``
+    compiles the noise part out: for tables without noise stimuli).
 
     Noise is ``(mean + std * z) * weight`` with ``z`` lane ``step % 4`` of
     :func:`~brainsim.kernels.rng.normal4` keyed by ``(seed, stream, gid, step // 4)``: a pure
@@ -153,6 +155,8 @@ def step_currents(
         if dc_meta[d, 0] <= step < dc_meta[d, 1]:
             for j in range(dc_meta[d, 2], dc_meta[d, 3]):
                 i_ext_pA[dc_idx[j]] += dc_amp[j]
+    if noise is None:
+        return
     for d in range(noise_meta.shape[0]):
         if noise_meta[d, 0] <= step < noise_meta[d, 1]:
             stream = noise_meta[d, 4]
@@ -219,23 +223,33 @@ def advance_step(
     rows: I64,
     keys: I64,
     n_keys: int,
+    lif_delta: bool | None = True,
+    lif_exp: bool | None = True,
+    lif_alpha: bool | None = True,
+    izhikevich: bool | None = True,
+    parrot: bool | None = True,
 ) -> int:
     """Advance every population by ``step`` (currents already in ``i_ext_pA``); append the
-    spike keys relative to step ``t0`` to ``keys[n_keys:]`` and return the new key count."""
+    spike keys relative to step ``t0`` to ``keys[n_keys:]`` and return the new key count.
+
+    The last five arguments say which models' kernels are compiled in: ``None`` leaves that
+    model out (numba prunes the branch before typing it, so its kernel is never compiled);
+    every kind in ``pops`` must be included."""
     r = step % buf_exc.shape[0]
     for p in range(pops.shape[0]):
         kind, c, n = pops[p, _KIND], pops[p, _COL], pops[p, _N]
         h = c + n
         exc = buf_exc[r, c:h]
         sp = spikes_out[c:h]
-        if kind == KIND_PARROT:
+        count = ZERO
+        if parrot is not None and kind == KIND_PARROT:
             count = parrot_step(exc, sp)  # no state, no parameters
-        elif kind == KIND_LIF_DELTA:
+        elif lif_delta is not None and kind == KIND_LIF_DELTA:
             count = lif_delta_step(state[0, c:h], refr[c:h], exc, i_ext_pA[c:h],
                                    params[0, c:h], params[1, c:h], params[2, c:h],
                                    params[3, c:h], params[4, c:h], t_ref_steps[c:h],
                                    sp)  # fmt: skip
-        elif kind == KIND_LIF_EXP:
+        elif lif_exp is not None and kind == KIND_LIF_EXP:
             inh = buf_inh[r, c:h]
             count = lif_exp_step(state[0, c:h], state[1, c:h], state[2, c:h], refr[c:h], exc,
                                  inh, i_ext_pA[c:h], params[0, c:h], params[1, c:h],
@@ -243,7 +257,7 @@ def advance_step(
                                  params[2, c:h], params[3, c:h], params[4, c:h],
                                  t_ref_steps[c:h], sp)  # fmt: skip
             inh[:] = 0.0
-        elif kind == KIND_LIF_ALPHA:
+        elif lif_alpha is not None and kind == KIND_LIF_ALPHA:
             inh = buf_inh[r, c:h]
             count = lif_alpha_step(state[0, c:h], state[1, c:h], state[2, c:h], state[3, c:h],
                                    state[4, c:h], refr[c:h], exc, inh, i_ext_pA[c:h],
@@ -254,7 +268,7 @@ def advance_step(
                                    params[12, c:h], params[13, c:h], params[14, c:h],
                                    t_ref_steps[c:h], sp)  # fmt: skip
             inh[:] = 0.0
-        else:
+        elif izhikevich is not None and kind == KIND_IZHIKEVICH:
             pulse = (pops[p, _FLAGS] & FLAG_CURRENT_PULSE) != 0
             published = (pops[p, _FLAGS] & FLAG_PUBLISHED_2003) != 0
             count = izhikevich_step(state[0, c:h], state[1, c:h], exc if pulse else zeros[c:h],

@@ -30,12 +30,13 @@ Impossible requests (a negative degree, more distinct sources than are eligible,
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-from .rng import IntLike, lemire_trial, philox_words, uniform_from_words
+from .rng import ZERO, IntLike, lemire_trial, philox_words, uniform_from_words
 
 __all__ = [
     "BINOMIAL_INVERSION_MAX_MEAN",
@@ -55,6 +56,11 @@ SUB_PARTNERS = 0
 """Philox sub counter of partner draws (sources of a target, targets of a source)."""
 SUB_COUNTS = 1
 """Philox sub counter of the per-target counts of :func:`fixed_total_number_counts`."""
+_PARTNERS: int = cast(int, np.int64(SUB_PARTNERS))
+_COUNTS: int = cast(int, np.int64(SUB_COUNTS))
+# The kernels pass these (and start ``pos`` at ``rng.ZERO``) rather than the plain ints:
+# numba compiles a called kernel once more for every literal argument value, so a literal 0
+# and 1 besides the general int64 meant three or four compilations of every draw helper.
 BINOMIAL_INVERSION_MAX_MEAN = 10.0
 """``n min(p, 1 - p)`` below which :func:`binomial` uses inversion; BTRS from here on."""
 
@@ -141,7 +147,7 @@ def binomial(seed: IntLike, stream: IntLike, key: IntLike, sub: int, n: int, p: 
         p = 1.0 - p
     q = 1.0 - p
     block = _empty_block()
-    pos = 0
+    pos = ZERO
     k = 0
     if n * p < BINOMIAL_INVERSION_MAX_MEAN:
         s = p / q
@@ -217,7 +223,7 @@ def hypergeometric(
         _log_choose(n_good, mode) + _log_choose(n_bad, n_draws - mode) - _log_choose(total, n_draws)
     )
     block = _empty_block()
-    pos = 0
+    pos = ZERO
     while True:
         u, pos, block = _next_uniform(seed, stream, key, sub, pos, block)
         if u < p_mode:
@@ -284,13 +290,13 @@ def fixed_total_number_counts(
         if remaining == 0:
             break
         if eligible_per_target < 0:
-            c = binomial(seed, stream, j, SUB_COUNTS, remaining, 1.0 / (n_targets_total - j))
+            c = binomial(seed, stream, j, _COUNTS, remaining, 1.0 / (n_targets_total - j))
         else:
             c = hypergeometric(
                 seed,
                 stream,
                 j,
-                SUB_COUNTS,
+                _COUNTS,
                 eligible_per_target,
                 (n_targets_total - j - 1) * eligible_per_target,
                 remaining,
@@ -343,15 +349,15 @@ def _draw_partners(
     if not allow_multapses and k > n_eligible:
         raise ValueError("connection rule: more distinct partners requested than are eligible")
     block = _empty_block()
-    pos = 0
+    pos = ZERO
     if allow_multapses:
         for i in range(k):
-            v, pos, block = _next_below(seed, stream, key, SUB_PARTNERS, pos, block, n_eligible)
+            v, pos, block = _next_below(seed, stream, key, _PARTNERS, pos, block, n_eligible)
             out[start + i] = v + 1 if excluded >= 0 and v >= excluded else v
     elif 2 * k <= n_eligible:
         i = 0
         while i < k:
-            v, pos, block = _next_below(seed, stream, key, SUB_PARTNERS, pos, block, n_eligible)
+            v, pos, block = _next_below(seed, stream, key, _PARTNERS, pos, block, n_eligible)
             if marks[v]:
                 continue
             marks[v] = True
@@ -365,7 +371,7 @@ def _draw_partners(
     else:
         # perm[:n_eligible] is the identity; swap slot i with a uniform slot j in [i, n_eligible).
         for i in range(k):
-            r, pos, block = _next_below(seed, stream, key, SUB_PARTNERS, pos, block, n_eligible - i)
+            r, pos, block = _next_below(seed, stream, key, _PARTNERS, pos, block, n_eligible - i)
             j = i + r
             v = perm[j]
             perm[j] = perm[i]
@@ -389,6 +395,12 @@ def _scratch(n_pool: int, allow_multapses: bool) -> tuple[npt.NDArray[np.bool_],
     return np.zeros(n_pool, dtype=np.bool_), np.arange(n_pool, dtype=np.int64)
 
 
+# Copies between arrays are written as loops in the kernels, not as ``a[:n] = b``: numba
+# compiles a slice assignment with a shape check whose error message it formats at run time,
+# and compiling that formatting (integer to string, concatenation) took about 2.4 s of a cold
+# start, for a copy that LLVM turns into the same loop either way.
+
+
 @numba.njit(cache=True)
 def _grow(buffer: Int64Array, needed: int) -> Int64Array:
     """A copy of ``buffer`` with room for ``needed`` items and at least twice as long.
@@ -397,7 +409,8 @@ def _grow(buffer: Int64Array, needed: int) -> Int64Array:
     there keeps numba from optimizing the loop and costs several times the draw itself.
     """
     bigger = np.empty(max(needed, 2 * buffer.shape[0]), dtype=np.int64)
-    bigger[: buffer.shape[0]] = buffer
+    for i in range(buffer.shape[0]):  # not a slice assignment (see above)
+        bigger[i] = buffer[i]
     return bigger
 
 
@@ -480,10 +493,10 @@ def pairwise_bernoulli(
             if n_written + n_source > sources.shape[0]:
                 sources = _grow(sources, n_written + n_source)
             block = _empty_block()
-            pos = 0
+            pos = ZERO
             s = -1.0
             while True:
-                u, pos, block = _next_uniform(seed, stream, gid, SUB_PARTNERS, pos, block)
+                u, pos, block = _next_uniform(seed, stream, gid, _PARTNERS, pos, block)
                 # 1 - u is exact for a 53-bit u, so log beats the slower log1p at no cost
                 s += 1.0 + math.floor(math.log(1.0 - u) / log_q)
                 if s >= n_source:

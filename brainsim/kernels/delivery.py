@@ -41,6 +41,7 @@ __all__ = [
     "DELAY_PACKED",
     "DELAY_SEPARATE",
     "META_COLUMNS",
+    "MODE_SWITCHES",
     "NARROW_MAX_TARGETS",
     "NARROW_MODES",
     "PACK_MAX_DELAY",
@@ -49,6 +50,7 @@ __all__ = [
     "deliver_all",
     "deliver_all_ref",
     "encode_spikes",
+    "modes_of",
 ]
 
 DELAY_CONSTANT = 0
@@ -114,6 +116,13 @@ def deliver_all(
     delays8: npt.NDArray[np.uint8],
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
+    dense: bool | None = True,
+    narrow: bool | None = True,
+    constant: bool | None = True,
+    narrow_byte: bool | None = True,
+    narrow_separate: bool | None = True,
+    separate: bool | None = True,
+    packed: bool | None = True,
 ) -> None:
     """Deliver one interval's spikes through every projection.
 
@@ -124,6 +133,11 @@ def deliver_all(
     ``delays`` (or ``delays8``). Synapse
     indices in ``indptrs`` are relative to the projection's first synapse. No delay exceeds
     the buffers' ``n_slots`` rows (the engine makes ``n_slots = max_delay``).
+
+    The last seven arguments say which storage modes (:data:`DELAY_DENSE`,
+    :data:`DELAY_NARROW`, :data:`DELAY_CONSTANT`, :data:`DELAY_NARROW_BYTE`,
+    :data:`DELAY_NARROW_SEPARATE`, :data:`DELAY_SEPARATE`, :data:`DELAY_PACKED`) are compiled in:
+    ``None`` leaves a mode's loop out (see :func:`modes_of`); every mode in ``meta`` must be in.
     """
     n_slots = buf_exc.shape[0]
     n_pops = pop_gid_bounds.shape[0] - 1
@@ -158,25 +172,25 @@ def deliver_all(
             d_at = meta[q, _DOFF] - syn + lo
             w0 = const_weight[q]
             row = _later_slot(slot, meta[q, _DELAY], n_slots)  # for the one-delay modes
-            if mode == DELAY_DENSE:
+            if dense is not None and mode == DELAY_DENSE:
                 _add_dense(hi - lo, col, w0, const_w, split, weights, w_at, buf_exc[row],
                            buf_inh[row])  # fmt: skip
-            elif mode == DELAY_NARROW:
+            elif narrow is not None and mode == DELAY_NARROW:
                 _add_one_delay(targets16, lo, hi, col, w0, const_w, split, weights, w_at,
                                buf_exc[row], buf_inh[row])  # fmt: skip
-            elif mode == DELAY_CONSTANT:
+            elif constant is not None and mode == DELAY_CONSTANT:
                 _add_one_delay(targets, lo, hi, col, w0, const_w, split, weights, w_at,
                                buf_exc[row], buf_inh[row])  # fmt: skip
-            elif mode == DELAY_NARROW_BYTE:
+            elif narrow_byte is not None and mode == DELAY_NARROW_BYTE:
                 _add_delays(targets16, delays8, lo, hi, d_at, col, slot, w0, const_w, split,
                             weights, w_at, buf_exc, buf_inh)  # fmt: skip
-            elif mode == DELAY_NARROW_SEPARATE:
+            elif narrow_separate is not None and mode == DELAY_NARROW_SEPARATE:
                 _add_delays(targets16, delays, lo, hi, d_at, col, slot, w0, const_w, split,
                             weights, w_at, buf_exc, buf_inh)  # fmt: skip
-            elif mode == DELAY_SEPARATE:
+            elif separate is not None and mode == DELAY_SEPARATE:
                 _add_delays(targets, delays, lo, hi, d_at, col, slot, w0, const_w, split,
                             weights, w_at, buf_exc, buf_inh)  # fmt: skip
-            else:
+            elif packed is not None:
                 _add_packed(targets, lo, hi, col, slot, w0, const_w, split, weights, w_at,
                             buf_exc, buf_inh)  # fmt: skip
 
@@ -397,6 +411,25 @@ def _add_dense(
         row_w = weights[w_at : w_at + n]
         for k in range(n):
             exc_row[k] += np.float64(row_w[k])
+
+
+MODE_SWITCHES = (
+    DELAY_DENSE,
+    DELAY_NARROW,
+    DELAY_CONSTANT,
+    DELAY_NARROW_BYTE,
+    DELAY_NARROW_SEPARATE,
+    DELAY_SEPARATE,
+    DELAY_PACKED,
+)
+"""The storage modes in the order of :func:`deliver_all`'s last seven arguments."""
+
+
+def modes_of(meta: npt.NDArray[np.int64]) -> tuple[bool | None, ...]:
+    """:func:`deliver_all`'s mode switches for the projections of ``meta``: ``True`` for
+    each mode one of them uses, ``None`` for the others."""
+    used = {int(mode) for mode in meta[:, _MODE]} if meta.shape[0] else set()
+    return tuple(True if mode in used else None for mode in MODE_SWITCHES)
 
 
 def deliver_all_ref(

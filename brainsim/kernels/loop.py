@@ -38,15 +38,25 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.kernels.advance import advance_step, step_currents
-from brainsim.kernels.delivery import deliver_all
+from brainsim.kernels.advance import (
+    KIND_IZHIKEVICH,
+    KIND_LIF_ALPHA,
+    KIND_LIF_DELTA,
+    KIND_LIF_EXP,
+    KIND_PARROT,
+    advance_step,
+    step_currents,
+)
+from brainsim.kernels.delivery import deliver_all, modes_of
 from brainsim.kernels.plasticity import PlasticArrays, deliver_plastic, record_post_spikes
+from brainsim.kernels.rng import ZERO
 from brainsim.kernels.stimuli import poisson_drive, rate_drive
 
 __all__ = [
     "CONTROL_CHECKPOINT",
     "CONTROL_FLUSH",
     "CONTROL_STOP",
+    "EVERYTHING",
     "MPI_FAILED",
     "SAW_CHECKPOINT",
     "SAW_FLUSH",
@@ -56,8 +66,12 @@ __all__ = [
     "Poisson",
     "Schedule",
     "Synapses",
+    "Variant",
     "gather",
+    "loaded",
     "run_intervals",
+    "run_variant",
+    "variant_of",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -164,8 +178,81 @@ def gather(kind: type[Gathered], owner: object) -> Gathered:
     return kind._make(getattr(owner, name) for name in kind._fields)
 
 
-@numba.njit(cache=True, nogil=True)
-def run_intervals(
+class Variant(NamedTuple):
+    """The optional parts a compiled step loop contains, one switch each: ``True`` compiles it
+    in, ``None`` leaves it out. numba prunes a branch on a ``None`` argument before typing the
+    function, so a left-out part's kernels are never typed, compiled or optimised into the
+    loop: a circuit of delta LIF neurons with a Poisson drive compiles none of the other
+    models, rules and stimuli (see :func:`variant_of`). The switches travel as the last
+    arguments of :func:`run_intervals`; a part left out must have no work in the tables.
+    """
+
+    poisson: bool | None = True
+    rate: bool | None = True
+    noise: bool | None = True
+    plastic: bool | None = True
+    lif_delta: bool | None = True
+    lif_exp: bool | None = True
+    lif_alpha: bool | None = True
+    izhikevich: bool | None = True
+    parrot: bool | None = True
+    exchange: bool | None = True
+    """The MPI exchange (and its sort), left out on one rank."""
+    dense: bool | None = True
+    narrow: bool | None = True
+    constant: bool | None = True
+    narrow_byte: bool | None = True
+    narrow_separate: bool | None = True
+    separate: bool | None = True
+    packed: bool | None = True
+    """The static synapses' storage modes (:func:`~brainsim.kernels.delivery.modes_of`)."""
+
+
+EVERYTHING = Variant()
+"""The step loop with every part: what ``brainsim compile-kernels`` and pools compile, and what
+serves any circuit."""
+
+_MODE_FIELDS = ("dense", "narrow", "constant", "narrow_byte", "narrow_separate", "separate",
+                "packed")  # fmt: skip
+"""The :class:`Variant` fields of the storage modes, in the order of
+:data:`~brainsim.kernels.delivery.MODE_SWITCHES`."""
+
+_KIND_SWITCH = {
+    KIND_LIF_DELTA: "lif_delta",
+    KIND_LIF_EXP: "lif_exp",
+    KIND_LIF_ALPHA: "lif_alpha",
+    KIND_IZHIKEVICH: "izhikevich",
+    KIND_PARROT: "parrot",
+}
+
+
+def variant_of(
+    nr: Neurons,
+    cur: Currents,
+    po: Poisson,
+    sched: Schedule,
+    syn: Synapses,
+    plastic: PlasticArrays,
+    n_ranks: int,
+) -> Variant:
+    """The smallest variant that runs these tables on ``n_ranks`` ranks: the models in
+    ``nr.pops``, the inputs and plastic projections that have entries, the storage modes of
+    the static synapses, the exchange if ``n_ranks > 1``."""
+    kinds = {int(kind) for kind in nr.pops[:, 0]} if nr.pops.shape[0] else set()
+    switches = {name: (True if code in kinds else None) for code, name in _KIND_SWITCH.items()}
+    modes = dict(zip(_MODE_FIELDS, modes_of(syn.meta), strict=True))
+    return Variant(
+        poisson=True if po.segments.shape[0] else None,
+        rate=True if sched.rate_meta.shape[0] else None,
+        noise=True if cur.noise_meta.shape[0] else None,
+        plastic=True if plastic.post.shape[0] else None,
+        exchange=True if n_ranks > 1 else None,
+        **switches,
+        **modes,
+    )
+
+
+def _intervals(
     t0: int,
     t_end: int,
     t_stop: int,
@@ -199,8 +286,26 @@ def run_intervals(
     counts32: npt.NDArray[np.int32],
     displs32: npt.NDArray[np.int32],
     recv: I64,
+    poisson_on: bool | None,
+    rate_on: bool | None,
+    noise_on: bool | None,
+    plastic_on: bool | None,
+    lif_delta: bool | None,
+    lif_exp: bool | None,
+    lif_alpha: bool | None,
+    izhikevich: bool | None,
+    parrot: bool | None,
+    exchange: bool | None,
+    dense: bool | None,
+    narrow: bool | None,
+    constant: bool | None,
+    narrow_byte: bool | None,
+    narrow_separate: bool | None,
+    separate: bool | None,
+    packed: bool | None,
 ) -> tuple[int, int, I64, I64, int, int, PlasticArrays]:
-    """Run intervals from step ``t0`` (see the module docstring).
+    """Run intervals from step ``t0`` (see the module docstring), with the parts of a
+    :class:`Variant` (its switches are the last arguments).
 
     Returns ``(t, n_pending, pending, recv, cursor, control, plastic)``: the first step not
     yet simulated, the pending key count and the (possibly grown) pending and receive buffers,
@@ -213,11 +318,14 @@ def run_intervals(
     seen = 0
     while t < t_end and t < n_steps and done < max_intervals:
         t1 = min(t + k, n_steps, t_stop)
-        poisson_drive(seed, po.segments, po.gids, po.columns, po.lam, po.table_of, po.cdf,
-                      po.guide, po.weight, t, t1 - t, buf_exc, buf_inh, po.words,
-                      po.block)  # fmt: skip
-        rate_drive(seed, sched.rate_meta, sched.rate_gids, sched.rate_cols, sched.rate_weight,
-                   sched.rate_lam, sched.rate_shows, t, t1 - t, buf_exc, buf_inh)  # fmt: skip
+        if poisson_on is not None:
+            poisson_drive(seed, po.segments, po.gids, po.columns, po.lam, po.table_of, po.cdf,
+                          po.guide, po.weight, t, t1 - t, buf_exc, buf_inh, po.words,
+                          po.block)  # fmt: skip
+        if rate_on is not None:
+            rate_drive(seed, sched.rate_meta, sched.rate_gids, sched.rate_cols,
+                       sched.rate_weight, sched.rate_lam, sched.rate_shows, t, t1 - t, buf_exc,
+                       buf_inh)  # fmt: skip
         steps, cols, ws = sched.schedule_steps, sched.schedule_cols, sched.schedule_w
         while cursor < steps.shape[0] and steps[cursor] < t1:
             row = steps[cursor] % n_slots
@@ -226,7 +334,7 @@ def run_intervals(
             else:
                 buf_inh[row, cols[cursor]] += ws[cursor]
             cursor += 1
-        n_keys = 0
+        n_keys = ZERO  # not a literal 0: numba would compile advance_step for it too
         if done == 0:
             for c in range(control.shape[0]):
                 keys[n_keys] = control[c]
@@ -234,12 +342,14 @@ def run_intervals(
         for step in range(t, t1):
             step_currents(step, seed, nr.i_base_pA, nr.i_ext_pA, cur.dc_meta, cur.dc_idx,
                           cur.dc_amp, cur.noise_meta, cur.noise_idx, cur.noise_gid,
-                          cur.noise_val, cur.noise_cache, cur.noise_block)  # fmt: skip
+                          cur.noise_val, cur.noise_cache, cur.noise_block,
+                          noise_on)  # fmt: skip
             n_keys = advance_step(step, t, n_gids, dt_ms, nr.pops, nr.state, nr.params, nr.refr,
                                   nr.t_ref_steps, nr.i_ext_pA, nr.spikes_out, nr.zeros, buf_exc,
                                   buf_inh, nr.sample_var, nr.sample_idx, samples, rows, keys,
-                                  n_keys)  # fmt: skip
-        if n_ranks == 1:
+                                  n_keys, lif_delta, lif_exp, lif_alpha, izhikevich,
+                                  parrot)  # fmt: skip
+        if exchange is None or n_ranks == 1:
             got = keys[:n_keys]
         else:
             counts[n_ranks] = n_keys  # the send slot, after the n_ranks receive slots
@@ -271,14 +381,16 @@ def run_intervals(
         spikes = got[n_control:]
         deliver_all(spikes, t, n_gids, syn.pop_gid_bounds, syn.by_source_ptr, syn.by_source,
                     syn.meta, syn.const_weight, syn.indptrs, syn.targets, syn.targets16,
-                    syn.weights, syn.delays, syn.delays8, buf_exc, buf_inh)  # fmt: skip
-        if plastic.post.shape[0] > 0:
+                    syn.weights, syn.delays, syn.delays8, buf_exc, buf_inh, dense, narrow,
+                    constant, narrow_byte, narrow_separate, separate, packed)  # fmt: skip
+        if plastic_on is not None and plastic.post.shape[0] > 0:
             deliver_plastic(spikes, t, n_gids, dt_ms, plastic, buf_exc, buf_inh)
             plastic = record_post_spikes(spikes, t, t1, t, n_gids, dt_ms, plastic)
         m = spikes.shape[0]
         if n_pending + m > pending.shape[0]:
             grown = np.empty(max(n_pending + m, 2 * pending.shape[0]), dtype=np.int64)
-            grown[:n_pending] = pending[:n_pending]
+            for j in range(n_pending):  # no slice assignment (see connect._grow)
+                grown[j] = pending[j]
             pending = grown
         base = t * n_gids
         for j in range(m):
@@ -289,3 +401,42 @@ def run_intervals(
         if n_control > 0 or t >= t_stop:
             break
     return t, n_pending, pending, recv, cursor, seen, plastic
+
+
+# Named as before in numba's cache files and in the progress display's "now run_intervals".
+_intervals.__name__ = _intervals.__qualname__ = "run_intervals"
+run_intervals = numba.njit(cache=True, nogil=True)(_intervals)
+"""The step loop compiled with :data:`EVERYTHING` (the one a pool, ``brainsim compile-kernels``
+and a circuit that uses every part run)."""
+
+run_variant = numba.njit(cache=True, nogil=True)(_intervals)
+"""The same loop for the smaller variants of :func:`variant_of` (a dispatcher of its own, so
+that :data:`run_intervals` holds the one general signature; both share numba's cache index)."""
+
+
+def loaded(dispatcher: Any, args: tuple[Any, ...], from_cache: bool = True) -> bool:
+    """Whether ``dispatcher`` has a compiled version for ``args``' types in this process,
+    after loading it from numba's on-disk cache if it is there (and ``from_cache``); never
+    compiles.
+
+    This is what numba's ``Dispatcher.compile`` does before it compiles (numba has no public
+    call for it); with a numba whose internals differ, it says False and the caller compiles.
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+
+        sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+        with global_compiler_lock:
+            if dispatcher.overloads.get(sig) is not None:
+                return True
+            if not from_cache:
+                return False
+            cres = dispatcher._cache.load_overload(sig, dispatcher.targetctx)
+            if cres is None:
+                return False
+            dispatcher._cache_hits[sig] += 1
+            dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            return True
+    except AttributeError:
+        return False

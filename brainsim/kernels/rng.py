@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numba
 import numpy as np
@@ -64,6 +64,7 @@ __all__ = [
     "PHILOX_W0",
     "PHILOX_W1",
     "POISSON_INVERSION_MAX_LAM",
+    "ZERO",
     "IntLike",
     "below",
     "below_ref",
@@ -105,6 +106,11 @@ POISSON_INVERSION_MAX_LAM = 10.0
 # Kernel constants are uint64 so that numba never mixes signed and unsigned integers (which it
 # would widen to float64); every 32-bit quantity lives in the low half of a uint64.
 IntLike: TypeAlias = int | np.integer[Any]
+
+ZERO: int = cast(int, np.int64(0))
+"""0 as an ``np.int64`` (typed ``int`` for mypy), for kernels to start a counter or pass a
+constant with: numba types a plain ``0`` as a literal and compiles a called kernel once more for
+each literal value it receives; a global ``np.int64`` it types as ``int64``."""
 """A Python or numpy integer: what the kernels accept wherever a key, counter or count goes."""
 
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -389,12 +395,12 @@ def normal4(
 ) -> tuple[float, float, float, float]:
     """Four independent standard normals from one keyed call (ziggurat, see the module
     docstring): lane ``l`` uses word ``l`` of sub 0, and sub ``1 + l + 4 a`` when it needs more."""
-    w0, w1, w2, w3 = philox_words(seed, stream, gid, index, 0)
+    w0, w1, w2, w3 = philox_words(seed, stream, gid, index, np.int64(0))
     return (
-        _ziggurat_lane(w0, seed, stream, gid, index, 1),
-        _ziggurat_lane(w1, seed, stream, gid, index, 2),
-        _ziggurat_lane(w2, seed, stream, gid, index, 3),
-        _ziggurat_lane(w3, seed, stream, gid, index, 4),
+        _ziggurat_lane(w0, seed, stream, gid, index, np.int64(1)),
+        _ziggurat_lane(w1, seed, stream, gid, index, np.int64(2)),
+        _ziggurat_lane(w2, seed, stream, gid, index, np.int64(3)),
+        _ziggurat_lane(w3, seed, stream, gid, index, np.int64(4)),
     )
 
 
@@ -463,7 +469,7 @@ def poisson(seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, lam: f
     if lam == 0.0:
         return np.int64(0)
     if lam < POISSON_INVERSION_MAX_LAM:
-        u = uniform01(seed, stream, gid, index, 0)
+        u = uniform01(seed, stream, gid, index, np.int64(0))
         k = 0
         p_k = math.exp(-lam)
         cumulative = p_k
@@ -478,7 +484,7 @@ def poisson(seed: IntLike, stream: IntLike, gid: IntLike, index: IntLike, lam: f
     a = -0.059 + 0.02483 * b
     log_inv_alpha = math.log(1.1239 + 1.1328 / (b - 3.4))
     v_r = 0.9277 - 3.6224 / (b - 2.0)
-    trial = 0
+    trial = np.int64(0)
     while True:
         u_raw, v = uniform_pair(seed, stream, gid, index, trial)
         trial += 1
@@ -549,7 +555,7 @@ def fill_uniform(
 ) -> None:
     """``out[i] = uniform01(seed, stream, gids[i], index, 0)``."""
     for i in range(gids.shape[0]):
-        out[i] = uniform01(seed, stream, gids[i], index, 0)
+        out[i] = uniform01(seed, stream, gids[i], index, np.int64(0))
 
 
 @numba.njit(cache=True)
@@ -562,7 +568,7 @@ def fill_normal(
 ) -> None:
     """``out[i] = normal(seed, stream, gids[i], index)`` (standard normal; scale at the caller)."""
     for i in range(gids.shape[0]):
-        out[i] = normal(seed, stream, gids[i], index, 0)
+        out[i] = normal(seed, stream, gids[i], index, np.int64(0))
 
 
 @numba.njit(cache=True)

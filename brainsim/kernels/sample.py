@@ -118,10 +118,10 @@ def _bounded(
     index: IntLike,
 ) -> float:
     """One draw keyed by ``(key, index)``, redrawn or clipped into ``[low, high]``."""
-    x = draw_value(kind, p0, p1, seed, stream, key, index, 0)
+    x = draw_value(kind, p0, p1, seed, stream, key, index, np.int64(0))  # not a literal
     if not bound_redraw:
         return min(max(x, low), high)
-    attempt = 1
+    attempt = np.int64(1)
     while not (low <= x <= high):
         if attempt == MAX_REDRAW_ATTEMPTS or kind == CONSTANT:
             return math.nan

@@ -174,7 +174,7 @@ def _drive_segment(
             if table >= 0:
                 b = g >> 2
                 if block[i] != b:
-                    w0, w1, w2, w3 = philox_words(seed, stream, gid, b, 0)
+                    w0, w1, w2, w3 = philox_words(seed, stream, gid, b, np.int64(0))
                     words[i, 0], words[i, 1], words[i, 2], words[i, 3] = w0, w1, w2, w3
                     block[i] = b
                 word = words[i, g & 3]
@@ -289,7 +289,7 @@ def rate_drive(
                 w = weight[i]
                 for g in range(s_lo, s_hi):
                     if mode == MODE_BERNOULLI:
-                        count = 1.0 if uniform01(seed, stream, gid, g, 0) < p else 0.0
+                        count = 1.0 if uniform01(seed, stream, gid, g, np.int64(0)) < p else 0.0
                     else:
                         count = float(poisson(seed, stream, gid, g, p))
                     if count > 0.0:

@@ -3,6 +3,9 @@ kernels from other files, which numba's own check does not see)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import brainsim.kernels
@@ -39,3 +42,28 @@ def test_the_installed_kernels_carry_the_digest_of_their_sources() -> None:
     package = Path(brainsim.kernels.__file__).parent
     assert not drop_stale_cache(package)
     assert (package / "__pycache__" / "brainsim-kernels.sha256").exists()
+
+
+def test_a_stale_cache_in_numba_cache_dir_is_dropped_too(tmp_path: Path) -> None:
+    """With NUMBA_CACHE_DIR numba keeps the kernels there, not in ``__pycache__``: cache files
+    there compiled from other sources (as the digest beside them says) are dropped on import,
+    before any kernel is loaded."""
+    cache_root = tmp_path / "numba-cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_root)}
+    where = subprocess.run(
+        [sys.executable, "-c",
+         "from pathlib import Path; import brainsim.kernels as k; "
+         "print(k.cache_directories(Path(k.__file__).parent)[-1])"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    cache = Path(where)
+    assert cache_root in cache.parents  # numba's locator for the package, under the root
+    assert (cache / "brainsim-kernels.sha256").exists()  # the import stamped the sources
+    (cache / "brainsim-kernels.sha256").write_text("0" * 64)  # as if from older sources
+    stale = cache / "loop.run_intervals-9999.py311.nbi"
+    stale.write_text("compiled from older sources")
+    subprocess.run(
+        [sys.executable, "-c", "import brainsim.kernels"], env=env, check=True, timeout=120
+    )
+    assert not stale.exists()
+    assert (cache / "brainsim-kernels.sha256").read_text() != "0" * 64
