@@ -13,7 +13,7 @@ import stat
 import subprocess
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,28 @@ def config_of(queue: StandinQueue) -> EbrainsConfig:
 
 
 # --- the client ----------------------------------------------------------------------------------
+
+
+Step = Callable[[EbrainsLauncher, Launched], Awaitable[None]]
+
+
+def run_launcher(
+    queue: StandinQueue, root: DataRoot, job: Job, host: Host, meanwhile: Step | None = None
+) -> None:
+    """Launch ``job`` with a launcher for its target, run ``meanwhile(launcher, launched)``
+    once it is launched (if it was), wait until it ends, and close the launcher."""
+
+    async def scenario() -> None:
+        launcher = EbrainsLauncher(config_of(queue), job.target, root, host)
+        assert launcher.target is job.target
+        assert launcher.unavailable_reason() is None  # the queue is asked per job
+        await launcher.launch(job)
+        if meanwhile is not None and isinstance(host.events[0], Launched):
+            await meanwhile(launcher, host.events[0])
+        await host.wait()
+        await launcher.close()
+
+    asyncio.run(scenario())
 
 
 def test_client_uploads_submits_follows_finds_and_cancels(
@@ -264,14 +286,7 @@ def test_a_job_runs_through_the_queue_and_its_results_become_the_recording(
     root, job_dir, job = setup_job(tmp_path, duration_ms=150.0, seed=3)
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        assert launcher.unavailable_reason() is None
-        await launcher.launch(job)
-        await host.wait()
-        await launcher.close()
-
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host)
     ending = host.ending()
     assert isinstance(ending, Exited)
     assert ending.outcome is JobState.SUCCEEDED, ending.reason
@@ -331,12 +346,7 @@ def test_a_refused_token_fails_the_launch_and_says_so(queue: StandinQueue, tmp_p
     root, job_dir, job = setup_job(tmp_path, token="not-a-valid-token")
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-        await launcher.close()
-
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host)
     ending = host.ending()
     assert isinstance(ending, LaunchFailed)
     assert "EBRAINS token was refused (HTTP 401: Token may have expired)" in ending.reason
@@ -349,11 +359,7 @@ def test_a_job_without_credentials_fails_the_launch(queue: StandinQueue, tmp_pat
     job_dir.credentials.unlink()
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host)
     ending = host.ending()
     assert isinstance(ending, LaunchFailed)
     assert "no EBRAINS token" in ending.reason
@@ -366,13 +372,7 @@ def test_a_job_that_errors_on_the_platform_fails_with_the_end_of_its_log(
     root, job_dir, job = setup_job(tmp_path)
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-        await host.wait()
-        await launcher.close()
-
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host)
     ending = host.ending()
     assert isinstance(ending, Exited)
     assert ending.outcome is JobState.FAILED
@@ -388,16 +388,10 @@ def test_cancelling_deletes_the_job_in_the_queue(queue: StandinQueue, tmp_path: 
     root, job_dir, job = setup_job(tmp_path)
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-        launched = host.events[0]
-        assert isinstance(launched, Launched)
+    async def cancel(launcher: EbrainsLauncher, launched: Launched) -> None:
         await launcher.kill(dataclasses.replace(job, external_id=launched.external_id))
-        await host.wait()
-        await launcher.close()
 
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host, cancel)
     ending = host.ending()
     assert isinstance(ending, Exited)
     assert ending.outcome is JobState.CANCELLED, ending.reason
@@ -414,18 +408,12 @@ def test_a_job_removed_outside_the_service_fails(queue: StandinQueue, tmp_path: 
     root, _, job = setup_job(tmp_path)
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-        launched = host.events[0]
-        assert isinstance(launched, Launched)
+    async def remove(_: EbrainsLauncher, launched: Launched) -> None:
         QueueClient(queue.url, TOKEN, data_proxy_url=queue.data_proxy_url).cancel(
             launched.external_id
         )
-        await host.wait()
-        await launcher.close()
 
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host, remove)
     ending = host.ending()
     assert isinstance(ending, Exited)
     assert ending.outcome is JobState.FAILED
@@ -440,20 +428,14 @@ def test_an_outage_of_the_queue_is_waited_out_and_said_once(
     host = Host()
     down = "EBRAINS queue: asking about job {}: HTTP 503: the service is down for maintenance"
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_SPINNAKER, root, host)
-        await launcher.launch(job)
-        launched = host.events[0]
-        assert isinstance(launched, Launched)
+    async def outage(launcher: EbrainsLauncher, launched: Launched) -> None:
         queue.down.set()
         polls = len(queue.requests)
         await host.wait(lambda: len(queue.requests) >= polls + 5)  # several polls answered 503
         queue.down.clear()
         await launcher.kill(dataclasses.replace(job, external_id=launched.external_id))
-        await host.wait()
-        await launcher.close()
 
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host, outage)
     ending = host.ending()
     assert isinstance(ending, Exited)
     assert ending.outcome is JobState.CANCELLED, ending.reason
@@ -512,12 +494,7 @@ def test_a_circuit_the_platform_cannot_run_fails_the_launch_with_its_violations(
     root, job_dir, job = setup_job(tmp_path, target=Target.EBRAINS_BRAINSCALES2)
     host = Host()
 
-    async def scenario() -> None:
-        launcher = EbrainsLauncher(config_of(queue), Target.EBRAINS_BRAINSCALES2, root, host)
-        assert launcher.target is Target.EBRAINS_BRAINSCALES2
-        await launcher.launch(job)
-
-    asyncio.run(scenario())
+    run_launcher(queue, root, job, host)
     ending = host.ending()
     assert isinstance(ending, LaunchFailed)
     assert "populations.E.model" in ending.reason
