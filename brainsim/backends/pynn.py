@@ -539,9 +539,17 @@ def weight_units(circuit: Circuit, levels: int) -> dict[tuple[str, str], float]:
     (integers ``0 .. levels - 1``): the largest magnitude onto that receptor is the top level.
     On BrainScaleS-2 a synapse's weight is such an integer (0..63) and what one level does to
     the membrane is set by the chip's calibration, not by brainsim."""
+    return _units(_receptor_weights(circuit), levels)
+
+
+def _units(
+    receptor_weights: dict[tuple[str, str], list[tuple[str, npt.NDArray[np.float64]]]],
+    levels: int,
+) -> dict[tuple[str, str], float]:
+    """:func:`weight_units` of weights already gathered by :func:`_receptor_weights`."""
     return {
         key: max(float(found.max()) for _, found in parts) / (levels - 1)
-        for key, parts in _receptor_weights(circuit).items()
+        for key, parts in receptor_weights.items()
     }
 
 
@@ -551,8 +559,9 @@ def _weight_level_violations(circuit: Circuit, platform: Platform) -> Iterator[V
     unit per receptor, :func:`weight_units`)."""
     assert platform.weight_levels is not None
     levels = platform.weight_levels - 1
-    units = weight_units(circuit, platform.weight_levels)
-    for (target, receptor), parts in _receptor_weights(circuit).items():
+    receptor_weights = _receptor_weights(circuit)  # builds every projection's synapses
+    units = _units(receptor_weights, platform.weight_levels)
+    for (target, receptor), parts in receptor_weights.items():
         unit = units[target, receptor]
         for path, found in parts:
             steps = found / unit
