@@ -58,6 +58,22 @@ class Target(enum.Enum):
         return self in (Target.LOCAL, Target.PYNN, Target.NIR)
 
     @property
+    def ebrains(self) -> bool:
+        """Whether its jobs go to the EBRAINS neuromorphic job queue."""
+        return self in (Target.EBRAINS_SPINNAKER, Target.EBRAINS_BRAINSCALES2)
+
+    def launched_as(self, external_id: str, n_ranks: int) -> str:
+        """What a job's launch on this target started, in words (the service's log lines)."""
+        match self:
+            case Target.SLURM:
+                return f"Slurm job {external_id}"
+            case Target.EBRAINS_SPINNAKER | Target.EBRAINS_BRAINSCALES2:
+                return f"EBRAINS job {external_id} ({self.value})"
+            case Target.PYNN | Target.NIR:
+                return f"brainsim --target {self.value} (pid {external_id})"
+        return f"mpiexec -n {n_ranks} (pid {external_id})"
+
+    @property
     def backend(self) -> str:
         """The brainsim backend (``brainsim.backends``) that checks and compiles its jobs."""
         return _BACKENDS[self]

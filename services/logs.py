@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.jobs import Job, LogStream, Target
+from services.jobs import Job, LogStream
 from services.machine import continue_message, retry_message
 from services.store import EventRecord
 
@@ -191,30 +191,19 @@ def file_page(
 # --- the service's lines ------------------------------------------------------------------------
 
 
-def _launched_what(job: Job, external_id: str) -> str:
-    match job.target:
-        case Target.SLURM:
-            return f"Slurm job {external_id}"
-        case Target.EBRAINS_SPINNAKER | Target.EBRAINS_BRAINSCALES2:
-            return f"EBRAINS job {external_id} ({job.target.value})"
-        case Target.PYNN | Target.NIR:
-            return f"brainsim --target {job.target.value} (pid {external_id})"
-    return f"mpiexec -n {job.n_ranks} (pid {external_id})"
-
-
 def _lines_of(kind: str, detail: Mapping[str, Any], job: Job) -> str:
     match kind:
         case "submitted":
             n_ranks, target = detail.get("n_ranks", job.n_ranks), detail.get("target")
             return f"submitted by {detail.get('owner', job.owner)}: {n_ranks} rank(s), {target}"
         case "launched":
-            return f"launched {_launched_what(job, str(detail['external_id']))}"
+            return f"launched {job.target.launched_as(str(detail['external_id']), job.n_ranks)}"
         case "started":
             return "running"
         case "cancel_requested":
             return f"cancel requested by {detail['by']}"
         case "recovered" if detail.get("external_id"):
-            following = _launched_what(job, str(detail["external_id"]))
+            following = job.target.launched_as(str(detail["external_id"]), job.n_ranks)
             return f"server restarted; following {following}"
         case "recovered":
             return "server restarted; the job waits to be launched"

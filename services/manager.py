@@ -209,6 +209,13 @@ class JobManager:
         """The targets this server can run."""
         return self._launchers
 
+    def unavailable_reason(self, target: Target) -> str | None:
+        """Why this server cannot run jobs on ``target`` now (``None``: it can)."""
+        launcher = self._launchers.get(target)
+        if launcher is None:
+            return f"this server has no {target.value} target configured"
+        return launcher.unavailable_reason()
+
     async def start(self) -> None:
         """Finish interrupted deletions, recover the jobs of an earlier run, then begin
         processing events."""

@@ -190,12 +190,12 @@ async def start_server(config: ServerConfig) -> RunningServer:
                 )
             )
         if config.ebrains is not None:
-            for target in (Target.EBRAINS_SPINNAKER, Target.EBRAINS_BRAINSCALES2):
+            for target in (t for t in Target if t.ebrains):
                 manager.add_launcher(EbrainsLauncher(config.ebrains, target, data_root, manager))
-        for launcher in manager.launchers.values():
-            reason = launcher.unavailable_reason()
+        for target in manager.launchers:
+            reason = manager.unavailable_reason(target)
             if reason is not None:
-                log.warning("target %s is unavailable: %s", launcher.target.value, reason)
+                log.warning("target %s is unavailable: %s", target.value, reason)
         await manager.start()
 
         validation_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")

@@ -108,7 +108,6 @@ _ARTIFACT_CODES = {
     artifacts.ArtifactNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
     artifacts.OffsetOutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
 }
-_EBRAINS = frozenset({Target.EBRAINS_SPINNAKER, Target.EBRAINS_BRAINSCALES2})
 _COLLAB = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
 """An OIDC access token: printable ASCII without spaces (a JWT is letters, digits, - _ .)."""
@@ -469,7 +468,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
                 message = f"target {target.value} writes no checkpoints"
                 found.append(Violation("checkpoint_every_ms", message))
         options = request.ebrains
-        if target not in _EBRAINS:
+        if not target.ebrains:
             if request.HasField("ebrains"):
                 found.append(Violation("ebrains", "is only for the EBRAINS targets"))
             return found
@@ -490,12 +489,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
 
     def _check_target(self, request: pb.SubmitJobRequest) -> Target:
         target = TARGET_FROM_PROTO[request.target]
-        launcher = self._manager.launchers.get(target)
-        reason = (
-            f"this server has no {target.value} target configured"
-            if launcher is None
-            else launcher.unavailable_reason()
-        )
+        reason = self._manager.unavailable_reason(target)
         if reason is not None:
             raise RequestError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -605,7 +599,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
             max_retries=request.max_retries,
         )
         if not request.validate_only:
-            if target in _EBRAINS and (request.ebrains.token or request.ebrains.collab):
+            if target.ebrains and (request.ebrains.token or request.ebrains.collab):
                 await asyncio.to_thread(
                     write_credentials,
                     JobDir(staged).credentials,
@@ -714,12 +708,7 @@ class JobServiceServicer(pb_grpc.JobServiceServicer):
         self._user(context)
         found = []
         for target, value in TARGET_TO_PROTO.items():
-            launcher = self._manager.launchers.get(target)
-            reason = (
-                f"this server has no {target.value} target configured"
-                if launcher is None
-                else launcher.unavailable_reason()
-            )
+            reason = self._manager.unavailable_reason(target)
             c = backends.backend(target.backend).capabilities()
             found.append(
                 pb.TargetInfo(

@@ -261,13 +261,8 @@ class LocalLauncher:
         self._host.emit(Launched(job.job_id, str(pid), self._host.now()))
         self._host.emit(Started(job.job_id, self._host.now()))
         # After the events: watchers get RUNNING first, then this line (one queue, in order).
-        started = (
-            f"mpiexec -n {job.n_ranks}"
-            if self._target is Target.LOCAL
-            else f"brainsim {'compile' if self._target is Target.NIR else 'run'} "
-            f"--target {self._target.value}"
-        )
-        self._host.log(job.job_id, LogStream.SERVICE, f"started {started} (pid {pid})")
+        started = job.target.launched_as(str(pid), job.n_ranks)
+        self._host.log(job.job_id, LogStream.SERVICE, f"started {started}")
         self._follow(job, pid, ticks, is_child=True, publish_backlog=True, start_at=start_at)
 
     def _follow(
@@ -402,12 +397,10 @@ class LocalLauncher:
         written = job_dir.artifacts.is_dir() and any(
             p.is_file() for p in job_dir.artifacts.rglob("*")
         )
-        if status == 0 and written:
+        if written and status in (0, None):  # None: it ended while no server followed it
             return Exited(job.job_id, JobState.SUCCEEDED, "", 0.0)
         if status is None:
-            what = "the compilation ended while the server was down"
-            if written:
-                return Exited(job.job_id, JobState.SUCCEEDED, "", 0.0)
+            what = "the compilation ended while the server was down and wrote nothing"
         elif status == 0:
             what = "brainsim compile exited with 0 but wrote nothing"
         else:
