@@ -38,12 +38,13 @@ CIRCUIT = (ROOT / "circuits" / "tiny.yaml").read_text(encoding="utf-8")
 
 
 def launch_server(
-    folder: Path, *flags: str, log: Path | None = None
+    folder: Path, *flags: str, log: Path | None = None, data_root: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m services`` on an ephemeral loopback port with its data root in ``folder``
-    and ``flags``; (the process, its address) once it listens. Its output goes to ``log``
-    (default: this terminal)."""
-    address_file = folder / "address"
+    """``python -m services`` on an ephemeral loopback port with its data root (default
+    ``folder/data``) and ``flags``; (the process, its address) once it listens. Its output goes
+    to ``log`` (default: this terminal). Each call has its own address file in ``folder``, so a
+    server started again beside a killed one waits for its own address."""
+    address_file = folder / f"address-{time.monotonic_ns()}"
     argv = [
         sys.executable,
         "-m",
@@ -51,7 +52,7 @@ def launch_server(
         "--listen",
         "127.0.0.1:0",
         "--data-root",
-        str(folder / "data"),
+        str(folder / "data" if data_root is None else data_root),
         "--address-file",
         str(address_file),
         *flags,

@@ -5,44 +5,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.lint import DEPLOY, ROOT
+from bench.bench_service import launch_server
+from tests.deploy.lint import DEPLOY
 
 PROBE = DEPLOY / "healthcheck.py"
 
 
 def start_server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    address_file = tmp_path / "address"
-    with (tmp_path / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-root",
-                str(tmp_path / "data"),
-                "--address-file",
-                str(address_file),
-                *extra,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while not address_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError((tmp_path / "server.log").read_text())
-        time.sleep(0.05)
-    return process, address_file.read_text().strip()
+    return launch_server(tmp_path, *extra, log=tmp_path / "server.log")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

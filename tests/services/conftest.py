@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bench.bench_service import launch_server
 from services.client import JobClient
 from services.config import ServerConfig, load_config
 from services.gen.brainsim.v1 import job_service_pb2 as pb
@@ -133,30 +134,15 @@ class ServerProcess:
     """``python -m services`` as a child process (so that it can be killed and restarted)."""
 
     def __init__(self, data_root: Path, tokens: Path, *extra: str) -> None:
-        self.address_file = data_root.parent / f"address-{time.monotonic_ns()}"
         self.log = data_root.parent / f"server-{time.monotonic_ns()}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "services",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-root",
-            str(data_root),
+        self.process, self.address = launch_server(
+            data_root.parent,
             "--token-file",
             str(tokens),
-            "--address-file",
-            str(self.address_file),
             *extra,
-        ]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not self.address_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
-            time.sleep(0.05)
-        self.address = self.address_file.read_text().strip()
+            log=self.log,
+            data_root=data_root,
+        )
 
     def client(self, token: str | None = ALICE) -> JobClient:
         return JobClient(self.address, token)
