@@ -205,7 +205,8 @@ class Variant(NamedTuple):
     narrow_separate: bool | None = True
     separate: bool | None = True
     packed: bool | None = True
-    """The static synapses' storage modes (:func:`~brainsim.kernels.delivery.modes_of`)."""
+    """The synapses' storage modes, static and plastic (:func:`~brainsim.kernels.delivery.
+    modes_of`): a mode either uses is compiled into both deliveries."""
 
 
 EVERYTHING = Variant()
@@ -237,10 +238,11 @@ def variant_of(
 ) -> Variant:
     """The smallest variant that runs these tables on ``n_ranks`` ranks: the models in
     ``nr.pops``, the inputs and plastic projections that have entries, the storage modes of
-    the static synapses, the exchange if ``n_ranks > 1``."""
+    the synapses (static or plastic), the exchange if ``n_ranks > 1``."""
     kinds = {int(kind) for kind in nr.pops[:, 0]} if nr.pops.shape[0] else set()
     switches = {name: (True if code in kinds else None) for code, name in _KIND_SWITCH.items()}
-    modes = dict(zip(_MODE_FIELDS, modes_of(syn.meta), strict=True))
+    used = modes_of(np.concatenate((syn.meta, plastic.meta)))
+    modes = dict(zip(_MODE_FIELDS, used, strict=True))
     return Variant(
         poisson=True if po.segments.shape[0] else None,
         rate=True if sched.rate_meta.shape[0] else None,
@@ -384,7 +386,8 @@ def _intervals(
                     syn.weights, syn.delays, syn.delays8, buf_exc, buf_inh, dense, narrow,
                     constant, narrow_byte, narrow_separate, separate, packed)  # fmt: skip
         if plastic_on is not None and plastic.post.shape[0] > 0:
-            deliver_plastic(spikes, t, n_gids, dt_ms, plastic, buf_exc, buf_inh)
+            deliver_plastic(spikes, t, n_gids, dt_ms, plastic, buf_exc, buf_inh, dense, narrow,
+                            constant, narrow_byte, narrow_separate, separate, packed)  # fmt: skip
             plastic = record_post_spikes(spikes, t, t1, t, n_gids, dt_ms, plastic)
         m = spikes.shape[0]
         if n_pending + m > pending.shape[0]:

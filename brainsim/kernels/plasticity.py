@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brainsim.kernels.delivery import (
+    DELAY_CONSTANT,
     DELAY_DENSE,
     DELAY_NARROW,
     DELAY_NARROW_BYTE,
@@ -171,14 +172,28 @@ def _power(x: float, mu: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _power_single(x: float, mu: float) -> float:
+    """``x ** mu`` for a facilitation's increment: exact for the exponents 0 and 1, otherwise
+    in single precision (``powf``, half the time of ``pow``, which was half of a plastic
+    synapse event's time). The increment is added to a non-negative weight, so its relative
+    error (at most about 1e-7) moves the new weight by less than that, below the float32
+    rounding of the stored weight; depression, which subtracts, keeps ``pow``."""
+    if mu == 0.0:
+        return 1.0
+    if mu == 1.0:
+        return x
+    return float(np.float32(x) ** np.float32(mu))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def stdp_facilitate(
     w: float, k: float, kind: float, lam: float, mu_plus: float, w_max: float
 ) -> float:
     """Potentiation of weight ``w`` by the decayed presynaptic trace ``k`` (rule ``kind``)."""
     if kind == RULE_STDP:
-        norm = w / w_max + lam * _power(1.0 - w / w_max, mu_plus) * k
+        norm = w / w_max + lam * _power_single(1.0 - w / w_max, mu_plus) * k
         return norm * w_max if norm < 1.0 else w_max
-    return w + lam * _power(w, mu_plus) * k
+    return w + lam * _power_single(w, mu_plus) * k
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -214,16 +229,45 @@ def deliver_plastic(
     pa: PlasticArrays,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
+    dense: bool | None = True,
+    narrow: bool | None = True,
+    constant: bool | None = True,
+    narrow_byte: bool | None = True,
+    narrow_separate: bool | None = True,
+    separate: bool | None = True,
+    packed: bool | None = True,
 ) -> None:
     """Deliver one interval's spikes (sorted keys ``step_in_interval * n_gids + gid``) through
-    every plastic projection, updating each weight first (see the module docstring)."""
+    every plastic projection, updating each weight first (see the module docstring).
+
+    The last seven arguments say which storage modes are compiled in, as for
+    :func:`~brainsim.kernels.delivery.deliver_all`: each mode has a synapse loop of its own
+    (the mode a constant in it, so that no synapse asks which mode it is stored in), and
+    ``None`` leaves a mode's loop out; every mode in ``pa.meta`` must be in.
+    """
     n_pops = pa.pop_gid_bounds.shape[0] - 1
     for key in keys:
         step_in = key // n_gids
         gid = key - step_in * n_gids
+        s = first_step + step_in
         pop = population_of(gid, pa.pop_gid_bounds, n_pops)
         for qi in range(pa.by_source_ptr[pop], pa.by_source_ptr[pop + 1]):
-            _deliver_row(pa, pa.by_source[qi], gid, first_step + step_in, dt_ms, buf_exc, buf_inh)
+            q = pa.by_source[qi]
+            mode = pa.meta[q, _MODE]
+            if narrow is not None and mode == DELAY_NARROW:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_NARROW)
+            elif constant is not None and mode == DELAY_CONSTANT:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_CONSTANT)
+            elif dense is not None and mode == DELAY_DENSE:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_DENSE)
+            elif narrow_byte is not None and mode == DELAY_NARROW_BYTE:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_NARROW_BYTE)
+            elif narrow_separate is not None and mode == DELAY_NARROW_SEPARATE:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_NARROW_SEPARATE)
+            elif separate is not None and mode == DELAY_SEPARATE:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_SEPARATE)
+            elif packed is not None and mode == DELAY_PACKED:
+                _deliver_row(pa, q, gid, s, dt_ms, buf_exc, buf_inh, DELAY_PACKED)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -235,8 +279,11 @@ def _deliver_row(
     dt_ms: float,
     buf_exc: npt.NDArray[np.float64],
     buf_inh: npt.NDArray[np.float64],
+    mode: int,
 ) -> None:
-    """The spike of ``gid`` in step ``s`` through its row of plastic projection ``q``."""
+    """The spike of ``gid`` in step ``s`` through its row of plastic projection ``q``, stored
+    in ``mode`` (a constant at each call: inlined, the loop below has only its own mode's
+    branches)."""
     meta, rule = pa.meta, pa.rules[q]
     kind, tau_plus, tau_minus = rule[_RULE], rule[_TAU_PLUS], rule[_TAU_MINUS]
     lam, alpha, w_max = rule[_LAMBDA], rule[_ALPHA], rule[_W_MAX]
@@ -248,6 +295,8 @@ def _deliver_row(
     # Unsigned indices spare numba's negative-index wraparound on every load and store; the
     # rings' length is a power of two, so a ring position is a mask, not a division.
     size = hist.shape[1] // 2
+    flat = hist.reshape(-1)  # indexed flat: a row view per synapse costs two reference counts
+    width = np.uint64(hist.shape[1])
     mask, one = np.uint64(size - 1), np.uint64(1)
     n_slots = np.uint64(buf_exc.shape[0])
     src = gid - meta[q, _SRC]
@@ -255,16 +304,17 @@ def _deliver_row(
     last, k_plus = pa.pre_last[slot], pa.pre_trace[slot]
     iptr = meta[q, _IPTR] + src
     lo, hi = pa.indptrs[iptr], pa.indptrs[iptr + 1]
-    mode, row0 = meta[q, _MODE], np.uint64(pa.post[q, _P_ROW])
+    row0 = np.uint64(pa.post[q, _P_ROW])
     col = np.uint64(meta[q, _COL])
     split = meta[q, _SPLIT] != 0
     t_at, w_at = np.uint64(meta[q, _SYN] + lo), np.uint64(meta[q, _WOFF] + lo)
     d_at = np.uint64(meta[q, _DOFF] + lo) if meta[q, _DOFF] >= 0 else np.uint64(0)
     narrow = mode in (DELAY_NARROW, DELAY_NARROW_BYTE, DELAY_NARROW_SEPARATE)
     base = np.uint64(s) % n_slots  # the ring-buffer row of a zero delay
+    d_row = np.uint64(meta[q, _DELAY])  # the delay of the one-delay modes
     for i in range(np.uint64(hi - lo)):
         # The synapse's target and delay, as the storage mode holds them.
-        d = np.uint64(meta[q, _DELAY])
+        d = d_row
         if mode == DELAY_DENSE:
             target = np.uint64(i)
         elif narrow:
@@ -282,32 +332,32 @@ def _deliver_row(
         # s - d, walking the target's ring back from its newest spike (ring entries e are
         # counted from the first spike ever, >= oldest; -1 and below mean none).
         row = row0 + target
-        ring = hist[row]  # step of entry e at 2 (e & mask), its K- right after
+        at = row * width  # entry e's step at at + 2 (e & mask), its K- right after
         n = counts[row]
         oldest = n - size if n > size else 0
         arrive = s - np.int64(d)
         newest = n - 1
-        while newest >= oldest and ring[(np.uint64(newest) & mask) << one] > arrive:
+        while newest >= oldest and flat[at + ((np.uint64(newest) & mask) << one)] > arrive:
             newest -= 1
         w = float(weights[w_at + i])
         if k_plus > 0.0:
             start = last - np.int64(d)
             first = newest
-            while first >= oldest and ring[(np.uint64(first) & mask) << one] > start:
+            while first >= oldest and flat[at + ((np.uint64(first) & mask) << one)] > start:
                 first -= 1
             for e in range(first + 1, newest + 1):
-                lag = np.int64(ring[(np.uint64(e) & mask) << one] - start)
+                lag = np.int64(flat[at + ((np.uint64(e) & mask) << one)] - start)
                 decay = plus[lag] if lag < n_decay else _decay(int(lag), dt_ms, tau_plus)
                 w = stdp_facilitate(w, k_plus * decay, kind, lam, mu_plus, w_max)
         before = newest
-        while before >= oldest and ring[(np.uint64(before) & mask) << one] >= arrive:
+        while before >= oldest and flat[at + ((np.uint64(before) & mask) << one)] >= arrive:
             before -= 1
         k_minus = 0.0
         if before >= oldest:
-            j = (np.uint64(before) & mask) << one
-            lag = arrive - np.int64(ring[j])
+            j = at + ((np.uint64(before) & mask) << one)
+            lag = arrive - np.int64(flat[j])
             decay = minus[lag] if lag < n_decay else _decay(int(lag), dt_ms, tau_minus)
-            k_minus = ring[j + one] * decay
+            k_minus = flat[j + one] * decay
         stored = np.float32(stdp_depress(w, k_minus, kind, lam, alpha, mu_minus, w_max))
         weights[w_at + i] = stored
         cell = base + d
