@@ -3,6 +3,7 @@ kernels from other files, which numba's own check does not see)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import brainsim.kernels
 from brainsim.kernels import drop_stale_cache
+from brainsim.kernels.rng import philox_words_ref
 
 
 def _package(root: Path) -> Path:
@@ -67,3 +69,70 @@ def test_a_stale_cache_in_numba_cache_dir_is_dropped_too(tmp_path: Path) -> None
     )
     assert not stale.exists()
     assert (cache / "brainsim-kernels.sha256").read_text() != "0" * 64
+
+
+_LOAD_PROBE = """
+import json, sys
+import numpy as np
+from numba.core import base
+
+refreshes = []
+original = base.BaseContext.refresh
+def counted(self):
+    refreshes.append(1)
+    return original(self)
+base.BaseContext.refresh = counted
+
+import numba
+from brainsim.kernels.rng import philox_words
+from brainsim.kernels.delivery import encode_spikes
+
+words = philox_words(7, 3, 11, 5, 1)
+keys = np.zeros(4, np.int64)
+encode_spikes(keys, 1, np.array([4, 9], np.int64), 2, 20)
+loaded = len(refreshes)
+
+sys.path.insert(0, sys.argv[1])
+import outsider  # a cached function of another package: numba's own loading
+outside = outsider.double(np.arange(3.0)).tolist()
+after_outsider = len(refreshes)
+
+@numba.njit
+def fresh(n):  # compiling new code afterwards: the compiler refreshes as always
+    d = {1: 2.0}
+    return np.linalg.norm(np.ones(n)) + d[1]
+print(json.dumps({"words": [int(w) for w in words], "keys": keys.tolist(),
+                  "loaded": loaded, "outside": outside, "after_outsider": after_outsider,
+                  "fresh": fresh(4)}))
+"""
+
+
+def test_cached_kernels_load_without_a_compiler_refresh(tmp_path: Path) -> None:
+    """A warm process loads this package's kernels from the cache without numba's context
+    refresh (every registry imported and installed: about a third of a warm run's start), and
+    gets the same results as the process that compiled them; another package's cached
+    function is still loaded as numba does, and new code still compiles afterwards."""
+    (tmp_path / "outsider.py").write_text(
+        "import numba\n\n@numba.njit(cache=True)\ndef double(x):\n    return 2 * x\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _LOAD_PROBE, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    compiled, warm = (json.loads(run.strip().splitlines()[-1]) for run in runs)
+    assert compiled["loaded"] > 0  # the first process compiled: the compiler refreshed
+    assert warm["loaded"] == 0  # the second loaded both kernels without a refresh
+    assert warm["after_outsider"] > 0  # numba's own path for other packages' functions
+    for key in ("words", "keys", "outside", "fresh"):
+        assert warm[key] == compiled[key]
+    assert warm["words"] == list(philox_words_ref(7, 3, 11, 5, 1))
+    assert warm["keys"] == [0, 24, 29, 0]
+    assert warm["outside"] == [0.0, 2.0, 4.0]
+    assert warm["fresh"] == 4.0
