@@ -15,6 +15,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,6 +48,18 @@ _INSECURE_BANNER = """
 !!  AUTHENTICATION IS OFF (--insecure-no-auth): every caller on %s is user %r,
 !!  sees every job of that user and can cancel them. For development on one machine only.
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+
+def write_address_file(path: Path, address: str) -> None:
+    """Write ``address`` to ``path`` in one rename, so that whoever waits for the file to
+    appear (a test, a script, a supervisor) never reads it empty or half-written."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(address + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(slots=True)
@@ -220,7 +233,7 @@ async def start_server(config: ServerConfig) -> RunningServer:
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
         address = f"{config.listen.rpartition(':')[0]}:{port}"
         if config.address_file is not None:
-            config.address_file.write_text(address + "\n", encoding="utf-8")
+            write_address_file(config.address_file, address)
         undo.pop_all()  # from here on, RunningServer.stop releases everything
     store_watch = asyncio.create_task(_watch_store(manager, health), name="store-health")
     sweeper = RetentionSweeper(config.retention, store, manager, data_root)
