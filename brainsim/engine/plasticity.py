@@ -11,6 +11,7 @@ contiguous block of the columns, after those of the lower ranks.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +166,25 @@ class PlasticPlan:
         meta = self.arrays.meta
         end = self.arrays.indptrs.shape[0] if q + 1 == meta.shape[0] else int(meta[q + 1, _IPTR])
         return end - int(meta[q, _IPTR]) - 1
+
+    def recording_kernels(self, recorded: Iterable[str]) -> list[tuple[Any, tuple[Any, ...]]]:
+        """The weight recordings' kernels, each with arguments of the types :meth:`order` and
+        :class:`RecordingOrder` pass it, for the projections named in ``recorded``: a compile
+        helper compiles them ahead (:mod:`brainsim.kernels.compiler`)."""
+        a, dtypes = self.arrays, set()
+        kernels: list[tuple[Any, tuple[Any, ...]]] = []
+        for name in recorded:
+            mode = int(a.meta[self.index(name), _MODE])
+            stored = (a.targets16 if mode in NARROW_MODES else a.targets)[:0]
+            if stored.dtype in dtypes:
+                continue
+            dtypes.add(stored.dtype)
+            i8 = a.indptrs[:0]
+            kernels.append((count_by_target, (i8, stored, mode, 0)))
+            kernels.append((gather_by_target, (
+                i8, stored, mode, i8, 0, 0, a.weights[:0], _NO_WEIGHTS, _NO_IDS,
+            )))  # fmt: skip
+        return kernels
 
     def order(self, q: int) -> RecordingOrder:
         """Projection ``q``'s local synapses in the recording's order."""

@@ -39,10 +39,12 @@ from brainsim.engine.simulator import (
     report_specs,
     simulate,
     start_numba,
+    table_free_jobs,
     weight_specs,
 )
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, SpikeExchanger
+from brainsim.kernels.compiler import CompileHelper
 from brainsim.recording import ZarrRecorder
 from brainsim.recording.base import FinalStatus, PopulationInfo, RankResources, RunInfo
 from brainsim.recording.reader import RecordingStore
@@ -158,14 +160,24 @@ def execute(
     return_freed_memory()
     # Start-up: numba's runtime starts here, before construction is timed; the step loop is
     # loaded (or compiled) by simulate(), after construction, since which variant it needs
-    # follows from the built tables (brainsim.engine.simulator.load_step_loop).
-    start_numba()
-    recorder = ZarrRecorder(
-        os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
-    )
-    info = run_info(circuit, comm.size, config.checkpoint_every_ms)
-    recorder.open(info)
-    return _simulate_into(out, circuit, info, recorder, comm, exchanger, config, None)
+    # follows from the built tables (brainsim.engine.simulator.load_step_loop). In a cold run
+    # (an empty kernel cache) a compile helper starts on the loop's parts that construction
+    # does not decide while this process builds (brainsim.kernels.compiler).
+    helper = None
+    if not start_numba() and comm.rank == 0:
+        helper = CompileHelper.start()
+        if helper is not None:
+            helper.submit(table_free_jobs(circuit, exchanger.native()))
+    try:
+        recorder = ZarrRecorder(
+            os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
+        )
+        info = run_info(circuit, comm.size, config.checkpoint_every_ms)
+        recorder.open(info)
+        return _simulate_into(out, circuit, info, recorder, comm, exchanger, config, None, helper)
+    finally:
+        if helper is not None:
+            helper.close(wait=False)
 
 
 def _simulate_into(
@@ -177,10 +189,11 @@ def _simulate_into(
     exchanger: SpikeExchanger,
     config: RunConfig,
     checkpoint: StoredCheckpoint | None,
+    helper: CompileHelper | None = None,
 ) -> FinalStatus:
     """Build this rank's network, simulate it into the open ``recorder`` (from
     ``checkpoint`` when given) and close the store with the final status; an exception marks
-    the store failed and propagates."""
+    the store failed and propagates. ``helper`` compiles kernels beside this process."""
     try:
         network = build_network(circuit, comm)
         checkpointer = _checkpointer(out, circuit, info, network, comm, recorder, config)
@@ -192,7 +205,7 @@ def _simulate_into(
 
         done = simulate(
             circuit, network, comm, exchanger, recorder, config, checkpointer=checkpointer,
-            resume=None if checkpoint is None else restored,
+            resume=None if checkpoint is None else restored, helper=helper,
         )  # fmt: skip
     except BaseException as exc:
         recorder.mark_failed(f"{type(exc).__name__}: {exc}")

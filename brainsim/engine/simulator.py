@@ -35,12 +35,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.circuit.spec import Circuit
+from brainsim.circuit.spec import Circuit, PoissonStimulus, PopulationStimulus, RateStimulus
 from brainsim.engine.connectivity import DeliveryPlan, count_projection
 from brainsim.engine.plasticity import PlasticPlan, WeightSnapshots
 from brainsim.engine.populations import (
@@ -60,6 +60,7 @@ from brainsim.engine.stimuli import (
 )
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
+from brainsim.kernels.compiler import CompileHelper, Job, job, signature
 from brainsim.kernels.delivery import encode_spikes
 from brainsim.kernels.loop import (
     CONTROL_CHECKPOINT,
@@ -70,6 +71,7 @@ from brainsim.kernels.loop import (
     SAW_CHECKPOINT,
     SAW_FLUSH,
     SAW_STOP,
+    TABLE_FREE_PARTS,
     Currents,
     Neurons,
     Poisson,
@@ -78,11 +80,13 @@ from brainsim.kernels.loop import (
     Variant,
     gather,
     loaded,
+    loop_parts,
     run_intervals,
     run_variant,
     variant_of,
 )
 from brainsim.kernels.plasticity import PlasticArrays
+from brainsim.models import SYNAPSE_MODELS
 from brainsim.partition import Decomposition, block_decomposition
 from brainsim.recording.base import FinalStatus, Recorder, ReportSpec, WeightSpec
 
@@ -502,24 +506,97 @@ def network_variant(network: LocalNetwork) -> Variant:
     )  # fmt: skip
 
 
-def start_numba() -> None:
+def start_numba() -> bool:
     """Start numba's compiler and runtime in this process (about 0.4 s: its code generator,
     its runtime library, a first kernel from the cache) without loading the step loop, whose
     variant follows from the built tables. A run does this before construction, so that the
-    construction time (``build_s``) is construction alone, as when the loop loaded there."""
+    construction time (``build_s``) is construction alone, as when the loop loaded there.
+
+    Return whether that first kernel (one every run uses) was in numba's cache: when it was
+    not, the cache is empty (a fresh installation) and the run is a cold one."""
     i8 = np.zeros(0, np.int64)
-    encode_spikes(i8, 0, i8, 0, 0)
+    args = (i8, 0, i8, 0, 0)
+    cached = loaded(encode_spikes, args)
+    encode_spikes(*args)
+    return cached
+
+
+def probe_args(native: NativeExchange) -> tuple[Any, ...]:
+    """Arguments of the types the step loop gets from :class:`_Loop` (its arguments before the
+    switches), for empty tables: what loading, compiling or listing its parts calls it with."""
+    i8 = np.zeros(0, np.int64)
+    empty = LocalStimuli()
+    return (
+        0, 0, 0, 0, 1, 0, 1, 0, 0.1, i8, gather(Neurons, NeuronTable.build([], {})),
+        gather(Currents, CurrentTable()), gather(Poisson, PoissonTable.empty()),
+        gather(Schedule, empty), 0, gather(Synapses, DeliveryPlan.empty()),
+        PlasticArrays.empty(), np.zeros(0, np.float32), i8, np.zeros((0, 1)), np.zeros((0, 1)),
+        i8, i8, 0, native.n_ranks, native.allgather, native.allgatherv, native.comm,
+        native.int64_type, i8, np.zeros(0, np.int32), np.zeros(0, np.int32), i8,
+    )  # fmt: skip
+
+
+def table_free_jobs(circuit: Circuit, native: NativeExchange) -> list[Job]:
+    """The step loop's parts whose types are known before construction
+    (:data:`~brainsim.kernels.loop.TABLE_FREE_PARTS`) that ``circuit`` will likely call: a
+    compile helper starts on them while construction runs. A wrong guess costs the helper's
+    time only (a part missing from the cache is compiled where it is needed)."""
+    stimuli = circuit.stimuli.values()
+    likely = {
+        "record_post_spikes": any(
+            SYNAPSE_MODELS[p.synapse.model].plastic for p in circuit.projections.values()
+        ),
+        "poisson_drive": any(isinstance(s, PoissonStimulus) for s in stimuli),
+        "rate_drive": any(isinstance(s, RateStimulus | PopulationStimulus) for s in stimuli),
+    }
+    return [
+        job(kernel, args)
+        for name, kernel, args in loop_parts(probe_args(native), EVERYTHING)
+        if name in TABLE_FREE_PARTS and likely[name] and not loaded(kernel, args)
+    ]
 
 
 def load_step_loop(
     exchanger: SpikeExchanger,
     variant: Variant = EVERYTHING,
     choice: Literal["auto", "general", "circuit"] = "auto",
+    helper: CompileHelper | None = None,
+    helper_jobs: Iterable[Job] = (),
 ) -> tuple[StepLoop, Variant]:
-    """:func:`cached_step_loop`, compiling the chosen loop when it is not in numba's cache."""
-    found = cached_step_loop(exchanger, variant, choice, may_compile=True)
+    """:func:`cached_step_loop`, compiling the chosen loop when it is not in numba's cache
+    (with ``helper``, its parts in two processes: :func:`_compile_parts`; ``helper_jobs``
+    are given to the helper after its part of the loop)."""
+    found = cached_step_loop(
+        exchanger, variant, choice, may_compile=True, helper=helper, helper_jobs=helper_jobs
+    )
     assert found is not None
     return found
+
+
+HELPER_PARTS = ("deliver_plastic", "deliver_all")
+"""The step loop's part a compile helper takes when the loop is compiled: the first of these
+the variant has (the plastic delivery is the largest part, about a quarter of the loop's
+compilation; without it, the static delivery); this process compiles the others meanwhile."""
+
+
+def _compile_parts(
+    args: tuple[Any, ...], variant: Variant, helper: CompileHelper, extra: Iterable[Job]
+) -> None:
+    """Compile the parts of ``variant``'s loop that are not in numba's cache, one of them
+    (:data:`HELPER_PARTS`) and the table-free ones it may still be on in ``helper``, the
+    others here, and wait for the helper's: the loop's own compilation then loads them all
+    from the cache. ``extra`` jobs go to the helper after them."""
+    parts = [(name, kernel, a) for name, kernel, a in loop_parts(args, variant)
+             if not loaded(kernel, a)]  # fmt: skip
+    names = {name for name, _, _ in parts}
+    theirs = next((name for name in HELPER_PARTS if name in names), None)
+    given = {name for name in (theirs, *TABLE_FREE_PARTS) if name in names}
+    handed = helper.submit([job(k, a) for name, k, a in parts if name in given])
+    helper.submit(extra)
+    for name, kernel, a in parts:
+        if name not in given:
+            kernel.compile(signature(kernel, a))
+    helper.wait(handed)
 
 
 def cached_step_loop(
@@ -528,6 +605,8 @@ def cached_step_loop(
     choice: Literal["auto", "general", "circuit"] = "auto",
     *,
     may_compile: bool = False,
+    helper: CompileHelper | None = None,
+    helper_jobs: Iterable[Job] = (),
 ) -> tuple[StepLoop, Variant] | None:
     """Load the compiled step loop for ``exchanger``'s collectives and ``variant`` from
     numba's cache (or, with ``may_compile``, compile it) without simulating anything, so that
@@ -546,17 +625,7 @@ def cached_step_loop(
     The arrays have the types :class:`_Loop` passes (a test checks that a run adds no second
     compiled signature).
     """
-    i8 = np.zeros(0, np.int64)
-    native = exchanger.native()
-    empty = LocalStimuli()
-    args = (
-        0, 0, 0, 0, 1, 0, 1, 0, 0.1, i8, gather(Neurons, NeuronTable.build([], {})),
-        gather(Currents, CurrentTable()), gather(Poisson, PoissonTable.empty()),
-        gather(Schedule, empty), 0, gather(Synapses, DeliveryPlan.empty()),
-        PlasticArrays.empty(), np.zeros(0, np.float32), i8, np.zeros((0, 1)), np.zeros((0, 1)),
-        i8, i8, 0, native.n_ranks, native.allgather, native.allgatherv, native.comm,
-        native.int64_type, i8, np.zeros(0, np.int32), np.zeros(0, np.int32), i8,
-    )  # fmt: skip
+    args = probe_args(exchanger.native())
     general = (*args, *EVERYTHING)
     if choice != "auto":
         use_general = choice == "general" or variant == EVERYTHING
@@ -567,8 +636,11 @@ def cached_step_loop(
     chosen: tuple[StepLoop, Variant] = (
         (run_intervals, EVERYTHING) if use_general else (run_variant, variant)
     )
-    if not may_compile and not loaded(chosen[0], (*args, *chosen[1])):
-        return None
+    if not loaded(chosen[0], (*args, *chosen[1])):
+        if not may_compile:
+            return None
+        if helper is not None:
+            _compile_parts(args, chosen[1], helper, helper_jobs)
     chosen[0](*args, *chosen[1])
     return chosen
 
@@ -578,14 +650,24 @@ def _load_once_per_host(
     exchanger: SpikeExchanger,
     variant: Variant,
     choice: Literal["auto", "general", "circuit"] = "auto",
+    helper: CompileHelper | None = None,
+    helper_jobs: Iterable[Job] = (),
 ) -> tuple[StepLoop, Variant]:
     """:func:`load_step_loop` on every rank (collective). Every rank loads its loop from
     numba's cache at once where it is there; otherwise, when all ranks share one host, rank 0
     compiles first and the others then load what it compiled, instead of every rank compiling
     the same loop at once (on a busy or small machine they would share its cores; a rank whose
-    variant differs still compiles its own)."""
+    variant differs still compiles its own). A rank with a compile ``helper`` hands it part of
+    the loop and then ``helper_jobs``, and waits for all of them before the others go on."""
+
+    def load() -> tuple[StepLoop, Variant]:
+        found = load_step_loop(exchanger, variant, choice, helper, helper_jobs)
+        if helper is not None:
+            helper.close()  # its last jobs (the weight recordings' kernels) are in the cache
+        return found
+
     if comm.size == 1:
-        return load_step_loop(exchanger, variant, choice)
+        return load()
     cached = cached_step_loop(exchanger, variant, choice)
     missing = comm.allgather((cached is None, socket.gethostname()))
     if not any(absent for absent, _ in missing):
@@ -594,7 +676,7 @@ def _load_once_per_host(
     if cached is not None:
         first: tuple[StepLoop, Variant] | None = cached
     elif len({host for _, host in missing}) > 1 or comm.rank == 0:
-        first = load_step_loop(exchanger, variant, choice)
+        first = load()
     else:
         first = None
     _sleeping_barrier(comm)  # rank 0's loop is in the cache now
@@ -636,6 +718,7 @@ def simulate(
     *,
     checkpointer: Checkpointer | None = None,
     resume: Callable[[WeightSnapshots], int] | None = None,
+    helper: CompileHelper | None = None,
 ) -> Simulated:
     """Run the step loop to the end (or until cancelled, or checkpointed and stopped).
 
@@ -646,7 +729,26 @@ def simulate(
     checkpoint into the network (and the snapshots' counts) and returns its step, from which
     the loop continues.
     """
-    compiled = _load_once_per_host(comm, exchanger, network_variant(network), config.step_loop)
+    variant = network_variant(network)
+    owned = None  # a helper started here, for a loop this warm cache lacks
+    if (
+        helper is None
+        and comm.rank == 0
+        and not cached_step_loop(exchanger, variant, config.step_loop)
+    ):
+        helper = owned = CompileHelper.start()
+    helper_jobs: list[Job] = []
+    if helper is not None:
+        weights = (w.projection for w in circuit.recordings.weights)
+        helper_jobs = [job(k, a) for k, a in network.plastic.recording_kernels(weights)
+                       if not loaded(k, a)]  # fmt: skip
+    try:
+        compiled = _load_once_per_host(
+            comm, exchanger, variant, config.step_loop, helper, helper_jobs
+        )
+    finally:
+        if owned is not None:
+            owned.close(wait=False)
     began = time.perf_counter()
     dt = circuit.simulation.dt_ms
     n_steps = circuit.n_steps

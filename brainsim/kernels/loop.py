@@ -61,7 +61,9 @@ __all__ = [
     "SAW_CHECKPOINT",
     "SAW_FLUSH",
     "SAW_STOP",
+    "TABLE_FREE_PARTS",
     "Currents",
+    "LoopPart",
     "Neurons",
     "Poisson",
     "Schedule",
@@ -69,6 +71,7 @@ __all__ = [
     "Variant",
     "gather",
     "loaded",
+    "loop_parts",
     "run_intervals",
     "run_variant",
     "variant_of",
@@ -415,6 +418,63 @@ and a circuit that uses every part run)."""
 run_variant = numba.njit(cache=True, nogil=True)(_intervals)
 """The same loop for the smaller variants of :func:`variant_of` (a dispatcher of its own, so
 that :data:`run_intervals` holds the one general signature; both share numba's cache index)."""
+
+
+LoopPart = tuple[str, Any, tuple[Any, ...]]
+"""A kernel the step loop calls: its name, its dispatcher, arguments of the types it gets."""
+
+TABLE_FREE_PARTS = ("record_post_spikes", "poisson_drive", "rate_drive")
+"""The parts whose argument types do not depend on a circuit's tables or variant (their
+signatures are known before construction)."""
+
+
+def loop_parts(args: tuple[Any, ...], variant: Variant) -> list[LoopPart]:
+    """The kernels :func:`run_variant` with ``variant`` calls when given ``args`` (its
+    arguments before the switches), each with arguments of the types the loop passes it, in
+    the order the loop first calls them: compiling each for those types (in any process
+    sharing numba's cache) leaves the loop's own compilation only its own body
+    (:mod:`brainsim.kernels.compiler`). The call sites in :func:`_intervals` and these must
+    agree; a test compiles these, then the loop, and checks that no part is compiled again.
+    """
+    names = list(_intervals.__code__.co_varnames[: _intervals.__code__.co_argcount])
+    a = dict(zip(names, (*args, *variant), strict=True))
+    v, nr, cur, po, sched, syn = variant, a["nr"], a["cur"], a["po"], a["sched"], a["syn"]
+    i, f = 0, 0.0  # the loop's step counters and time step: int64 and float64
+    spikes, buf_exc, buf_inh = a["keys"][:0], a["buf_exc"], a["buf_inh"]
+    parts: list[LoopPart] = []
+    if v.poisson is not None:
+        parts.append(("poisson_drive", poisson_drive, (
+            i, po.segments, po.gids, po.columns, po.lam, po.table_of, po.cdf, po.guide,
+            po.weight, i, i, buf_exc, buf_inh, po.words, po.block,
+        )))  # fmt: skip
+    if v.rate is not None:
+        parts.append(("rate_drive", rate_drive, (
+            i, sched.rate_meta, sched.rate_gids, sched.rate_cols, sched.rate_weight,
+            sched.rate_lam, sched.rate_shows, i, i, buf_exc, buf_inh,
+        )))  # fmt: skip
+    parts.append(("step_currents", step_currents, (
+        i, i, nr.i_base_pA, nr.i_ext_pA, cur.dc_meta, cur.dc_idx, cur.dc_amp, cur.noise_meta,
+        cur.noise_idx, cur.noise_gid, cur.noise_val, cur.noise_cache, cur.noise_block, v.noise,
+    )))  # fmt: skip
+    parts.append(("advance_step", advance_step, (
+        i, i, i, f, nr.pops, nr.state, nr.params, nr.refr, nr.t_ref_steps, nr.i_ext_pA,
+        nr.spikes_out, nr.zeros, buf_exc, buf_inh, nr.sample_var, nr.sample_idx, a["samples"],
+        a["rows"], a["keys"], i, v.lif_delta, v.lif_exp, v.lif_alpha, v.izhikevich, v.parrot,
+    )))  # fmt: skip
+    modes = (v.dense, v.narrow, v.constant, v.narrow_byte, v.narrow_separate, v.separate,
+             v.packed)  # fmt: skip
+    parts.append(("deliver_all", deliver_all, (
+        spikes, i, i, syn.pop_gid_bounds, syn.by_source_ptr, syn.by_source, syn.meta,
+        syn.const_weight, syn.indptrs, syn.targets, syn.targets16, syn.weights, syn.delays,
+        syn.delays8, buf_exc, buf_inh, *modes,
+    )))  # fmt: skip
+    if v.plastic is not None:
+        plastic = a["plastic"]
+        parts.append(("deliver_plastic", deliver_plastic,
+                      (spikes, i, i, f, plastic, buf_exc, buf_inh, *modes)))  # fmt: skip
+        parts.append(("record_post_spikes", record_post_spikes,
+                      (spikes, i, i, i, i, f, plastic)))  # fmt: skip
+    return parts
 
 
 def loaded(dispatcher: Any, args: tuple[Any, ...], from_cache: bool = True) -> bool:

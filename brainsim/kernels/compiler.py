@@ -1,0 +1,214 @@
+"""A second process that compiles kernels into numba's cache while this one works.
+
+numba compiles one function at a time per process (its compiler lock serialises threads), and
+a cold run's first step waits for about 60 functions (construction's kernels, the step loop's
+parts, the weight recordings' kernels). A :class:`CompileHelper` is a child process that
+compiles the kernels it is given, each for an exact signature, into numba's on-disk cache; this
+process loads them from there when it reaches them instead of compiling them itself. The run
+hands it what it can name ahead: before construction the loop's parts whose types do not depend
+on the built tables, after construction (when the loop's variant is known) the biggest part of
+the loop and the weight recordings' kernels, while it compiles the other parts and then the
+loop itself.
+
+Nothing depends on the helper for correctness: a kernel it has not compiled (it failed, was
+slow, or was given the wrong types) is compiled here as before, and a helper that dies is
+noted and ignored. Kernels travel as ``(module, name, signature)``; numba's types pickle (its
+cache index stores them so).
+
+The child runs ``python -m brainsim.kernels.compiler``: it reads one job per line on stdin
+(base64 of the pickle), compiles it and answers ``done N`` or ``failed N: reason`` on stdout,
+and exits at the end of stdin.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import inspect
+import os
+import pickle
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["DISABLE_ENV", "CompileHelper", "Job", "job", "main", "signature", "spare_cores"]
+
+DISABLE_ENV = "BRAINSIM_COMPILE_HELPER"
+"""Set to ``0`` to compile everything in the run's own processes."""
+
+Job = tuple[str, str, tuple[Any, ...]]
+"""A kernel to compile: its module, its name there, the numba types of its arguments."""
+
+
+def signature(dispatcher: Any, args: Sequence[Any]) -> tuple[Any, ...]:
+    """The numba types a call of ``dispatcher`` with ``args`` (values) is compiled for: theirs,
+    then ``Omitted(default)`` for each parameter left to its default, as numba folds them."""
+    from numba.core import types
+
+    params = list(inspect.signature(dispatcher.py_func).parameters.values())
+    given = tuple(dispatcher.typeof_pyval(a) for a in args)
+    omitted = tuple(types.Omitted(p.default) for p in params[len(args) :])  # type: ignore[no-untyped-call]
+    return given + omitted
+
+
+def job(dispatcher: Any, args: Sequence[Any]) -> Job:
+    """The job that compiles ``dispatcher`` as a call with ``args`` would."""
+    return dispatcher.py_func.__module__, dispatcher.py_func.__name__, signature(dispatcher, args)
+
+
+def spare_cores() -> int:
+    """Cores this process may use beyond its own (0 on a single core)."""
+    try:
+        return max(0, len(os.sched_getaffinity(0)) - 1)
+    except AttributeError:  # not on Linux
+        return max(0, (os.cpu_count() or 1) - 1)
+
+
+class CompileHelper:
+    """A child process compiling jobs into numba's cache (see the module docstring).
+
+    Jobs run in the order submitted. :meth:`wait` blocks until given jobs are done (or failed,
+    or the child died); :meth:`close` ends the child once its jobs are done (or kills it when
+    told not to wait)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._pending: dict[Job, int] = {}
+        self._finished: dict[int, bool] = {}
+        self._buffer = b""
+        self.failures: list[str] = []
+        self.compiled: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "brainsim.kernels.compiler"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, DISABLE_ENV: "0"},
+        )
+
+    @classmethod
+    def start(cls) -> CompileHelper | None:
+        """A helper, unless :data:`DISABLE_ENV` is ``0``, this is the only core, or the
+        child cannot be started."""
+        if os.environ.get(DISABLE_ENV, "1") == "0" or spare_cores() == 0:
+            return None
+        try:
+            return cls()
+        except OSError:
+            return None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def submit(self, jobs: Iterable[Job]) -> list[Job]:
+        """Queue ``jobs`` (those not already queued); return the ones queued now."""
+        proc = self._proc
+        queued: list[Job] = []
+        if proc is None or proc.stdin is None:
+            return queued
+        for j in jobs:
+            if j in self._pending:
+                continue
+            try:
+                line = base64.b64encode(pickle.dumps(j)) + b"\n"
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            except (OSError, pickle.PicklingError, AttributeError, TypeError):
+                break
+            self._pending[j] = self._next
+            self._next += 1
+            queued.append(j)
+        return queued
+
+    def wait(self, jobs: Iterable[Job] | None = None, timeout_s: float = 600.0) -> bool:
+        """Block until ``jobs`` (all submitted ones when None) are done or failed; return
+        whether all of them were compiled. A dead child or the timeout ends the wait."""
+        wanted = {self._pending[j] for j in (self._pending if jobs is None else jobs)
+                  if j in self._pending}  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        proc = self._proc
+        while proc is not None and proc.stdout is not None:
+            if wanted <= self._finished.keys():
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:  # the child is gone
+                break
+            self._read(chunk)
+        return all(self._finished.get(n, False) for n in wanted)
+
+    def _read(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        names = {n: j for j, n in self._pending.items()}
+        for raw in lines:
+            word, _, rest = raw.decode("utf-8", "replace").partition(" ")
+            number, _, reason = rest.partition(": ")
+            with contextlib.suppress(ValueError):
+                n = int(number)
+                self._finished[n] = word == "done"
+                label = ".".join(names[n][:2]) if n in names else number
+                if word == "done":
+                    self.compiled.append(label)
+                else:
+                    self.failures.append(f"{label}: {reason}")
+
+    def close(self, wait: bool = True, timeout_s: float = 600.0) -> None:
+        """End the child: after its queued jobs when ``wait``, else at once."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        if wait:
+            self._proc = proc
+            self.wait(timeout_s=timeout_s)
+            self._proc = None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def __enter__(self) -> CompileHelper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(wait=False)
+
+
+def _compile(j: Job) -> None:
+    module, name, sig = j
+    if not module.startswith("brainsim.kernels."):
+        raise ValueError(f"not a brainsim kernel: {module}")
+    dispatcher = getattr(importlib.import_module(module), name)
+    dispatcher.compile(sig)
+
+
+def main() -> int:
+    """The child: compile each job read from stdin, answer on stdout."""
+    out = sys.stdout.buffer
+    for n, raw in enumerate(sys.stdin.buffer):
+        try:
+            _compile(pickle.loads(base64.b64decode(raw)))  # noqa: S301 (the parent's own pipe)
+            out.write(f"done {n}\n".encode())
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            out.write(f"failed {n}: {reason}\n".encode())
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
