@@ -51,6 +51,7 @@ __all__ = [
     "LocalProjection",
     "ProjectionSynapses",
     "count_projection",
+    "expected_mode",
     "fill_projection",
     "is_dense",
     "is_narrow",
@@ -387,6 +388,24 @@ def is_dense(counted: CountedProjection) -> bool:
         and counted.const_delay_ms is not None
         and counted.n_synapses > 0
     )
+
+
+def expected_mode(circuit: Circuit, proj: Projection, n_ranks: int) -> int:
+    """The storage mode ``proj``'s synapses will most likely get on ``n_ranks`` ranks, from
+    the circuit alone, by the rules :func:`fill_projection` applies to the built synapses: a
+    guess where only the drawn values decide (delays that all round to one step, drawn delays
+    beyond a byte), for compiling ahead (:func:`brainsim.engine.simulator.expected_variant`).
+    """
+    n_local = -(-circuit.populations[proj.target].size // n_ranks)
+    narrow = n_local <= NARROW_MAX_TARGETS
+    rule = proj.connectivity
+    if isinstance(proj.delay_ms, float | int) and not isinstance(rule, FromFile):
+        if isinstance(rule, AllToAll) and (rule.allow_autapses or proj.source != proj.target):
+            return DELAY_DENSE
+        return DELAY_NARROW if narrow else DELAY_CONSTANT
+    if narrow:
+        return DELAY_NARROW_BYTE
+    return DELAY_PACKED if n_local <= PACK_MAX_TARGET else DELAY_SEPARATE
 
 
 def fill_projection(

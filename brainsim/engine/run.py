@@ -36,10 +36,10 @@ from brainsim.engine.simulator import (
     LocalNetwork,
     RunConfig,
     build_network,
+    early_jobs,
     report_specs,
     simulate,
     start_numba,
-    table_free_jobs,
     weight_specs,
 )
 from brainsim.errors import EngineError
@@ -167,7 +167,7 @@ def execute(
     if not start_numba() and comm.rank == 0:
         helper = CompileHelper.start()
         if helper is not None:
-            helper.submit(table_free_jobs(circuit, exchanger.native()))
+            helper.submit(early_jobs(circuit, exchanger.native()))
     try:
         recorder = ZarrRecorder(
             os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms

@@ -40,8 +40,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from brainsim.circuit.spec import Circuit, PoissonStimulus, PopulationStimulus, RateStimulus
-from brainsim.engine.connectivity import DeliveryPlan, count_projection
+from brainsim.circuit.spec import (
+    Circuit,
+    NoiseStimulus,
+    PoissonStimulus,
+    PopulationStimulus,
+    RateStimulus,
+)
+from brainsim.engine.connectivity import DeliveryPlan, count_projection, expected_mode
 from brainsim.engine.plasticity import PlasticPlan, WeightSnapshots
 from brainsim.engine.populations import (
     SAMPLE_CODES,
@@ -60,18 +66,20 @@ from brainsim.engine.stimuli import (
 )
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
-from brainsim.kernels.compiler import CompileHelper, Job, job, signature
-from brainsim.kernels.delivery import encode_spikes
+from brainsim.kernels.advance import KINDS
+from brainsim.kernels.compiler import CompileHelper, Job, compile_job, job
+from brainsim.kernels.delivery import MODE_SWITCHES, encode_spikes
 from brainsim.kernels.loop import (
     CONTROL_CHECKPOINT,
     CONTROL_FLUSH,
     CONTROL_STOP,
     EVERYTHING,
+    MODE_FIELDS,
+    MODE_PARTS,
     MPI_FAILED,
     SAW_CHECKPOINT,
     SAW_FLUSH,
     SAW_STOP,
-    TABLE_FREE_PARTS,
     Currents,
     Neurons,
     Poisson,
@@ -79,6 +87,7 @@ from brainsim.kernels.loop import (
     Synapses,
     Variant,
     gather,
+    kind_switches,
     loaded,
     loop_parts,
     run_intervals,
@@ -536,23 +545,45 @@ def probe_args(native: NativeExchange) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def table_free_jobs(circuit: Circuit, native: NativeExchange) -> list[Job]:
-    """The step loop's parts whose types are known before construction
-    (:data:`~brainsim.kernels.loop.TABLE_FREE_PARTS`) that ``circuit`` will likely call: a
-    compile helper starts on them while construction runs. A wrong guess costs the helper's
-    time only (a part missing from the cache is compiled where it is needed)."""
+def expected_variant(circuit: Circuit, n_ranks: int) -> Variant:
+    """The loop variant ``circuit``'s tables will most likely need on ``n_ranks`` ranks, from
+    the circuit alone: its models, inputs and plastic projections (a rank without neurons of a
+    population needs less) and the storage modes :func:`expected_mode` guesses (the built
+    synapses decide them)."""
     stimuli = circuit.stimuli.values()
-    likely = {
-        "record_post_spikes": any(
-            SYNAPSE_MODELS[p.synapse.model].plastic for p in circuit.projections.values()
-        ),
-        "poisson_drive": any(isinstance(s, PoissonStimulus) for s in stimuli),
-        "rate_drive": any(isinstance(s, RateStimulus | PopulationStimulus) for s in stimuli),
-    }
+    kinds = {KINDS[pop.variant.kernel] for pop in circuit.populations.values()}
+    modes = {expected_mode(circuit, p, n_ranks) for p in circuit.projections.values()}
+    return Variant(
+        poisson=True if any(isinstance(s, PoissonStimulus) for s in stimuli) else None,
+        rate=True
+        if any(isinstance(s, RateStimulus | PopulationStimulus) for s in stimuli)
+        else None,
+        noise=True if any(isinstance(s, NoiseStimulus) for s in stimuli) else None,
+        plastic=True
+        if any(SYNAPSE_MODELS[p.synapse.model].plastic for p in circuit.projections.values())
+        else None,
+        exchange=True if n_ranks > 1 else None,
+        **kind_switches(kinds),
+        **{
+            f: (True if m in modes else None)
+            for f, m in zip(MODE_FIELDS, MODE_SWITCHES, strict=True)
+        },
+    )
+
+
+def early_jobs(circuit: Circuit, native: NativeExchange) -> list[Job]:
+    """The step loop's parts that :func:`expected_variant` calls, those not in numba's cache,
+    the deliveries (:data:`~brainsim.kernels.loop.MODE_PARTS`, the largest, the plastic one
+    first) before the others: a compile helper starts on them while construction runs. A
+    wrong guess costs the helper's time only (a part missing from the cache is compiled where
+    it is needed)."""
+    variant = expected_variant(circuit, native.n_ranks)
+    parts = loop_parts(probe_args(native), variant)
+    first = [p for name in reversed(MODE_PARTS) for p in parts if p[0] == name]
     return [
         job(kernel, args)
-        for name, kernel, args in loop_parts(probe_args(native), EVERYTHING)
-        if name in TABLE_FREE_PARTS and likely[name] and not loaded(kernel, args)
+        for _, kernel, args in first + [p for p in parts if p[0] not in MODE_PARTS]
+        if not loaded(kernel, args)
     ]
 
 
@@ -573,30 +604,26 @@ def load_step_loop(
     return found
 
 
-HELPER_PARTS = ("deliver_plastic", "deliver_all")
-"""The step loop's part a compile helper takes when the loop is compiled: the first of these
-the variant has (the plastic delivery is the largest part, about a quarter of the loop's
-compilation; without it, the static delivery); this process compiles the others meanwhile."""
-
-
 def _compile_parts(
     args: tuple[Any, ...], variant: Variant, helper: CompileHelper, extra: Iterable[Job]
 ) -> None:
-    """Compile the parts of ``variant``'s loop that are not in numba's cache, one of them
-    (:data:`HELPER_PARTS`) and the table-free ones it may still be on in ``helper``, the
-    others here, and wait for the helper's: the loop's own compilation then loads them all
-    from the cache. ``extra`` jobs go to the helper after them."""
-    parts = [(name, kernel, a) for name, kernel, a in loop_parts(args, variant)
+    """Compile the parts of ``variant``'s loop that are not in numba's cache, in this process
+    and ``helper``, so that the loop's own compilation loads them all from there.
+
+    The helper has the parts :func:`early_jobs` gave it and gets the plastic delivery (the
+    largest part, about a quarter of the loop's compilation), then ``extra``; this process
+    compiles the parts the helper does not have, then takes those the helper has not started
+    yet, and waits for the rest."""
+    parts = [(job(kernel, a), name) for name, kernel, a in loop_parts(args, variant)
              if not loaded(kernel, a)]  # fmt: skip
-    names = {name for name, _, _ in parts}
-    theirs = next((name for name in HELPER_PARTS if name in names), None)
-    given = {name for name in (theirs, *TABLE_FREE_PARTS) if name in names}
-    handed = helper.submit([job(k, a) for name, k, a in parts if name in given])
+    helper.submit(j for j, name in parts if name == "deliver_plastic")
     helper.submit(extra)
-    for name, kernel, a in parts:
-        if name not in given:
-            kernel.compile(signature(kernel, a))
-    helper.wait(handed)
+    for j, _ in parts:
+        if not helper.has(j):
+            compile_job(j)
+    theirs = [j for j, _ in parts if helper.has(j)]
+    helper.steal(theirs)
+    helper.wait(theirs)
 
 
 def cached_step_loop(
@@ -661,9 +688,11 @@ def _load_once_per_host(
     the loop and then ``helper_jobs``, and waits for all of them before the others go on."""
 
     def load() -> tuple[StepLoop, Variant]:
-        found = load_step_loop(exchanger, variant, choice, helper, helper_jobs)
-        if helper is not None:
-            helper.close()  # its last jobs (the weight recordings' kernels) are in the cache
+        jobs = list(helper_jobs)
+        found = load_step_loop(exchanger, variant, choice, helper, jobs)
+        if helper is not None:  # the weight recordings' kernels, in the cache before going on
+            helper.steal([j for j in jobs if helper.has(j)])
+            helper.close()
         return found
 
     if comm.size == 1:

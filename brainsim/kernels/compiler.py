@@ -15,9 +15,16 @@ slow, or was given the wrong types) is compiled here as before, and a helper tha
 noted and ignored. Kernels travel as ``(module, name, signature)``; numba's types pickle (its
 cache index stores them so).
 
-The child runs ``python -m brainsim.kernels.compiler``: it reads one job per line on stdin
-(base64 of the pickle), compiles it and answers ``done N`` or ``failed N: reason`` on stdout,
-and exits at the end of stdin.
+Either process may take a job the other has not started: each claims a job by creating its
+file in a shared folder (``O_EXCL``, so exactly one of them gets it) before compiling it. The
+helper takes its jobs in the order submitted; this process, when it has nothing else to do,
+takes the next one the helper has not started (:meth:`CompileHelper.steal`), so that neither
+waits while the other has a queue.
+
+The child runs ``python -m brainsim.kernels.compiler CLAIMS``: it reads one job per line on
+stdin (base64 of the pickle) and, for each one it claims, answers ``done N`` or
+``failed N: reason`` on stdout (``taken N`` for one claimed here); it exits at the end of
+stdin.
 """
 
 from __future__ import annotations
@@ -29,13 +36,25 @@ import inspect
 import os
 import pickle
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DISABLE_ENV", "CompileHelper", "Job", "job", "main", "signature", "spare_cores"]
+__all__ = [
+    "DISABLE_ENV",
+    "CompileHelper",
+    "Job",
+    "compile_job",
+    "job",
+    "main",
+    "signature",
+    "spare_cores",
+]
 
 DISABLE_ENV = "BRAINSIM_COMPILE_HELPER"
 """Set to ``0`` to compile everything in the run's own processes."""
@@ -71,8 +90,9 @@ def spare_cores() -> int:
 class CompileHelper:
     """A child process compiling jobs into numba's cache (see the module docstring).
 
-    Jobs run in the order submitted. :meth:`wait` blocks until given jobs are done (or failed,
-    or the child died); :meth:`close` ends the child once its jobs are done (or kills it when
+    Jobs run in the order submitted. :meth:`steal` compiles here those the child has not
+    claimed yet, from the back; :meth:`wait` blocks until given jobs are done (or failed, or
+    the child died); :meth:`close` ends the child once its jobs are done (or kills it when
     told not to wait)."""
 
     def __init__(self) -> None:
@@ -81,14 +101,23 @@ class CompileHelper:
         self._finished: dict[int, bool] = {}
         self._buffer = b""
         self.failures: list[str] = []
+        """``module.name: reason`` of each job the child could not compile."""
         self.compiled: list[str] = []
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "brainsim.kernels.compiler"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, DISABLE_ENV: "0"},
-        )
+        """``module.name`` of each job the child compiled."""
+        self.stolen: list[str] = []
+        """``module.name`` of each of its jobs compiled here instead."""
+        self._claims = Path(tempfile.mkdtemp(prefix="brainsim-compile-"))
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-m", "brainsim.kernels.compiler", str(self._claims)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, DISABLE_ENV: "0"},
+            )
+        except OSError:
+            shutil.rmtree(self._claims, ignore_errors=True)
+            raise
 
     @classmethod
     def start(cls) -> CompileHelper | None:
@@ -101,9 +130,9 @@ class CompileHelper:
         except OSError:
             return None
 
-    @property
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def has(self, j: Job) -> bool:
+        """Whether ``j`` was submitted to this helper."""
+        return j in self._pending
 
     def submit(self, jobs: Iterable[Job]) -> list[Job]:
         """Queue ``jobs`` (those not already queued); return the ones queued now."""
@@ -124,6 +153,19 @@ class CompileHelper:
             self._next += 1
             queued.append(j)
         return queued
+
+    def steal(self, jobs: Iterable[Job]) -> None:
+        """Compile here each of ``jobs`` (submitted ones) that the child has not claimed, in
+        the order submitted (the child's next job first, so that it goes on with the later
+        ones meanwhile); an error is left to the call that needs the kernel."""
+        for n in sorted(self._pending[j] for j in jobs if j in self._pending):
+            if n in self._finished or not _claim(self._claims, n):
+                continue
+            j = next(job for job, number in self._pending.items() if number == n)
+            self._finished[n] = True
+            self.stolen.append(".".join(j[:2]))
+            with contextlib.suppress(Exception):
+                compile_job(j)
 
     def wait(self, jobs: Iterable[Job] | None = None, timeout_s: float = 600.0) -> bool:
         """Block until ``jobs`` (all submitted ones when None) are done or failed; return
@@ -156,8 +198,10 @@ class CompileHelper:
             number, _, reason = rest.partition(": ")
             with contextlib.suppress(ValueError):
                 n = int(number)
-                self._finished[n] = word == "done"
                 label = ".".join(names[n][:2]) if n in names else number
+                if word == "taken":
+                    continue  # stolen: marked finished then
+                self._finished[n] = word == "done"
                 if word == "done":
                     self.compiled.append(label)
                 else:
@@ -165,21 +209,21 @@ class CompileHelper:
 
     def close(self, wait: bool = True, timeout_s: float = 600.0) -> None:
         """End the child: after its queued jobs when ``wait``, else at once."""
-        proc, self._proc = self._proc, None
+        proc = self._proc
         if proc is None:
             return
         with contextlib.suppress(OSError):
             if proc.stdin is not None:
                 proc.stdin.close()
         if wait:
-            self._proc = proc
             self.wait(timeout_s=timeout_s)
-            self._proc = None
+        self._proc = None
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+        shutil.rmtree(self._claims, ignore_errors=True)
 
     def __enter__(self) -> CompileHelper:
         return self
@@ -188,7 +232,19 @@ class CompileHelper:
         self.close(wait=False)
 
 
-def _compile(j: Job) -> None:
+def _claim(claims: Path, n: int) -> bool:
+    """Claim job ``n`` for this process: True for exactly one of the processes that try."""
+    try:
+        os.close(os.open(claims / str(n), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    except OSError:
+        return False  # a claims folder gone (the parent closed): nothing more to do
+    return True
+
+
+def compile_job(j: Job) -> None:
+    """Compile ``j`` in this process (or load it from numba's cache)."""
     module, name, sig = j
     if not module.startswith("brainsim.kernels."):
         raise ValueError(f"not a brainsim kernel: {module}")
@@ -196,16 +252,20 @@ def _compile(j: Job) -> None:
     dispatcher.compile(sig)
 
 
-def main() -> int:
-    """The child: compile each job read from stdin, answer on stdout."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """The child: claim and compile each job read from stdin, answer on stdout."""
+    claims = Path((sys.argv[1:] if argv is None else argv)[0])
     out = sys.stdout.buffer
     for n, raw in enumerate(sys.stdin.buffer):
-        try:
-            _compile(pickle.loads(base64.b64decode(raw)))  # noqa: S301 (the parent's own pipe)
-            out.write(f"done {n}\n".encode())
-        except Exception as exc:
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            out.write(f"failed {n}: {reason}\n".encode())
+        if not _claim(claims, n):
+            out.write(f"taken {n}\n".encode())
+        else:
+            try:
+                compile_job(pickle.loads(base64.b64decode(raw)))  # noqa: S301 (the parent's pipe)
+                out.write(f"done {n}\n".encode())
+            except Exception as exc:
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                out.write(f"failed {n}: {reason}\n".encode())
         out.flush()
     return 0
 

@@ -57,11 +57,12 @@ __all__ = [
     "CONTROL_FLUSH",
     "CONTROL_STOP",
     "EVERYTHING",
+    "MODE_FIELDS",
+    "MODE_PARTS",
     "MPI_FAILED",
     "SAW_CHECKPOINT",
     "SAW_FLUSH",
     "SAW_STOP",
-    "TABLE_FREE_PARTS",
     "Currents",
     "LoopPart",
     "Neurons",
@@ -70,6 +71,7 @@ __all__ = [
     "Synapses",
     "Variant",
     "gather",
+    "kind_switches",
     "loaded",
     "loop_parts",
     "run_intervals",
@@ -216,7 +218,7 @@ EVERYTHING = Variant()
 """The step loop with every part: what ``brainsim compile-kernels`` and pools compile, and what
 serves any circuit."""
 
-_MODE_FIELDS = ("dense", "narrow", "constant", "narrow_byte", "narrow_separate", "separate",
+MODE_FIELDS = ("dense", "narrow", "constant", "narrow_byte", "narrow_separate", "separate",
                 "packed")  # fmt: skip
 """The :class:`Variant` fields of the storage modes, in the order of
 :data:`~brainsim.kernels.delivery.MODE_SWITCHES`."""
@@ -228,6 +230,11 @@ _KIND_SWITCH = {
     KIND_IZHIKEVICH: "izhikevich",
     KIND_PARROT: "parrot",
 }
+
+
+def kind_switches(kinds: set[int]) -> dict[str, bool | None]:
+    """The model switches of a :class:`Variant` for the neuron kernels ``kinds``."""
+    return {name: (True if code in kinds else None) for code, name in _KIND_SWITCH.items()}
 
 
 def variant_of(
@@ -243,9 +250,9 @@ def variant_of(
     ``nr.pops``, the inputs and plastic projections that have entries, the storage modes of
     the synapses (static or plastic), the exchange if ``n_ranks > 1``."""
     kinds = {int(kind) for kind in nr.pops[:, 0]} if nr.pops.shape[0] else set()
-    switches = {name: (True if code in kinds else None) for code, name in _KIND_SWITCH.items()}
+    switches = kind_switches(kinds)
     used = modes_of(np.concatenate((syn.meta, plastic.meta)))
-    modes = dict(zip(_MODE_FIELDS, used, strict=True))
+    modes = dict(zip(MODE_FIELDS, used, strict=True))
     return Variant(
         poisson=True if po.segments.shape[0] else None,
         rate=True if sched.rate_meta.shape[0] else None,
@@ -423,9 +430,9 @@ that :data:`run_intervals` holds the one general signature; both share numba's c
 LoopPart = tuple[str, Any, tuple[Any, ...]]
 """A kernel the step loop calls: its name, its dispatcher, arguments of the types it gets."""
 
-TABLE_FREE_PARTS = ("record_post_spikes", "poisson_drive", "rate_drive")
-"""The parts whose argument types do not depend on a circuit's tables or variant (their
-signatures are known before construction)."""
+MODE_PARTS = ("deliver_all", "deliver_plastic")
+"""The parts whose types depend on the storage modes of the built synapses (the others' follow
+from a circuit's models and inputs, known before construction)."""
 
 
 def loop_parts(args: tuple[Any, ...], variant: Variant) -> list[LoopPart]:

@@ -12,7 +12,7 @@ import pytest
 from brainsim.circuit import load_circuit, parse_circuit
 from brainsim.circuit.overrides import with_overrides
 from brainsim.engine.run import communicator, execute
-from brainsim.engine.simulator import RunConfig, build_network, network_variant
+from brainsim.engine.simulator import RunConfig, build_network, expected_variant, network_variant
 from brainsim.engine.warmup import WARMUP_CIRCUIT
 from brainsim.kernels.loop import EVERYTHING, run_variant
 from tests.engine.conftest import DATA, assert_bit_identical, read_store
@@ -72,3 +72,50 @@ def test_a_circuit_s_variant_leaves_out_what_it_does_not_use() -> None:
         assert getattr(every, name) is True, name
     assert every.exchange is None  # one rank
     assert EVERYTHING.exchange is True
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("tiny", {}),
+        ("izhikevich_2003", {}),
+        ("brunel_delta", {}),
+        ("brunel_stdp", {}),
+        ("potjans_diesmann_2014", {"scale": 0.02}),
+        ("hpc_benchmark", {"scale": 0.02}),
+    ],
+)
+def test_the_expected_variant_of_each_example_is_the_built_one(
+    name: str, parameters: dict[str, float]
+) -> None:
+    """What a cold run compiles ahead, before construction, from the circuit alone (its
+    models, inputs and the storage modes construction will most likely choose) is what the
+    built tables need: the helper's early work is not wasted on the example circuits."""
+    comm, _ = communicator()
+    circuit = load_circuit(ROOT / "circuits" / f"{name}.yaml", parameters=parameters)
+    built = network_variant(build_network(circuit, comm))
+    assert expected_variant(circuit, 1)._asdict() == built._asdict()
+
+
+def test_the_expected_variant_of_a_large_population_on_more_ranks() -> None:
+    """Storage modes follow the local targets: 70,000 targets are too many for 16-bit indices
+    on one rank, not on two; a drawn delay gives the byte or packed modes."""
+    doc = {
+        "apiVersion": "brainsim/v1", "name": "big",
+        "simulation": {"dt_ms": 0.1, "duration_ms": 1.0},
+        "populations": {"A": {"size": 70000, "model": "lif"}},
+        "projections": {
+            "fixed": {"source": "A", "target": "A", "weight": 0.1, "delay_ms": 1.0,
+                      "connectivity": {"rule": "fixed_indegree", "indegree": 1}},
+            "drawn": {"source": "A", "target": "A", "weight": 0.1,
+                      "delay_ms": {"uniform": {"low": 1.0, "high": 2.0}},
+                      "connectivity": {"rule": "fixed_indegree", "indegree": 1}},
+        },
+    }  # fmt: skip
+    circuit = parse_circuit(doc)
+    one, two = expected_variant(circuit, 1), expected_variant(circuit, 2)
+    assert (one.constant, one.packed, one.narrow, one.narrow_byte) == (True, True, None, None)
+    assert (two.constant, two.packed, two.narrow, two.narrow_byte) == (None, None, True, True)
+    assert two.exchange is True
+    comm, _ = communicator()
+    assert network_variant(build_network(circuit, comm))._asdict() == one._asdict()
