@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import socket
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -163,18 +164,26 @@ def execute(
     # follows from the built tables (brainsim.engine.simulator.load_step_loop). In a cold run
     # (an empty kernel cache) a compile helper starts on the loop's parts that construction
     # does not decide while this process builds (brainsim.kernels.compiler).
+    cold = not start_numba()
     helper = None
-    if not start_numba() and comm.rank == 0:
+    if cold and comm.rank == 0:
         helper = CompileHelper.start()
         if helper is not None:
             helper.submit(early_jobs(circuit, exchanger.native()))
+    # Ranks on one machine compile construction's kernels once, not all at once (build_network)
+    stagger = False
+    if comm.size > 1:
+        seen = comm.allgather((cold, socket.gethostname()))
+        stagger = bool(seen[0][0]) and len({host for _, host in seen}) == 1
     try:
         recorder = ZarrRecorder(
             os.fspath(out), comm, overwrite=overwrite, flush_interval_ms=config.flush_interval_ms
         )
         info = run_info(circuit, comm.size, config.checkpoint_every_ms)
         recorder.open(info)
-        return _simulate_into(out, circuit, info, recorder, comm, exchanger, config, None, helper)
+        return _simulate_into(
+            out, circuit, info, recorder, comm, exchanger, config, None, helper, stagger
+        )
     finally:
         if helper is not None:
             helper.close(wait=False)
@@ -190,12 +199,14 @@ def _simulate_into(
     config: RunConfig,
     checkpoint: StoredCheckpoint | None,
     helper: CompileHelper | None = None,
+    stagger: bool = False,
 ) -> FinalStatus:
     """Build this rank's network, simulate it into the open ``recorder`` (from
     ``checkpoint`` when given) and close the store with the final status; an exception marks
-    the store failed and propagates. ``helper`` compiles kernels beside this process."""
+    the store failed and propagates. ``helper`` compiles kernels beside this process;
+    ``stagger`` as for :func:`~brainsim.engine.simulator.build_network`."""
     try:
-        network = build_network(circuit, comm)
+        network = build_network(circuit, comm, stagger=stagger)
         checkpointer = _checkpointer(out, circuit, info, network, comm, recorder, config)
 
         def restored(snapshots: WeightSnapshots) -> int:

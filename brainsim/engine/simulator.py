@@ -265,8 +265,15 @@ def weight_specs(circuit: Circuit) -> tuple[WeightSpec, ...]:
     return tuple(specs)
 
 
-def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
-    """Build this rank's part of ``circuit`` (collective: agrees on the global minimum delay)."""
+def build_network(circuit: Circuit, comm: Communicator, *, stagger: bool = False) -> LocalNetwork:
+    """Build this rank's part of ``circuit`` (collective: agrees on the global minimum delay).
+
+    ``stagger`` (collective, the same on every rank; for cold runs whose ranks share one
+    machine): the other ranks sleep until rank 0 has built its synapses, compiling the
+    construction kernels, and then build theirs with the kernels from numba's cache, instead
+    of every rank compiling the same kernels at once on the same cores."""
+    if stagger and comm.rank != 0:
+        _sleeping_barrier(comm)
     start = time.perf_counter()
     names = list(circuit.populations)
     dec = block_decomposition(names, [p.size for p in circuit.populations.values()], comm.size)
@@ -309,6 +316,8 @@ def build_network(circuit: Circuit, comm: Communicator) -> LocalNetwork:
         if c.n_synapses > 0
     ]
     del counted, static_counted, plastic_counted, plastic_store
+    if stagger and comm.rank == 0:
+        _sleeping_barrier(comm)  # the synapse kernels are in the cache: the others go on
     all_delays = [d for part in comm.allgather(local_delays) for d in part]
     min_delay = min((d[0] for d in all_delays), default=1)
     max_delay = max((d[1] for d in all_delays), default=1)
