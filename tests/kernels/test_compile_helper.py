@@ -56,7 +56,7 @@ from brainsim.engine.simulator import probe_args
 from brainsim.exchange import LocalExchanger
 from brainsim.kernels.compiler import signature
 from brainsim.kernels.loop import EVERYTHING, loop_parts, run_variant
-off = dict.fromkeys(("exchange", "lif_exp", "lif_alpha", "izhikevich", "parrot", "dense",
+off = dict.fromkeys(("lif_exp", "lif_alpha", "izhikevich", "parrot", "dense",
                      "narrow", "narrow_byte", "narrow_separate", "separate", "packed"))
 variant = EVERYTHING._replace(**off)
 args = probe_args(LocalExchanger().native())
@@ -69,8 +69,8 @@ print(json.dumps({"parts": [name for name, _, _ in parts], "loop": compiled[befo
 """, tmp_path / "cache")  # fmt: skip
     found = json.loads(out.splitlines()[-1])
     assert found["parts"] == [
-        "poisson_drive", "rate_drive", "step_currents", "advance_step", "deliver_all",
-        "deliver_plastic", "record_post_spikes",
+        "poisson_drive", "rate_drive", "step_currents", "advance_step", "sort_keys",
+        "deliver_all", "deliver_plastic", "record_post_spikes",
     ]  # fmt: skip
     assert found["loop"] == ["run_intervals"]
 
