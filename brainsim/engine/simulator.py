@@ -64,6 +64,7 @@ from brainsim.engine.stimuli import (
     build_stimuli,
     selection_indices,
 )
+from brainsim.engine.values import draws_per_neuron, sampling_kernel
 from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
 from brainsim.kernels.advance import KINDS
@@ -75,8 +76,8 @@ from brainsim.kernels.loop import (
     CONTROL_STOP,
     EVERYTHING,
     MODE_FIELDS,
-    MODE_PARTS,
     MPI_FAILED,
+    PART_COMPILE_S,
     SAW_CHECKPOINT,
     SAW_FLUSH,
     SAW_STOP,
@@ -582,18 +583,18 @@ def expected_variant(circuit: Circuit, n_ranks: int) -> Variant:
 
 def early_jobs(circuit: Circuit, native: NativeExchange) -> list[Job]:
     """The step loop's parts that :func:`expected_variant` calls, those not in numba's cache,
-    the deliveries (:data:`~brainsim.kernels.loop.MODE_PARTS`, the largest, the plastic one
-    first) before the others: a compile helper starts on them while construction runs. A
-    wrong guess costs the helper's time only (a part missing from the cache is compiled where
-    it is needed)."""
+    largest first (:data:`~brainsim.kernels.loop.PART_COMPILE_S`: the plastic delivery,
+    then the post-spike histories, ...; this process takes the next ones when it is free, so
+    the small ones come last), and before them the per-neuron sampling kernel if construction
+    will draw values: a compile helper starts on them while construction runs. A wrong guess
+    costs the helper's time only (a kernel missing from the cache is compiled where it is
+    needed)."""
     variant = expected_variant(circuit, native.n_ranks)
-    parts = loop_parts(probe_args(native), variant)
-    first = [p for name in reversed(MODE_PARTS) for p in parts if p[0] == name]
-    return [
-        job(kernel, args)
-        for _, kernel, args in first + [p for p in parts if p[0] not in MODE_PARTS]
-        if not loaded(kernel, args)
-    ]
+    parts = sorted(loop_parts(probe_args(native), variant), key=lambda p: -PART_COMPILE_S[p[0]])
+    kernels = [(kernel, args) for _, kernel, args in parts]
+    if draws_per_neuron(circuit):  # needed during construction: first
+        kernels.insert(0, sampling_kernel())
+    return [job(kernel, args) for kernel, args in kernels if not loaded(kernel, args)]
 
 
 def load_step_loop(

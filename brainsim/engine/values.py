@@ -8,13 +8,15 @@ path (``populations.E.params.c_mV``). Which rank computes a draw therefore never
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from brainsim.circuit import expressions
-from brainsim.circuit.spec import Distribution, Expr, LogNormal, Normal, Uniform, Value
+from brainsim.circuit.spec import Circuit, Distribution, Expr, LogNormal, Normal, Uniform, Value
 from brainsim.errors import EngineError
 from brainsim.kernels import rng, sample
 
@@ -67,6 +69,25 @@ def draw_distribution(
         out,
     )  # fmt: skip
     return _checked(out, path, low, high)
+
+
+def draws_per_neuron(circuit: Circuit) -> bool:
+    """Whether a population of ``circuit`` draws a parameter, an initial value or a random
+    variable from a distribution (:func:`draw_distribution`)."""
+    for pop in circuit.populations.values():
+        params = (getattr(pop.params, f.name) for f in dataclasses.fields(pop.params))
+        values = [*params, *pop.initial.values(), *pop.random_variables.values()]
+        if any(isinstance(v, Uniform | Normal | LogNormal) for v in values):
+            return True
+    return False
+
+
+def sampling_kernel() -> tuple[Any, tuple[Any, ...]]:
+    """The kernel :func:`draw_distribution` calls, with arguments of the types it passes (for
+    compiling it ahead, :mod:`brainsim.kernels.compiler`)."""
+    i8 = np.zeros(0, dtype=np.int64)
+    args = (*_sampler_args(Uniform(0.0, 1.0)), 0, stream_of(""), i8, i8, np.zeros(0))
+    return sample.sample_values, args
 
 
 def per_neuron(

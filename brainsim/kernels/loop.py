@@ -58,8 +58,8 @@ __all__ = [
     "CONTROL_STOP",
     "EVERYTHING",
     "MODE_FIELDS",
-    "MODE_PARTS",
     "MPI_FAILED",
+    "PART_COMPILE_S",
     "SAW_CHECKPOINT",
     "SAW_FLUSH",
     "SAW_STOP",
@@ -438,9 +438,12 @@ that :data:`run_intervals` holds the one general signature; both share numba's c
 LoopPart = tuple[str, Any, tuple[Any, ...]]
 """A kernel the step loop calls: its name, its dispatcher, arguments of the types it gets."""
 
-MODE_PARTS = ("deliver_all", "deliver_plastic")
-"""The parts whose types depend on the storage modes of the built synapses (the others' follow
-from a circuit's models and inputs, known before construction)."""
+PART_COMPILE_S = {
+    "deliver_plastic": 3.0, "record_post_spikes": 1.6, "sort_keys": 1.4, "deliver_all": 1.3,
+    "advance_step": 1.0, "poisson_drive": 1.0, "rate_drive": 0.5, "step_currents": 0.3,
+}  # fmt: skip
+"""Rough seconds each part takes to compile (one storage mode, one model; numba's compile
+events on the 2-core development machine), for ordering compile jobs largest first."""
 
 
 def loop_parts(args: tuple[Any, ...], variant: Variant) -> list[LoopPart]:

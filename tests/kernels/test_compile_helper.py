@@ -15,6 +15,8 @@ import yaml
 
 from brainsim.analysis import open_recording
 from brainsim.api import run
+from brainsim.circuit import load_circuit
+from brainsim.engine.values import draws_per_neuron
 from brainsim.kernels.compiler import spare_cores
 
 CIRCUITS = Path(__file__).resolve().parents[2] / "circuits"
@@ -226,3 +228,25 @@ def test_a_cold_run_on_two_ranks_with_a_helper(tmp_path: Path) -> None:
         assert ("compiled" in events) is compiles
     run(circuit, tmp_path / "warm.zarr", duration_ms=20.0)
     _same_recordings(tmp_path / "cold.zarr", tmp_path / "warm.zarr")
+
+
+def test_the_sampling_kernel_is_compiled_as_construction_calls_it(tmp_path: Path) -> None:
+    """The helper compiles the per-neuron sampling kernel ahead for circuits that draw values
+    (the HPC benchmark's initial potentials), with the types construction then calls it with."""
+    out = _python(_LISTENER + """
+import json
+import numpy as np
+from brainsim.circuit.spec import Normal
+from brainsim.engine.values import draw_distribution, sampling_kernel
+from brainsim.kernels.compiler import signature
+kernel, args = sampling_kernel()
+kernel.compile(signature(kernel, args))
+before = len(compiled)
+drawn = draw_distribution(Normal(0.0, 1.0), seed=1, path="populations.A.initial.v_mV",
+                          keys=np.arange(4), indices=np.arange(4))
+print(json.dumps({"compiled": compiled[before:], "finite": bool(np.isfinite(drawn).all())}))
+""", tmp_path / "cache")  # fmt: skip
+    found = json.loads(out.splitlines()[-1])
+    assert found == {"compiled": [], "finite": True}
+    assert draws_per_neuron(load_circuit(CIRCUITS / "hpc_benchmark.yaml"))
+    assert not draws_per_neuron(load_circuit(CIRCUITS / "brunel_stdp.yaml"))
