@@ -107,11 +107,16 @@ class Progress:
             return
         wall = time.monotonic() - self.compile_started
         self.compile_started = None
+        from brainsim.kernels.compiler import COMPILED_BY_HELPERS  # standard library only
+
+        helped = len(COMPILED_BY_HELPERS)
         if self.mode == "json":
-            self._json({"event": "compiled", "kernels": self.compiled, "wall_s": round(wall, 3)})
+            self._json({"event": "compiled", "kernels": self.compiled, "helper_kernels": helped,
+                        "wall_s": round(wall, 3)})  # fmt: skip
         elif self.mode != "none":
+            also = f" and {helped} in a helper process" if helped else ""
             self._write_line(
-                f"compiled {self.compiled} kernels in {wall:.1f} s (cached for later runs)"
+                f"compiled {self.compiled} kernels{also} in {wall:.1f} s (cached for later runs)"
             )
 
     def _write_line(self, text: str) -> None:

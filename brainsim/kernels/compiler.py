@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "COMPILED_BY_HELPERS",
     "DISABLE_ENV",
     "CompileHelper",
     "Job",
@@ -58,6 +59,10 @@ __all__ = [
 
 DISABLE_ENV = "BRAINSIM_COMPILE_HELPER"
 """Set to ``0`` to compile everything in the run's own processes."""
+
+COMPILED_BY_HELPERS: list[str] = []
+"""``module.name`` of every job a helper of this process compiled (for the run's progress
+display, which counts this process's own compilations)."""
 
 Job = tuple[str, str, tuple[Any, ...]]
 """A kernel to compile: its module, its name there, the numba types of its arguments."""
@@ -204,6 +209,7 @@ class CompileHelper:
                 self._finished[n] = word == "done"
                 if word == "done":
                     self.compiled.append(label)
+                    COMPILED_BY_HELPERS.append(label)
                 else:
                     self.failures.append(f"{label}: {reason}")
 

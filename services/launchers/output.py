@@ -198,11 +198,16 @@ class OutputFollower:
         elif event in ("compiling", "compiled"):
             # A first run on a fresh kernel cache: say so to watchers (one line a second at most).
             kernels, wall = report.get("kernels"), report.get("wall_s")
+            helped = report.get("helper_kernels")
+            also = (
+                f" and {helped} in a helper process" if isinstance(helped, int) and helped else ""
+            )
             if isinstance(kernels, int) and isinstance(wall, int | float):
                 text = (
                     f"compiling numba kernels: {kernels} so far, now {report.get('kernel')} "
                     f"({wall:.0f} s)"
                     if event == "compiling"
-                    else f"compiled {kernels} numba kernels in {wall:.1f} s (cached for later runs)"
+                    else f"compiled {kernels} numba kernels{also} in {wall:.1f} s "
+                    "(cached for later runs)"
                 )
                 self.host.log(self.job_id, LogStream.STDOUT, text)

@@ -81,6 +81,7 @@ def test_compile_reports_of_a_cold_run_become_log_lines(tmp_path: Path) -> None:
         '{"event": "compiling", "kernels": 1, "kernel": "fixed_indegree", "wall_s": 0.0}\n'
         '{"event": "compiling", "kernels": 57, "kernel": "run_intervals", "wall_s": 12.4}\n'
         '{"event": "compiled", "kernels": 140, "wall_s": 35.26}\n'
+        '{"event": "compiled", "kernels": 40, "helper_kernels": 9, "wall_s": 12.04}\n'
         '{"event": "compiled", "kernels": "many"}\n'
     )
 
@@ -95,6 +96,7 @@ def test_compile_reports_of_a_cold_run_become_log_lines(tmp_path: Path) -> None:
         "compiling numba kernels: 1 so far, now fixed_indegree (0 s)",
         "compiling numba kernels: 57 so far, now run_intervals (12 s)",
         "compiled 140 numba kernels in 35.3 s (cached for later runs)",
+        "compiled 40 numba kernels and 9 in a helper process in 12.0 s (cached for later runs)",
     ]
 
 
