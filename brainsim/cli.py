@@ -45,6 +45,14 @@ EXIT_CHECKPOINTED = 75
 (75 is sysexits' EX_TEMPFAIL: try again later)."""
 
 
+def _helper_kernels() -> int:
+    """Kernels this process's compile helpers have compiled so far (imported when numba
+    compiles, which has loaded the kernels package by then)."""
+    from brainsim.kernels.compiler import COMPILED_BY_HELPERS
+
+    return len(COMPILED_BY_HELPERS)
+
+
 class Progress:
     """Progress of a run on rank 0: a bar on a terminal, plain lines or JSON lines otherwise."""
 
@@ -59,6 +67,8 @@ class Progress:
         self.compile_started: float | None = None
         """When the current burst of kernel compilations began (``None``: none under way)."""
         self.compiled = 0
+        self.helped_before = 0
+        """Kernels compiled by compile helpers before the current burst."""
         self.last_compile_print = -1.0
 
     def compiling(self, kernel: str, count: int) -> None:
@@ -70,6 +80,7 @@ class Progress:
         first = self.compile_started is None
         if first:
             self.compile_started = now
+            self.helped_before = _helper_kernels()
         self.compiled = count
         assert self.compile_started is not None
         wall = now - self.compile_started
@@ -107,9 +118,7 @@ class Progress:
             return
         wall = time.monotonic() - self.compile_started
         self.compile_started = None
-        from brainsim.kernels.compiler import COMPILED_BY_HELPERS  # standard library only
-
-        helped = len(COMPILED_BY_HELPERS)
+        helped = _helper_kernels() - self.helped_before  # this burst's
         if self.mode == "json":
             self._json({"event": "compiled", "kernels": self.compiled, "helper_kernels": helped,
                         "wall_s": round(wall, 3)})  # fmt: skip

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,13 +69,12 @@ from brainsim.errors import EngineError
 from brainsim.exchange import Communicator, NativeExchange, SpikeExchanger
 from brainsim.kernels.advance import KINDS
 from brainsim.kernels.compiler import CompileHelper, Job, compile_job, job
-from brainsim.kernels.delivery import MODE_SWITCHES, encode_spikes
+from brainsim.kernels.delivery import encode_spikes
 from brainsim.kernels.loop import (
     CONTROL_CHECKPOINT,
     CONTROL_FLUSH,
     CONTROL_STOP,
     EVERYTHING,
-    MODE_FIELDS,
     MPI_FAILED,
     PART_COMPILE_S,
     SAW_CHECKPOINT,
@@ -91,6 +90,7 @@ from brainsim.kernels.loop import (
     kind_switches,
     loaded,
     loop_parts,
+    mode_switches,
     run_intervals,
     run_variant,
     variant_of,
@@ -574,10 +574,7 @@ def expected_variant(circuit: Circuit, n_ranks: int) -> Variant:
         else None,
         exchange=True if n_ranks > 1 else None,
         **kind_switches(kinds),
-        **{
-            f: (True if m in modes else None)
-            for f, m in zip(MODE_FIELDS, MODE_SWITCHES, strict=True)
-        },
+        **mode_switches(modes),
     )
 
 
@@ -688,7 +685,7 @@ def _load_once_per_host(
     variant: Variant,
     choice: Literal["auto", "general", "circuit"] = "auto",
     helper: CompileHelper | None = None,
-    helper_jobs: Iterable[Job] = (),
+    helper_jobs: Sequence[Job] = (),
 ) -> tuple[StepLoop, Variant]:
     """:func:`load_step_loop` on every rank (collective). Every rank loads its loop from
     numba's cache at once where it is there; otherwise, when all ranks share one host, rank 0
@@ -698,10 +695,9 @@ def _load_once_per_host(
     the loop and then ``helper_jobs``, and waits for all of them before the others go on."""
 
     def load() -> tuple[StepLoop, Variant]:
-        jobs = list(helper_jobs)
-        found = load_step_loop(exchanger, variant, choice, helper, jobs)
+        found = load_step_loop(exchanger, variant, choice, helper, helper_jobs)
         if helper is not None:  # the weight recordings' kernels, in the cache before going on
-            helper.steal([j for j in jobs if helper.has(j)])
+            helper.steal(helper_jobs)
             helper.close()
         return found
 

@@ -5,10 +5,10 @@ a cold run's first step waits for about 60 functions (construction's kernels, th
 parts, the weight recordings' kernels). A :class:`CompileHelper` is a child process that
 compiles the kernels it is given, each for an exact signature, into numba's on-disk cache; this
 process loads them from there when it reaches them instead of compiling them itself. The run
-hands it what it can name ahead: before construction the loop's parts whose types do not depend
-on the built tables, after construction (when the loop's variant is known) the biggest part of
-the loop and the weight recordings' kernels, while it compiles the other parts and then the
-loop itself.
+hands it what it can name ahead: before construction the parts of the loop variant it expects
+from the circuit (and the sampling kernel construction calls), after construction any part
+the built variant adds and the weight recordings' kernels, while it compiles construction's
+kernels, then whatever the helper has not started, then the loop itself.
 
 Nothing depends on the helper for correctness: a kernel it has not compiled (it failed, was
 slow, or was given the wrong types) is compiled here as before, and a helper that dies is
@@ -61,8 +61,8 @@ DISABLE_ENV = "BRAINSIM_COMPILE_HELPER"
 """Set to ``0`` to compile everything in the run's own processes."""
 
 COMPILED_BY_HELPERS: list[str] = []
-"""``module.name`` of every job a helper of this process compiled (for the run's progress
-display, which counts this process's own compilations)."""
+"""``module.name`` of every job a helper of this process compiled, in order (for the progress
+display, which counts this process's own compilations and those added here since)."""
 
 Job = tuple[str, str, tuple[Any, ...]]
 """A kernel to compile: its module, its name there, the numba types of its arguments."""
@@ -96,7 +96,7 @@ class CompileHelper:
     """A child process compiling jobs into numba's cache (see the module docstring).
 
     Jobs run in the order submitted. :meth:`steal` compiles here those the child has not
-    claimed yet, from the back; :meth:`wait` blocks until given jobs are done (or failed, or
+    claimed yet, in that order; :meth:`wait` blocks until given jobs are done (or failed, or
     the child died); :meth:`close` ends the child once its jobs are done (or kills it when
     told not to wait)."""
 
@@ -163,10 +163,10 @@ class CompileHelper:
         """Compile here each of ``jobs`` (submitted ones) that the child has not claimed, in
         the order submitted (the child's next job first, so that it goes on with the later
         ones meanwhile); an error is left to the call that needs the kernel."""
-        for n in sorted(self._pending[j] for j in jobs if j in self._pending):
+        for j in sorted((j for j in jobs if j in self._pending), key=self._pending.__getitem__):
+            n = self._pending[j]
             if n in self._finished or not _claim(self._claims, n):
                 continue
-            j = next(job for job, number in self._pending.items() if number == n)
             self._finished[n] = True
             self.stolen.append(".".join(j[:2]))
             with contextlib.suppress(Exception):
@@ -231,21 +231,13 @@ class CompileHelper:
             proc.stdout.close()
         shutil.rmtree(self._claims, ignore_errors=True)
 
-    def __enter__(self) -> CompileHelper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close(wait=False)
-
 
 def _claim(claims: Path, n: int) -> bool:
     """Claim job ``n`` for this process: True for exactly one of the processes that try."""
     try:
         os.close(os.open(claims / str(n), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
+    except OSError:  # claimed already, or the folder is gone (the parent closed)
         return False
-    except OSError:
-        return False  # a claims folder gone (the parent closed): nothing more to do
     return True
 
 

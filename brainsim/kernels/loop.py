@@ -47,7 +47,7 @@ from brainsim.kernels.advance import (
     advance_step,
     step_currents,
 )
-from brainsim.kernels.delivery import deliver_all, modes_of
+from brainsim.kernels.delivery import MODE_SWITCHES, deliver_all, modes_of
 from brainsim.kernels.plasticity import PlasticArrays, deliver_plastic, record_post_spikes
 from brainsim.kernels.rng import ZERO
 from brainsim.kernels.stimuli import poisson_drive, rate_drive
@@ -57,7 +57,6 @@ __all__ = [
     "CONTROL_FLUSH",
     "CONTROL_STOP",
     "EVERYTHING",
-    "MODE_FIELDS",
     "MPI_FAILED",
     "PART_COMPILE_S",
     "SAW_CHECKPOINT",
@@ -74,6 +73,7 @@ __all__ = [
     "kind_switches",
     "loaded",
     "loop_parts",
+    "mode_switches",
     "run_intervals",
     "run_variant",
     "sort_keys",
@@ -219,7 +219,7 @@ EVERYTHING = Variant()
 """The step loop with every part: what ``brainsim compile-kernels`` and pools compile, and what
 serves any circuit."""
 
-MODE_FIELDS = ("dense", "narrow", "constant", "narrow_byte", "narrow_separate", "separate",
+_MODE_FIELDS = ("dense", "narrow", "constant", "narrow_byte", "narrow_separate", "separate",
                 "packed")  # fmt: skip
 """The :class:`Variant` fields of the storage modes, in the order of
 :data:`~brainsim.kernels.delivery.MODE_SWITCHES`."""
@@ -238,6 +238,14 @@ def kind_switches(kinds: set[int]) -> dict[str, bool | None]:
     return {name: (True if code in kinds else None) for code, name in _KIND_SWITCH.items()}
 
 
+def mode_switches(modes: set[int]) -> dict[str, bool | None]:
+    """The storage-mode switches of a :class:`Variant` for the storage modes ``modes``."""
+    return {
+        field: (True if mode in modes else None)
+        for field, mode in zip(_MODE_FIELDS, MODE_SWITCHES, strict=True)
+    }
+
+
 def variant_of(
     nr: Neurons,
     cur: Currents,
@@ -253,7 +261,7 @@ def variant_of(
     kinds = {int(kind) for kind in nr.pops[:, 0]} if nr.pops.shape[0] else set()
     switches = kind_switches(kinds)
     used = modes_of(np.concatenate((syn.meta, plastic.meta)))
-    modes = dict(zip(MODE_FIELDS, used, strict=True))
+    modes = dict(zip(_MODE_FIELDS, used, strict=True))
     return Variant(
         poisson=True if po.segments.shape[0] else None,
         rate=True if sched.rate_meta.shape[0] else None,
@@ -481,8 +489,7 @@ def loop_parts(args: tuple[Any, ...], variant: Variant) -> list[LoopPart]:
     )))  # fmt: skip
     if v.exchange is not None:
         parts.append(("sort_keys", sort_keys, (spikes,)))
-    modes = (v.dense, v.narrow, v.constant, v.narrow_byte, v.narrow_separate, v.separate,
-             v.packed)  # fmt: skip
+    modes = tuple(getattr(v, field) for field in _MODE_FIELDS)
     parts.append(("deliver_all", deliver_all, (
         spikes, i, i, syn.pop_gid_bounds, syn.by_source_ptr, syn.by_source, syn.meta,
         syn.const_weight, syn.indptrs, syn.targets, syn.targets16, syn.weights, syn.delays,
