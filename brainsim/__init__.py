@@ -6,13 +6,11 @@ compilation, no zarr) for tools such as the job service that only validate circu
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("brainsim")
-except PackageNotFoundError:  # pragma: no cover - source tree without installation
-    __version__ = "0.0.0"
+__version__: str
+"""The installed distribution's version, read on first use: ``importlib.metadata`` costs a
+process about 40 ms that a run's launching process (which never needs it) does without."""
 
 __all__ = ["__version__", "load_circuit", "open_recording", "run", "validate"]
 
@@ -25,6 +23,15 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("brainsim")
+        except PackageNotFoundError:  # pragma: no cover - source tree without installation
+            found = "0.0.0"
+        globals()["__version__"] = found
+        return found
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'brainsim' has no attribute {name!r}")

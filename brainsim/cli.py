@@ -21,12 +21,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from brainsim import __version__
 from brainsim.errors import (
     BrainsimError,
     CircuitError,
@@ -860,12 +858,31 @@ _BUILT_IN = frozenset(
 )  # fmt: skip
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: prints brainsim's version, read only then (``importlib.metadata`` costs
+    every other command about 40 ms, a run's launching process included)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        import brainsim
+
+        parser.exit(message=f"brainsim {brainsim.__version__}\n")
+
+
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     """The argument parser with the built-in and (with ``plugins``) plug-in subcommands."""
     parser = argparse.ArgumentParser(
         prog="brainsim", description="Distributed spiking circuit simulation."
     )
-    parser.add_argument("--version", action="version", version=f"brainsim {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
@@ -1079,8 +1096,11 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     a.add_argument("--idle-timeout-s", type=float, default=0.0)
     a.set_defaults(func=_cmd_pool_serve)
 
-    for ep in entry_points(group="brainsim.commands") if plugins else ():
-        ep.load()(sub)
+    if plugins:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="brainsim.commands"):
+            ep.load()(sub)
     return parser
 
 

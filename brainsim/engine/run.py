@@ -48,7 +48,6 @@ from brainsim.exchange import Communicator, LocalCommunicator, LocalExchanger, S
 from brainsim.kernels.compiler import CompileHelper
 from brainsim.recording import ZarrRecorder
 from brainsim.recording.base import FinalStatus, PopulationInfo, RankResources, RunInfo
-from brainsim.recording.reader import RecordingStore
 
 __all__ = [
     "communicator",
@@ -290,6 +289,8 @@ def resume(
     checkpoint = latest_checkpoint(store)
     if checkpoint is None:
         raise EngineError(f"{store} holds no checkpoint to resume from")
+    from brainsim.recording.reader import RecordingStore  # zarr-python: a plain run does without
+
     recorded = RecordingStore.open(store)
     circuit = parse_circuit(recorded.circuit, base_dir=recorded.provenance.get("circuit_dir"))
     if config.checkpoint_every_ms is None:  # go on checkpointing as the run did

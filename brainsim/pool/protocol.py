@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from brainsim import __version__
+import brainsim
 from brainsim.errors import PoolError
 
 __all__ = [
@@ -168,7 +168,7 @@ def code_fingerprint() -> str:
     # The environment (sys.prefix: a venv's own) and the interpreter behind any alias
     # (``python``, ``python3.11`` and a console script's shebang name the same binary).
     python = f"{sys.prefix}\0{os.path.realpath(sys.executable)}\0{sys.version}"
-    digest.update(f"{python}\0{__version__}\0".encode())
+    digest.update(f"{python}\0{brainsim.__version__}\0".encode())
     for path, info in sorted(_modules(package)):
         digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     return digest.hexdigest()

@@ -6,10 +6,7 @@ stores written with any rank count have the same layout as well as the same cont
 
 from __future__ import annotations
 
-from typing import Final
-
-from zarr.abc.codec import BytesBytesCodec
-from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+from typing import Any, Final
 
 __all__ = [
     "COMPRESSIONS",
@@ -101,22 +98,29 @@ def stimulus_path(stimulus: str) -> str:
     return f"stimuli/{stimulus}"
 
 
-def compressors(compression: str, itemsize: int) -> tuple[BytesBytesCodec, ...]:
-    """The bytes-to-bytes codecs for one array under ``compression``.
+def compressors(compression: str, itemsize: int) -> tuple[dict[str, Any], ...]:
+    """The bytes-to-bytes codecs for one array under ``compression``, as Zarr v3 codec JSON
+    (what the arrays' metadata lists after the ``bytes`` codec; zarr-python takes the same).
 
     Blosc's byte shuffle groups the i-th byte of every ``itemsize``-byte element, which turns
     slowly varying float64 times and int64 ids into long runs that zstd compresses well.
     """
+
+    def blosc(cname: str, clevel: int, shuffle: str) -> dict[str, Any]:
+        configuration = {"typesize": itemsize, "cname": cname, "clevel": clevel,
+                         "shuffle": shuffle, "blocksize": 0}  # fmt: skip
+        return {"name": "blosc", "configuration": configuration}
+
     if compression == "blosc-zstd":
-        return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=itemsize),)
+        return (blosc("zstd", 3, "shuffle"),)
     if compression == "blosc-zstd-bitshuffle":
-        return (BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=itemsize),)
+        return (blosc("zstd", 3, "bitshuffle"),)
     if compression == "blosc-lz4":
-        return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=itemsize),)
+        return (blosc("lz4", 5, "shuffle"),)
     if compression == "zstd":
-        return (ZstdCodec(level=3),)
+        return ({"name": "zstd", "configuration": {"level": 3, "checksum": False}},)
     if compression == "gzip":
-        return (GzipCodec(level=5),)
+        return ({"name": "gzip", "configuration": {"level": 5}},)
     if compression == "none":
         return ()
     raise ValueError(f"unknown compression {compression!r}; expected one of {COMPRESSIONS}")
