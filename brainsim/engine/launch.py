@@ -106,7 +106,7 @@ def run_child(
             proc.wait()
     code = proc.returncode
     if code != 0:
-        from brainsim.recording.writer import mark_store_failed  # zarr: only when needed
+        from brainsim.recording.writer import mark_store_failed  # numpy: only when needed
 
         reason = (err or "").strip().splitlines()[-1:] or [f"exit code {code}"]
         mark_store_failed(store, reason[0])

@@ -257,19 +257,24 @@ class Array(_Node):
     ) -> list[tuple[Array, tuple[int, ...], npt.NDArray[Any]]]:
         """The chunks that writing ``values`` at ``selection`` makes, as ``(array, chunk
         index, whole chunk)``. Chunks the selection covers within the shape are built from
-        the values and the fill value; one it covers in part is read back and merged."""
+        the values and the fill value; one it covers in part is read back and merged. A part
+        of ``values`` that is a whole chunk is kept as it is (not copied) until written."""
         bounds = self._bounds(selection)
         values = np.broadcast_to(
             np.asarray(values, dtype=self.dtype), tuple(hi - lo for lo, hi in bounds)
         )
         out = []
         for index, in_chunk, in_selection, covered in _overlaps(bounds, self.chunks, self.shape):
+            part = values[in_selection]
+            if part.shape == self.chunks:  # a whole chunk: written as it is, not copied
+                out.append((self, index, part))
+                continue
             chunk = (
                 np.full(self.chunks, self.fill_value, dtype=self.dtype)
                 if covered
                 else self._read_chunk(index)
             )
-            chunk[in_chunk] = values[in_selection]
+            chunk[in_chunk] = part
             out.append((self, index, chunk))
         return out
 
@@ -331,6 +336,7 @@ class Group(_Node):
             between = self.path / parent
             if parent != Path(".") and not (between / _META).is_file():
                 _new_group(between, {})
+        _make_room(folder)
         return _new_group(folder, dict(attributes or {}))
 
     def create_array(
@@ -369,8 +375,7 @@ class Group(_Node):
             document["dimension_names"] = list(dimension_names)
         document.update(zarr_format=3, node_type="array", storage_transformers=[])
         array = Array(folder, document)
-        if folder.exists():
-            shutil.rmtree(folder)
+        _make_room(folder)
         array.write_metadata()
         return array
 
@@ -385,6 +390,15 @@ class Group(_Node):
         folder = self._child(name)
         if not (folder / _META).is_file():
             raise KeyError(name)
+        shutil.rmtree(folder)
+
+
+def _make_room(folder: Path) -> None:
+    """Refuse to create a node where one exists (as zarr-python does); clear leftovers that
+    are not a node (files of an interrupted write)."""
+    if (folder / _META).is_file():
+        raise RecordingError(f"{folder} already holds a Zarr node")
+    if folder.exists():
         shutil.rmtree(folder)
 
 

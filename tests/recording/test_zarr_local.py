@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import zarr
-from zarr.errors import ZarrUserWarning
+from zarr.errors import ContainsArrayError, ZarrUserWarning
 
 from brainsim.errors import RecordingError
 from brainsim.recording import zarr_local
@@ -744,3 +744,27 @@ def test_ellipsis_selects_the_whole_array(tmp_path: Path) -> None:
         yield "whole-array writes and reads through an ellipsis"
 
     run_both(tmp_path, scenario)
+
+
+def test_creating_over_an_existing_node_fails_like_zarr_python(tmp_path: Path) -> None:
+    """A node is never silently replaced: zarr-python refuses too (``overwrite=False``)."""
+    root = zarr_local.create_group(tmp_path / "local.zarr")
+    root.create_group("spikes/E", attributes={"units": "ms"})
+    root.create_array("x", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    with pytest.raises(RecordingError, match="already holds a Zarr node"):
+        root.create_group("spikes/E")
+    with pytest.raises(RecordingError, match="already holds a Zarr node"):
+        root.create_array("x", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    python = zarr.create_group(store=str(tmp_path / "python.zarr"), zarr_format=3)
+    python.create_array("x", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    with pytest.raises(ContainsArrayError, match="An array exists"):
+        python.create_array("x", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    # Leftovers that are no node (an interrupted write) make room for the new one.
+    (tmp_path / "local.zarr" / "y" / "c").mkdir(parents=True)
+    (tmp_path / "local.zarr" / "y" / "c" / "0").write_bytes(b"stale")
+    root.create_array("y", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    assert sorted(_tree(tmp_path / "local.zarr" / "y")) == ["zarr.json"]
+    assert root.attrs.asdict() == {}
+    assert zarr_local.open_group(tmp_path / "local.zarr")["spikes/E"].attrs.asdict() == {
+        "units": "ms"
+    }
