@@ -362,7 +362,8 @@ def _members(root: zarr.Group, top: str, depth: int) -> tuple[str, ...]:
 
 
 _TEMPORARY = "zarr.*.partial"
-"""The name of zarr's temporary file for a metadata document being replaced (LocalStore)."""
+"""The name of the temporary file of a metadata document being replaced (zarr-python's LocalStore
+and brainsim.recording.zarr_local)."""
 
 
 def _group_names(group: zarr.Group) -> list[str]:

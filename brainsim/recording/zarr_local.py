@@ -65,7 +65,9 @@ def _dumps(doc: Mapping[str, Any]) -> bytes:
 def _put(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    # zarr-python's name for it (``zarr.<hex>.partial`` beside ``zarr.json``), which readers
+    # of a live store know to skip (brainsim.recording.reader._TEMPORARY)
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")
     try:
         partial.write_bytes(data)
         partial.replace(path)

@@ -25,6 +25,7 @@ import difflib
 import gzip
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -768,3 +769,28 @@ def test_creating_over_an_existing_node_fails_like_zarr_python(tmp_path: Path) -
     assert zarr_local.open_group(tmp_path / "local.zarr")["spikes/E"].attrs.asdict() == {
         "units": "ms"
     }
+
+
+def test_files_are_replaced_through_zarr_pythons_temporary_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file is written under a temporary name and renamed over its target, and the
+    temporary names are zarr-python's (``zarr.<hex>.partial`` beside ``zarr.json``), which
+    readers of a live store skip (brainsim.recording.reader)."""
+    renames: list[tuple[str, str]] = []
+    replace = Path.replace
+
+    def recording(self: Path, target: Any) -> Any:
+        renames.append((self.name, Path(target).name))
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", recording)
+    root = zarr_local.create_group(tmp_path / "local.zarr")
+    array = root.create_array("x", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    array[:] = np.arange(4)
+    root.attrs["brainsim"] = {"status": "running"}
+    assert {target for _, target in renames} == {"zarr.json", "0", "1"}
+    for temporary, target in renames:
+        stem = "zarr" if target == "zarr.json" else target
+        assert re.fullmatch(rf"{stem}\.[0-9a-f]{{32}}\.partial", temporary), temporary
+    assert not list((tmp_path / "local.zarr").rglob("*.partial"))
