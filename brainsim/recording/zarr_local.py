@@ -479,6 +479,10 @@ _WORKERS: Final = 4
 """Threads that encode and write chunks (blosc, zstd and file writes release the GIL)."""
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_POOL.clear)
+
+
 def _pool() -> ThreadPoolExecutor:
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(_WORKERS, thread_name_prefix="brainsim-zarr"))

@@ -25,7 +25,10 @@ import difflib
 import gzip
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -794,3 +797,31 @@ def test_files_are_replaced_through_zarr_pythons_temporary_names(
         stem = "zarr" if target == "zarr.json" else target
         assert re.fullmatch(rf"{stem}\.[0-9a-f]{{32}}\.partial", temporary), temporary
     assert not list((tmp_path / "local.zarr").rglob("*.partial"))
+
+
+_FORKED = """
+import os, signal, sys, time
+import numpy as np
+from brainsim.recording import zarr_local
+root = zarr_local.create_group(sys.argv[1])
+first = root.create_array("x", shape=(256,), chunks=(2,), dtype="int64", fill_value=-1)
+first[:] = np.arange(256)  # 128 chunks: every writing thread starts
+time.sleep(0.2)  # and waits, idle
+pid = os.fork()
+if pid == 0:  # the parent's idle threads are not in the child: it must start its own
+    signal.alarm(20)  # a child that waits for them forever dies instead
+    second = root.create_array("y", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    second[:] = np.arange(4)
+    os._exit(0 if (second[:] == np.arange(4)).all() else 1)
+print(os.waitpid(pid, 0)[1])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_writes_with_threads_of_its_own(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED, str(tmp_path / "store.zarr")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]
