@@ -111,7 +111,8 @@ class _Pipeline:
             return raw.tobytes()
         return bytes(self._compressor.encode(raw.reshape(-1).view(np.uint8)))
 
-    def decode(self, data: bytes, dtype: np.dtype[Any], shape: tuple[int, ...]) -> Any:
+    def decode(self, data: bytes, dtype: np.dtype[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
+        """A chunk's values: a new, writable array (``astype`` copies)."""
         raw = data if self._compressor is None else self._compressor.decode(data)
         return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
@@ -306,7 +307,7 @@ class Array(_Node):
             data = self._chunk_path(index).read_bytes()
         except FileNotFoundError:
             return np.full(self.chunks, self.fill_value, dtype=self.dtype)
-        return np.array(self._pipeline.decode(data, self.dtype, self.chunks))
+        return self._pipeline.decode(data, self.dtype, self.chunks)
 
     def _bounds(self, selection: Selection) -> list[tuple[int, int]]:
         if len(selection) != len(self.shape):
