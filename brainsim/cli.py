@@ -351,7 +351,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         code, _ = run_child(mpiexec_command(args.ranks, argv), args.store, capture_stderr=False)
         return code
     flags = _stop_requests()  # before the engine loads (see _cmd_run)
-    with _collector_paused():
+    with _loading_engine():
         from brainsim.engine.run import communicator, resume
         from brainsim.engine.simulator import RunConfig
 
@@ -444,7 +444,7 @@ def _run_loaded(
 ) -> int:
     """Run a loaded circuit on the ranks of this process group; the exit code."""
     # Only the ranks (and a one-rank run) load the engine: numba and zarr take about 0.5 s.
-    with _collector_paused():
+    with _loading_engine():
         from brainsim.engine.run import communicator, execute
         from brainsim.engine.simulator import RunConfig
 
@@ -525,22 +525,42 @@ def _reporting_compiles(progress: Progress | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Load the engine with Python's cyclic garbage collector off, then exempt what loaded.
+def _loading_engine() -> Iterator[None]:
+    """Load the engine with Python's cyclic garbage collector off, then exempt what loaded; and
+    without numba's check of scipy's version.
 
     Importing numba, llvmlite and zarr allocates several hundred thousand long-lived objects;
     with the collector on, each full collection walks all of them again (about 0.1 s of a
     rank's start-up), and so does the collection at interpreter exit (0.2 s). They are moved to
     the collector's permanent generation instead (``gc.freeze``), which later collections skip.
+
+    ``import numba`` imports scipy, where it is installed, only to check that its version is
+    recent enough: about 10 ms of every rank's start-up for a module no kernel uses. While the
+    engine loads, scipy is made to fail to import at once (numba then skips the check), unless
+    this process has imported it already; it imports again afterwards.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        yield
+        with _blocked("scipy"):
+            yield
     finally:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def _blocked(module: str) -> Iterator[None]:
+    """Make ``import module`` fail at once in this process (unless it is imported already)."""
+    blocked = module not in sys.modules
+    if blocked:
+        sys.modules[module] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get(module, 0) is None:
+            del sys.modules[module]
 
 
 _BLAS_PROBE = "scipy.linalg.cython_blas"
@@ -555,14 +575,8 @@ def _without_blas_probe() -> Iterator[None]:
     BLAS, and this process only runs the simulation, so the probe is made to fail at once; the
     import works again afterwards. (A library user's process is never changed this way.)
     """
-    blocked = _BLAS_PROBE not in sys.modules
-    if blocked:
-        sys.modules[_BLAS_PROBE] = None  # type: ignore[assignment]
-    try:
+    with _blocked(_BLAS_PROBE):
         yield
-    finally:
-        if blocked and sys.modules.get(_BLAS_PROBE, 0) is None:
-            del sys.modules[_BLAS_PROBE]
 
 
 def _fail(comm: object, message: str, err: TextIO) -> None:
@@ -634,7 +648,7 @@ def _cmd_pool_serve(args: argparse.Namespace) -> int:
 
     from brainsim.pool.server import serve
 
-    with _collector_paused():
+    with _loading_engine():
         from brainsim.engine.run import communicator, return_freed_memory
         from brainsim.engine.simulator import load_step_loop
 

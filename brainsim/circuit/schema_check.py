@@ -7,6 +7,9 @@ rewritten here: unknown keys list the valid ones (with a close match when there 
 ``enum`` errors list the choices, and a failed ``anyOf`` (a value that may be a number, a
 distribution or an expression) reports the problem inside the form the user evidently meant,
 or, when no form fits, what forms are accepted (from the schema's ``title``).
+
+A document that passed once is not checked again (:mod:`.schema_memo`); jsonschema is imported
+only when a document is checked.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path as FilePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from brainsim.circuit import schema_memo
 from brainsim.circuit.problems import Path, ProblemLog, describe
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["MAX_SCHEMA_ERRORS", "SCHEMA_PATH", "check_schema", "schema"]
 
@@ -55,14 +60,20 @@ _TYPE_NAMES = {
 
 
 @functools.cache
+def _schema_bytes() -> bytes:
+    return SCHEMA_PATH.read_bytes()
+
+
+@functools.cache
 def _loaded() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as file:
-        loaded: dict[str, Any] = json.load(file)
+    loaded: dict[str, Any] = json.loads(_schema_bytes())
     return loaded
 
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_loaded())
 
 
@@ -75,14 +86,22 @@ def check_schema(document: Any, log: ProblemLog) -> None:
     """Validate ``document`` (JSON data) against the schema; every error becomes a problem.
 
     After :data:`MAX_SCHEMA_ERRORS` errors checking stops and the whole document counts as
-    invalid, so a huge broken document costs bounded time.
+    invalid, so a huge broken document costs bounded time. A document that passed before is
+    not checked again (:mod:`.schema_memo`).
     """
+    key = schema_memo.memo_key(document, _schema_bytes())
+    if key is not None and schema_memo.known_valid(key):
+        return
+    valid = True
     for count, error in enumerate(_validator().iter_errors(document), start=1):
+        valid = False
         if count > MAX_SCHEMA_ERRORS:
             log.stop(f"checking stopped after {MAX_SCHEMA_ERRORS:,} schema errors")
             return
         for path, message in _translate(error):
             log.add(path, message)
+    if valid and key is not None:
+        schema_memo.remember_valid(key)
 
 
 def _translate(error: ValidationError) -> Iterator[tuple[Path, str]]:
