@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TextIO, TypeAlias
 
 from brainsim.errors import (
     BrainsimError,
@@ -866,12 +866,6 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
-_BUILT_IN = frozenset(
-    {"run", "resume", "validate", "analyze", "export", "pool", "compile-kernels", "compile",
-     "import", "targets"}
-)  # fmt: skip
-
-
 class _VersionAction(argparse.Action):
     """``--version``: prints brainsim's version, read only then (``importlib.metadata`` costs
     every other command about 40 ms, a run's launching process included)."""
@@ -891,18 +885,17 @@ class _VersionAction(argparse.Action):
         parser.exit(message=f"brainsim {brainsim.__version__}\n")
 
 
-def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
-    """The argument parser with the built-in and (with ``plugins``) plug-in subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="brainsim", description="Distributed spiking circuit simulation."
-    )
-    parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+_Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns, where each command adds its parser."""
 
+
+def _add_run_command(sub: _Subcommands) -> None:
     p = sub.add_parser("run", help="simulate a circuit and record it to a Zarr store")
     _add_run_arguments(p)
     p.set_defaults(func=_cmd_run)
 
+
+def _add_resume_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "resume",
         help="continue a run from the last checkpoint in its store, on any number of ranks",
@@ -928,6 +921,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_resume)
 
+
+def _add_compile_kernels_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "compile-kernels",
         help="compile and cache every numba kernel now, so that the first run does not wait",
@@ -940,6 +935,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_compile_kernels)
 
+
+def _add_validate_command(sub: _Subcommands) -> None:
     p = sub.add_parser("validate", help="check circuit files; print every problem")
     p.add_argument("files", nargs="+", help="circuit files")
     p.add_argument(
@@ -948,6 +945,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=_cmd_validate)
 
+
+def _add_analyze_command(sub: _Subcommands) -> None:
     p = sub.add_parser("analyze", help="summarize a recording; optionally plot it")
     p.add_argument("store", help="recording (Zarr store)")
     p.add_argument(
@@ -1006,6 +1005,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_analyze)
 
+
+def _add_export_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "export",
         help="write a recording's spikes as NWB or Neo (needs the nwb extra)",
@@ -1025,6 +1026,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_export)
 
+
+def _add_compile_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "compile",
         help="compile a circuit for a target (brainsim targets lists them), e.g. a NIR graph",
@@ -1048,6 +1051,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_compile)
 
+
+def _add_import_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "import",
         help="turn a NIR graph (e.g. a network trained in snnTorch) into a circuit",
@@ -1080,10 +1085,14 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_import)
 
+
+def _add_targets_command(sub: _Subcommands) -> None:
     p = sub.add_parser("targets", help="list the compilation targets and what each supports")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     p.set_defaults(func=_cmd_targets)
 
+
+def _add_pool_command(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "pool",
         help="keep ranks with the engine loaded, so that runs start at once",
@@ -1110,6 +1119,35 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     a.add_argument("--idle-timeout-s", type=float, default=0.0)
     a.set_defaults(func=_cmd_pool_serve)
 
+
+_COMMANDS: dict[str, Callable[[_Subcommands], None]] = {
+    "run": _add_run_command,
+    "resume": _add_resume_command,
+    "compile-kernels": _add_compile_kernels_command,
+    "validate": _add_validate_command,
+    "analyze": _add_analyze_command,
+    "export": _add_export_command,
+    "compile": _add_compile_command,
+    "import": _add_import_command,
+    "targets": _add_targets_command,
+    "pool": _add_pool_command,
+}
+"""The built-in subcommands, in the order ``--help`` lists them."""
+
+
+def build_parser(*, plugins: bool = True, only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with the built-in and (with ``plugins``) plug-in subcommands; with
+    ``only``, that built-in subcommand alone (building all of them costs every process about
+    4 ms, a run's launcher and each of its ranks included)."""
+    """The argument parser with the built-in and (with ``plugins``) plug-in subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="brainsim", description="Distributed spiking circuit simulation."
+    )
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, add in _COMMANDS.items():
+        if only is None or name == only:
+            add(sub)
     if plugins:
         from importlib.metadata import entry_points
 
@@ -1123,7 +1161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Plug-ins (the job service's commands) import grpc: about 0.1 s that a built-in command,
     # run once per simulation, does without.
-    parser = build_parser(plugins=not argv or argv[0] not in _BUILT_IN)
+    command = argv[0] if argv and argv[0] in _COMMANDS else None
+    parser = build_parser(plugins=command is None, only=command)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
