@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeAlias
 
+from brainsim import dataclass_code
 from brainsim.errors import (
     BrainsimError,
     CircuitError,
@@ -1159,6 +1160,7 @@ def build_parser(*, plugins: bool = True, only: str | None = None) -> argparse.A
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    dataclass_code.install()  # before the commands' modules create their dataclasses
     # Plug-ins (the job service's commands) import grpc: about 0.1 s that a built-in command,
     # run once per simulation, does without.
     command = argv[0] if argv and argv[0] in _COMMANDS else None

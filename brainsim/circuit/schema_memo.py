@@ -9,10 +9,10 @@ SHA-256 of the schema and of the document's canonical JSON (sorted keys, no spac
 ``valid-documents/`` of brainsim's cache directory. Only documents that passed are
 remembered; a document with problems is checked, and its problems reported, every time.
 
-The cache directory is ``$BRAINSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/brainsim``, else
-``~/.cache/brainsim``. Like numba's kernel cache it is trusted: whoever can write there can
-make a document skip the schema check (the checks that follow it still run). Where it cannot
-be read or written the schema check simply runs. The least recently used entries beyond
+The cache directory is brainsim's (:func:`brainsim.cachedir.cache_directory`). Like numba's
+kernel cache it is trusted: whoever can write there can make a document skip the schema check
+(the checks that follow it still run). Where it cannot be read or written the schema check
+simply runs. The least recently used entries beyond
 :data:`MAX_ENTRIES` are deleted now and then.
 """
 
@@ -26,7 +26,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_ENTRIES", "cache_directory", "known_valid", "memo_key", "remember_valid"]
+from brainsim.cachedir import cache_directory
+
+__all__ = ["MAX_ENTRIES", "known_valid", "memo_key", "remember_valid"]
 
 MAX_ENTRIES = 4096
 """Remembered documents kept; older ones are pruned when a new one is remembered."""
@@ -36,16 +38,6 @@ _FORMAT = b"brainsim schema memo 1\0"
 
 _PRUNE_PREFIX = "00"
 """Pruning runs when a remembered key starts with this (one new entry in 256)."""
-
-
-def cache_directory() -> Path:
-    """brainsim's per-user cache directory (see the module's docstring)."""
-    given = os.environ.get("BRAINSIM_CACHE_DIR")
-    if given:
-        return Path(given)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "brainsim"
 
 
 def _memo_directory() -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from brainsim.cachedir import cache_directory
 from brainsim.circuit import load_circuit, schema_check, schema_memo, validate
 from tests.circuit.conftest import CIRCUITS, NO_MEMORY_LIMIT, load_document
 
@@ -124,13 +125,13 @@ def test_the_least_recently_used_entries_are_pruned(
 
 def test_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BRAINSIM_CACHE_DIR", str(tmp_path / "given"))
-    assert schema_memo.cache_directory() == tmp_path / "given"
+    assert cache_directory() == tmp_path / "given"
     monkeypatch.delenv("BRAINSIM_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert schema_memo.cache_directory() == tmp_path / "xdg" / "brainsim"
+    assert cache_directory() == tmp_path / "xdg" / "brainsim"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert schema_memo.cache_directory() == tmp_path / "home" / ".cache" / "brainsim"
+    assert cache_directory() == tmp_path / "home" / ".cache" / "brainsim"
 
 
 def test_a_second_process_does_not_import_jsonschema(cache: Path) -> None:
