@@ -25,7 +25,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeAlias
 
-from brainsim import dataclass_code
 from brainsim.errors import (
     BrainsimError,
     CircuitError,
@@ -1157,15 +1156,36 @@ def build_parser(*, plugins: bool = True, only: str | None = None) -> argparse.A
     return parser
 
 
+def _compile_dataclasses_once() -> None:
+    """Take the compiled methods of this process's dataclasses from the cache
+    (:mod:`brainsim.dataclass_code`; about 80 classes, 0.8 ms each, in a run's process)."""
+    from brainsim import dataclass_code
+
+    dataclass_code.install()
+
+
+def _only_launches_ranks(args: argparse.Namespace) -> bool:
+    """Whether this process only starts ``mpiexec`` for the ranks, which then do the work (it
+    defines no dataclass of its own: importing :mod:`dataclasses` would cost it 12 ms)."""
+    if args.command not in ("run", "resume") or args.ranks == 1:
+        return False
+    from brainsim.engine.launch import launched_ranks
+
+    return launched_ranks() == 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    dataclass_code.install()  # before the commands' modules create their dataclasses
     # Plug-ins (the job service's commands) import grpc: about 0.1 s that a built-in command,
     # run once per simulation, does without.
     command = argv[0] if argv and argv[0] in _COMMANDS else None
+    if command is None:
+        _compile_dataclasses_once()  # before the plug-ins' modules define theirs
     parser = build_parser(plugins=command is None, only=command)
     args = parser.parse_args(argv)
+    if command is not None and not _only_launches_ranks(args):
+        _compile_dataclasses_once()  # before the command's modules define theirs
     try:
         code: int = args.func(args)
     except CircuitError as exc:

@@ -216,14 +216,15 @@ print(light, probed, unfrozen, frozen, gc.isenabled())
 
 def test_the_launcher_of_several_ranks_leaves_the_circuit_to_them(tmp_path: Path) -> None:
     """``brainsim run --ranks 2`` starts mpiexec without importing numpy or the circuit's
-    checks (about 0.2 s before the ranks could start); the ranks load and check it."""
+    checks (about 0.2 s before the ranks could start), nor dataclasses (the ranks take their
+    compiled methods from the cache, brainsim.dataclass_code); the ranks load and check it."""
     script = """
 import sys
 import brainsim.cli
 code = brainsim.cli.main(
     ["run", sys.argv[1], "--ranks", "2", "--no-pool", "--out", sys.argv[2], "--progress", "none"]
 )
-print(code, sorted({"numpy", "jsonschema", "yaml", "numba"} & set(sys.modules)))
+print(code, sorted({"numpy", "jsonschema", "yaml", "numba", "dataclasses"} & set(sys.modules)))
 """
     out = tmp_path / "t.zarr"
     result = subprocess.run(
