@@ -8,13 +8,16 @@ circuit records, the models, the engine's and the recorder's records): about 80 
 rank's start-up, most of it compiling the same text as the process before.
 
 :func:`install` makes the ``exec`` of :mod:`dataclasses` look the compiled code up by its
-source text in a file of brainsim's cache directory (:mod:`brainsim.cachedir`), compiling only
-what is not there, exactly as ``exec`` would (the file name ``<string>``, no inherited
-``__future__`` flags); what was compiled is added to the file when the process exits. The
-classes are the same as without it: only the compilation is skipped. The file is named by the
-interpreter's cache tag and starts with its bytecode magic number, so another Python version
-never reads it; an unreadable or damaged file counts as empty. It keeps at most
-:data:`MAX_ENTRIES` functions.
+source text, compiling only what is not there, exactly as ``exec`` would (the file name
+``<string>``, no inherited ``__future__`` flags). The classes are the same as without it: only
+the compilation is skipped. The code is kept in brainsim's cache directory
+(:mod:`brainsim.cachedir`), in a folder named by the interpreter's cache tag, a file per module
+that defines dataclasses, read when that module first defines one. When the process exits, the
+file of each module for which it compiled anything is replaced by the code the module's
+dataclasses used: importing a module defines all of its dataclasses, so the file of a module
+that changed holds its current code only, and nothing accumulates. Each file starts with the
+interpreter's bytecode magic number; one that is unreadable, damaged or from another version
+counts as empty.
 
 The command line installs it for its own process (``brainsim run`` and the other built-in
 commands); importing brainsim as a library changes nothing.
@@ -36,25 +39,28 @@ from typing import Any
 
 from brainsim.cachedir import cache_directory
 
-__all__ = ["MAX_ENTRIES", "CodeCache", "install", "installed"]
-
-MAX_ENTRIES = 4096
-"""Most compiled functions the file keeps (a run needs about 500)."""
+__all__ = ["CodeCache", "cache_folder", "install", "installed"]
 
 
-def cache_file() -> Path:
-    """The file of this interpreter's compiled dataclass methods."""
-    return cache_directory() / f"dataclass-code-{sys.implementation.cache_tag}.marshal"
+def cache_folder() -> Path:
+    """The folder of this interpreter's compiled dataclass methods, a file per module."""
+    return cache_directory() / f"dataclass-code-{sys.implementation.cache_tag}"
 
 
 class CodeCache:
-    """Compiled code by source text, read from and written back to ``path``."""
+    """Compiled code by source text, a file of ``folder`` per module (the module whose
+    namespace the code runs in: the dataclass's), each read when the module first needs it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.codes: dict[str, CodeType] = _read(path)
-        self.added: dict[str, CodeType] = {}
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.known: dict[str, dict[str, CodeType]] = {}
+        """Per module: what its file held, and what was compiled here."""
+        self.used: dict[str, dict[str, CodeType]] = {}
+        """Per module: the code this process ran."""
+        self.changed: set[str] = set()
+        """The modules this process compiled code for."""
         self.hits = 0
+        self.compiled = 0
 
     def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
         """``exec(source, globals, locals)``, with text compiled from the cache."""
@@ -63,29 +69,39 @@ class CodeCache:
             globals = caller.f_globals
             locals = caller.f_locals if locals is None else locals
         if isinstance(source, str):
-            code = self.codes.get(source)
+            module = str(globals.get("__name__", ""))
+            known = self.known.get(module)
+            if known is None:
+                known = self.known[module] = _read(self._file(module))
+            code = known.get(source)
             if code is None:
-                code = compile(source, "<string>", "exec", dont_inherit=True)
-                self.codes[source] = self.added[source] = code
+                code = known[source] = compile(source, "<string>", "exec", dont_inherit=True)
+                self.changed.add(module)
+                self.compiled += 1
             else:
                 self.hits += 1
+            self.used.setdefault(module, {})[source] = code
             source = code
         builtins.exec(source, globals, locals)  # noqa: S102 (what dataclasses executes)
 
     def save(self) -> None:
-        """Add what this process compiled to the file (replaced atomically; best effort)."""
-        if not self.added:
-            return
-        merged = {**_read(self.path), **self.added}
-        kept = dict(list(merged.items())[-MAX_ENTRIES:])
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
-        with contextlib.suppress(OSError, ValueError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_bytes(MAGIC_NUMBER + marshal.dumps(kept))
-            temporary.replace(self.path)
-            self.added = {}
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+        """Write the file of each module this process compiled code for, with the code the
+        process ran in it: importing a module defines all its dataclasses, so what an older
+        version of the module needed is dropped (files replaced atomically; best effort)."""
+        for module in sorted(self.changed):
+            path = self._file(module)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            with contextlib.suppress(OSError, ValueError):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                temporary.write_bytes(MAGIC_NUMBER + marshal.dumps(self.used[module]))
+                temporary.replace(path)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        self.changed.clear()
+
+    def _file(self, module: str) -> Path:
+        safe = module.replace(".", "").replace("_", "").isalnum()
+        return self.folder / f"{module if safe else '_other'}.marshal"
 
 
 def _read(path: Path) -> dict[str, CodeType]:
@@ -114,7 +130,7 @@ def installed() -> CodeCache | None:
 
 def install() -> CodeCache | None:
     """Route the ``exec`` of :mod:`dataclasses` through a :class:`CodeCache` of
-    :func:`cache_file`, saved when the process exits; return it (the one already installed,
+    :func:`cache_folder`, saved when the process exits; return it (the one already installed,
     if any). ``None``, and nothing changed, where :mod:`dataclasses` does not compile its
     methods with ``exec`` (another Python implementation or version)."""
     global _installed
@@ -122,7 +138,7 @@ def install() -> CodeCache | None:
         return _installed
     if "exec" in vars(dataclasses) or not _compiles_with_exec():
         return None
-    cache = CodeCache(cache_file())
+    cache = CodeCache(cache_folder())
     dataclasses.exec = cache.exec  # type: ignore[attr-defined]
     atexit.register(cache.save)
     _installed = cache

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from brainsim import dataclass_code
 from brainsim.dataclass_code import CodeCache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,27 +89,32 @@ def test_classes_made_through_the_cache_are_those_made_without(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain = _behaviour(_made_with(None, monkeypatch))
-    cache = CodeCache(tmp_path / "code.marshal")
+    cache = CodeCache(tmp_path)
     assert _behaviour(_made_with(cache, monkeypatch)) == plain
-    compiled = len(cache.added)
+    compiled = cache.compiled
     assert compiled >= 10
     assert cache.hits == 0
     cache.save()
-    again = CodeCache(tmp_path / "code.marshal")
-    assert len(again.codes) == compiled
+    assert [p.name for p in tmp_path.iterdir()] == [f"{__name__}.marshal"]
+    again = CodeCache(tmp_path)
     assert _behaviour(_made_with(again, monkeypatch)) == plain
     assert again.hits == compiled
-    assert not again.added
+    assert again.compiled == 0
 
 
 def test_exec_without_namespaces_runs_in_the_callers(tmp_path: Path) -> None:
-    cache = CodeCache(tmp_path / "code.marshal")
+    cache = CodeCache(tmp_path)
     found: list[int] = []
     cache.exec("found.append(41 + 1)")
     assert found == [42]
     namespace: dict[str, Any] = {}
     cache.exec("x = 1", {"__builtins__": __builtins__}, namespace)
     assert namespace == {"x": 1}
+
+
+def _run(cache: CodeCache, module: str, *sources: str) -> None:
+    for source in sources:
+        cache.exec(source, {"__name__": module}, {})
 
 
 @pytest.mark.parametrize(
@@ -128,31 +132,48 @@ def test_exec_without_namespaces_runs_in_the_callers(tmp_path: Path) -> None:
 def test_a_damaged_or_foreign_file_counts_as_empty_and_is_replaced(
     tmp_path: Path, content: bytes
 ) -> None:
-    path = tmp_path / "code.marshal"
-    path.write_bytes(content)
-    cache = CodeCache(path)
-    assert cache.codes == {}
-    cache.exec("y = 2", {}, {})
+    (tmp_path / "m.marshal").write_bytes(content)
+    cache = CodeCache(tmp_path)
+    _run(cache, "m", "y = 2")
+    assert cache.compiled == 1
     cache.save()
-    assert list(CodeCache(path).codes) == ["y = 2"]
+    again = CodeCache(tmp_path)
+    _run(again, "m", "y = 2")
+    assert (again.compiled, again.hits) == (0, 1)
 
 
-def test_the_file_keeps_the_newest_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dataclass_code, "MAX_ENTRIES", 3)
-    path = tmp_path / "code.marshal"
-    for batch in (range(4), range(4, 6)):
-        cache = CodeCache(path)
-        for i in batch:
-            cache.exec(f"v = {i}", {}, {})
-        cache.save()
-    assert list(CodeCache(path).codes) == ["v = 3", "v = 4", "v = 5"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["code.marshal"]
+def test_a_module_s_file_holds_what_it_used_last(tmp_path: Path) -> None:
+    """A module whose classes changed gets a file with its new code only; a module with
+    nothing new is not written."""
+    first = CodeCache(tmp_path)
+    _run(first, "m", "v = 0", "v = 1", "v = 2")
+    _run(first, "n", "w = 0")
+    first.save()
+    n_written = (tmp_path / "n.marshal").stat().st_mtime_ns
+    second = CodeCache(tmp_path)
+    _run(second, "m", "v = 1", "v = 3")  # v = 0 and 2 gone, v = 3 new
+    _run(second, "n", "w = 0")
+    assert (second.compiled, second.hits) == (1, 2)
+    second.save()
+    assert (tmp_path / "n.marshal").stat().st_mtime_ns == n_written
+    third = CodeCache(tmp_path)
+    _run(third, "m", "v = 0", "v = 1", "v = 3")
+    assert (third.compiled, third.hits) == (1, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.marshal", "n.marshal"]
+
+
+def test_odd_module_names_share_one_file(tmp_path: Path) -> None:
+    cache = CodeCache(tmp_path)
+    _run(cache, "../../etc/x", "a = 1")
+    _run(cache, "", "b = 1")
+    cache.save()
+    assert [p.name for p in tmp_path.iterdir()] == ["_other.marshal"]
 
 
 def test_an_unwritable_directory_only_costs_the_compilation(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    cache = CodeCache(blocker / "code.marshal")
+    cache = CodeCache(blocker / "code")
     namespace: dict[str, Any] = {}
     cache.exec("z = 3", {}, namespace)
     cache.save()
@@ -181,7 +202,7 @@ def test_the_command_line_compiles_once_and_a_library_user_is_left_alone(
         "import brainsim.cli; "
         f"brainsim.cli.main(['validate', {str(ROOT / 'circuits' / 'tiny.yaml')!r}]); "
         "from brainsim.dataclass_code import installed; "
-        "cache = installed(); print(cache.hits, len(cache.added))"
+        "cache = installed(); print(cache.hits, cache.compiled)"
     )
     first = _in_a_fresh_process(command, tmp_path).splitlines()[-1].split()
     second = _in_a_fresh_process(command, tmp_path).splitlines()[-1].split()
