@@ -16,11 +16,10 @@ from tests.reference import REFERENCE_VENV
 
 
 @contextlib.contextmanager
-def _private_directory(variable: str, prefix: str) -> Iterator[None]:
-    """``variable`` names a new empty directory while the context lasts."""
-    directory = tempfile.mkdtemp(prefix=prefix)
+def _environment(variable: str, value: str) -> Iterator[None]:
+    """``variable`` is ``value`` while the context lasts."""
     previous = os.environ.get(variable)
-    os.environ[variable] = directory
+    os.environ[variable] = value
     try:
         yield
     finally:
@@ -28,23 +27,29 @@ def _private_directory(variable: str, prefix: str) -> Iterator[None]:
             del os.environ[variable]
         else:
             os.environ[variable] = previous
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_pool_dir() -> Iterator[None]:
     """Give the suite a pool directory of its own (short: socket paths are limited to about
     100 bytes), so that no run under test goes to a pool the developer has started."""
-    with _private_directory("BRAINSIM_POOL_DIR", "bsp-"):
-        yield
+    directory = tempfile.mkdtemp(prefix="bsp-")
+    try:
+        with _environment("BRAINSIM_POOL_DIR", directory):
+            yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_cache_dir() -> Iterator[None]:
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Give the suite a brainsim cache directory of its own, so that every document the suite
-    checks is checked against the schema at least once (not answered from a developer's
-    earlier runs, :mod:`brainsim.circuit.schema_memo`)."""
-    with _private_directory("BRAINSIM_CACHE_DIR", "bsc-"):
+    checks is checked against the schema at least once and every dataclass compiled (not
+    answered from a developer's earlier runs: :mod:`brainsim.circuit.schema_memo`,
+    :mod:`brainsim.dataclass_code`). It is in this session's temporary directory, which pytest
+    removes in a later session: a test that ran the command line in this process saves the
+    compiled dataclass methods there when the process exits, after the fixtures."""
+    with _environment("BRAINSIM_CACHE_DIR", str(tmp_path_factory.mktemp("brainsim-cache"))):
         yield
 
 
