@@ -54,11 +54,11 @@ class CodeCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.known: dict[str, dict[str, CodeType]] = {}
-        """Per module: what its file held, and what was compiled here."""
+        """Per file (:func:`_file_name`): what it held, and what was compiled here."""
         self.used: dict[str, dict[str, CodeType]] = {}
-        """Per module: the code this process ran."""
+        """Per file: the code this process ran."""
         self.changed: set[str] = set()
-        """The modules this process compiled code for."""
+        """The files this process compiled code for."""
         self.hits = 0
         self.compiled = 0
 
@@ -69,18 +69,18 @@ class CodeCache:
             globals = caller.f_globals
             locals = caller.f_locals if locals is None else locals
         if isinstance(source, str):
-            module = str(globals.get("__name__", ""))
-            known = self.known.get(module)
+            name = _file_name(str(globals.get("__name__", "")))
+            known = self.known.get(name)
             if known is None:
-                known = self.known[module] = _read(self._file(module))
+                known = self.known[name] = _read(self.folder / name)
             code = known.get(source)
             if code is None:
                 code = known[source] = compile(source, "<string>", "exec", dont_inherit=True)
-                self.changed.add(module)
+                self.changed.add(name)
                 self.compiled += 1
             else:
                 self.hits += 1
-            self.used.setdefault(module, {})[source] = code
+            self.used.setdefault(name, {})[source] = code
             source = code
         builtins.exec(source, globals, locals)  # noqa: S102 (what dataclasses executes)
 
@@ -88,20 +88,23 @@ class CodeCache:
         """Write the file of each module this process compiled code for, with the code the
         process ran in it: importing a module defines all its dataclasses, so what an older
         version of the module needed is dropped (files replaced atomically; best effort)."""
-        for module in sorted(self.changed):
-            path = self._file(module)
-            temporary = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        for name in sorted(self.changed):
+            path = self.folder / name
+            temporary = path.with_name(f"{name}.{os.getpid()}.partial")
             with contextlib.suppress(OSError, ValueError):
                 self.folder.mkdir(parents=True, exist_ok=True)
-                temporary.write_bytes(MAGIC_NUMBER + marshal.dumps(self.used[module]))
+                temporary.write_bytes(MAGIC_NUMBER + marshal.dumps(self.used[name]))
                 temporary.replace(path)
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
         self.changed.clear()
 
-    def _file(self, module: str) -> Path:
-        safe = module.replace(".", "").replace("_", "").isalnum()
-        return self.folder / f"{module if safe else '_other'}.marshal"
+
+def _file_name(module: str) -> str:
+    """The file of ``module``'s code; modules whose names are not plain dotted identifiers
+    share ``_other.marshal``."""
+    safe = module.replace(".", "").replace("_", "").isalnum()
+    return f"{module if safe else '_other'}.marshal"
 
 
 def _read(path: Path) -> dict[str, CodeType]:

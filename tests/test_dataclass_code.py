@@ -168,6 +168,9 @@ def test_odd_module_names_share_one_file(tmp_path: Path) -> None:
     _run(cache, "", "b = 1")
     cache.save()
     assert [p.name for p in tmp_path.iterdir()] == ["_other.marshal"]
+    again = CodeCache(tmp_path)
+    _run(again, "", "a = 1", "b = 1")
+    assert (again.compiled, again.hits) == (0, 2)
 
 
 def test_an_unwritable_directory_only_costs_the_compilation(tmp_path: Path) -> None:
