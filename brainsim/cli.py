@@ -265,7 +265,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         code = _run_in_pool(args)
         if code is not None:
             return code
-    if args.ranks > 1 and launcher:
+    if _only_launches_ranks(args):
         return _launch_ranks(args)
     # First thing on a rank: a SIGUSR1 that Slurm sends early must not kill it while it loads.
     stop = _stop_requests()
@@ -344,9 +344,9 @@ def _stop_requests() -> dict[str, bool]:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import launched_ranks, mpiexec_command, run_child
+    from brainsim.engine.launch import mpiexec_command, run_child
 
-    if args.ranks > 1 and launched_ranks() == 1:
+    if _only_launches_ranks(args):
         argv = [sys.executable, "-m", "brainsim", *_resume_argv(args), "--launched"]
         code, _ = run_child(mpiexec_command(args.ranks, argv), args.store, capture_stderr=False)
         return code
@@ -1139,7 +1139,6 @@ def build_parser(*, plugins: bool = True, only: str | None = None) -> argparse.A
     """The argument parser with the built-in and (with ``plugins``) plug-in subcommands; with
     ``only``, that built-in subcommand alone (building all of them costs every process about
     4 ms, a run's launcher and each of its ranks included)."""
-    """The argument parser with the built-in and (with ``plugins``) plug-in subcommands."""
     parser = argparse.ArgumentParser(
         prog="brainsim", description="Distributed spiking circuit simulation."
     )
@@ -1165,9 +1164,9 @@ def _compile_dataclasses_once() -> None:
 
 
 def _only_launches_ranks(args: argparse.Namespace) -> bool:
-    """Whether this process only starts ``mpiexec`` for the ranks, which then do the work (it
-    defines no dataclass of its own: importing :mod:`dataclasses` would cost it 12 ms)."""
-    if args.command not in ("run", "resume") or args.ranks == 1:
+    """Whether this ``run`` or ``resume`` process only starts ``mpiexec`` for ``--ranks``
+    ranks, which then do the work."""
+    if args.ranks == 1:
         return False
     from brainsim.engine.launch import launched_ranks
 
@@ -1184,7 +1183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _compile_dataclasses_once()  # before the plug-ins' modules define theirs
     parser = build_parser(plugins=command is None, only=command)
     args = parser.parse_args(argv)
-    if command is not None and not _only_launches_ranks(args):
+    # A launching process defines no dataclass (importing dataclasses would cost it 12 ms).
+    launching = command in ("run", "resume") and _only_launches_ranks(args)
+    if command is not None and not launching:
         _compile_dataclasses_once()  # before the command's modules define theirs
     try:
         code: int = args.func(args)
