@@ -12,8 +12,8 @@ remembered; a document with problems is checked, and its problems reported, ever
 The cache directory is brainsim's (:func:`brainsim.cachedir.cache_directory`). Like numba's
 kernel cache it is trusted: whoever can write there can make a document skip the schema check
 (the checks that follow it still run). Where it cannot be read or written the schema check
-simply runs. The least recently used entries beyond
-:data:`MAX_ENTRIES` are deleted now and then.
+simply runs. The least recently used entries beyond :data:`MAX_ENTRIES` are deleted now and
+then.
 """
 
 from __future__ import annotations
