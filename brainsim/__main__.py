@@ -1,5 +1,5 @@
 """``python -m brainsim``: the command-line interface (also what ``mpiexec`` launches)."""
 
-from brainsim.cli import main
+from brainsim.cli import program
 
-raise SystemExit(main())
+program()

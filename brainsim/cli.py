@@ -13,6 +13,7 @@ never imports the gRPC service.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import json
@@ -23,17 +24,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO, TypeAlias
+from typing import NoReturn, TextIO, TypeAlias
 
 from brainsim.errors import (
     BrainsimError,
     CircuitError,
+    EngineError,
     RecordingError,
     RecordingWriteError,
     TargetError,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "program"]
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -276,8 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_INVALID  # every rank found the same problems; rank 0 reports them
         raise
     code = _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop)
-    # The process ends here: spare its teardown the collector's walk over every live object.
-    gc.freeze()
+    _ENDING["skip_teardown"] = True  # the recording is closed: nothing left to tear down
     return code
 
 
@@ -344,13 +345,28 @@ def _stop_requests() -> dict[str, bool]:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import mpiexec_command, run_child
+    from brainsim.engine.launch import mpiexec_command, one_host_environment, run_child
 
+    if _only_launches_ranks(args) and _forks_ranks(args):
+        flags = _stop_requests()  # the ranks' handlers (see _fork_run)
+        with _loading_engine():
+            from brainsim.engine.run import resume  # noqa: F401 - loaded once, for every rank
+            from brainsim.engine.simulator import start_numba
+        start_numba()
+        return _forked(args, args.store, lambda: _resume_here(args, flags))
     if _only_launches_ranks(args):
         argv = [sys.executable, "-m", "brainsim", *_resume_argv(args), "--launched"]
-        code, _ = run_child(mpiexec_command(args.ranks, argv), args.store, capture_stderr=False)
+        command = mpiexec_command(args.ranks, argv)
+        code, _ = run_child(command, args.store, capture_stderr=False, env=one_host_environment())
         return code
     flags = _stop_requests()  # before the engine loads (see _cmd_run)
+    code = _resume_here(args, flags)
+    _ENDING["skip_teardown"] = True  # the recording is closed: nothing left to tear down
+    return code
+
+
+def _resume_here(args: argparse.Namespace, flags: dict[str, bool]) -> int:
+    """``resume`` on the ranks of this process group; the exit code."""
     with _loading_engine():
         from brainsim.engine.run import communicator, resume
         from brainsim.engine.simulator import RunConfig
@@ -403,12 +419,70 @@ def _launch_ranks(args: argparse.Namespace) -> int:
     share this machine), and rank 0 alone reports what is wrong with it. Checking it here first
     would add numpy, jsonschema and the parse, about 0.2 s, before ``mpiexec`` even starts.
     """
-    from brainsim.engine.launch import mpiexec_command, run_child
+    from brainsim.engine.launch import mpiexec_command, one_host_environment, run_child
     from brainsim.recording.paths import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)
+    if _forks_ranks(args):
+        return _fork_run(args)
     argv = [sys.executable, "-m", "brainsim", *_run_argv(args), "--launched"]
-    code, _ = run_child(mpiexec_command(args.ranks, argv), args.out, capture_stderr=False)
+    command = mpiexec_command(args.ranks, argv)
+    code, _ = run_child(command, args.out, capture_stderr=False, env=one_host_environment())
+    return code
+
+
+def _forks_ranks(args: argparse.Namespace) -> bool:
+    """Whether this ``run`` or ``resume`` forks its ``--ranks`` ranks
+    (:mod:`brainsim.exchange.forked`) rather than starting them with ``mpiexec``: with
+    ``--launcher fork``, and with ``auto`` on Linux where the MPI library can be started that
+    way (MPICH's family). ``--launcher fork`` where it cannot is refused."""
+    if not _may_fork(args):
+        return False
+    from brainsim.engine.launch import ONE_HOST_MPI_SETTINGS
+    from brainsim.exchange.forked import fork_unavailable
+
+    for name, value in ONE_HOST_MPI_SETTINGS.items():  # before the MPI library loads
+        os.environ.setdefault(name, value)
+
+    reason = fork_unavailable()
+    if reason is not None and args.launcher == "fork":
+        raise EngineError(f"--launcher fork: {reason}; use --launcher mpiexec")
+    return reason is None
+
+
+def _may_fork(args: argparse.Namespace) -> bool:
+    """Whether ``--launcher`` lets this process fork the ranks (before finding out whether it
+    can: that loads the MPI library)."""
+    return args.launcher == "fork" or (args.launcher == "auto" and sys.platform == "linux")
+
+
+def _fork_run(args: argparse.Namespace) -> int:
+    """Run on ``--ranks`` ranks forked from this process: the circuit is loaded and checked
+    here, once (the memory estimate included: the ranks share this machine), and so are the
+    engine and the kernels numba has cached for it, so that every rank starts with them."""
+    stop = _stop_requests()  # the ranks' handlers: they inherit them (and the flags)
+    circuit = _load_for_run(args, check_memory=True)
+    with _loading_engine():
+        from brainsim.engine.run import preload
+    preload(circuit, args.ranks)  # type: ignore[arg-type]
+    return _forked(
+        args,
+        args.out,
+        lambda: _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop),
+    )
+
+
+def _forked(args: argparse.Namespace, store: str, rank_main: Callable[[], int]) -> int:
+    """``rank_main`` on ``--ranks`` forked ranks; the run's exit code. A store the ranks left
+    saying ``running`` is marked failed, as after ``mpiexec``."""
+    from brainsim.exchange.forked import run_forked
+
+    code, _ = run_forked(args.ranks, rank_main, failed_code=EXIT_FAILED)
+    if code != 0:
+        from brainsim.recording.writer import mark_store_failed
+
+        mark_store_failed(store, f"exit code {code}")
+    _ENDING["skip_teardown"] = True  # the ranks have ended; this process only waited
     return code
 
 
@@ -790,9 +864,21 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="with --target pynn: where the script and PyNN's results go (default: "
         "OUT.pynn beside the store)",
     )
+    _add_launcher_argument(p)
     p.add_argument("--base-dir", default=None, help=argparse.SUPPRESS)
     # Set by brainsim's own launcher for the ranks it starts (see _launch_ranks).
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
+
+
+def _add_launcher_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--launcher",
+        choices=["auto", "fork", "mpiexec"],
+        default="auto",
+        help="how --ranks ranks start: fork (this process loads the engine once and forks "
+        "them; MPICH's family of MPI libraries), mpiexec (fresh processes), auto (default): "
+        "fork on Linux where the MPI library allows it, else mpiexec",
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -918,6 +1004,7 @@ def _add_resume_command(sub: _Subcommands) -> None:
         "continues from its last one, at its end)",
     )
     p.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default="auto")
+    _add_launcher_argument(p)
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_resume)
 
@@ -1173,6 +1260,28 @@ def _only_launches_ranks(args: argparse.Namespace) -> bool:
     return launched_ranks() == 1
 
 
+_ENDING = {"skip_teardown": False}
+"""Set by a command whose process has nothing left to close when it returns (see
+:func:`program`)."""
+
+
+def program() -> NoReturn:
+    """The ``brainsim`` program (and ``python -m brainsim``): :func:`main`, then exit.
+
+    A process that ran a simulation, or waited for its forked ranks, ends without the
+    interpreter's teardown, which would free one by one every object of numpy, numba, llvmlite
+    and zarr (20-30 ms): its recording is closed by then; its exit handlers run and its output
+    is flushed first. Other commands, and :func:`main` called from Python, end as usual."""
+    code = main()
+    if _ENDING["skip_teardown"]:
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -1183,8 +1292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _compile_dataclasses_once()  # before the plug-ins' modules define theirs
     parser = build_parser(plugins=command is None, only=command)
     args = parser.parse_args(argv)
-    # A launching process defines no dataclass (importing dataclasses would cost it 12 ms).
-    launching = command in ("run", "resume") and _only_launches_ranks(args)
+    # A process that only starts mpiexec defines no dataclass (importing dataclasses would
+    # cost it 12 ms); one that forks the ranks loads the engine for them.
+    launching = command in ("run", "resume") and _only_launches_ranks(args) and not _may_fork(args)
     if command is not None and not launching:
         _compile_dataclasses_once()  # before the command's modules define theirs
     try:

@@ -19,13 +19,23 @@ from types import FrameType
 from brainsim.errors import EngineError
 
 __all__ = [
+    "ONE_HOST_MPI_SETTINGS",
     "find_mpiexec",
     "launched_rank",
     "launched_ranks",
     "mpiexec_command",
+    "one_host_environment",
     "run_child",
     "under_mpi_launcher",
 ]
+
+ONE_HOST_MPI_SETTINGS = {"UCX_MEM_EVENTS": "no"}
+"""Environment for MPI ranks that all run on this machine, where the environment does not set
+these itself. UCX (the ``mpich`` wheel's network module) patches the process's memory calls as
+its library loads, for its cache of RDMA memory registrations and its detection of GPU
+memory: 45 ms of every rank's start-up (timed loading mpi4py), for ranks that talk through
+shared memory and send host arrays. Launches across machines (Slurm's, a user's ``mpiexec``)
+are left as they are."""
 
 _RANK_COUNT_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID", "PMIX_RANK")
@@ -74,17 +84,27 @@ def mpiexec_command(ranks: int, args: Sequence[str]) -> list[str]:
     return [find_mpiexec(), "-n", str(ranks), *args]
 
 
+def one_host_environment() -> dict[str, str]:
+    """This process's environment with :data:`ONE_HOST_MPI_SETTINGS` where it lacks them."""
+    return {**ONE_HOST_MPI_SETTINGS, **os.environ}
+
+
 def run_child(
-    command: Sequence[str], store: str, *, capture_stderr: bool = True
+    command: Sequence[str],
+    store: str,
+    *,
+    capture_stderr: bool = True,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
-    """Run ``command`` in a new process group; forward SIGINT/SIGTERM/SIGUSR1; return (code,
-    stderr).
+    """Run ``command`` in a new process group (in ``env``, default this process's
+    environment); forward SIGINT/SIGTERM/SIGUSR1; return (code, stderr).
 
     With ``capture_stderr`` the child's stderr is collected and returned (and not shown);
     otherwise it goes to this process's stderr and ``""`` is returned.
     """
     proc = subprocess.Popen(
         list(command),
+        env=env,
         stderr=subprocess.PIPE if capture_stderr else None,
         text=True,
         start_new_session=True,

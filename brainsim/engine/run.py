@@ -37,7 +37,9 @@ from brainsim.engine.simulator import (
     LocalNetwork,
     RunConfig,
     build_network,
+    cached_step_loop,
     early_jobs,
+    expected_variant,
     report_specs,
     simulate,
     start_numba,
@@ -53,6 +55,7 @@ __all__ = [
     "communicator",
     "execute",
     "launched_ranks",
+    "preload",
     "process_resources",
     "resume",
     "with_overrides",
@@ -69,6 +72,20 @@ def communicator() -> tuple[Communicator, SpikeExchanger]:
         comm = MpiCommunicator()
         return comm, MpiExchanger(comm)
     return LocalCommunicator(), LocalExchanger()
+
+
+def preload(circuit: Circuit, n_ranks: int) -> bool:
+    """Load into this process what each rank of a run of ``circuit`` on ``n_ranks`` ranks
+    loads from numba's cache before its first step (numba's runtime, then the step loop of
+    :func:`~brainsim.engine.simulator.expected_variant`), so that ranks forked from it
+    (:mod:`brainsim.exchange.forked`) start with them. Compiles nothing; returns whether the
+    cache had them (a cold cache: the ranks compile, as in any cold run).
+
+    The loop is loaded for single-process collectives, whose native signature is MPICH's (the
+    family that forked ranks need), and called on empty tables, so nothing is exchanged."""
+    if not start_numba():
+        return False
+    return cached_step_loop(LocalExchanger(), expected_variant(circuit, n_ranks)) is not None
 
 
 def _versions() -> dict[str, str]:

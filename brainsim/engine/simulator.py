@@ -108,6 +108,8 @@ __all__ = [
     "Simulated",
     "build_network",
     "cached_step_loop",
+    "early_jobs",
+    "expected_variant",
     "load_step_loop",
     "network_variant",
     "report_specs",
