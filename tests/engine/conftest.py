@@ -18,7 +18,8 @@ DATA = Path(__file__).resolve().parent / "data"
 def brainsim_run(
     circuit: Path, out: Path, *extra: str, ranks: int = 1, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m brainsim run`` (with ``--ranks``, which starts mpiexec)."""
+    """``python -m brainsim run`` (with ``--ranks``: forked ranks here, see
+    :mod:`brainsim.exchange.forked`; ``--launcher mpiexec`` in ``extra`` for mpiexec's)."""
     cmd = [sys.executable, "-m", "brainsim", "run", str(circuit), "--out", str(out)]
     cmd += ["--ranks", str(ranks), "--progress", "none", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -85,7 +86,7 @@ Store = dict[str, np.ndarray]
 
 
 def run_on_ranks(circuit: Path, base: Path, ranks: tuple[int, ...]) -> dict[int, Store]:
-    """Run ``circuit`` on each rank count (real mpiexec beyond one); every store's arrays."""
+    """Run ``circuit`` on each rank count (forked ranks beyond one); every store's arrays."""
     out = {}
     for n in ranks:
         path = base / f"r{n}.zarr"

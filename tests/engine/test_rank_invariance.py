@@ -1,4 +1,5 @@
-"""Same circuit and seed on 1, 2 and 3 ranks (real mpiexec): identical spikes and state."""
+"""Same circuit and seed on 1, 2 and 3 ranks (forked, and under real mpiexec): identical spikes
+and state."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.engine.conftest import (
     assert_bit_identical,
     brainsim_run,
     read_store,
+    root_attrs,
     run_on_ranks,
 )
 
@@ -32,6 +34,19 @@ def test_every_population_spikes(stores: dict[int, Store]) -> None:
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_arrays_identical_bit_for_bit(stores: dict[int, Store], ranks: int) -> None:
     assert_bit_identical(stores[1], stores[ranks])
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_forked_ranks_and_mpiexec_ranks_record_the_same(
+    stores: dict[int, Store], ranks: int, tmp_path: Path
+) -> None:
+    """The stores above come from ranks forked by ``brainsim run`` (``--launcher auto`` on
+    Linux with MPICH); fresh ranks started by mpiexec record the same bytes."""
+    path = tmp_path / "mpiexec.zarr"
+    result = brainsim_run(DATA / "features.yaml", path, "--launcher", "mpiexec", ranks=ranks)
+    assert result.returncode == 0, result.stderr
+    assert root_attrs(path)["provenance"]["n_ranks"] == ranks  # type: ignore[index]
+    assert_bit_identical(stores[ranks], read_store(path))
 
 
 def test_spikes_sorted_and_on_grid(stores: dict[int, Store]) -> None:

@@ -20,6 +20,7 @@ from tests.engine.conftest import (
     brainsim_run,
     interrupt_long_run,
     root_attrs,
+    start_long_run,
 )
 
 TINY = ROOT / "circuits" / "tiny.yaml"
@@ -97,8 +98,8 @@ def test_bad_overrides_are_rejected(tmp_path: Path) -> None:
     assert "--duration-ms" in result.stderr
 
 
-def _rank_pids(parent: int) -> list[int]:
-    """Python processes below ``parent`` (the ranks under mpiexec)."""
+def _descendants(parent: int) -> dict[int, str]:
+    """The processes below ``parent``, with their command lines."""
     children: dict[int, list[int]] = {}
     cmdlines: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -112,14 +113,18 @@ def _rank_pids(parent: int) -> list[int]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
         cmdlines[int(entry.name)] = cmd
-    found, todo = [], [parent]
+    found, todo = {}, [parent]
     while todo:
         pid = todo.pop()
         for child in children.get(pid, []):
             todo.append(child)
-            if "brainsim run" in cmdlines.get(child, "") and child != parent:
-                found.append(child)
+            found[child] = cmdlines.get(child, "")
     return found
+
+
+def _rank_pids(parent: int) -> list[int]:
+    """Python processes below ``parent`` that run ``brainsim run`` (the ranks)."""
+    return [pid for pid, cmd in _descendants(parent).items() if "brainsim run" in cmd]
 
 
 @pytest.mark.mpi
@@ -214,16 +219,16 @@ print(light, probed, unfrozen, frozen, gc.isenabled())
     assert result.stdout.split() == ["True", "False", "True", "True", "True"]
 
 
-def test_the_launcher_of_several_ranks_leaves_the_circuit_to_them(tmp_path: Path) -> None:
-    """``brainsim run --ranks 2`` starts mpiexec without importing numpy or the circuit's
-    checks (about 0.2 s before the ranks could start), nor dataclasses (the ranks take their
-    compiled methods from the cache, brainsim.dataclass_code); the ranks load and check it."""
+def test_the_launcher_of_mpiexec_ranks_leaves_the_circuit_to_them(tmp_path: Path) -> None:
+    """``brainsim run --ranks 2 --launcher mpiexec`` starts mpiexec without importing numpy or
+    the circuit's checks (about 0.2 s before the ranks could start), nor dataclasses (the ranks
+    take their compiled methods from the cache, brainsim.dataclass_code); the ranks load and
+    check it. Its ranks load UCX without its memory hooks, unless the environment says."""
     script = """
-import sys
+import os, sys
 import brainsim.cli
-code = brainsim.cli.main(
-    ["run", sys.argv[1], "--ranks", "2", "--no-pool", "--out", sys.argv[2], "--progress", "none"]
-)
+code = brainsim.cli.main(["run", sys.argv[1], "--ranks", "2", "--no-pool", "--out", sys.argv[2],
+                          "--progress", "none", "--launcher", "mpiexec"])
 print(code, sorted({"numpy", "jsonschema", "yaml", "numba", "dataclasses"} & set(sys.modules)))
 """
     out = tmp_path / "t.zarr"
@@ -234,6 +239,56 @@ print(code, sorted({"numpy", "jsonschema", "yaml", "numba", "dataclasses"} & set
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "[]"]
     assert root_attrs(out)["status"] == "complete"
+
+
+_FORKING = """
+import os, sys
+import brainsim.cli
+before = "UCX_MEM_EVENTS" in os.environ
+code = brainsim.cli.main(["run", sys.argv[1], "--ranks", "2", "--no-pool", "--out", sys.argv[2],
+                          "--progress", "none"])
+print(code, before, os.environ.get("UCX_MEM_EVENTS"), "numba" in sys.modules,
+      "mpi4py.MPI" in sys.modules and not sys.modules["mpi4py.MPI"].Is_initialized())
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("user_setting", [None, "yes"])
+def test_forked_ranks_start_from_a_process_that_loaded_the_engine(
+    tmp_path: Path, user_setting: str | None
+) -> None:
+    """``brainsim run --ranks 2`` (``--launcher auto``, here: fork) loads the circuit, the
+    engine and the MPI library (without starting MPI) in its own process, then forks the ranks;
+    it loads the MPI library with UCX's memory hooks off unless the environment sets them."""
+    env = {k: v for k, v in os.environ.items() if k != "UCX_MEM_EVENTS"}
+    if user_setting is not None:
+        env["UCX_MEM_EVENTS"] = user_setting
+    out = tmp_path / "t.zarr"
+    result = subprocess.run(
+        [sys.executable, "-c", _FORKING, str(TINY), str(out)],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = "yes" if user_setting else "no"
+    assert result.stdout.split() == ["0", str(user_setting is not None), expected, "True", "True"]
+    assert root_attrs(out)["status"] == "complete"
+
+
+@pytest.mark.mpi
+def test_forked_ranks_are_children_of_the_command_and_no_mpiexec_runs(tmp_path: Path) -> None:
+    with start_long_run(tmp_path / "tree.zarr") as proc:
+        try:
+            ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
+            parents = {int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                       for p in ranks}  # fmt: skip
+            names = {Path(f"/proc/{p}/comm").read_text().strip() for p in _descendants(proc.pid)}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+    assert len(ranks) == 2
+    assert parents == {proc.pid}
+    assert not names & {"mpiexec", "hydra_pmi_proxy"}
+    assert proc.returncode == 130
 
 
 def test_built_in_commands_skip_the_plug_ins_and_help_lists_them() -> None:
