@@ -1,8 +1,8 @@
 """The Python entry point for running circuits: ``brainsim.run(circuit, out, ...)``.
 
 One rank runs in this process (no subprocess, handy in notebooks and tests); several ranks are
-started with ``mpiexec`` exactly as ``brainsim run --ranks N`` does. Either way the result is the
-recording, opened for analysis.
+started by a ``brainsim run --ranks N`` process, exactly as on the command line. Either way the
+result is the recording, opened for analysis.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from brainsim.analysis import Recording, open_recording
 from brainsim.circuit import load_circuit, parse_circuit
 from brainsim.circuit.spec import Circuit
-from brainsim.engine.launch import mpiexec_command, run_child
+from brainsim.engine.launch import run_child
 from brainsim.engine.run import communicator, execute, with_overrides
 from brainsim.engine.simulator import RunConfig
 from brainsim.errors import EngineError
@@ -50,7 +50,8 @@ def run(
 ) -> Recording:
     """Simulate ``circuit`` and record it to the Zarr store ``out``; return the recording.
 
-    ``ranks > 1`` starts ``mpiexec -n ranks`` (results are identical for any rank count).
+    ``ranks > 1`` runs ``brainsim run --ranks ranks`` in a child process, which forks the
+    ranks or starts them with ``mpiexec`` (results are identical for any rank count).
     Invalid circuits raise :class:`~brainsim.errors.CircuitError` before anything starts; an
     existing ``out`` is kept unless ``overwrite``.
     """
@@ -72,12 +73,12 @@ def run(
         doc_path = Path(tmp) / "circuit.json"
         doc_path.write_text(json.dumps(dict(spec.document)))
         args = [sys.executable, "-m", "brainsim", "run", str(doc_path), "--out", os.fspath(out)]
-        args += ["--progress", "none"]
+        args += ["--progress", "none", "--ranks", str(ranks), "--no-pool"]
         if spec.base_dir is not None:
             args += ["--base-dir", spec.base_dir]
         if overwrite:
             args.append("--overwrite")
-        code, stderr = run_child(mpiexec_command(ranks, args), os.fspath(out))
+        code, stderr = run_child(args, os.fspath(out))
     if code != 0:
         raise EngineError(f"the {ranks}-rank run failed (exit code {code}): {stderr.strip()}")
     return open_recording(os.fspath(out))

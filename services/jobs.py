@@ -38,7 +38,7 @@ class Target(enum.Enum):
     """Where a job runs."""
 
     LOCAL = "local"
-    """brainsim's engine under mpiexec on the server's machine."""
+    """brainsim's engine on the server's machine (forked ranks, or mpiexec's)."""
     SLURM = "slurm"
     """brainsim's engine in a batch job on the server's Slurm cluster."""
     PYNN = "pynn"
@@ -71,7 +71,7 @@ class Target(enum.Enum):
                 return f"EBRAINS job {external_id} ({self.value})"
             case Target.PYNN | Target.NIR:
                 return f"brainsim --target {self.value} (pid {external_id})"
-        return f"mpiexec -n {n_ranks} (pid {external_id})"
+        return f"brainsim run --ranks {n_ranks} (pid {external_id})"
 
     @property
     def backend(self) -> str:

@@ -19,6 +19,7 @@ from types import FrameType
 from brainsim.errors import EngineError
 
 __all__ = [
+    "MPIEXEC_VARIABLE",
     "ONE_HOST_MPI_SETTINGS",
     "find_mpiexec",
     "launched_rank",
@@ -68,8 +69,19 @@ def under_mpi_launcher() -> bool:
     return _launcher_value(_RANK_COUNT_VARIABLES) is not None
 
 
+MPIEXEC_VARIABLE = "BRAINSIM_MPIEXEC"
+"""Names the ``mpiexec`` to start ranks with (the job service sets its configured one)."""
+
+
 def find_mpiexec() -> str:
-    """The ``mpiexec`` of this Python environment (the ``mpich`` wheel's), else the PATH's."""
+    """``$BRAINSIM_MPIEXEC``, else the ``mpiexec`` of this Python environment (the ``mpich``
+    wheel's), else the PATH's."""
+    named = os.environ.get(MPIEXEC_VARIABLE)
+    if named:
+        found = shutil.which(named)
+        if found is None:
+            raise EngineError(f"mpiexec not found: ${MPIEXEC_VARIABLE} names {named!r}")
+        return found
     local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if os.access(local, os.X_OK):
         return local

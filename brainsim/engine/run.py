@@ -333,6 +333,9 @@ def resume(
         info = run_info(circuit, comm.size)
         checkpoint = _without_final_snapshots(checkpoint, circuit)
     start_numba()
+    # Every rank has read the store and its checkpoint before rank 0 rewrites them (reopen):
+    # a rank that read the rewritten circuit would find it another circuit's.
+    comm.barrier()
     recorder = ZarrRecorder(os.fspath(store), comm, flush_interval_ms=config.flush_interval_ms)
     recorder.reopen(
         info,

@@ -217,8 +217,9 @@ def run_forked(
     the parent's exit handlers are the parent's). The signal handlers in place when this is
     called are the ranks' own; the parent forwards :data:`FORWARDED_SIGNALS` to them.
 
-    The exit code is that of the first rank that failed (an abort's code; 128 plus the signal's
-    number for a signal), else rank 0's. A failure is reported on ``err`` (default stderr).
+    The exit code is that of the first rank that failed (an abort's code; ``failed_code`` for a
+    rank that a signal ended), else rank 0's. A failure is reported on ``err`` (default
+    stderr), naming the rank and how it ended.
     """
     if n_ranks < 1:
         raise ValueError(f"n_ranks must be positive, got {n_ranks}")
@@ -260,7 +261,7 @@ def run_forked(
         for sock in parent_ends:
             sock.close()
     ends = [RankEnd(r, statuses[r], server.finalized[r]) for r in range(n_ranks)]
-    code = _exit_code(ends, server)
+    code = _exit_code(ends, server, failed_code)
     if server.failure is not None:
         print(f"error: {_failure_words(server, ends)}; the other ranks were stopped",
               file=err, flush=True)  # fmt: skip
@@ -353,15 +354,18 @@ def _reap(pids: Sequence[int]) -> list[int]:
     return statuses
 
 
-def _exit_code(ends: Sequence[RankEnd], server: PmiServer) -> int:
+def _exit_code(ends: Sequence[RankEnd], server: PmiServer, failed_code: int) -> int:
+    """The run's exit code: an abort's, else that of the rank that ended first without
+    finalising (``failed_code`` when a signal ended it, or when it exited with 0), else the
+    first nonzero code in rank order (every rank of a run ends with the same status)."""
     if server.abort_code is not None:
-        return server.abort_code if server.abort_code > 0 else 1
+        return server.abort_code if server.abort_code > 0 else failed_code
     culprit = _culprit(ends, server)
     if culprit is not None:
-        return 128 - culprit.status if culprit.status < 0 else culprit.status or 1
-    for end in ends:  # rank order: rank 0's code first
+        return culprit.status if culprit.status > 0 else failed_code
+    for end in ends:
         if end.status != 0:
-            return end.status if end.status > 0 else 128 - end.status
+            return end.status if end.status > 0 else failed_code
     return 0
 
 

@@ -1,27 +1,29 @@
-"""The targets that run on the server's own machine: ``local`` (``mpiexec -n N python -m
-brainsim run ...``), ``pynn`` (``python -m brainsim run --target pynn ...``: the circuit's PyNN
-script on pyNN.nest, its spikes recorded as the job's recording) and ``nir`` (``python -m
-brainsim compile --target nir ...``: the NIR graph in the job's ``artifacts/`` is the result).
-What follows says mpiexec; for ``pynn`` and ``nir`` the process started is Python itself.
+"""The targets that run on the server's own machine: ``local`` (``python -m brainsim run ...
+--ranks N``, which forks its N ranks, or starts them with ``mpiexec`` where it cannot:
+:mod:`brainsim.exchange.forked`), ``pynn`` (``python -m brainsim run --target pynn ...``: the
+circuit's PyNN script on pyNN.nest, its spikes recorded as the job's recording) and ``nir``
+(``python -m brainsim compile --target nir ...``: the NIR graph in the job's ``artifacts/`` is
+the result). Each is one ``brainsim`` process, with its ranks below it.
 
 Each job runs in its own session and process group (``setsid``), with stdout and stderr going to
 files in the job's folder, so that
 
-* cancelling signals the whole group (mpiexec, its proxies and every rank): SIGTERM first, which
+* cancelling signals the whole group (brainsim, every rank, mpiexec and its proxies where it
+  started them): SIGTERM first, which
   the simulator answers by closing its recording as ``cancelled``, then SIGKILL after
   ``kill_grace_s`` for anything left; nothing of the job outlives it;
 * the job survives a restart of the server (no pipe to break, no parent to take it down); the
-  next server adopts it through ``launch.json`` (pid and start time of mpiexec).
+  next server adopts it through ``launch.json`` (pid and start time of its process).
 
 Processes are started with ``os.posix_spawn`` and reaped with ``waitpid(WNOHANG)`` polls rather
 than through asyncio's subprocess transports, which kill their child when they are closed.
 A job's outcome: exit status 0 and a ``complete`` recording -> SUCCEEDED; status 130 or a
 ``cancelled`` recording -> CANCELLED; status 75 and a ``checkpointed`` recording (SIGUSR1) ->
 :class:`~services.machine.Checkpointed` (the job continues from it); anything else -> FAILED,
-the reason saying in words how mpiexec ended (the signal by name, for a rank or for mpiexec
-itself) followed by the end of stderr and stdout, and ``retryable`` unless the input was refused
-(status 2), the time limit stopped it or the exit status was 0. A later run of a job (a retry,
-a continuation) runs ``brainsim resume`` or ``run --overwrite`` (:func:`simulator_argv`),
+the reason saying in words how the process ended (the signal by name, for a rank or for the
+process itself) followed by the end of stderr and stdout, and ``retryable`` unless the input was
+refused (status 2), the time limit stopped it or the exit status was 0. A later run of a job (a
+retry, a continuation) runs ``brainsim resume`` or ``run --overwrite`` (:func:`simulator_argv`),
 appends to the same output files and is followed from where they ended.
 For an adopted job (not our child, no exit status) the recording's status
 alone decides, and the job ended when its recording says (else when its output last changed),
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import brainsim
+from brainsim.engine.launch import MPIEXEC_VARIABLE, one_host_environment
 from services.config import LocalConfig
 from services.jobdir import (
     DataRoot,
@@ -72,6 +75,10 @@ _RANK_EXIT = re.compile(r"EXIT STRING: (.*\(signal (\d+)\).*)")
 """MPICH's ``mpiexec`` line for a rank that a signal ended (``... EXIT STRING: Killed (signal
 9)``); mpiexec then exits with the signal's number as its status."""
 
+_FORKED_RANK_EXIT = re.compile(r"rank (\d+) was ended by (SIG[A-Z0-9]+) before MPI_Finalize")
+"""``brainsim run``'s line for one of its forked ranks that a signal ended (it then stops the
+others and exits with status 1)."""
+
 
 def _signal_name(number: int) -> str:
     """``SIGKILL (Killed)`` for 9; the number alone for an unknown signal."""
@@ -82,38 +89,50 @@ def _signal_name(number: int) -> str:
     return f"{name} ({signal.strsignal(number) or name})"
 
 
-def describe_exit(status: int, stdout_tail: str = "", process: str = "mpiexec") -> str:
+def describe_exit(status: int, output_tail: str = "", process: str = "brainsim") -> str:
     """How ``process`` ended, in words: status ``128 + N`` (or a negative ``-N``) is signal
-    ``N`` to the process itself; a rank that a signal ended is named from mpiexec's own report
-    in ``stdout_tail``."""
+    ``N`` to the process itself; a rank that a signal ended is named from the report in
+    ``output_tail`` (the end of its stdout and stderr) of mpiexec or of ``brainsim run``."""
     if status < 0 or status > 128:
         number = -status if status < 0 else status - 128
         return f"{process} was ended by signal {number}, {_signal_name(number)}"
     text = f"{process} exited with status {status}"
-    found = _RANK_EXIT.search(stdout_tail)
+    found = _RANK_EXIT.search(output_tail)
+    forked = _FORKED_RANK_EXIT.search(output_tail)
     if found is not None:
         number = int(found.group(2))
         text += f": a rank was ended by signal {number}, {_signal_name(number)}"
+    elif forked is not None and hasattr(signal.Signals, forked.group(2)):
+        number = int(signal.Signals[forked.group(2)])
+        text += f": rank {forked.group(1)} was ended by signal {number}, {_signal_name(number)}"
     return text
 
 
-def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list[str]:
-    """The command that runs ``job``: mpiexec starts the ranks, each runs ``brainsim run``.
+def simulator_argv(job: Job, job_dir: JobDir, python: str, mpiexec: str | None = None) -> list[str]:
+    """The command that runs ``job``: ``brainsim run --ranks N`` on this machine (which forks
+    its ranks, or starts them with mpiexec where it cannot: :mod:`brainsim.exchange.forked`);
+    with ``mpiexec`` (a Slurm allocation, whose ranks may span machines), ``mpiexec -n N`` of
+    ``brainsim run --launched``.
 
-    ``--no-pool``: a one-rank job must not hand its work to a pool the account may have
-    started (``brainsim pool``); the service follows, limits and cancels its own processes.
+    ``--no-pool``: a job must not hand its work to a pool the account may have started
+    (``brainsim pool``); the service follows, limits and cancels its own processes.
     A later run of the job (a retry, the next link of a chain) runs ``brainsim resume`` on the
     job's store when it resumes from a checkpoint (``job.resume_from_ms``), else ``brainsim
     run --overwrite`` (the failed run's store is replaced). ``--checkpoint-every-ms`` when the
     job asks for checkpoints.
     """
-    ranks = [mpiexec, "-n", str(job.n_ranks), python, "-m", "brainsim"]
-    if job.resume_from_ms is not None:
+    brainsim = [python, "-m", "brainsim"]
+    if mpiexec is not None:
         # --launched: the ranks are already started (by mpiexec), as `brainsim run` finds out.
-        argv = [*ranks, "resume", str(job_dir.recording), "--progress", "json", "--launched"]
+        brainsim = [mpiexec, "-n", str(job.n_ranks), *brainsim]
+        ranks = ["--launched"]
+    else:
+        ranks = ["--ranks", str(job.n_ranks)]
+    if job.resume_from_ms is not None:
+        argv = [*brainsim, "resume", str(job_dir.recording), "--progress", "json", *ranks]
     else:
         argv = [
-            *ranks,
+            *brainsim,
             "run",
             str(job_dir.circuit),
             "--out",
@@ -125,6 +144,7 @@ def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list
             "--seed",
             str(job.seed),
             "--no-pool",
+            *ranks,
         ]
         if job.segment > 1:
             argv.append("--overwrite")
@@ -133,10 +153,10 @@ def simulator_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str) -> list
     return argv
 
 
-def job_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str, pynn_python: str) -> list[str]:
+def job_argv(job: Job, job_dir: JobDir, python: str, pynn_python: str) -> list[str]:
     """The command that runs ``job`` on its target (:func:`simulator_argv` for ``local``)."""
     if job.target is Target.LOCAL:
-        return simulator_argv(job, job_dir, mpiexec, python)
+        return simulator_argv(job, job_dir, python)
     overrides = ["--duration-ms", repr(job.duration_ms), "--seed", str(job.seed)]
     brainsim_cli = [python, "-m", "brainsim"]
     if job.target is Target.NIR:
@@ -151,28 +171,35 @@ def job_argv(job: Job, job_dir: JobDir, mpiexec: str, python: str, pynn_python: 
     raise ValueError(f"the local launcher does not run target {job.target.value}")
 
 
-def simulator_env() -> dict[str, str]:
+def simulator_env(*, one_host: bool = False, mpiexec: str | None = None) -> dict[str, str]:
     """The simulator's environment: the server's, with this server's ``brainsim`` first on the
     module path (a source checkout runs its own code, an installation is unaffected) and
-    unbuffered output (progress lines reach the files at once)."""
+    unbuffered output (progress lines reach the files at once). With ``one_host`` (every rank
+    on this machine: the local target) also the MPI settings for that where the server's
+    environment lacks them (:data:`brainsim.engine.launch.ONE_HOST_MPI_SETTINGS`); with
+    ``mpiexec``, the ``mpiexec`` that ``brainsim run`` starts ranks with where it does not fork
+    them (``$BRAINSIM_MPIEXEC``)."""
     package_root = str(Path(brainsim.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH", "")
-    return {
-        **os.environ,
+    env = {
+        **(one_host_environment() if one_host else os.environ),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, path) if p),
         "PYTHONUNBUFFERED": "1",
     }
+    if mpiexec is not None:
+        env[MPIEXEC_VARIABLE] = mpiexec
+    return env
 
 
 @dataclass(slots=True)
 class _Running:
-    """A job whose mpiexec we follow."""
+    """A job whose process we follow."""
 
     job: Job
     pid: int
-    """Of mpiexec, which also leads the job's process group."""
+    """Of its ``brainsim`` process, which also leads the job's process group."""
     ticks: int | None
-    """Start time of mpiexec (clock ticks since boot)."""
+    """Start time of that process (clock ticks since boot)."""
     is_child: bool
     """Started by this server process (exit status available) or adopted."""
     follower: OutputFollower
@@ -208,10 +235,8 @@ class LocalLauncher:
     def target(self) -> Target:
         return self._target
 
-    @property
-    def _process(self) -> str:
-        """What the job's process is, in messages."""
-        return "mpiexec" if self._target is Target.LOCAL else "brainsim"
+    _process = "brainsim"
+    """What the job's process is, in messages."""
 
     def unavailable_reason(self) -> str | None:
         if self._target is Target.LOCAL and shutil.which(self._config.mpiexec) is None:
@@ -226,19 +251,18 @@ class LocalLauncher:
     # --- launching and following -----------------------------------------------------------
 
     def _spawn(self, job: Job, job_dir: JobDir) -> tuple[int, int | None, tuple[int, int]]:
-        """Start mpiexec; its pid, start time and where this run's output begins."""
-        program = self._config.mpiexec if self._target is Target.LOCAL else self._config.python
-        executable = shutil.which(program)
+        """Start the job's process; its pid, start time and where this run's output begins."""
+        executable = shutil.which(self._config.python)
         if executable is None:
-            raise FileNotFoundError(f"{program} not found")
-        python = self._config.python if self._target is Target.LOCAL else executable
-        argv = job_argv(job, job_dir, executable, python, self._pynn_python)
+            raise FileNotFoundError(f"{self._config.python} not found")
+        argv = job_argv(job, job_dir, executable, self._pynn_python)
         stdout_at, stderr_at = file_sizes(job_dir.stdout, job_dir.stderr)
         append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        local = self._target is Target.LOCAL
         pid = os.posix_spawn(
             executable,
             argv,
-            simulator_env(),
+            simulator_env(one_host=local, mpiexec=self._config.mpiexec if local else None),
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, str(job_dir.stdout), append, 0o644),
@@ -294,8 +318,8 @@ class LocalLauncher:
             self._start_killing(running)
 
     async def _wait_exit(self, running: _Running) -> int | None:
-        """Wait until mpiexec is gone; its exit status (shell style, 128+N for signal N) or
-        ``None`` for an adopted process."""
+        """Wait until the job's process is gone; its exit status (shell style, 128+N for
+        signal N) or ``None`` for an adopted process."""
         while True:
             if running.is_child:
                 pid, status = os.waitpid(running.pid, os.WNOHANG)
@@ -347,7 +371,7 @@ class LocalLauncher:
     ) -> Exited | Checkpointed:
         """How the run ended, as the event to emit (its time is filled in by the caller).
 
-        A failure of the run itself (a rank or mpiexec killed, an error while running, a run
+        A failure of the run itself (a rank or the process killed, an error while running, a run
         that ended unobserved without completing) is ``retryable``; a refused input (status 2),
         the time limit and a recording that contradicts a clean exit are not.
         """
@@ -373,9 +397,10 @@ class LocalLauncher:
                 f"{recorded_status!r}"
             )
         elif status == 0:
-            what = f"mpiexec exited with 0 but the recording is {recorded_status}"
+            what = f"{self._process} exited with 0 but the recording is {recorded_status}"
         else:
-            what = describe_exit(status, tail_text(job_dir.stdout, 20), self._process)
+            tails = tail_text(job_dir.stdout, 20) + "\n" + tail_text(job_dir.stderr, 20)
+            what = describe_exit(status, tails, self._process)
         output = output_tail(job_dir.stdout, job_dir.stderr)
         reason = f"{what}\n{output}" if output else what
         checkpoint = checkpoint_time_ms(job_dir.recording) if retryable else None
@@ -439,7 +464,7 @@ class LocalLauncher:
         procs.signal_group(running.pid, signal.SIGKILL)
 
     async def _clear_group(self, running: _Running) -> None:
-        """After mpiexec ended: make sure no process of the job's group is left behind."""
+        """After the job's process ended: make sure no process of the job's group is left behind."""
         if running.killing is not None:
             await running.killing
         for attempt in range(20):
@@ -457,7 +482,7 @@ class LocalLauncher:
     # --- restarts ----------------------------------------------------------------------------
 
     def _launch_info(self, job: Job) -> tuple[int, int | None] | None:
-        """pid and start time of the job's mpiexec, from ``launch.json`` if it is of the job's
+        """pid and start time of the job's process, from ``launch.json`` if it is of the job's
         current run (a later run of a job rewrites it)."""
         try:
             info = json.loads(self._data_root.job(job.job_id).launch_info.read_text("utf-8"))

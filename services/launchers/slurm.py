@@ -132,7 +132,7 @@ class SlurmLauncher:
     def render(self, job: Job) -> str:
         """The batch script of ``job``."""
         job_dir = self._data_root.job(job.job_id)
-        command = simulator_argv(job, job_dir, self._config.mpiexec, self._config.python)
+        command = simulator_argv(job, job_dir, self._config.python, self._config.mpiexec)
         return self._template.substitute(
             job_id=shlex.quote(job.job_id),
             job_dir=shlex.quote(str(job_dir.path)),

@@ -201,6 +201,23 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def job_ranks(job_dir: Path, command: str = " -m brainsim run ") -> list[int]:
+    """The ranks of a job: its ``brainsim`` processes (``command`` in their command line) that
+    are not the parent of another one. A run's forked ranks are the children of the process
+    that forked them (same command line); mpiexec's are below its proxy; a one-rank run is one
+    process."""
+    found = [
+        pid
+        for pid, cmdline in processes_mentioning(str(job_dir))
+        if cmdline.startswith(sys.executable) and command in cmdline
+    ]
+    parents = set()
+    for pid in found:
+        with contextlib.suppress(OSError):
+            parents.add(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]))
+    return [pid for pid in found if pid not in parents]
+
+
 def no_processes_left(text: str, timeout: float = 15.0) -> list[tuple[int, str]]:
     """Wait until no process mentions ``text``; return what is left at the deadline."""
     deadline = time.monotonic() + timeout

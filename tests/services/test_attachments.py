@@ -162,7 +162,7 @@ def test_the_runner_finds_the_stored_files_next_to_the_stored_circuit(
     job_dir = data_root.job(job.job_id)
     queued = held.running.manager.active_job(job.job_id)
     assert queued is not None
-    argv = simulator_argv(queued, job_dir, "mpiexec", "python")
+    argv = simulator_argv(queued, job_dir, "python")
     assert str(job_dir.circuit) in argv
     loaded = load_circuit(job_dir.circuit, memory_limit_bytes=0)
     assert loaded.base_dir == str(job_dir.path)

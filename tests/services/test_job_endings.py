@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from services.gen.brainsim.v1 import job_service_pb2 as pb
 from tests.services.conftest import (
     FINAL,
     ServerThread,
+    job_ranks,
     no_processes_left,
     processes_mentioning,
     wait_for,
@@ -27,15 +26,6 @@ from tests.services.conftest import (
 from tests.services.test_local_jobs import LONG_MS, store_path
 
 pytestmark = pytest.mark.mpi
-
-
-def rank_pids(job_dir: Path) -> list[int]:
-    """The simulator processes of a job (not mpiexec, not its proxies)."""
-    return [
-        pid
-        for pid, cmdline in processes_mentioning(str(job_dir))
-        if cmdline.startswith(sys.executable) and " -m brainsim run " in cmdline
-    ]
 
 
 def brainsim_attrs(job: pb.Job) -> dict[str, object]:
@@ -52,7 +42,7 @@ def test_a_killed_rank_fails_the_job_and_its_store_says_so(
         job = client.submit(tiny_circuit, n_ranks=2, duration_ms=LONG_MS)
         wait_for_progress(client, job.job_id)
         job_dir = server.config.data_root.resolve() / "jobs" / job.job_id
-        ranks = rank_pids(job_dir)
+        ranks = job_ranks(job_dir)
         assert len(ranks) == 2, processes_mentioning(str(job_dir))
         os.kill(ranks[1], signal.SIGKILL)
         killed = time.monotonic()
@@ -63,10 +53,10 @@ def test_a_killed_rank_fails_the_job_and_its_store_says_so(
     reason = final.failure_reason
     # In words, with the signal's name, then the end of the output (not progress lines).
     assert reason.splitlines()[0] == (
-        "mpiexec exited with status 9: a rank was ended by signal 9, SIGKILL (Killed)"
+        "brainsim exited with status 1: rank 1 was ended by signal 9, SIGKILL (Killed)"
     )
-    assert "stdout ends with:" in reason
-    assert "Killed (signal 9)" in reason
+    assert "stderr ends with:" in reason
+    assert "rank 1 was ended by SIGKILL before MPI_Finalize" in reason
     assert '{"event"' not in reason
     assert no_processes_left(str(job_dir)) == []
 
@@ -129,7 +119,7 @@ def test_watchers_get_each_state_once_and_the_launch_line_after_running(
     assert states == [pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING, pb.JOB_STATE_SUCCEEDED], updates
     running = next(i for i, u in enumerate(updates) if u.job.state == pb.JOB_STATE_RUNNING)
     launch_line = next(
-        i for i, u in enumerate(updates) if u.log.text.startswith("started mpiexec -n 1")
+        i for i, u in enumerate(updates) if u.log.text.startswith("started brainsim run --ranks 1")
     )
     assert kinds[running] == "job"
     assert launch_line > running

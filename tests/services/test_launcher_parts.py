@@ -18,6 +18,7 @@ from services.config import DEFAULT_SBATCH_TEMPLATE, SlurmConfig
 from services.jobdir import DataRoot, read_recording_status
 from services.jobs import Job, JobState, LogStream, Target
 from services.launchers import procs
+from services.launchers.local import simulator_env
 from services.launchers.output import OutputFollower, tail_text
 from services.launchers.slurm import SlurmLauncher
 from services.machine import Event, Exited, ProgressMade, Started
@@ -302,17 +303,23 @@ def test_a_job_slurm_forgot_ends_as_its_recording_says(tmp_path: Path) -> None:
 def test_exit_statuses_are_described_in_words() -> None:
     from services.launchers.local import describe_exit
 
-    assert describe_exit(137) == "mpiexec was ended by signal 9, SIGKILL (Killed)"
-    assert describe_exit(-15) == "mpiexec was ended by signal 15, SIGTERM (Terminated)"
-    assert describe_exit(1) == "mpiexec exited with status 1"
+    assert describe_exit(137) == "brainsim was ended by signal 9, SIGKILL (Killed)"
+    assert describe_exit(-15) == "brainsim was ended by signal 15, SIGTERM (Terminated)"
+    assert describe_exit(1) == "brainsim exited with status 1"
+    # brainsim run's forked ranks: it names the rank, stops the others and exits with 1.
+    forked = "error: rank 1 was ended by SIGKILL before MPI_Finalize; the other ranks were stopped"
+    assert describe_exit(1, forked) == (
+        "brainsim exited with status 1: rank 1 was ended by signal 9, SIGKILL (Killed)"
+    )
+    # mpiexec's ranks (brainsim run --launcher mpiexec, or a Slurm job's mpiexec).
     mpich = "=   EXIT CODE: 9\nYOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)"
-    assert describe_exit(9, mpich) == (
+    assert describe_exit(9, mpich, "mpiexec") == (
         "mpiexec exited with status 9: a rank was ended by signal 9, SIGKILL (Killed)"
     )
     assert describe_exit(11, "EXIT STRING: Segmentation fault (signal 11)").endswith(
         "a rank was ended by signal 11, SIGSEGV (Segmentation fault)"
     )
-    assert describe_exit(200) == "mpiexec was ended by signal 72, signal 72"
+    assert describe_exit(200) == "brainsim was ended by signal 72, signal 72"
 
 
 def test_the_output_tail_leaves_out_progress_lines_and_banners(tmp_path: Path) -> None:
@@ -395,3 +402,17 @@ def test_settle_store_makes_the_store_say_what_the_job_says(tmp_path: Path) -> N
     resumable = tmp_path / "resumable.zarr"
     make_store(resumable, {**ended, "status": "checkpointed", "reason": None})
     assert not settle_store(resumable, "failed", "x")  # it can be resumed: left as it is
+
+
+def test_local_jobs_get_the_one_machine_mpi_settings_and_slurm_jobs_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local job's ranks all run on the server's machine: UCX is loaded without its memory
+    hooks (45 ms per rank), unless the server's environment says otherwise; a Slurm job's may
+    span machines and keeps the environment as it is."""
+    monkeypatch.delenv("UCX_MEM_EVENTS", raising=False)
+    assert simulator_env(one_host=True)["UCX_MEM_EVENTS"] == "no"
+    assert "UCX_MEM_EVENTS" not in simulator_env()
+    assert simulator_env(one_host=True)["PYTHONUNBUFFERED"] == "1"
+    monkeypatch.setenv("UCX_MEM_EVENTS", "yes")
+    assert simulator_env(one_host=True)["UCX_MEM_EVENTS"] == "yes"

@@ -1,4 +1,4 @@
-"""Local jobs end to end: real mpiexec ranks, watching, recordings, queueing, cancel, failures."""
+"""Local jobs end to end: real ranks, watching, recordings, queueing, cancel, failures."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_cancel_a_running_job_leaves_no_process(server: ServerThread, tiny_circu
         job_dir = server.config.data_root.resolve() / "jobs" / job.job_id
         pgid = int(job.external_id or client.get(job.job_id).external_id)
         ranks = [pid for pid, _ in no_processes_left(str(job_dir), timeout=0)]
-        assert len(ranks) >= 3, "expected mpiexec and two ranks"
+        assert len(ranks) >= 3, "expected brainsim run and its two ranks"
 
         answer = client.cancel(job.job_id)
         assert answer.cancel_requested
@@ -156,7 +156,8 @@ def test_watchers_get_log_lines(server: ServerThread, tiny_circuit: str) -> None
             if u.WhichOneof("update") == "log"
         ]
         assert time.monotonic() - started < 120
-    assert (pb.LOG_STREAM_SERVICE, f"started mpiexec -n 1 (pid {client_pid(server, job)})") in logs
+    started = f"started brainsim run --ranks 1 (pid {client_pid(server, job)})"
+    assert (pb.LOG_STREAM_SERVICE, started) in logs
 
 
 def client_pid(server: ServerThread, job: pb.Job) -> int:

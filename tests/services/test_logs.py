@@ -191,7 +191,7 @@ def test_the_service_lines_tell_the_jobs_story_with_times(
     assert page.complete
     texts = [line.text for line in page.lines]
     assert texts[0] == "submitted by alice: 1 rank(s), local"
-    assert texts[1].startswith("launched mpiexec -n 1 (pid ")
+    assert texts[1].startswith("launched brainsim run --ranks 1 (pid ")
     assert "running" in texts
     assert texts[-1] == "finished: SUCCEEDED"
     times = [line.time.ToNanoseconds() for line in page.lines]

@@ -1,5 +1,5 @@
 """Retries and checkpoints of jobs (issue 18, "The service"), with the real server on loopback
-and real mpiexec: a rank killed after the first checkpoint is resumed on attempt 2 and the
+and real ranks: a rank killed after the first checkpoint is resumed on attempt 2 and the
 recording equals an uninterrupted run's; without a checkpoint the retry starts again from the
 beginning; attempts run out with the last reason; a retry pending while the server is down
 happens after the restart; SubmitJob checks the new fields with field paths."""
@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from tests.services.conftest import (
     ROOT,
     ServerProcess,
     ServerThread,
+    job_ranks,
     processes_mentioning,
     wait_for,
     wait_for_progress,
@@ -59,19 +59,10 @@ def finished(proc: subprocess.Popen[str], store: Path) -> dict[str, np.ndarray[A
     return recorded_arrays(store)
 
 
-def rank_pids(job_dir: Path) -> list[int]:
-    """The simulator processes of a job (not mpiexec, not its proxies)."""
-    return [
-        pid
-        for pid, cmdline in processes_mentioning(str(job_dir))
-        if cmdline.startswith(sys.executable) and " -m brainsim " in cmdline
-    ]
-
-
 def wait_for_ranks(job_dir: Path, count: int, avoid: set[int], timeout: float = 60.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
-        pids = [p for p in rank_pids(job_dir) if p not in avoid]
+        pids = [p for p in job_ranks(job_dir, " -m brainsim ") if p not in avoid]
         if len(pids) >= count:
             return pids
         assert time.monotonic() < deadline, processes_mentioning(str(job_dir))
@@ -156,7 +147,7 @@ def test_the_job_shows_what_was_asked(server: ServerThread, tiny_circuit: str) -
     assert plain.max_retries == 0
 
 
-# --- retries with real mpiexec -----------------------------------------------------------------
+# --- retries with real ranks ---------------------------------------------------------------------
 
 
 @pytest.mark.mpi
@@ -191,7 +182,7 @@ def test_a_killed_rank_is_resumed_from_its_checkpoint_and_equals_an_uninterrupte
     resumed_ms = float(retry[0].split("resuming from ")[1].split(" ms")[0])
     assert resumed_ms >= checkpoint_ms
     assert retry[0].endswith(
-        "ms after: mpiexec exited with status 9: a rank was ended by signal 9, SIGKILL (Killed)"
+        "ms after: brainsim exited with status 1: rank 1 was ended by signal 9, SIGKILL (Killed)"
     ), retry[0]
     # WatchJob sends the job again when attempt 2 starts (same state, new attempt).
     jobs = [u.job for u in updates if u.WhichOneof("update") == "job"]
@@ -237,7 +228,8 @@ def test_without_a_checkpoint_a_retry_starts_again_and_attempts_run_out(
     assert final.attempt == 2
     assert final.segment == 2
     assert final.failure_reason.startswith(
-        "attempt 2 of 2 failed (no retries left): mpiexec exited with status 9"
+        "attempt 2 of 2 failed (no retries left): brainsim exited with status 1: rank 0 was "
+        "ended by signal 9"
     ), final.failure_reason
     assert any(
         line.startswith("attempt 2 of 2: starting again from the beginning (no checkpoint)")

@@ -24,20 +24,21 @@ def test_later_runs_resume_or_start_again(tmp_path: Path) -> None:
     data_root = DataRoot.create(tmp_path / "data")
     job = make_job(checkpoint_every_ms=250.0)
     job_dir = data_root.job(job.job_id)
-    first = simulator_argv(job, job_dir, "mpiexec", "python")
+    first = simulator_argv(job, job_dir, "python")
     assert first[first.index("--checkpoint-every-ms") + 1] == "250.0"
     assert "--overwrite" not in first
-    assert "run" in first
-    again = simulator_argv(make_job(segment=2), job_dir, "mpiexec", "python")
+    assert first[:4] == ["python", "-m", "brainsim", "run"]
+    assert first[first.index("--ranks") + 1] == "4"  # brainsim run starts the ranks itself
+    again = simulator_argv(make_job(segment=2), job_dir, "python")
     assert "--overwrite" in again
     assert "--checkpoint-every-ms" not in again
-    resumed = simulator_argv(
-        make_job(segment=3, resume_from_ms=500.0, checkpoint_every_ms=250.0),
-        job_dir,
-        "mpiexec",
-        "python",
-    )
-    assert resumed == [
+    later = make_job(segment=3, resume_from_ms=500.0, checkpoint_every_ms=250.0)
+    assert simulator_argv(later, job_dir, "python") == [
+        "python", "-m", "brainsim", "resume", str(job_dir.recording), "--progress", "json",
+        "--ranks", "4", "--checkpoint-every-ms", "250.0",
+    ]  # fmt: skip
+    # In a Slurm allocation, mpiexec starts the ranks, which may span machines.
+    assert simulator_argv(later, job_dir, "python", "mpiexec") == [
         "mpiexec", "-n", "4", "python", "-m", "brainsim", "resume", str(job_dir.recording),
         "--progress", "json", "--launched", "--checkpoint-every-ms", "250.0",
     ]  # fmt: skip
