@@ -477,11 +477,12 @@ def _forked(args: argparse.Namespace, store: str, rank_main: Callable[[], int]) 
     saying ``running`` is marked failed, as after ``mpiexec``."""
     from brainsim.exchange.forked import run_forked
 
-    code, _ = run_forked(args.ranks, rank_main, failed_code=EXIT_FAILED)
+    ended = run_forked(args.ranks, rank_main, failed_code=EXIT_FAILED)
+    code = ended.code
     if code != 0:
         from brainsim.recording.writer import mark_store_failed
 
-        mark_store_failed(store, f"exit code {code}")
+        mark_store_failed(store, ended.failure or f"exit code {code}")
     _ENDING["skip_teardown"] = True  # the ranks have ended; this process only waited
     return code
 

@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from types import FrameType, ModuleType
 from typing import Any
 
-__all__ = ["FORWARDED_SIGNALS", "PmiServer", "RankEnd", "fork_unavailable", "run_forked"]
+__all__ = [
+    "FORWARDED_SIGNALS",
+    "ForkedRun",
+    "PmiServer",
+    "RankEnd",
+    "fork_unavailable",
+    "run_forked",
+]
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 """Signals the parent passes on to every rank (stop, stop, checkpoint and stop)."""
@@ -94,6 +101,17 @@ class RankEnd:
     """Its exit code, or minus the signal's number when a signal ended it."""
     finalized: bool
     """Whether it called ``MPI_Finalize`` (a rank that did not may have left others waiting)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForkedRun:
+    """How a run on forked ranks ended."""
+
+    code: int
+    """The run's exit code (see :func:`run_forked`)."""
+    ranks: list[RankEnd]
+    failure: str | None
+    """What stopped the ranks early, in words (``None`` when each ended by itself)."""
 
 
 class PmiServer:
@@ -206,9 +224,9 @@ def run_forked(
     *,
     failed_code: int,
     err: Any = None,
-) -> tuple[int, list[RankEnd]]:
+) -> ForkedRun:
     """Fork ``n_ranks`` ranks of this process, start MPI in each and run ``rank_main`` there;
-    return the run's exit code and how each rank ended.
+    return the run's exit code, how each rank ended and what stopped them early.
 
     In a rank, ``rank_main`` runs with MPI started (``MPI.COMM_WORLD`` has ``n_ranks`` ranks,
     and the launcher variables ``PMI_RANK``/``PMI_SIZE`` say so); its return value is the rank's
@@ -261,11 +279,11 @@ def run_forked(
         for sock in parent_ends:
             sock.close()
     ends = [RankEnd(r, statuses[r], server.finalized[r]) for r in range(n_ranks)]
-    code = _exit_code(ends, server, failed_code)
+    failure = None
     if server.failure is not None:
-        print(f"error: {_failure_words(server, ends)}; the other ranks were stopped",
-              file=err, flush=True)  # fmt: skip
-    return code, ends
+        failure = f"{_failure_words(server, ends)}; the other ranks were stopped"
+        print(f"error: {failure}", file=err, flush=True)
+    return ForkedRun(_exit_code(ends, server, failed_code), ends, failure)
 
 
 def _rank(

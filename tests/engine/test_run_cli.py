@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,9 +139,14 @@ def test_a_killed_rank_stops_the_whole_run(tmp_path: Path) -> None:
         assert len(ranks) >= 2, ranks
         os.kill(ranks[-1], signal.SIGKILL)
 
-    code, _ = interrupt_long_run(out, kill_a_rank)
-    assert code != 0
-    assert root_attrs(out)["status"] == "failed"
+    code, err = interrupt_long_run(out, kill_a_rank)
+    assert code == 1  # the run failed
+    attrs = root_attrs(out)
+    assert attrs["status"] == "failed"
+    said = re.fullmatch(r"rank [01] was ended by SIGKILL before MPI_Finalize; the other ranks "
+                        r"were stopped", str(attrs["reason"]))  # fmt: skip
+    assert said is not None, attrs["reason"]
+    assert f"error: {attrs['reason']}" in err
     assert _rank_pids(launcher[0]) == []
 
 

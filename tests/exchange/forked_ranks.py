@@ -100,8 +100,8 @@ def main() -> int:
         return 0
     signal.signal(signal.SIGUSR1, lambda *_: FLAGS.__setitem__("usr1", 1))
     body = globals()[scenario]
-    code, ends = run_forked(n_ranks, body, failed_code=FAILED)
-    print("exit", code, "finalized", [e.finalized for e in ends], flush=True)
+    ended = run_forked(n_ranks, body, failed_code=FAILED)
+    print("exit", ended.code, "finalized", [e.finalized for e in ended.ranks], flush=True)
     return 0
 
 
