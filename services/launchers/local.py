@@ -97,8 +97,8 @@ def describe_exit(status: int, output_tail: str = "", process: str = "brainsim")
         number = -status if status < 0 else status - 128
         return f"{process} was ended by signal {number}, {_signal_name(number)}"
     text = f"{process} exited with status {status}"
-    found = _RANK_EXIT.search(output_tail)
-    forked = _FORKED_RANK_EXIT.search(output_tail)
+    found = _last(_RANK_EXIT, output_tail)
+    forked = _last(_FORKED_RANK_EXIT, output_tail)
     if found is not None:
         number = int(found.group(2))
         text += f": a rank was ended by signal {number}, {_signal_name(number)}"
@@ -106,6 +106,15 @@ def describe_exit(status: int, output_tail: str = "", process: str = "brainsim")
         number = int(signal.Signals[forked.group(2)])
         text += f": rank {forked.group(1)} was ended by signal {number}, {_signal_name(number)}"
     return text
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match of ``pattern`` in ``text`` (the output files of earlier runs of a job
+    come before the latest's)."""
+    found = None
+    for found in pattern.finditer(text):  # noqa: B007 - the loop keeps the last one
+        pass
+    return found
 
 
 def simulator_argv(job: Job, job_dir: JobDir, python: str, mpiexec: str | None = None) -> list[str]:

@@ -311,6 +311,10 @@ def test_exit_statuses_are_described_in_words() -> None:
     assert describe_exit(1, forked) == (
         "brainsim exited with status 1: rank 1 was ended by signal 9, SIGKILL (Killed)"
     )
+    # A job's output files hold its earlier runs' lines first: the latest run's counts.
+    earlier = forked.replace("rank 1", "rank 0").replace("SIGKILL", "SIGSEGV")
+    assert describe_exit(1, f"{earlier}\n{forked}").endswith("rank 1 was ended by signal 9, "
+                                                              "SIGKILL (Killed)")  # fmt: skip
     # mpiexec's ranks (brainsim run --launcher mpiexec, or a Slurm job's mpiexec).
     mpich = "=   EXIT CODE: 9\nYOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)"
     assert describe_exit(9, mpich, "mpiexec") == (
