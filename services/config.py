@@ -94,12 +94,13 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class LocalConfig:
-    """The local target: ``mpiexec`` on the server's machine."""
+    """The local target: ``brainsim run --ranks N`` on the server's machine."""
 
     max_concurrent_jobs: int = 1
     """Local jobs running at once; later ones wait in the queue (0 holds them all)."""
     mpiexec: str = field(default_factory=default_mpiexec)
-    """The ``mpiexec`` to start ranks with."""
+    """The ``mpiexec`` that ``brainsim run`` starts ranks with where it does not fork them
+    (:mod:`brainsim.exchange.forked`)."""
     python: str = sys.executable
     """The Python that runs ``-m brainsim run``."""
     kill_grace_s: float = 10.0
