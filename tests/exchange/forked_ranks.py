@@ -98,6 +98,11 @@ def main() -> int:
     if scenario == "unavailable":
         print(fork_unavailable())
         return 0
+    if scenario == "started":  # a process in which MPI has started must not fork ranks
+        from mpi4py import MPI
+
+        print(MPI.Is_initialized(), fork_unavailable())
+        return 0
     signal.signal(signal.SIGUSR1, lambda *_: FLAGS.__setitem__("usr1", 1))
     body = globals()[scenario]
     ended = run_forked(n_ranks, body, failed_code=FAILED)

@@ -137,8 +137,10 @@ def _ending(result: subprocess.CompletedProcess[str]) -> tuple[int, list[bool]]:
     return int(last[1]), ast.literal_eval(last[3])
 
 
-def test_mpich_can_be_started_in_forked_ranks_here() -> None:
+def test_mpich_can_be_started_in_forked_ranks_here_unless_mpi_has_started() -> None:
     assert _script("unavailable", 1).stdout.strip() == "None"
+    started = _script("started", 1)
+    assert started.stdout.strip() == "True MPI has already started in this process", started.stderr
 
 
 @pytest.mark.mpi
