@@ -413,11 +413,13 @@ def _exit_code(status: str) -> int:
 
 
 def _launch_ranks(args: argparse.Namespace) -> int:
-    """Run on ``--ranks`` fresh ranks under ``mpiexec``; the exit code of the run.
+    """Run on ``--ranks`` ranks of this machine; the exit code of the run.
 
-    The ranks load and check the circuit, the memory estimate included (``--launched``: they
-    share this machine), and rank 0 alone reports what is wrong with it. Checking it here first
-    would add numpy, jsonschema and the parse, about 0.2 s, before ``mpiexec`` even starts.
+    Forked ranks (:func:`_fork_run`) where this process can fork them; otherwise fresh ranks
+    under ``mpiexec``, which load and check the circuit themselves, the memory estimate
+    included (``--launched``: they share this machine), rank 0 alone reporting what is wrong
+    with it (checking it here first would add numpy, jsonschema and the parse, about 0.2 s,
+    before ``mpiexec`` even starts).
     """
     from brainsim.engine.launch import mpiexec_command, one_host_environment, run_child
     from brainsim.recording.paths import check_writable
@@ -814,7 +816,9 @@ def _positive_int(text: str) -> int:
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("circuit", help="circuit file (YAML or JSON)")
     p.add_argument("--out", required=True, help="output Zarr store (directory, e.g. run.zarr)")
-    p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (starts mpiexec)")
+    p.add_argument(
+        "--ranks", type=_positive_int, default=1, help="MPI ranks on this machine (see --launcher)"
+    )
     p.add_argument("--duration-ms", type=float, default=None, help="override the duration")
     p.add_argument("--seed", type=int, default=None, help="override the seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -988,7 +992,9 @@ def _add_resume_command(sub: _Subcommands) -> None:
         help="continue a run from the last checkpoint in its store, on any number of ranks",
     )
     p.add_argument("store", help="the run's Zarr store (written with --checkpoint-every-ms)")
-    p.add_argument("--ranks", type=_positive_int, default=1, help="MPI ranks (starts mpiexec)")
+    p.add_argument(
+        "--ranks", type=_positive_int, default=1, help="MPI ranks on this machine (see --launcher)"
+    )
     p.add_argument(
         "--checkpoint-every-ms",
         type=_positive_float,
@@ -1252,8 +1258,8 @@ def _compile_dataclasses_once() -> None:
 
 
 def _only_launches_ranks(args: argparse.Namespace) -> bool:
-    """Whether this ``run`` or ``resume`` process only starts ``mpiexec`` for ``--ranks``
-    ranks, which then do the work."""
+    """Whether this ``run`` or ``resume`` process starts ``--ranks`` ranks, which then do the
+    work (forked from it, or under ``mpiexec``), rather than being a rank itself."""
     if args.ranks == 1:
         return False
     from brainsim.engine.launch import launched_ranks

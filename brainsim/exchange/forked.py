@@ -388,8 +388,9 @@ def _exit_code(ends: Sequence[RankEnd], server: PmiServer, failed_code: int) -> 
 
 
 def _culprit(ends: Sequence[RankEnd], server: PmiServer) -> RankEnd | None:
-    """The rank whose early end stopped the run, if one did: the first that closed its
-    socket without finalising (the ranks stopped because of it had not closed theirs)."""
+    """The rank whose early end stopped the run, if one did: one that closed its socket
+    without finalising (the ranks stopped because of it had not closed theirs); the lowest
+    such rank should several have ended at once."""
     if server.failure is None:
         return None
     for end in ends:
@@ -403,6 +404,9 @@ def _failure_words(server: PmiServer, ends: Sequence[RankEnd]) -> str:
     if server.abort_code is not None or culprit is None:
         return str(server.failure)
     if culprit.status < 0:
-        name = signal.Signals(-culprit.status).name
+        try:
+            name = signal.Signals(-culprit.status).name
+        except ValueError:  # a signal Python has no name for
+            name = f"signal {-culprit.status}"
         return f"rank {culprit.rank} was ended by {name} before MPI_Finalize"
     return f"rank {culprit.rank} exited with code {culprit.status} before MPI_Finalize"
