@@ -25,6 +25,7 @@ MPI has started must not fork), so it imports mpi4py with automatic initialisati
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import selectors
 import signal
@@ -32,6 +33,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType, ModuleType
@@ -246,18 +248,23 @@ def run_forked(
     kvsname = f"brainsim_{os.getpid()}_{time.time_ns()}"
     parent_ends: list[socket.socket] = []
     pids: list[int] = []
+    parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # what is buffered here would be written again by every rank
     with _signals_blocked() as mask:
         try:
             for rank in range(n_ranks):
                 ours, theirs = socket.socketpair()
-                pid = os.fork()
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns about forking a process with other threads: here only
+                    # OpenBLAS's idle workers, which its own fork handlers take care of.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
                 if pid == 0:  # the rank: never returns
                     ours.close()
                     for other in parent_ends:
                         other.close()
-                    _rank(mpi, rank, n_ranks, theirs, rank_main, failed_code, mask)
+                    _rank(mpi, rank, n_ranks, theirs, rank_main, failed_code, mask, parent)
                 theirs.close()
                 parent_ends.append(ours)
                 pids.append(pid)
@@ -294,11 +301,13 @@ def _rank(
     rank_main: Callable[[], int],
     failed_code: int,
     mask: set[int],
+    parent: int,
 ) -> None:
     """The forked rank ``rank``: start MPI, run ``rank_main``, end MPI, exit; ``mask`` is
-    the signal mask to run with."""
+    the signal mask to run with, ``parent`` the forking process's pid."""
     code = failed_code
     try:
+        _end_with_parent(parent)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.environ.update(
             PMI_FD=str(sock.fileno()),
@@ -321,6 +330,22 @@ def _rank(
     finally:
         _flush()
         os._exit(code)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel send this rank SIGTERM (stop: the run ends ``cancelled``) when the
+    forking process ends, as the ranks under a killed ``mpiexec`` are stopped; if it has
+    already ended, stop now. Linux only; elsewhere nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _flush() -> None:

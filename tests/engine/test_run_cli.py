@@ -281,6 +281,27 @@ def test_forked_ranks_start_from_a_process_that_loaded_the_engine(
 
 
 @pytest.mark.mpi
+def test_forked_ranks_stop_when_the_command_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to ``brainsim run --ranks 2`` itself: its ranks get SIGTERM from the kernel
+    (nothing is left running for ever), stop together and close the store ``cancelled``."""
+    out = tmp_path / "orphaned.zarr"
+    ranks: list[int] = []
+
+    def kill_the_command(proc: subprocess.Popen[str]) -> None:
+        ranks.extend(p for p in _rank_pids(proc.pid) if p != proc.pid)
+        assert len(ranks) == 2, ranks
+        proc.kill()
+
+    code, _ = interrupt_long_run(out, kill_the_command)
+    assert code == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in ranks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in ranks)
+    assert_cancelled_mid_run(out)
+
+
+@pytest.mark.mpi
 def test_forked_ranks_are_children_of_the_command_and_no_mpiexec_runs(tmp_path: Path) -> None:
     with start_long_run(tmp_path / "tree.zarr") as proc:
         try:
