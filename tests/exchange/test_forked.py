@@ -220,3 +220,23 @@ def test_one_machine_runs_load_ucx_without_its_memory_hooks(
     monkeypatch.setenv("UCX_MEM_EVENTS", "yes")  # what the user says stays
     assert one_host_environment()["UCX_MEM_EVENTS"] == "yes"
     assert one_host_environment()["PATH"] == os.environ["PATH"]
+
+
+def test_the_mpiexec_to_fall_back_on_can_be_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``$BRAINSIM_MPIEXEC`` (the job service sets its configured one) names the mpiexec that
+    ``brainsim run`` starts where it does not fork; a name that is not there is a clear error."""
+    from brainsim.engine.launch import MPIEXEC_VARIABLE, find_mpiexec
+    from brainsim.errors import EngineError
+
+    fake = tmp_path / "my-mpiexec"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(MPIEXEC_VARIABLE, str(fake))
+    assert find_mpiexec() == str(fake)
+    monkeypatch.setenv(MPIEXEC_VARIABLE, str(tmp_path / "missing"))
+    with pytest.raises(EngineError, match="BRAINSIM_MPIEXEC names"):
+        find_mpiexec()
+    monkeypatch.delenv(MPIEXEC_VARIABLE)
+    assert Path(find_mpiexec()).name == "mpiexec"

@@ -420,3 +420,7 @@ def test_local_jobs_get_the_one_machine_mpi_settings_and_slurm_jobs_do_not(
     assert simulator_env(one_host=True)["PYTHONUNBUFFERED"] == "1"
     monkeypatch.setenv("UCX_MEM_EVENTS", "yes")
     assert simulator_env(one_host=True)["UCX_MEM_EVENTS"] == "yes"
+    # Where brainsim run cannot fork its ranks it starts the server's configured mpiexec.
+    assert simulator_env(one_host=True, mpiexec="/opt/mpi/mpiexec")["BRAINSIM_MPIEXEC"] == (
+        "/opt/mpi/mpiexec"
+    )
