@@ -345,20 +345,8 @@ def _stop_requests() -> dict[str, bool]:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from brainsim.engine.launch import mpiexec_command, one_host_environment, run_child
-
-    if _only_launches_ranks(args) and _forks_ranks(args):
-        flags = _stop_requests()  # the ranks' handlers (see _fork_run)
-        with _loading_engine():
-            from brainsim.engine.run import resume  # noqa: F401 - loaded once, for every rank
-            from brainsim.engine.simulator import start_numba
-        start_numba()
-        return _forked(args, args.store, lambda: _resume_here(args, flags))
     if _only_launches_ranks(args):
-        argv = [sys.executable, "-m", "brainsim", *_resume_argv(args), "--launched"]
-        command = mpiexec_command(args.ranks, argv)
-        code, _ = run_child(command, args.store, capture_stderr=False, env=one_host_environment())
-        return code
+        return _start_ranks(args, args.store, _resume_argv(args), lambda: _prepared_resume(args))
     flags = _stop_requests()  # before the engine loads (see _cmd_run)
     code = _resume_here(args, flags)
     _ENDING["skip_teardown"] = True  # the recording is closed: nothing left to tear down
@@ -413,23 +401,38 @@ def _exit_code(status: str) -> int:
 
 
 def _launch_ranks(args: argparse.Namespace) -> int:
-    """Run on ``--ranks`` ranks of this machine; the exit code of the run.
-
-    Forked ranks (:func:`_fork_run`) where this process can fork them; otherwise fresh ranks
-    under ``mpiexec``, which load and check the circuit themselves, the memory estimate
-    included (``--launched``: they share this machine), rank 0 alone reporting what is wrong
-    with it (checking it here first would add numpy, jsonschema and the parse, about 0.2 s,
-    before ``mpiexec`` even starts).
-    """
-    from brainsim.engine.launch import mpiexec_command, one_host_environment, run_child
+    """``run`` on ``--ranks`` ranks of this machine (:func:`_start_ranks`); the exit code."""
     from brainsim.recording.paths import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)
+    return _start_ranks(args, args.out, _run_argv(args), lambda: _prepared_run(args))
+
+
+def _start_ranks(
+    args: argparse.Namespace,
+    store: str,
+    argv: list[str],
+    prepare: Callable[[], Callable[[], int]],
+) -> int:
+    """Run on ``--ranks`` ranks of this machine; the run's exit code.
+
+    Forked ranks where this process can fork them (:func:`_forks_ranks`): ``prepare()`` loads
+    here what every rank needs and returns what each runs. Otherwise fresh ranks under
+    ``mpiexec`` run the command ``argv`` (``--launched``); for ``run`` they load and check the
+    circuit themselves, the memory estimate included (they share this machine), rank 0 alone
+    reporting what is wrong with it (checking it here first would add numpy, jsonschema and the
+    parse, about 0.2 s, before ``mpiexec`` even starts). Either way with
+    :data:`~brainsim.engine.launch.ONE_HOST_MPI_SETTINGS` where the environment lacks them:
+    set before the MPI library loads here, and inherited by the ranks.
+    """
+    from brainsim.engine.launch import ONE_HOST_MPI_SETTINGS, mpiexec_command, run_child
+
+    for name, value in ONE_HOST_MPI_SETTINGS.items():
+        os.environ.setdefault(name, value)
     if _forks_ranks(args):
-        return _fork_run(args)
-    argv = [sys.executable, "-m", "brainsim", *_run_argv(args), "--launched"]
-    command = mpiexec_command(args.ranks, argv)
-    code, _ = run_child(command, args.out, capture_stderr=False, env=one_host_environment())
+        return _forked(args, store, prepare())
+    command = mpiexec_command(args.ranks, [sys.executable, "-m", "brainsim", *argv, "--launched"])
+    code, _ = run_child(command, store, capture_stderr=False)
     return code
 
 
@@ -440,11 +443,7 @@ def _forks_ranks(args: argparse.Namespace) -> bool:
     way (MPICH's family). ``--launcher fork`` where it cannot is refused."""
     if not _may_fork(args):
         return False
-    from brainsim.engine.launch import ONE_HOST_MPI_SETTINGS
     from brainsim.exchange.forked import fork_unavailable
-
-    for name, value in ONE_HOST_MPI_SETTINGS.items():  # before the MPI library loads
-        os.environ.setdefault(name, value)
 
     reason = fork_unavailable()
     if reason is not None and args.launcher == "fork":
@@ -458,20 +457,27 @@ def _may_fork(args: argparse.Namespace) -> bool:
     return args.launcher == "fork" or (args.launcher == "auto" and sys.platform == "linux")
 
 
-def _fork_run(args: argparse.Namespace) -> int:
-    """Run on ``--ranks`` ranks forked from this process: the circuit is loaded and checked
-    here, once (the memory estimate included: the ranks share this machine), and so are the
-    engine and the kernels numba has cached for it, so that every rank starts with them."""
+def _prepared_run(args: argparse.Namespace) -> Callable[[], int]:
+    """What forked ranks of ``run`` start with: the circuit, loaded and checked here once (the
+    memory estimate included: the ranks share this machine), the engine and the kernels
+    numba has cached for it; returns what each rank runs."""
     stop = _stop_requests()  # the ranks' handlers: they inherit them (and the flags)
     circuit = _load_for_run(args, check_memory=True)
     with _loading_engine():
         from brainsim.engine.run import preload
     preload(circuit, args.ranks)  # type: ignore[arg-type]
-    return _forked(
-        args,
-        args.out,
-        lambda: _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop),
-    )
+    return lambda: _run_loaded(circuit, args, sys.stdout, sys.stderr, lambda: stop["stop"], stop)
+
+
+def _prepared_resume(args: argparse.Namespace) -> Callable[[], int]:
+    """What forked ranks of ``resume`` start with: the engine and numba's runtime (the store
+    decides the rest); returns what each rank runs."""
+    flags = _stop_requests()  # the ranks' handlers: they inherit them (and the flags)
+    with _loading_engine():
+        from brainsim.engine.run import resume  # noqa: F401 - loaded once, for every rank
+        from brainsim.engine.simulator import start_numba
+    start_numba()
+    return lambda: _resume_here(args, flags)
 
 
 def _forked(args: argparse.Namespace, store: str, rank_main: Callable[[], int]) -> int:

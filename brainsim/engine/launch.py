@@ -102,21 +102,16 @@ def one_host_environment() -> dict[str, str]:
 
 
 def run_child(
-    command: Sequence[str],
-    store: str,
-    *,
-    capture_stderr: bool = True,
-    env: dict[str, str] | None = None,
+    command: Sequence[str], store: str, *, capture_stderr: bool = True
 ) -> tuple[int, str]:
-    """Run ``command`` in a new process group (in ``env``, default this process's
-    environment); forward SIGINT/SIGTERM/SIGUSR1; return (code, stderr).
+    """Run ``command`` in a new process group; forward SIGINT/SIGTERM/SIGUSR1; return (code,
+    stderr).
 
     With ``capture_stderr`` the child's stderr is collected and returned (and not shown);
     otherwise it goes to this process's stderr and ``""`` is returned.
     """
     proc = subprocess.Popen(
         list(command),
-        env=env,
         stderr=subprocess.PIPE if capture_stderr else None,
         text=True,
         start_new_session=True,

@@ -111,10 +111,8 @@ def describe_exit(status: int, output_tail: str = "", process: str = "brainsim")
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     """The last match of ``pattern`` in ``text`` (the output files of earlier runs of a job
     come before the latest's)."""
-    found = None
-    for found in pattern.finditer(text):  # noqa: B007 - the loop keeps the last one
-        pass
-    return found
+    matches = list(pattern.finditer(text))
+    return matches[-1] if matches else None
 
 
 def simulator_argv(job: Job, job_dir: JobDir, python: str, mpiexec: str | None = None) -> list[str]:

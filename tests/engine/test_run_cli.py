@@ -99,6 +99,11 @@ def test_bad_overrides_are_rejected(tmp_path: Path) -> None:
     assert "--duration-ms" in result.stderr
 
 
+def _parent_pid(pid: int) -> int:
+    """The parent of ``pid``, from ``/proc`` (OSError once it is gone)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _descendants(parent: int) -> dict[int, str]:
     """The processes below ``parent``, with their command lines."""
     children: dict[int, list[int]] = {}
@@ -107,11 +112,10 @@ def _descendants(parent: int) -> dict[int, str]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            ppid = _parent_pid(int(entry.name))
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
         cmdlines[int(entry.name)] = cmd
     found, todo = {}, [parent]
@@ -306,8 +310,7 @@ def test_forked_ranks_are_children_of_the_command_and_no_mpiexec_runs(tmp_path: 
     with start_long_run(tmp_path / "tree.zarr") as proc:
         try:
             ranks = [p for p in _rank_pids(proc.pid) if p != proc.pid]
-            parents = {int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                       for p in ranks}  # fmt: skip
+            parents = {_parent_pid(p) for p in ranks}
             names = {Path(f"/proc/{p}/comm").read_text().strip() for p in _descendants(proc.pid)}
         finally:
             proc.send_signal(signal.SIGTERM)
